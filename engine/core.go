@@ -1,0 +1,295 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/spec"
+)
+
+// Core is the deterministic lock service: a plain struct with no goroutines,
+// no clock, no random source and no I/O. It implements exactly the
+// semantics of the spec model (same replies, events and states, checked step
+// by step by the tests) with structures that make the common paths cheap:
+// O(1) acquire and release of an uncontended lock, O(log n) timers.
+//
+// Inputs go in with Step (or Tick, for time alone); everything to persist
+// and every event comes out of Ready; Advance confirms they were handled.
+// See doc.go for the caller's obligations.
+type Core struct {
+	lim      spec.Limits
+	now      spec.Time
+	tokenMax spec.Token
+	seq      uint64 // orders grants and queue entries, so recovery can rebuild the order
+	tombSeq  uint64 // keys tombstones in the order sessions ended
+
+	sessions   map[spec.SessionID]*session
+	resources  map[string]*resource
+	tombstones []tombstone // oldest first
+	tombIndex  map[spec.SessionID]bool
+	timers     timerHeap
+
+	events []spec.Event
+	writes Writes
+
+	visit     uint64     // epoch of the current wait-for search
+	stack     []*session // scratch for the wait-for search
+	names     []string   // scratch for endSession
+	freeLocks []*lock
+	freeRes   []*resource
+}
+
+type session struct {
+	id      spec.SessionID
+	ttl     time.Duration
+	acked   spec.RequestID
+	replies []reply          // recorded outcomes, sorted by request id
+	locks   map[string]*lock // by resource name: granted or waiting
+	pending lockList         // the session's queued requests
+	expiry  timer
+	visit   uint64
+}
+
+type reply struct {
+	id  spec.RequestID
+	res spec.Result
+}
+
+type tombstone struct {
+	seq     uint64
+	session spec.SessionID
+	closed  bool
+}
+
+type resource struct {
+	name       string
+	value      []byte // never mutated in place: a write replaces the slice
+	valid      bool
+	delayUntil spec.Time
+	stored     bool // the store holds a record of value, validity and delay
+
+	granted    lockList // every lock with a granted mode, in order of first grant
+	converting lockList // the conversion queue (these are also on granted)
+	waiting    lockList // the wait queue of new requests
+
+	grantedModes [spec.ModeCount]int32 // granted locks by granted mode
+	wantedModes  [spec.ModeCount]int32 // queued requests by the mode they want
+	delay        timer
+}
+
+type lock struct {
+	sess      *session
+	res       *resource
+	granted   bool
+	mode      spec.Mode // granted mode, or the requested mode of a waiting lock
+	want      spec.Mode // mode a queued conversion waits for; else == mode
+	token     spec.Token
+	request   spec.RequestID // queued request, 0 if none
+	lockDelay time.Duration
+	notified  int8
+	grantSeq  uint64
+	queueSeq  uint64
+	links     [listKinds]links
+	timeout   timer // running while a request is queued; its instant is the deadline
+}
+
+// New returns an empty core with the given limits, which must be valid.
+func New(lim spec.Limits) (*Core, error) {
+	if err := lim.Validate(); err != nil {
+		return nil, err
+	}
+	return &Core{lim: lim, sessions: map[spec.SessionID]*session{},
+		resources: map[string]*resource{}, tombIndex: map[spec.SessionID]bool{}}, nil
+}
+
+// Limits returns the core's limits.
+func (c *Core) Limits() spec.Limits { return c.lim }
+
+// Now returns the core's clock: the latest instant it was stepped to.
+func (c *Core) Now() spec.Time { return c.now }
+
+// Step moves the clock to now (never backwards), fires the timers due by
+// then and applies in. It returns the reply to in, which the caller must not
+// deliver before the writes of this turn are durable.
+func (c *Core) Step(now spec.Time, in *spec.Input) spec.Result {
+	c.advance(now)
+	res := c.apply(in)
+	c.checkInvariants()
+	return res
+}
+
+// Tick moves the clock to now and fires the timers due by then.
+func (c *Core) Tick(now spec.Time) {
+	c.advance(now)
+	c.checkInvariants()
+}
+
+// NextDeadline returns the instant of the earliest timer, if any: the
+// caller should Tick the core then.
+func (c *Core) NextDeadline() (spec.Time, bool) {
+	if t := c.timers.first(); t != nil {
+		return t.at, true
+	}
+	return 0, false
+}
+
+// Ready is the work a turn produced: events to deliver and records to
+// persist. Both stay valid until Advance.
+type Ready struct {
+	Events []spec.Event
+	Writes *Writes // empty if nothing durable changed
+}
+
+// Ready returns the events and writes accumulated since the last Advance.
+func (c *Core) Ready() Ready {
+	if c.writes.Len() > 0 { // the counters ride along with every batch
+		c.writes.putMeta(c.tokenMax, c.seq, c.tombSeq)
+	}
+	return Ready{Events: c.events, Writes: &c.writes}
+}
+
+// Advance tells the core that the last Ready was handled: its writes are
+// durable and its events delivered. The buffers are reused.
+func (c *Core) Advance() {
+	clear(c.events) // drop references to values
+	c.events = c.events[:0]
+	c.writes.reset()
+}
+
+func (c *Core) advance(now spec.Time) {
+	if now > c.now {
+		c.now = now
+	}
+	for {
+		t := c.timers.first()
+		if t == nil || t.at > c.now {
+			return
+		}
+		switch t.kind {
+		case timerExpiry:
+			c.endSession(t.sess, false)
+		case timerTimeout:
+			r := t.lock.res
+			c.unqueue(t.lock, spec.Refuse(spec.Timeout, spec.DetailTimeout))
+			c.settle(r)
+		case timerDelayEnd:
+			r := t.res
+			c.timers.stop(&r.delay)
+			r.delayUntil = 0
+			c.putResource(r)
+			c.settle(r)
+		default:
+			panic(fmt.Sprintf("engine: unknown timer kind %d", t.kind))
+		}
+	}
+}
+
+func (c *Core) apply(in *spec.Input) spec.Result {
+	if r, ok := spec.Validate(in, &c.lim); !ok {
+		return r
+	}
+	switch in.Op {
+	case spec.OpOpen:
+		return c.open(in)
+	case spec.OpKeepAlive:
+		s, r := c.session(in.Session)
+		if s != nil {
+			c.timers.set(&s.expiry, c.now.Add(s.ttl))
+		}
+		return r
+	case spec.OpClose:
+		return c.close(in)
+	}
+	s, r := c.session(in.Session)
+	if s == nil {
+		return r
+	}
+	if i, ok := s.find(in.Request); ok {
+		return s.replies[i].res // exactly once: a retry gets the recorded outcome
+	}
+	if in.Request <= s.acked {
+		return spec.Refuse(spec.InvalidArgument, spec.DetailAcknowledged(in.Request, s.acked))
+	}
+	acked := max(s.acked, in.Acked)
+	if len(s.replies)-s.prunable(acked) >= c.lim.RepliesPerSessionMax {
+		return spec.Refuse(spec.LimitExceeded, spec.DetailReplies(c.lim.RepliesPerSessionMax))
+	}
+	c.prune(s, acked)
+	var res *resource
+	switch in.Op {
+	case spec.OpAcquire:
+		r, res = c.acquire(s, in)
+	case spec.OpConvert:
+		r, res = c.convert(s, in)
+	case spec.OpRelease:
+		r, res = c.release(s, in)
+	case spec.OpCancel:
+		r, res = c.cancel(s, in)
+	}
+	c.record(s, in.Request, r)
+	if res != nil {
+		c.settle(res)
+	}
+	return r
+}
+
+// session returns the live session id names, or nil and the refusal.
+func (c *Core) session(id spec.SessionID) (*session, spec.Result) {
+	if s, ok := c.sessions[id]; ok {
+		return s, spec.Result{}
+	}
+	if closed, ok := c.tombIndex[id]; ok {
+		if closed {
+			return nil, spec.Refuse(spec.UnknownSession, spec.DetailSessionClosed)
+		}
+		return nil, spec.Refuse(spec.SessionExpired, spec.DetailSessionExpired)
+	}
+	return nil, spec.Refuse(spec.UnknownSession, spec.DetailUnknownSession)
+}
+
+func (c *Core) open(in *spec.Input) spec.Result {
+	if _, ok := c.sessions[in.Session]; ok {
+		return spec.Result{} // a retry of the open that created it
+	}
+	if _, r := c.session(in.Session); r.Detail != spec.DetailUnknownSession {
+		return r // ended sessions stay ended
+	}
+	if len(c.sessions) >= c.lim.SessionsMax {
+		return spec.Refuse(spec.LimitExceeded, spec.DetailSessions(c.lim.SessionsMax))
+	}
+	s := c.newSession(in.Session, in.TTL)
+	c.timers.set(&s.expiry, c.now.Add(s.ttl))
+	c.putSession(s)
+	return spec.Result{}
+}
+
+func (c *Core) newSession(id spec.SessionID, ttl time.Duration) *session {
+	s := &session{id: id, ttl: ttl, locks: map[string]*lock{}}
+	s.expiry = timer{kind: timerExpiry, session: id, sess: s, index: -1}
+	c.sessions[id] = s
+	return s
+}
+
+func (c *Core) close(in *spec.Input) spec.Result {
+	s, r := c.session(in.Session)
+	if s == nil {
+		if r.Detail == spec.DetailSessionClosed {
+			return spec.Result{} // a retry of the close
+		}
+		return r
+	}
+	c.endSession(s, true)
+	return spec.Result{}
+}
+
+func (c *Core) emit(e spec.Event) { c.events = append(c.events, e) }
+
+func (c *Core) nextToken() spec.Token {
+	c.tokenMax++
+	return c.tokenMax
+}
+
+func (c *Core) nextSeq() uint64 {
+	c.seq++
+	return c.seq
+}

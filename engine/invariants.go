@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/bouncer-dlm/bouncer/spec"
+)
+
+// checkInvariants panics if an invariant is broken, when built with the
+// invariants tag: a broken invariant is a programmer error.
+func (c *Core) checkInvariants() {
+	if !invariantsOn {
+		return
+	}
+	if err := c.CheckInvariants(); err != nil {
+		panic(fmt.Sprintf("engine: invariant broken at %v: %v", c.now, err))
+	}
+}
+
+// CheckInvariants checks the semantic invariants of spec.CheckInvariants on
+// the core's state, then the consistency of its own structures: lists,
+// counts, maps and the timer heap. It walks everything.
+func (c *Core) CheckInvariants() error {
+	st := c.State()
+	if err := spec.CheckInvariants(&st, &c.lim); err != nil {
+		return err
+	}
+	timers := 0
+	for id, s := range c.sessions {
+		if s.id != id || s.expiry.index < 0 || s.expiry.sess != s {
+			return fmt.Errorf("session %s: bad id or expiry timer", spec.ShortID(id))
+		}
+		timers++
+		pending := 0
+		for name, l := range s.locks {
+			if l.sess != s || l.res == nil || l.res.name != name || c.resources[name] != l.res {
+				return fmt.Errorf("session %s: lock on %q is misfiled", spec.ShortID(id), name)
+			}
+			if l.request != 0 {
+				pending++
+			}
+		}
+		n := 0
+		for p := s.pending.head; p != nil; p = p.links[pendingList].next {
+			if p.sess != s || p.request == 0 {
+				return fmt.Errorf("session %s: pending list holds a lock with no queued request", spec.ShortID(id))
+			}
+			n++
+		}
+		if n != pending || n != s.pending.n {
+			return fmt.Errorf("session %s: %d queued requests, pending list %d (n=%d)", spec.ShortID(id), pending, n, s.pending.n)
+		}
+		timers += n
+	}
+	for name, r := range c.resources {
+		if err := c.checkResource(name, r); err != nil {
+			return fmt.Errorf("resource %q: %w", name, err)
+		}
+		if r.delayUntil != 0 {
+			timers++
+		}
+	}
+	if err := c.checkTimers(timers); err != nil {
+		return err
+	}
+	if len(c.tombIndex) != len(c.tombstones) {
+		return fmt.Errorf("tombstone index has %d entries for %d tombstones", len(c.tombIndex), len(c.tombstones))
+	}
+	for _, t := range c.tombstones {
+		if closed, ok := c.tombIndex[t.session]; !ok || closed != t.closed || t.seq > c.tombSeq {
+			return fmt.Errorf("tombstone %s is not indexed", spec.ShortID(t.session))
+		}
+	}
+	return nil
+}
+
+func (c *Core) checkResource(name string, r *resource) error {
+	if r.name != name {
+		return fmt.Errorf("named %q", r.name)
+	}
+	var granted, wanted [spec.ModeCount]int32
+	count := func(ls *lockList, k listKind, f func(*lock) error) error {
+		n := 0
+		var prev *lock
+		for l := ls.head; l != nil; l = l.links[k].next {
+			if l.res != r || l.links[k].prev != prev || l.sess.locks[name] != l {
+				return fmt.Errorf("list %d is broken at %s", k, spec.ShortID(l.sess.id))
+			}
+			if err := f(l); err != nil {
+				return err
+			}
+			prev = l
+			n++
+		}
+		if n != ls.n || ls.tail != prev {
+			return fmt.Errorf("list %d counts %d, holds %d", k, ls.n, n)
+		}
+		return nil
+	}
+	var lastSeq uint64
+	err := count(&r.granted, grantedList, func(l *lock) error {
+		if !l.granted || l.grantSeq <= lastSeq {
+			return fmt.Errorf("granted list holds %s out of order", spec.ShortID(l.sess.id))
+		}
+		lastSeq = l.grantSeq
+		granted[l.mode]++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, q := range []*lockList{&r.converting, &r.waiting} {
+		lastSeq = 0
+		isConv := q == &r.converting
+		err := count(q, queueList, func(l *lock) error {
+			if l.granted != isConv || l.request == 0 || l.timeout.index < 0 || l.queueSeq <= lastSeq {
+				return fmt.Errorf("queue holds %s wrongly", spec.ShortID(l.sess.id))
+			}
+			lastSeq = l.queueSeq
+			wanted[l.want]++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if granted != r.grantedModes || wanted != r.wantedModes {
+		return fmt.Errorf("mode counts %v/%v, lists say %v/%v", r.grantedModes, r.wantedModes, granted, wanted)
+	}
+	if (r.delayUntil != 0) != (r.delay.index >= 0) || (r.delayUntil != 0 && r.delay.at != r.delayUntil) {
+		return fmt.Errorf("delay timer disagrees with delay-until %v", r.delayUntil)
+	}
+	return nil
+}
+
+func (c *Core) checkTimers(want int) error {
+	if len(c.timers) != want {
+		return fmt.Errorf("timer heap holds %d timers, want %d", len(c.timers), want)
+	}
+	for i, t := range c.timers {
+		if t.index != i {
+			return fmt.Errorf("timer %d thinks it is at %d", i, t.index)
+		}
+		if i > 0 && t.less(c.timers[(i-1)/2]) {
+			return fmt.Errorf("timer heap order broken at %d", i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"github.com/bouncer-dlm/bouncer/spec"
+)
+
+// Restore rebuilds a core from the records its writes left (in any order),
+// as a restart at now: every session gets a full TTL from now (a grace
+// period), while wait deadlines and lock-delays keep their instants. Timers
+// already due fire at the first Tick, which the caller makes at once.
+// records calls its argument for each stored key and value.
+func Restore(lim spec.Limits, now spec.Time, records func(func(key, value []byte) error) error) (*Core, error) {
+	c, err := New(lim)
+	if err != nil {
+		return nil, err
+	}
+	c.now = now
+	var rs restoring
+	if err := records(rs.add); err != nil {
+		return nil, err
+	}
+	if err := rs.build(c); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	return c, nil
+}
+
+type replyRecord struct {
+	session spec.SessionID
+	id      spec.RequestID
+	res     spec.Result
+}
+
+type lockRecord struct {
+	resource string
+	session  spec.SessionID
+	lock     lock
+	deadline spec.Time
+}
+
+// restoring collects decoded records until all are read.
+type restoring struct {
+	metaSeen   bool
+	tokenMax   spec.Token
+	seq        uint64
+	tombSeq    uint64
+	sessions   []session
+	replies    []replyRecord
+	resources  []resource
+	locks      []lockRecord
+	tombstones []tombstone
+}
+
+func (rs *restoring) add(key, value []byte) error {
+	if len(key) == 0 {
+		return fmt.Errorf("%w: empty key", errCorrupt)
+	}
+	d := newDecoder(value)
+	body := key[1:]
+	switch key[0] {
+	case prefixMeta:
+		rs.metaSeen = true
+		rs.tokenMax, rs.seq, rs.tombSeq = spec.Token(d.uvarint()), d.uvarint(), d.uvarint()
+	case prefixSession:
+		if len(body) != len(spec.SessionID{}) {
+			return fmt.Errorf("%w: session key %x", errCorrupt, key)
+		}
+		s := session{ttl: d.duration(), acked: spec.RequestID(d.uvarint())}
+		copy(s.id[:], body)
+		rs.sessions = append(rs.sessions, s)
+	case prefixReply:
+		if len(body) != 16+8 {
+			return fmt.Errorf("%w: reply key %x", errCorrupt, key)
+		}
+		r := replyRecord{id: spec.RequestID(binary.BigEndian.Uint64(body[16:])), res: decodeResult(d)}
+		copy(r.session[:], body)
+		rs.replies = append(rs.replies, r)
+	case prefixResource:
+		flags := d.byte()
+		r := resource{name: string(body), valid: flags&flagValid != 0, delayUntil: spec.Time(d.varint()), stored: true}
+		r.value = d.bytes()
+		rs.resources = append(rs.resources, r)
+	case prefixLock:
+		lr, err := decodeLock(body, d)
+		if err != nil {
+			return fmt.Errorf("%w: lock key %x", err, key)
+		}
+		rs.locks = append(rs.locks, lr)
+	case prefixTombstone:
+		if len(body) != 8 {
+			return fmt.Errorf("%w: tombstone key %x", errCorrupt, key)
+		}
+		t := tombstone{seq: binary.BigEndian.Uint64(body), session: d.sessionID(), closed: d.byte()&flagClosed != 0}
+		rs.tombstones = append(rs.tombstones, t)
+	default:
+		return fmt.Errorf("%w: unknown key prefix %q", errCorrupt, key[0])
+	}
+	if err := d.done(); err != nil {
+		return fmt.Errorf("%w in key %x", err, key)
+	}
+	return nil
+}
+
+func decodeLock(body []byte, d *decoder) (lockRecord, error) {
+	var lr lockRecord
+	n, w := binary.Uvarint(body)
+	if w <= 0 || uint64(len(body)-w) != n+16 {
+		return lr, errCorrupt
+	}
+	lr.resource = string(body[w : w+int(n)])
+	copy(lr.session[:], body[w+int(n):])
+	l := &lr.lock
+	flags := d.byte()
+	l.granted = flags&flagGranted != 0
+	l.mode, l.want = d.mode(), d.mode()
+	l.notified = int8(d.byte())
+	l.token = spec.Token(d.uvarint())
+	l.request = spec.RequestID(d.uvarint())
+	lr.deadline = spec.Time(d.varint())
+	l.lockDelay = d.duration()
+	l.grantSeq, l.queueSeq = d.uvarint(), d.uvarint()
+	return lr, nil
+}
+
+func (rs *restoring) build(c *Core) error {
+	if !rs.metaSeen && (len(rs.sessions) > 0 || len(rs.locks) > 0) {
+		return fmt.Errorf("%w: records without meta", errCorrupt)
+	}
+	c.tokenMax, c.seq, c.tombSeq = rs.tokenMax, rs.seq, rs.tombSeq
+	for i := range rs.sessions {
+		s := c.newSession(rs.sessions[i].id, rs.sessions[i].ttl)
+		s.acked = rs.sessions[i].acked
+		c.timers.set(&s.expiry, c.now.Add(s.ttl)) // the grace period
+	}
+	sort.Slice(rs.replies, func(i, j int) bool { return rs.replies[i].id < rs.replies[j].id })
+	for _, r := range rs.replies {
+		s := c.sessions[r.session]
+		if s == nil {
+			return fmt.Errorf("%w: reply of unknown session %s", errCorrupt, r.session)
+		}
+		s.replies = append(s.replies, reply{id: r.id, res: r.res})
+	}
+	for i := range rs.resources {
+		rec := &rs.resources[i]
+		r := c.newResource(rec.name)
+		r.value, r.valid, r.delayUntil, r.stored = rec.value, rec.valid, rec.delayUntil, true
+		if r.delayUntil != 0 {
+			c.timers.set(&r.delay, r.delayUntil)
+		}
+	}
+	for i := range rs.locks {
+		if err := c.restoreLock(&rs.locks[i]); err != nil {
+			return err
+		}
+	}
+	sort.Slice(rs.tombstones, func(i, j int) bool { return rs.tombstones[i].seq < rs.tombstones[j].seq })
+	for _, t := range rs.tombstones {
+		if c.sessions[t.session] != nil || t.seq > c.tombSeq {
+			return fmt.Errorf("%w: tombstone %d of session %s", errCorrupt, t.seq, t.session)
+		}
+		c.tombstones = append(c.tombstones, t)
+		c.tombIndex[t.session] = t.closed
+	}
+	for name, r := range c.resources {
+		if r.granted.n == 0 && r.waiting.n == 0 && r.delayUntil == 0 {
+			return fmt.Errorf("%w: resource %q has neither locks nor a lock-delay", errCorrupt, name)
+		}
+	}
+	return nil
+}
+
+func (c *Core) restoreLock(lr *lockRecord) error {
+	s := c.sessions[lr.session]
+	if s == nil || s.locks[lr.resource] != nil {
+		return fmt.Errorf("%w: lock on %q of unknown session %s, or twice", errCorrupt, lr.resource, lr.session)
+	}
+	rec := &lr.lock
+	if rec.token > c.tokenMax || rec.grantSeq > c.seq || rec.queueSeq > c.seq || (rec.request != 0) != (rec.queueSeq != 0) {
+		return fmt.Errorf("%w: lock on %q of %s is beyond the counters or half queued", errCorrupt, lr.resource, lr.session)
+	}
+	r := c.resources[lr.resource]
+	if r == nil {
+		r = c.newResource(lr.resource)
+	}
+	l := c.newLock(s, r, rec.mode, rec.lockDelay)
+	l.granted, l.want, l.token, l.notified = rec.granted, rec.want, rec.token, rec.notified
+	l.grantSeq, l.queueSeq, l.request = rec.grantSeq, rec.queueSeq, rec.request
+	if l.granted {
+		r.granted.insertSorted(grantedList, l, func(l *lock) uint64 { return l.grantSeq })
+		r.grantedModes[l.mode]++
+	}
+	if l.request == 0 {
+		return nil
+	}
+	q := &r.waiting
+	if l.granted {
+		q = &r.converting
+	}
+	q.insertSorted(queueList, l, func(l *lock) uint64 { return l.queueSeq })
+	s.pending.pushBack(pendingList, l)
+	r.wantedModes[l.want]++
+	c.timers.set(&l.timeout, lr.deadline)
+	return nil
+}

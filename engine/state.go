@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"bytes"
+	"sort"
+
+	"github.com/bouncer-dlm/bouncer/spec"
+)
+
+// State returns the core's canonical snapshot, comparable with the model's.
+// It walks everything: for tests, invariant checks and inspection, not for
+// hot paths.
+func (c *Core) State() spec.State {
+	st := spec.State{Now: c.now, TokenMax: c.tokenMax}
+	for _, t := range c.tombstones {
+		st.Tombstones = append(st.Tombstones, spec.Tombstone{Session: t.session, Closed: t.closed})
+	}
+	for _, s := range c.sessions {
+		ss := spec.SessionState{ID: s.id, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
+		for _, r := range s.replies {
+			ss.Replies = append(ss.Replies, spec.Reply{Request: r.id, Result: r.res})
+		}
+		st.Sessions = append(st.Sessions, ss)
+	}
+	sort.Slice(st.Sessions, func(i, j int) bool {
+		return bytes.Compare(st.Sessions[i].ID[:], st.Sessions[j].ID[:]) < 0
+	})
+	for _, r := range c.resources {
+		st.Resources = append(st.Resources, r.state())
+	}
+	sort.Slice(st.Resources, func(i, j int) bool { return st.Resources[i].Name < st.Resources[j].Name })
+	return st
+}
+
+func (r *resource) state() spec.ResourceState {
+	rs := spec.ResourceState{Name: r.name, Value: r.value, ValueValid: r.valid, DelayUntil: r.delayUntil}
+	for l := r.granted.head; l != nil; l = l.links[grantedList].next {
+		rs.Granted = append(rs.Granted, l.state())
+	}
+	for l := r.converting.head; l != nil; l = l.links[queueList].next {
+		rs.Converting = append(rs.Converting, l.sess.id)
+	}
+	for l := r.waiting.head; l != nil; l = l.links[queueList].next {
+		rs.Waiting = append(rs.Waiting, l.state())
+	}
+	return rs
+}
+
+func (l *lock) state() spec.LockState {
+	ls := spec.LockState{Session: l.sess.id, Mode: l.mode, Want: l.want, Token: l.token,
+		Request: l.request, LockDelay: l.lockDelay, Notified: l.notified}
+	if l.request != 0 {
+		ls.Deadline = l.timeout.at
+	}
+	return ls
+}

@@ -1,0 +1,279 @@
+package spec
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// CheckInvariants checks every property that must hold of a lock service's
+// state between steps. The model, the engine (under the invariants build
+// tag), the tests and the simulator all call it on the canonical State, so
+// one statement of the invariants serves them all.
+func CheckInvariants(st *State, lim *Limits) error {
+	live := map[SessionID]*SessionState{}
+	if err := checkSessions(st, lim, live); err != nil {
+		return err
+	}
+	pending := map[SessionID]map[RequestID]bool{}
+	locks := map[SessionID]int{}
+	for i := range st.Resources {
+		r := &st.Resources[i]
+		if i > 0 && st.Resources[i-1].Name >= r.Name {
+			return fmt.Errorf("resources not sorted or duplicated at %q", r.Name)
+		}
+		if err := checkResource(st, lim, r, live, pending, locks); err != nil {
+			return fmt.Errorf("resource %q: %w", r.Name, err)
+		}
+	}
+	if len(st.Resources) > lim.ResourcesMax {
+		return fmt.Errorf("%d resources exceed ResourcesMax %d", len(st.Resources), lim.ResourcesMax)
+	}
+	for _, s := range st.Sessions {
+		if locks[s.ID] > lim.LocksPerSessionMax {
+			return fmt.Errorf("session %s: %d locks exceed LocksPerSessionMax", ShortID(s.ID), locks[s.ID])
+		}
+		for _, r := range s.Replies {
+			if r.Result.Pending != pending[s.ID][r.Request] {
+				return fmt.Errorf("session %s: reply %d pending=%v but queued=%v",
+					ShortID(s.ID), r.Request, r.Result.Pending, pending[s.ID][r.Request])
+			}
+		}
+	}
+	if c := FindCycle(WaitsFor(st)); c != nil {
+		return fmt.Errorf("wait-for graph has a cycle: %v", shortIDs(c))
+	}
+	return nil
+}
+
+func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) error {
+	if len(st.Sessions) > lim.SessionsMax {
+		return fmt.Errorf("%d sessions exceed SessionsMax %d", len(st.Sessions), lim.SessionsMax)
+	}
+	for i := range st.Sessions {
+		s := &st.Sessions[i]
+		if i > 0 && bytes.Compare(st.Sessions[i-1].ID[:], s.ID[:]) >= 0 {
+			return fmt.Errorf("sessions not sorted or duplicated at %s", ShortID(s.ID))
+		}
+		if s.Deadline <= st.Now {
+			return fmt.Errorf("session %s is live past its deadline %v (now %v)", ShortID(s.ID), s.Deadline, st.Now)
+		}
+		if s.TTL < lim.TTLMin || s.TTL > lim.TTLMax {
+			return fmt.Errorf("session %s: ttl %v outside limits", ShortID(s.ID), s.TTL)
+		}
+		if len(s.Replies) > lim.RepliesPerSessionMax {
+			return fmt.Errorf("session %s: %d replies exceed RepliesPerSessionMax", ShortID(s.ID), len(s.Replies))
+		}
+		for j, r := range s.Replies {
+			if j > 0 && s.Replies[j-1].Request >= r.Request {
+				return fmt.Errorf("session %s: replies not sorted", ShortID(s.ID))
+			}
+		}
+		live[s.ID] = s
+	}
+	if len(st.Tombstones) > lim.TombstonesMax {
+		return fmt.Errorf("%d tombstones exceed TombstonesMax", len(st.Tombstones))
+	}
+	dead := map[SessionID]bool{}
+	for _, t := range st.Tombstones {
+		if live[t.Session] != nil || dead[t.Session] {
+			return fmt.Errorf("tombstone %s names a live or twice-ended session", ShortID(t.Session))
+		}
+		dead[t.Session] = true
+	}
+	return nil
+}
+
+func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]*SessionState,
+	pending map[SessionID]map[RequestID]bool, locks map[SessionID]int) error {
+	delayed := r.DelayUntil > st.Now
+	if len(r.Granted) == 0 && len(r.Waiting) == 0 && !delayed {
+		return fmt.Errorf("kept though unused")
+	}
+	if len(r.Name) == 0 || len(r.Name) > lim.NameBytesMax || len(r.Value) > lim.ValueBytesMax {
+		return fmt.Errorf("name or value out of bounds")
+	}
+	if len(r.Converting)+len(r.Waiting) > lim.WaitersPerResourceMax {
+		return fmt.Errorf("%d queued exceed WaitersPerResourceMax", len(r.Converting)+len(r.Waiting))
+	}
+	holders := map[SessionID]*LockState{}
+	tokens := map[Token]bool{}
+	queued := func(l *LockState) error {
+		if l.Request == 0 || l.Deadline <= st.Now {
+			return fmt.Errorf("%s: queued request %d with deadline %v (now %v)", ShortID(l.Session), l.Request, l.Deadline, st.Now)
+		}
+		if pending[l.Session] == nil {
+			pending[l.Session] = map[RequestID]bool{}
+		}
+		pending[l.Session][l.Request] = true
+		return nil
+	}
+	seen := func(l *LockState) error {
+		if live[l.Session] == nil {
+			return fmt.Errorf("lock of %s, which is not a live session", ShortID(l.Session))
+		}
+		locks[l.Session]++
+		if holders[l.Session] != nil {
+			return fmt.Errorf("%s has two locks", ShortID(l.Session))
+		}
+		holders[l.Session] = l
+		return nil
+	}
+	for i := range r.Granted {
+		h := &r.Granted[i]
+		if err := seen(h); err != nil {
+			return err
+		}
+		if h.Token == 0 || h.Token > st.TokenMax || tokens[h.Token] {
+			return fmt.Errorf("%s: token %d is zero, above token-max %d or shared", ShortID(h.Session), h.Token, st.TokenMax)
+		}
+		tokens[h.Token] = true
+		if int(h.Notified) >= ModeCount || h.Notified < -1 {
+			return fmt.Errorf("%s: notified %d is not a mode", ShortID(h.Session), h.Notified)
+		}
+		for _, o := range r.Granted[:i] {
+			if !Compatible(o.Mode, h.Mode) {
+				return fmt.Errorf("granted modes conflict: %s %v and %s %v", ShortID(o.Session), o.Mode, ShortID(h.Session), h.Mode)
+			}
+		}
+	}
+	converting := map[SessionID]bool{}
+	for _, id := range r.Converting {
+		h := holders[id]
+		if h == nil || converting[id] || h.Request == 0 || Weaker(h.Want, h.Mode) {
+			return fmt.Errorf("conversion queue names %s, which has no queued up-conversion", ShortID(id))
+		}
+		if err := queued(h); err != nil {
+			return err
+		}
+		converting[id] = true
+	}
+	for _, h := range r.Granted {
+		if !converting[h.Session] && (h.Request != 0 || h.Want != h.Mode) {
+			return fmt.Errorf("%s: queued conversion missing from the conversion queue", ShortID(h.Session))
+		}
+	}
+	for i := range r.Waiting {
+		w := &r.Waiting[i]
+		if err := seen(w); err != nil {
+			return err
+		}
+		if w.Token != 0 || w.Want != w.Mode {
+			return fmt.Errorf("waiting %s has a token or a conversion", ShortID(w.Session))
+		}
+		if err := queued(w); err != nil {
+			return err
+		}
+	}
+	return checkSettled(r, delayed)
+}
+
+// checkSettled: after a step nothing that the rules would grant is left
+// queued, and every holder blocking a queued request of another session
+// has been told about the highest such mode.
+func checkSettled(r *ResourceState, delayed bool) error {
+	compatibleExcept := func(mode Mode, self SessionID) bool {
+		for _, h := range r.Granted {
+			if h.Session != self && !Compatible(h.Mode, mode) {
+				return false
+			}
+		}
+		return true
+	}
+	if !delayed {
+		for _, id := range r.Converting {
+			for _, h := range r.Granted {
+				if h.Session == id && compatibleExcept(h.Want, id) {
+					return fmt.Errorf("conversion of %s to %v is grantable but queued", ShortID(id), h.Want)
+				}
+			}
+		}
+		if len(r.Converting) == 0 && len(r.Waiting) > 0 && compatibleExcept(r.Waiting[0].Mode, SessionID{}) {
+			return fmt.Errorf("head of the wait queue %s is grantable but queued", ShortID(r.Waiting[0].Session))
+		}
+	}
+	for _, h := range r.Granted {
+		for _, p := range append(append([]LockState(nil), r.Granted...), r.Waiting...) {
+			if p.Session != h.Session && p.Request != 0 && !Compatible(h.Mode, p.Want) && int8(p.Want) > h.Notified {
+				return fmt.Errorf("%s blocks %s wanting %v but was not told", ShortID(h.Session), ShortID(p.Session), p.Want)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckTransition checks what must hold between consecutive states: tokens
+// only grow and every new token exceeds every earlier one; a queue keeps its
+// order, and no request leaves the wait queue granted while one ahead of it
+// stays queued (strict FIFO).
+func CheckTransition(before, after *State) error {
+	if after.TokenMax < before.TokenMax {
+		return fmt.Errorf("token-max went down from %d to %d", before.TokenMax, after.TokenMax)
+	}
+	prior := map[string]*ResourceState{}
+	for i := range before.Resources {
+		prior[before.Resources[i].Name] = &before.Resources[i]
+	}
+	for _, r := range after.Resources {
+		old := map[SessionID]LockState{}
+		if p := prior[r.Name]; p != nil {
+			for _, l := range p.Granted {
+				old[l.Session] = l
+			}
+			if err := checkFIFO(p, &r); err != nil {
+				return fmt.Errorf("resource %q: %w", r.Name, err)
+			}
+		}
+		for _, l := range r.Granted {
+			o, held := old[l.Session]
+			if (!held || o.Token != l.Token) && l.Token <= before.TokenMax {
+				return fmt.Errorf("resource %q: new token %d for %s is not above the earlier maximum %d",
+					r.Name, l.Token, ShortID(l.Session), before.TokenMax)
+			}
+		}
+	}
+	return nil
+}
+
+func checkFIFO(before, after *ResourceState) error {
+	stillWaiting := map[SessionID]RequestID{}
+	for _, w := range after.Waiting {
+		stillWaiting[w.Session] = w.Request
+	}
+	granted := map[SessionID]bool{}
+	for _, l := range after.Granted {
+		granted[l.Session] = true
+	}
+	blocked := false // some earlier waiter of before is still waiting
+	for _, w := range before.Waiting {
+		if req, ok := stillWaiting[w.Session]; ok && req == w.Request {
+			blocked = true
+			continue
+		}
+		if granted[w.Session] && blocked {
+			return fmt.Errorf("%s was granted while a request queued ahead of it still waits", ShortID(w.Session))
+		}
+	}
+	// The survivors keep their relative order.
+	idx := map[SessionID]int{}
+	for i, w := range after.Waiting {
+		idx[w.Session] = i
+	}
+	last := -1
+	for _, w := range before.Waiting {
+		if i, ok := idx[w.Session]; ok && after.Waiting[i].Request == w.Request {
+			if i < last {
+				return fmt.Errorf("wait queue order changed at %s", ShortID(w.Session))
+			}
+			last = i
+		}
+	}
+	return nil
+}
+
+func shortIDs(ids []SessionID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = ShortID(id)
+	}
+	return out
+}
