@@ -3,6 +3,7 @@ package engine_test
 import (
 	"flag"
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/bouncer-dlm/bouncer/engine"
@@ -15,12 +16,30 @@ import (
 // (CI included) of about 200 actions each, enough to reach queued
 // conversions and deadlocks. -rapid.checks and -rapid.steps (or RAPID_CHECKS
 // and RAPID_STEPS) override them.
+const rapidChecksDefault = 1000
+
+// rapidChecksExplicit is set when the command line chose the number of checks.
+var rapidChecksExplicit bool
+
+// withRapidChecks runs f with rapid's number of checks set to n, for tests
+// whose cases are costly, unless the command line chose the number.
+func withRapidChecks(n int, f func()) {
+	if rapidChecksExplicit {
+		f()
+		return
+	}
+	_ = flag.Set("rapid.checks", strconv.Itoa(n))
+	defer flag.Set("rapid.checks", strconv.Itoa(rapidChecksDefault))
+	f()
+}
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	rapidChecksExplicit = set["rapid.checks"] || os.Getenv("RAPID_CHECKS") != ""
 	if !set["rapid.checks"] && os.Getenv("RAPID_CHECKS") == "" {
-		_ = flag.Set("rapid.checks", "1000")
+		_ = flag.Set("rapid.checks", strconv.Itoa(rapidChecksDefault))
 	}
 	if !set["rapid.steps"] && os.Getenv("RAPID_STEPS") == "" {
 		_ = flag.Set("rapid.steps", "200")

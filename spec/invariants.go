@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"fmt"
+	"slices"
 )
 
 // CheckInvariants checks every property that must hold of a lock service's
@@ -202,9 +203,10 @@ func checkSettled(r *ResourceState, delayed bool) error {
 }
 
 // CheckTransition checks what must hold between consecutive states: tokens
-// only grow and every new token exceeds every earlier one; a queue keeps its
-// order, and no request leaves the wait queue granted while one ahead of it
-// stays queued (strict FIFO).
+// only grow, every new token exceeds every earlier one, and a lock that goes
+// up (or sideways) in mode gets a new token; a queue keeps its order, and no
+// lock is newly granted while a conversion queued before it, or a request
+// queued ahead of it, stays queued (conversions first, then strict FIFO).
 func CheckTransition(before, after *State) error {
 	if after.TokenMax < before.TokenMax {
 		return fmt.Errorf("token-max went down from %d to %d", before.TokenMax, after.TokenMax)
@@ -229,6 +231,10 @@ func CheckTransition(before, after *State) error {
 				return fmt.Errorf("resource %q: new token %d for %s is not above the earlier maximum %d",
 					r.Name, l.Token, ShortID(l.Session), before.TokenMax)
 			}
+			if held && !Weaker(l.Mode, o.Mode) && o.Token == l.Token {
+				return fmt.Errorf("resource %q: %s converted up from %v to %v but kept token %d",
+					r.Name, ShortID(l.Session), o.Mode, l.Mode, l.Token)
+			}
 		}
 	}
 	return nil
@@ -239,18 +245,39 @@ func checkFIFO(before, after *ResourceState) error {
 	for _, w := range after.Waiting {
 		stillWaiting[w.Session] = w.Request
 	}
-	granted := map[SessionID]bool{}
-	for _, l := range after.Granted {
-		granted[l.Session] = true
+	wasHeld := map[SessionID]bool{}
+	for _, l := range before.Granted {
+		wasHeld[l.Session] = true
 	}
-	blocked := false // some earlier waiter of before is still waiting
+	// A conversion that was queued before and still is, with the same request.
+	var convWaits SessionID
+	for _, id := range before.Converting {
+		if b, a := lockIn(before.Granted, id), lockIn(after.Granted, id); a != nil &&
+			slices.Contains(after.Converting, id) && a.Request == b.Request {
+			convWaits = id
+			break
+		}
+	}
+	// ahead[s] is set when a request queued before s's (or before any new
+	// request, for sessions not in the wait queue) still waits.
+	blocked, ahead := false, map[SessionID]bool{}
 	for _, w := range before.Waiting {
+		ahead[w.Session] = blocked
 		if req, ok := stillWaiting[w.Session]; ok && req == w.Request {
 			blocked = true
+		}
+	}
+	for _, l := range after.Granted {
+		if wasHeld[l.Session] {
 			continue
 		}
-		if granted[w.Session] && blocked {
-			return fmt.Errorf("%s was granted while a request queued ahead of it still waits", ShortID(w.Session))
+		if !convWaits.IsZero() {
+			return fmt.Errorf("%s was granted while the conversion of %s, queued before, still waits",
+				ShortID(l.Session), ShortID(convWaits))
+		}
+		waited, inQueue := ahead[l.Session]
+		if inQueue && waited || !inQueue && blocked {
+			return fmt.Errorf("%s was granted while a request queued ahead of it still waits", ShortID(l.Session))
 		}
 	}
 	// The survivors keep their relative order.
@@ -265,6 +292,15 @@ func checkFIFO(before, after *ResourceState) error {
 				return fmt.Errorf("wait queue order changed at %s", ShortID(w.Session))
 			}
 			last = i
+		}
+	}
+	return nil
+}
+
+func lockIn(ls []LockState, id SessionID) *LockState {
+	for i := range ls {
+		if ls[i].Session == id {
+			return &ls[i]
 		}
 	}
 	return nil

@@ -26,6 +26,7 @@ type Model struct {
 	resources  map[string]*mResource
 	tombstones []Tombstone
 	events     []Event // emitted by the current transition
+	bugs       bugs    // planted bugs (bugs.go); zero except in the checker's own tests
 }
 
 type mSession struct {
@@ -100,11 +101,14 @@ func (m *Model) Recover(now Time) {
 	for _, s := range m.sessions {
 		s.deadline = now.Add(s.ttl)
 	}
+	if m.bugs.has(bugTokenMaxFromLocks) {
+		m.tokenMax = m.highestHeldToken()
+	}
 }
 
 // Clone returns an independent copy of the model.
 func (m *Model) Clone() *Model {
-	c := &Model{lim: m.lim, now: m.now, tokenMax: m.tokenMax,
+	c := &Model{lim: m.lim, now: m.now, tokenMax: m.tokenMax, bugs: m.bugs,
 		sessions: map[SessionID]*mSession{}, resources: map[string]*mResource{},
 		tombstones: slices.Clone(m.tombstones)}
 	for id, s := range m.sessions {
@@ -152,9 +156,9 @@ type timer struct {
 type timerKind uint8
 
 const (
-	timerExpiry    timerKind = iota // session lease
-	timerTimeout                    // queued request's wait timeout
-	timerDelayEnd                   // resource lock-delay
+	timerExpiry   timerKind = iota // session lease
+	timerTimeout                   // queued request's wait timeout
+	timerDelayEnd                  // resource lock-delay
 )
 
 func (a timer) less(b timer) bool {
@@ -356,7 +360,8 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 	}
 	l := &mLock{session: s.id, mode: in.Mode, want: in.Mode, lockDelay: in.LockDelay, notified: -1}
 	// Strict FIFO: a new request is granted at once only if nothing waits.
-	if len(r.converting) == 0 && len(r.waiting) == 0 && !m.delayed(r) && r.compatible(in.Mode, nil) {
+	if (len(r.converting) == 0 || m.bugs.has(bugNewIgnoreConversions)) &&
+		(len(r.waiting) == 0 || m.bugs.has(bugOvertake)) && !m.delayed(r) && r.compatible(in.Mode, nil) {
 		l.granted = true
 		l.token = m.nextToken()
 		r.granted = append(r.granted, l)
@@ -371,7 +376,7 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 	l.request = in.Request
 	l.deadline = m.now.Add(in.WaitTimeout)
 	r.waiting = append(r.waiting, l)
-	if m.onCycle(s.id) {
+	if !m.bugs.has(bugNoDeadlockCheck) && m.onCycle(s.id) {
 		r.waiting = r.waiting[:len(r.waiting)-1]
 		return Refuse(Deadlock, DetailDeadlockQueue), nil
 	}
@@ -390,7 +395,7 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 	if l.request != 0 {
 		return Refuse(AlreadyHeld, DetailConverting), nil
 	}
-	down := Weaker(in.Mode, l.mode)
+	down := Weaker(in.Mode, l.mode) || m.bugs.has(bugConvertInPlace)
 	if in.WriteValue && (!l.mode.WritesValue() || !down) {
 		return Refuse(InvalidArgument, DetailValueWrite), nil
 	}
@@ -412,7 +417,10 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 			l.mode, l.want = old, old
 			return Refuse(Deadlock, DetailDeadlockGrant), nil
 		}
-		l.token, l.notified = m.nextToken(), -1
+		if !m.bugs.has(bugUpConvertKeepsToken) {
+			l.token = m.nextToken()
+		}
+		l.notified = -1
 		return r.grantResult(l), r
 	}
 	if in.NoQueue {
@@ -504,7 +512,7 @@ func (m *Model) endSession(s *mSession, closed bool) {
 			r.converting = remove(r.converting, l)
 		}
 		if l.granted && !closed {
-			if l.mode.WritesValue() {
+			if l.mode.WritesValue() && !m.bugs.has(bugExpiryKeepsValue) {
 				r.valid = false
 			}
 			if l.lockDelay > 0 && l.mode != NL {
@@ -559,7 +567,8 @@ func (m *Model) settle(r *mResource) {
 		l.token, l.notified = m.nextToken(), -1
 		m.complete(l.session, req, r.name, r.grantResult(l))
 	}
-	for len(r.converting) == 0 && len(r.waiting) > 0 && !m.delayed(r) && r.compatible(r.waiting[0].mode, nil) {
+	for (len(r.converting) == 0 || m.bugs.has(bugNewIgnoreConversions)) &&
+		len(r.waiting) > 0 && !m.delayed(r) && r.compatible(r.waiting[0].mode, nil) {
 		l := r.waiting[0]
 		r.waiting = r.waiting[1:]
 		req := l.request

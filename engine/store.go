@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Store keeps the core's records in Pebble, through an injected vfs.FS so
+// that tests and the simulator run it on vfs.NewCrashableMem and errorfs.
+// Every turn's writes go in one batch committed with pebble.Sync. A write
+// that fails stops the store for good (fail-stop): it never answers from
+// state it could not persist.
+type Store struct {
+	db     *pebble.DB
+	batch  *pebble.Batch
+	failed error
+}
+
+// ErrStopped is returned, wrapped, by every call after a write failed.
+var ErrStopped = errors.New("engine stopped after a failed write")
+
+// fatalError carries a Pebble Fatalf out of the commit as a panic, so that a
+// failed commit stops this store instead of exiting the process.
+type fatalError struct{ msg string }
+
+// storeLogger routes Pebble's messages to slog; Fatalf panics with a
+// fatalError that Commit recovers.
+type storeLogger struct{ log *slog.Logger }
+
+func (l storeLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
+}
+
+func (l storeLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...))
+}
+
+func (l storeLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error(msg)
+	panic(fatalError{msg})
+}
+
+// OpenStore opens (or creates) the store in dir on fs. log may be nil.
+func OpenStore(fs vfs.FS, dir string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := &pebble.Options{FS: fs, Logger: storeLogger{log}}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	return &Store{db: db, batch: db.NewBatch()}, nil
+}
+
+// Load rebuilds the core from every record in the store, as a restart at
+// now (see Restore).
+func (s *Store) Load(lim spec.Limits, now spec.Time) (*Core, error) {
+	c, err := Restore(lim, now, func(f func(key, value []byte) error) error {
+		it, err := s.db.NewIter(nil)
+		if err != nil {
+			return err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				_ = it.Close()
+				return err
+			}
+			if err := f(it.Key(), v); err != nil {
+				_ = it.Close()
+				return err
+			}
+		}
+		return it.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: load: %w", err)
+	}
+	return c, nil
+}
+
+// Commit writes w in one batch and syncs it. It returns only once the batch
+// is durable, or with an error after which the store is stopped.
+func (s *Store) Commit(w *Writes) (err error) {
+	if s.failed != nil {
+		return s.failed
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			f, ok := p.(fatalError)
+			if !ok {
+				panic(p)
+			}
+			err = fmt.Errorf("store: commit: %s", f.msg)
+		}
+		if err != nil {
+			s.failed = fmt.Errorf("%w: %w", ErrStopped, err)
+			err = s.failed
+		}
+	}()
+	b := s.batch
+	b.Reset()
+	err = w.Each(func(key, value []byte, del bool) error {
+		if del {
+			return b.Delete(key, nil)
+		}
+		return b.Set(key, value, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("store: batch: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// Close closes the store. After a failed write it only reports that
+// failure: Pebble's state is then unknown and its files are left as a crash
+// would leave them.
+func (s *Store) Close() error {
+	if s.failed != nil {
+		return s.failed
+	}
+	_ = s.batch.Close()
+	return s.db.Close()
+}

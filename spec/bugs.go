@@ -1,0 +1,72 @@
+package spec
+
+// Planted bugs prove that the checks can fail. A checker that has never been
+// seen to fail proves nothing: so the exhaustive checker's own tests (in
+// package spec, the only code that can set Model.bugs) plant each of these
+// semantic bugs in the model, one at a time, and require a counterexample.
+// The TLA+ model in tla/ plants the same bugs through its Bug constant.
+//
+// Every model outside those tests has bugs == 0, and each hook in model.go
+// is a single flag test next to the rule it breaks, so the cost is one
+// predictable branch and the rule stays readable.
+type bugs uint16
+
+const (
+	// bugNewIgnoreConversions: new requests are granted (at once, or from the
+	// wait queue) while up-conversions still wait: the conversion queue is no
+	// longer served first. Breaks QueueDiscipline.
+	bugNewIgnoreConversions bugs = 1 << iota
+	// bugOvertake: a new request compatible with the granted modes is granted
+	// at once even when others wait ahead of it (no strict FIFO). Breaks
+	// QueueDiscipline.
+	bugOvertake
+	// bugExpiryKeepsValue: the expiry of a PW or EX holder leaves the value
+	// block marked valid, though the holder's writes may never have reached
+	// it. Breaks ValueValidity.
+	bugExpiryKeepsValue
+	// bugUpConvertKeepsToken: an up-conversion granted in place keeps its old
+	// fencing token. Breaks TokensIncrease.
+	bugUpConvertKeepsToken
+	// bugConvertInPlace: every conversion is treated as a down-conversion and
+	// granted in place, whatever else is granted. Breaks CompatibleGrants.
+	bugConvertInPlace
+	// bugNoDeadlockCheck: a new request queues without the wait-for cycle
+	// check. Breaks the acyclic wait-for graph (a deadlock goes unrefused).
+	bugNoDeadlockCheck
+	// bugTokenMaxFromLocks: recovery rebuilds the token counter from the
+	// tokens of the locks still held, forgetting tokens returned for locks
+	// since released. Breaks TokensIncrease across crashes.
+	bugTokenMaxFromLocks
+
+	bugsEnd // one past the last bug
+)
+
+var bugNames = map[bugs]string{
+	bugNewIgnoreConversions: "NewIgnoreConversions",
+	bugOvertake:             "Overtake",
+	bugExpiryKeepsValue:     "ExpiryKeepsValue",
+	bugUpConvertKeepsToken:  "UpConvertKeepsToken",
+	bugConvertInPlace:       "ConvertInPlace",
+	bugNoDeadlockCheck:      "NoDeadlockCheck",
+	bugTokenMaxFromLocks:    "TokenMaxFromLocks",
+}
+
+func (b bugs) has(bug bugs) bool { return b&bug != 0 }
+
+func (b bugs) String() string {
+	if name, ok := bugNames[b]; ok {
+		return name
+	}
+	return "bugs(mixed)"
+}
+
+// highestHeldToken is what bugTokenMaxFromLocks rebuilds the counter from.
+func (m *Model) highestHeldToken() Token {
+	var t Token
+	for _, r := range m.resources {
+		for _, l := range r.granted {
+			t = max(t, l.token)
+		}
+	}
+	return t
+}
