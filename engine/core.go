@@ -24,17 +24,21 @@ type Core struct {
 	tombSeq  uint64 // keys tombstones in the order sessions ended
 
 	sessions   map[spec.SessionID]*session
-	resources  map[string]*resource
-	tombstones []tombstone // oldest first
+	resources  map[string]*resource // in use, or idle
+	live       int                  // resources in use (not idle)
+	idle       resourceList         // idle resources, least recently used first
+	tombstones []tombstone          // oldest first
 	tombIndex  map[spec.SessionID]bool
 	timers     timerHeap
 
-	events []spec.Event
-	writes Writes
+	events  []spec.Event
+	writes  Writes
+	metaRef opRef
 
 	visit     uint64     // epoch of the current wait-for search
 	stack     []*session // scratch for the wait-for search
 	names     []string   // scratch for endSession
+	ending    []*lock    // scratch for endSession
 	freeLocks []*lock
 	freeRes   []*resource
 }
@@ -43,9 +47,10 @@ type session struct {
 	id      spec.SessionID
 	ttl     time.Duration
 	acked   spec.RequestID
-	replies []reply          // recorded outcomes, sorted by request id
-	locks   map[string]*lock // by resource name: granted or waiting
-	pending lockList         // the session's queued requests
+	replies replyTable // recorded outcomes, sorted by request id
+	locks   lockList   // every lock of the session, granted or waiting
+	pending lockList   // the session's queued requests
+	ref     opRef      // its latest write this turn
 	expiry  timer
 	visit   uint64
 }
@@ -53,6 +58,7 @@ type session struct {
 type reply struct {
 	id  spec.RequestID
 	res spec.Result
+	ref opRef // its latest write this turn
 }
 
 type tombstone struct {
@@ -66,7 +72,8 @@ type resource struct {
 	value      []byte // never mutated in place: a write replaces the slice
 	valid      bool
 	delayUntil spec.Time
-	stored     bool // the store holds a record of value, validity and delay
+	stored     bool  // the store holds a record of value, validity and delay
+	ref        opRef // its latest write this turn
 
 	granted    lockList // every lock with a granted mode, in order of first grant
 	converting lockList // the conversion queue (these are also on granted)
@@ -75,6 +82,15 @@ type resource struct {
 	grantedModes [spec.ModeCount]int32 // granted locks by granted mode
 	wantedModes  [spec.ModeCount]int32 // queued requests by the mode they want
 	delay        timer
+
+	locks     int                // locks on the resource, granted or waiting
+	bySession map[*session]*lock // index of locks, once there are many (see lockOf)
+
+	// An unused resource is kept idle for a while (empty, out of the state)
+	// so that a hot name locked and unlocked again and again does not pay
+	// for a map insert and delete each time.
+	idle               bool
+	idlePrev, idleNext *resource
 }
 
 type lock struct {
@@ -89,6 +105,8 @@ type lock struct {
 	notified  int8
 	grantSeq  uint64
 	queueSeq  uint64
+	stored    bool  // the store holds its record, or will after this turn
+	ref       opRef // its latest write this turn
 	links     [listKinds]links
 	timeout   timer // running while a request is queued; its instant is the deadline
 }
@@ -99,7 +117,8 @@ func New(lim spec.Limits) (*Core, error) {
 		return nil, err
 	}
 	return &Core{lim: lim, sessions: map[spec.SessionID]*session{},
-		resources: map[string]*resource{}, tombIndex: map[spec.SessionID]bool{}}, nil
+		resources: map[string]*resource{}, tombIndex: map[spec.SessionID]bool{},
+		writes: Writes{turn: 1}}, nil
 }
 
 // Limits returns the core's limits.
@@ -143,7 +162,7 @@ type Ready struct {
 // Ready returns the events and writes accumulated since the last Advance.
 func (c *Core) Ready() Ready {
 	if c.writes.Len() > 0 { // the counters ride along with every batch
-		c.writes.putMeta(c.tokenMax, c.seq, c.tombSeq)
+		c.putMeta()
 	}
 	return Ready{Events: c.events, Writes: &c.writes}
 }
@@ -200,21 +219,23 @@ func (c *Core) apply(in *spec.Input) spec.Result {
 	case spec.OpClose:
 		return c.close(in)
 	}
-	s, r := c.session(in.Session)
+	s := c.sessions[in.Session]
 	if s == nil {
+		_, r := c.session(in.Session)
 		return r
 	}
-	if i, ok := s.find(in.Request); ok {
-		return s.replies[i].res // exactly once: a retry gets the recorded outcome
+	if i, ok := s.replies.find(in.Request); ok {
+		return s.replies.live()[i].res // exactly once: a retry gets the recorded outcome
 	}
 	if in.Request <= s.acked {
 		return spec.Refuse(spec.InvalidArgument, spec.DetailAcknowledged(in.Request, s.acked))
 	}
 	acked := max(s.acked, in.Acked)
-	if len(s.replies)-s.prunable(acked) >= c.lim.RepliesPerSessionMax {
+	if s.replies.len()-s.replies.prunable(acked) >= c.lim.RepliesPerSessionMax {
 		return spec.Refuse(spec.LimitExceeded, spec.DetailReplies(c.lim.RepliesPerSessionMax))
 	}
 	c.prune(s, acked)
+	var r spec.Result
 	var res *resource
 	switch in.Op {
 	case spec.OpAcquire:
@@ -264,7 +285,7 @@ func (c *Core) open(in *spec.Input) spec.Result {
 }
 
 func (c *Core) newSession(id spec.SessionID, ttl time.Duration) *session {
-	s := &session{id: id, ttl: ttl, locks: map[string]*lock{}}
+	s := &session{id: id, ttl: ttl}
 	s.expiry = timer{kind: timerExpiry, session: id, sess: s, index: -1}
 	c.sessions[id] = s
 	return s
@@ -292,4 +313,13 @@ func (c *Core) nextToken() spec.Token {
 func (c *Core) nextSeq() uint64 {
 	c.seq++
 	return c.seq
+}
+
+// lockOf returns the lock of s on the resource named name, or nil.
+func (c *Core) lockOf(s *session, name string) *lock {
+	r := c.resources[name]
+	if r == nil || r.idle {
+		return nil
+	}
+	return r.lockOf(s)
 }

@@ -10,18 +10,18 @@ import (
 // read that file for the reasons.
 
 func (c *Core) acquire(s *session, in *spec.Input) (spec.Result, *resource) {
-	if _, ok := s.locks[in.Resource]; ok {
+	r := c.resources[in.Resource]
+	if r != nil && !r.idle && r.lockOf(s) != nil {
 		return spec.Refuse(spec.AlreadyHeld, spec.DetailAlreadyHeld), nil
 	}
-	if len(s.locks) >= c.lim.LocksPerSessionMax {
+	if s.locks.n >= c.lim.LocksPerSessionMax {
 		return spec.Refuse(spec.LimitExceeded, spec.DetailLocksPerSession(c.lim.LocksPerSessionMax)), nil
 	}
-	r := c.resources[in.Resource]
-	if r == nil {
-		if len(c.resources) >= c.lim.ResourcesMax {
+	if r == nil || r.idle {
+		if c.live >= c.lim.ResourcesMax {
 			return spec.Refuse(spec.LimitExceeded, spec.DetailResources(c.lim.ResourcesMax)), nil
 		}
-		r = c.newResource(in.Resource)
+		r = c.useResource(r, in.Resource)
 	}
 	// Strict FIFO: a new request is granted at once only if nothing waits.
 	if r.converting.n == 0 && r.waiting.n == 0 && !c.delayed(r) && r.compatible(in.Mode, nil) {
@@ -48,7 +48,7 @@ func (c *Core) acquire(s *session, in *spec.Input) (spec.Result, *resource) {
 }
 
 func (c *Core) convert(s *session, in *spec.Input) (spec.Result, *resource) {
-	l := s.locks[in.Resource]
+	l := c.lockOf(s, in.Resource)
 	if l == nil || !l.granted {
 		return spec.Refuse(spec.NotHeld, spec.DetailNotHeld), nil
 	}
@@ -98,7 +98,7 @@ func (c *Core) convert(s *session, in *spec.Input) (spec.Result, *resource) {
 }
 
 func (c *Core) release(s *session, in *spec.Input) (spec.Result, *resource) {
-	l := s.locks[in.Resource]
+	l := c.lockOf(s, in.Resource)
 	if l == nil || !l.granted {
 		return spec.Refuse(spec.NotHeld, spec.DetailNotHeld), nil
 	}
@@ -118,7 +118,7 @@ func (c *Core) release(s *session, in *spec.Input) (spec.Result, *resource) {
 }
 
 func (c *Core) cancel(s *session, in *spec.Input) (spec.Result, *resource) {
-	l := s.locks[in.Resource]
+	l := c.lockOf(s, in.Resource)
 	if l == nil || l.request == 0 {
 		return spec.Refuse(spec.NotHeld, spec.DetailNotQueued), nil
 	}
@@ -235,8 +235,17 @@ func (c *Core) writeValue(r *resource, v []byte) {
 
 // ---- structure: the only functions that touch lists, counts and timers ----
 
-func (c *Core) newResource(name string) *resource {
-	var r *resource
+// idleResourcesMax bounds the unused resources kept for reuse.
+const idleResourcesMax = 1024
+
+// useResource puts the resource named name in use: idle (r) or new (r nil).
+func (c *Core) useResource(r *resource, name string) *resource {
+	c.live++
+	if r != nil {
+		c.idle.remove(r)
+		r.idle = false
+		return r
+	}
 	if n := len(c.freeRes); n > 0 {
 		r = c.freeRes[n-1]
 		c.freeRes = c.freeRes[:n-1]
@@ -249,14 +258,25 @@ func (c *Core) newResource(name string) *resource {
 	return r
 }
 
+// dropResource takes an unused resource out of use: for the state it is
+// gone (its value block with it); the struct stays idle in the map for a
+// while in case the name is locked again.
 func (c *Core) dropResource(r *resource) {
 	if r.stored {
-		c.writes.deleteResource(r.name)
+		c.deleteResource(r)
 	}
 	c.timers.stop(&r.delay)
-	delete(c.resources, r.name)
-	*r = resource{}
-	c.freeRes = append(c.freeRes, r)
+	r.value, r.valid, r.delayUntil = nil, true, 0
+	r.idle = true
+	c.live--
+	c.idle.pushBack(r)
+	if c.idle.n > idleResourcesMax {
+		old := c.idle.head
+		c.idle.remove(old)
+		delete(c.resources, old.name)
+		*old = resource{}
+		c.freeRes = append(c.freeRes, old)
+	}
 }
 
 func (c *Core) newLock(s *session, r *resource, mode spec.Mode, lockDelay time.Duration) *lock {
@@ -269,18 +289,30 @@ func (c *Core) newLock(s *session, r *resource, mode spec.Mode, lockDelay time.D
 	}
 	l.sess, l.res, l.mode, l.want, l.lockDelay, l.notified = s, r, mode, mode, lockDelay, -1
 	l.timeout = timer{kind: timerTimeout, resource: r.name, session: s.id, lock: l, index: -1}
-	s.locks[r.name] = l
+	s.locks.pushBack(sessionList, l)
+	r.locks++
+	if r.bySession == nil && r.locks > lockScanMax {
+		r.index()
+	}
+	if r.bySession != nil {
+		r.bySession[s] = l
+	}
 	return l
 }
 
 // freeLock forgets l, which must be on no list, and deletes its record.
 func (c *Core) freeLock(l *lock) {
-	c.writes.deleteLock(l.res.name, l.sess.id)
+	c.deleteLock(l)
 	c.freeLockQuietly(l)
 }
 
 func (c *Core) freeLockQuietly(l *lock) {
-	delete(l.sess.locks, l.res.name)
+	r := l.res
+	l.sess.locks.remove(sessionList, l)
+	r.locks--
+	if r.bySession != nil {
+		delete(r.bySession, l.sess)
+	}
 	*l = lock{}
 	c.freeLocks = append(c.freeLocks, l)
 }
@@ -330,4 +362,71 @@ func (c *Core) dequeue(l *lock) {
 	r.wantedModes[l.want]--
 	c.timers.stop(&l.timeout)
 	l.request, l.want, l.queueSeq = 0, l.mode, 0
+}
+
+// lockScanMax is how many locks a resource may have before it keeps an
+// index of them by session: below it a scan of its lists is cheaper than a
+// map, above it a map keeps lookups O(1).
+const lockScanMax = 8
+
+// lockOf returns the lock of s on r, or nil.
+func (r *resource) lockOf(s *session) *lock {
+	if r.bySession != nil {
+		return r.bySession[s]
+	}
+	for l := r.granted.head; l != nil; l = l.links[grantedList].next {
+		if l.sess == s {
+			return l
+		}
+	}
+	for l := r.waiting.head; l != nil; l = l.links[queueList].next {
+		if l.sess == s {
+			return l
+		}
+	}
+	return nil
+}
+
+// index builds r.bySession from r's lists (newLock adds the lock it is
+// making, which is on none yet).
+func (r *resource) index() {
+	r.bySession = make(map[*session]*lock, 2*lockScanMax)
+	for l := r.granted.head; l != nil; l = l.links[grantedList].next {
+		r.bySession[l.sess] = l
+	}
+	for l := r.waiting.head; l != nil; l = l.links[queueList].next {
+		r.bySession[l.sess] = l
+	}
+}
+
+// resourceList is the intrusive list of idle resources.
+type resourceList struct {
+	head, tail *resource
+	n          int
+}
+
+func (ls *resourceList) pushBack(r *resource) {
+	r.idlePrev, r.idleNext = ls.tail, nil
+	if ls.tail != nil {
+		ls.tail.idleNext = r
+	} else {
+		ls.head = r
+	}
+	ls.tail = r
+	ls.n++
+}
+
+func (ls *resourceList) remove(r *resource) {
+	if r.idlePrev != nil {
+		r.idlePrev.idleNext = r.idleNext
+	} else {
+		ls.head = r.idleNext
+	}
+	if r.idleNext != nil {
+		r.idleNext.idlePrev = r.idlePrev
+	} else {
+		ls.tail = r.idlePrev
+	}
+	r.idlePrev, r.idleNext = nil, nil
+	ls.n--
 }

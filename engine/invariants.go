@@ -27,18 +27,23 @@ func (c *Core) CheckInvariants() error {
 	}
 	timers := 0
 	for id, s := range c.sessions {
+		// map order: only which broken invariant is reported first
 		if s.id != id || s.expiry.index < 0 || s.expiry.sess != s {
 			return fmt.Errorf("session %s: bad id or expiry timer", spec.ShortID(id))
 		}
 		timers++
-		pending := 0
-		for name, l := range s.locks {
-			if l.sess != s || l.res == nil || l.res.name != name || c.resources[name] != l.res {
-				return fmt.Errorf("session %s: lock on %q is misfiled", spec.ShortID(id), name)
+		pending, locks := 0, 0
+		for l := s.locks.head; l != nil; l = l.links[sessionList].next {
+			if l.sess != s || l.res == nil || c.lockOf(s, l.res.name) != l {
+				return fmt.Errorf("session %s: a lock is misfiled", spec.ShortID(id))
 			}
 			if l.request != 0 {
 				pending++
 			}
+			locks++
+		}
+		if locks != s.locks.n {
+			return fmt.Errorf("session %s: lock list counts %d, holds %d", spec.ShortID(id), s.locks.n, locks)
 		}
 		n := 0
 		for p := s.pending.head; p != nil; p = p.links[pendingList].next {
@@ -52,13 +57,26 @@ func (c *Core) CheckInvariants() error {
 		}
 		timers += n
 	}
+	live, idle := 0, 0
 	for name, r := range c.resources {
+		// map order: only which broken invariant is reported first
+		if r.idle {
+			if r.locks != 0 || r.granted.n+r.converting.n+r.waiting.n != 0 || r.stored || r.delay.index >= 0 {
+				return fmt.Errorf("idle resource %q is not empty", name)
+			}
+			idle++
+			continue
+		}
+		live++
 		if err := c.checkResource(name, r); err != nil {
 			return fmt.Errorf("resource %q: %w", name, err)
 		}
 		if r.delayUntil != 0 {
 			timers++
 		}
+	}
+	if live != c.live || idle != c.idle.n || idle > idleResourcesMax {
+		return fmt.Errorf("%d resources in use and %d idle, counted %d and %d", live, idle, c.live, c.idle.n)
 	}
 	if err := c.checkTimers(timers); err != nil {
 		return err
@@ -83,7 +101,7 @@ func (c *Core) checkResource(name string, r *resource) error {
 		n := 0
 		var prev *lock
 		for l := ls.head; l != nil; l = l.links[k].next {
-			if l.res != r || l.links[k].prev != prev || l.sess.locks[name] != l {
+			if l.res != r || l.links[k].prev != prev || r.lockOf(l.sess) != l {
 				return fmt.Errorf("list %d is broken at %s", k, spec.ShortID(l.sess.id))
 			}
 			if err := f(l); err != nil {
@@ -123,6 +141,9 @@ func (c *Core) checkResource(name string, r *resource) error {
 		if err != nil {
 			return err
 		}
+	}
+	if int(r.granted.n+r.waiting.n) != r.locks || (r.bySession != nil && len(r.bySession) != r.locks) {
+		return fmt.Errorf("counts %d locks, lists hold %d, index %d", r.locks, r.granted.n+r.waiting.n, len(r.bySession))
 	}
 	if granted != r.grantedModes || wanted != r.wantedModes {
 		return fmt.Errorf("mode counts %v/%v, lists say %v/%v", r.grantedModes, r.wantedModes, granted, wanted)

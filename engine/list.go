@@ -1,8 +1,8 @@
 package engine
 
-// A lock sits on up to three intrusive lists at once: its resource's granted
-// list, one of its resource's queues (conversion or wait), and its session's
-// list of queued requests. Intrusive links make every insert and removal
+// A lock sits on up to four intrusive lists at once: its resource's granted
+// list, one of its resource's queues (conversion or wait), its session's
+// list of queued requests, and its session's list of locks. Intrusive links make every insert and removal
 // O(1) with no allocation.
 type listKind uint8
 
@@ -10,6 +10,7 @@ const (
 	grantedList listKind = iota // resource.granted: locks with a granted mode, in grant order
 	queueList                   // resource.converting or resource.waiting, FIFO
 	pendingList                 // session.pending: the session's queued requests
+	sessionList                 // session.locks: every lock of the session
 	listKinds
 )
 

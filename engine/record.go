@@ -13,13 +13,17 @@ import (
 //
 //	key                                  value (every value starts with its format version)
 //	"m"                                  meta: token-max, order seq, tombstone seq
-//	"s" session-id                       session: ttl, acked
-//	"p" session-id request-id(BE64)      reply: a recorded outcome
+//	"s" session-id                       session: ttl
+//	"p" session-id request-id(BE64)      reply: the session's acked floor, a recorded outcome
 //	"r" name                             resource: value block, validity, lock-delay
 //	"l" uvarint(len name) name session   lock: mode, want, token, queued request, ...
 //	"t" seq(BE64)                        tombstone: session id, closed
 //
 // Session deadlines are not stored: recovery gives every session a full TTL.
+// A session's acknowledgement floor is stored in each reply record written
+// (every request that moves the floor also writes its own reply in the same
+// batch, and a session always keeps its newest reply), so recovery takes
+// the highest floor among a session's replies.
 // A resource exists while it has locks or a lock-delay; its record exists
 // only once its value, validity or delay has been changed.
 const (
@@ -35,58 +39,6 @@ const (
 
 // errCorrupt marks a record that cannot be decoded.
 var errCorrupt = errors.New("corrupt record")
-
-// Writes is the batch of durable changes of one turn, in the order they
-// were made (a later write of a key overrides an earlier one). It is
-// encoded into one reusable buffer, so a steady state allocates nothing.
-type Writes struct {
-	buf []byte
-	ops []writeOp
-}
-
-type writeOp struct {
-	del              bool
-	keyEnd, valueEnd int // offsets into buf; the key starts where the previous op ended
-}
-
-// Len returns the number of writes.
-func (w *Writes) Len() int { return len(w.ops) }
-
-// Each calls f for every write in order; value is nil for a deletion. The
-// slices are valid only until the core's next Advance.
-func (w *Writes) Each(f func(key, value []byte, del bool) error) error {
-	start := 0
-	for _, op := range w.ops {
-		key := w.buf[start:op.keyEnd:op.keyEnd]
-		var value []byte
-		if !op.del {
-			value = w.buf[op.keyEnd:op.valueEnd:op.valueEnd]
-		}
-		if err := f(key, value, op.del); err != nil {
-			return err
-		}
-		start = op.valueEnd
-	}
-	return nil
-}
-
-func (w *Writes) reset() {
-	w.buf = w.buf[:0]
-	w.ops = w.ops[:0]
-}
-
-// begin starts a record; the caller appends the key, then calls value, then
-// appends the value, then calls end (or calls del instead of value and end).
-func (w *Writes) value() {
-	w.ops = append(w.ops, writeOp{keyEnd: len(w.buf)})
-	w.buf = append(w.buf, recordVersion)
-}
-
-func (w *Writes) end() { w.ops[len(w.ops)-1].valueEnd = len(w.buf) }
-
-func (w *Writes) del() {
-	w.ops = append(w.ops, writeOp{del: true, keyEnd: len(w.buf), valueEnd: len(w.buf)})
-}
 
 func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
 func appendVarint(b []byte, v int64) []byte   { return binary.AppendVarint(b, v) }
@@ -109,27 +61,31 @@ func appendReplyKey(b []byte, id spec.SessionID, req spec.RequestID) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(req))
 }
 
-func (w *Writes) putMeta(tokenMax spec.Token, seq, tombSeq uint64) {
+func (c *Core) putMeta() {
+	w := &c.writes
+	k := w.begin()
 	w.buf = append(w.buf, prefixMeta)
-	w.value()
-	w.buf = appendUvarint(w.buf, uint64(tokenMax))
-	w.buf = appendUvarint(w.buf, seq)
-	w.buf = appendUvarint(w.buf, tombSeq)
+	w.put(&c.metaRef, true, k)
+	w.buf = appendUvarint(w.buf, uint64(c.tokenMax))
+	w.buf = appendUvarint(w.buf, c.seq)
+	w.buf = appendUvarint(w.buf, c.tombSeq)
 	w.end()
 }
 
 func (c *Core) putSession(s *session) {
 	w := &c.writes
+	k := w.begin()
 	w.buf = append(append(w.buf, prefixSession), s.id[:]...)
-	w.value()
+	w.put(&s.ref, false, k) // written once, when opened
 	w.buf = appendVarint(w.buf, int64(s.ttl))
-	w.buf = appendUvarint(w.buf, uint64(s.acked))
 	w.end()
 }
 
-func (w *Writes) deleteSession(id spec.SessionID) {
-	w.buf = append(append(w.buf, prefixSession), id[:]...)
-	w.del()
+func (c *Core) deleteSession(s *session) {
+	w := &c.writes
+	k := w.begin()
+	w.buf = append(append(w.buf, prefixSession), s.id[:]...)
+	w.del(&s.ref, true, k)
 }
 
 const (
@@ -139,33 +95,41 @@ const (
 	flagClosed
 )
 
-func (w *Writes) putReply(id spec.SessionID, req spec.RequestID, r *spec.Result) {
-	w.buf = appendReplyKey(w.buf, id, req)
-	w.value()
+// putReply writes the recorded outcome r of session s; existed says the
+// record was there before (a pending outcome being completed).
+func (c *Core) putReply(s *session, r *reply, existed bool) {
+	w := &c.writes
+	k := w.begin()
+	w.buf = appendReplyKey(w.buf, s.id, r.id)
+	w.put(&r.ref, existed, k)
+	w.buf = appendUvarint(w.buf, uint64(s.acked))
 	var flags byte
-	if r.Pending {
+	if r.res.Pending {
 		flags |= flagPending
 	}
-	if r.ValueValid {
+	if r.res.ValueValid {
 		flags |= flagValid
 	}
-	w.buf = append(w.buf, byte(r.Code), flags, byte(r.Mode))
-	w.buf = appendUvarint(w.buf, uint64(r.Token))
-	w.buf = appendBytes(w.buf, []byte(r.Detail))
-	w.buf = appendBytes(w.buf, r.Value)
+	w.buf = append(w.buf, byte(r.res.Code), flags, byte(r.res.Mode))
+	w.buf = appendUvarint(w.buf, uint64(r.res.Token))
+	w.buf = appendBytes(w.buf, []byte(r.res.Detail))
+	w.buf = appendBytes(w.buf, r.res.Value)
 	w.end()
 }
 
-func (w *Writes) deleteReply(id spec.SessionID, req spec.RequestID) {
-	w.buf = appendReplyKey(w.buf, id, req)
-	w.del()
+func (c *Core) deleteReply(s *session, r *reply) {
+	w := &c.writes
+	k := w.begin()
+	w.buf = appendReplyKey(w.buf, s.id, r.id)
+	w.del(&r.ref, true, k)
 }
 
 func (c *Core) putResource(r *resource) {
 	w := &c.writes
-	r.stored = true
+	k := w.begin()
 	w.buf = append(append(w.buf, prefixResource), r.name...)
-	w.value()
+	w.put(&r.ref, r.stored, k)
+	r.stored = true
 	var flags byte
 	if r.valid {
 		flags |= flagValid
@@ -176,15 +140,20 @@ func (c *Core) putResource(r *resource) {
 	w.end()
 }
 
-func (w *Writes) deleteResource(name string) {
-	w.buf = append(append(w.buf, prefixResource), name...)
-	w.del()
+func (c *Core) deleteResource(r *resource) {
+	w := &c.writes
+	k := w.begin()
+	w.buf = append(append(w.buf, prefixResource), r.name...)
+	w.del(&r.ref, r.stored, k)
+	r.stored = false
 }
 
 func (c *Core) putLock(l *lock) {
 	w := &c.writes
+	k := w.begin()
 	w.buf = appendLockKey(w.buf, l.res.name, l.sess.id)
-	w.value()
+	w.put(&l.ref, l.stored, k)
+	l.stored = true
 	var flags byte
 	if l.granted {
 		flags |= flagGranted
@@ -203,14 +172,19 @@ func (c *Core) putLock(l *lock) {
 	w.end()
 }
 
-func (w *Writes) deleteLock(name string, id spec.SessionID) {
-	w.buf = appendLockKey(w.buf, name, id)
-	w.del()
+func (c *Core) deleteLock(l *lock) {
+	w := &c.writes
+	k := w.begin()
+	w.buf = appendLockKey(w.buf, l.res.name, l.sess.id)
+	w.del(&l.ref, l.stored, k)
 }
 
-func (w *Writes) putTombstone(t *tombstone) {
+func (c *Core) putTombstone(t *tombstone) {
+	w := &c.writes
+	k := w.begin()
 	w.buf = binary.BigEndian.AppendUint64(append(w.buf, prefixTombstone), t.seq)
-	w.value()
+	var ref opRef
+	w.put(&ref, false, k)
 	w.buf = append(w.buf, t.session[:]...)
 	var flags byte
 	if t.closed {
@@ -220,9 +194,12 @@ func (w *Writes) putTombstone(t *tombstone) {
 	w.end()
 }
 
-func (w *Writes) deleteTombstone(seq uint64) {
+func (c *Core) deleteTombstone(seq uint64) {
+	w := &c.writes
+	k := w.begin()
 	w.buf = binary.BigEndian.AppendUint64(append(w.buf, prefixTombstone), seq)
-	w.del()
+	var ref opRef
+	w.del(&ref, true, k)
 }
 
 // ---- decoding ----

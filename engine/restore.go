@@ -32,6 +32,7 @@ func Restore(lim spec.Limits, now spec.Time, records func(func(key, value []byte
 type replyRecord struct {
 	session spec.SessionID
 	id      spec.RequestID
+	acked   spec.RequestID // the session's floor when the record was written
 	res     spec.Result
 }
 
@@ -69,14 +70,16 @@ func (rs *restoring) add(key, value []byte) error {
 		if len(body) != len(spec.SessionID{}) {
 			return fmt.Errorf("%w: session key %x", errCorrupt, key)
 		}
-		s := session{ttl: d.duration(), acked: spec.RequestID(d.uvarint())}
+		s := session{ttl: d.duration()}
 		copy(s.id[:], body)
 		rs.sessions = append(rs.sessions, s)
 	case prefixReply:
 		if len(body) != 16+8 {
 			return fmt.Errorf("%w: reply key %x", errCorrupt, key)
 		}
-		r := replyRecord{id: spec.RequestID(binary.BigEndian.Uint64(body[16:])), res: decodeResult(d)}
+		r := replyRecord{id: spec.RequestID(binary.BigEndian.Uint64(body[16:]))}
+		r.acked = spec.RequestID(d.uvarint())
+		r.res = decodeResult(d)
 		copy(r.session[:], body)
 		rs.replies = append(rs.replies, r)
 	case prefixResource:
@@ -133,7 +136,6 @@ func (rs *restoring) build(c *Core) error {
 	c.tokenMax, c.seq, c.tombSeq = rs.tokenMax, rs.seq, rs.tombSeq
 	for i := range rs.sessions {
 		s := c.newSession(rs.sessions[i].id, rs.sessions[i].ttl)
-		s.acked = rs.sessions[i].acked
 		c.timers.set(&s.expiry, c.now.Add(s.ttl)) // the grace period
 	}
 	sort.Slice(rs.replies, func(i, j int) bool { return rs.replies[i].id < rs.replies[j].id })
@@ -142,11 +144,12 @@ func (rs *restoring) build(c *Core) error {
 		if s == nil {
 			return fmt.Errorf("%w: reply of unknown session %s", errCorrupt, r.session)
 		}
-		s.replies = append(s.replies, reply{id: r.id, res: r.res})
+		s.replies.buf = append(s.replies.buf, reply{id: r.id, res: r.res})
+		s.acked = max(s.acked, r.acked)
 	}
 	for i := range rs.resources {
 		rec := &rs.resources[i]
-		r := c.newResource(rec.name)
+		r := c.useResource(nil, rec.name)
 		r.value, r.valid, r.delayUntil, r.stored = rec.value, rec.valid, rec.delayUntil, true
 		if r.delayUntil != 0 {
 			c.timers.set(&r.delay, r.delayUntil)
@@ -166,6 +169,7 @@ func (rs *restoring) build(c *Core) error {
 		c.tombIndex[t.session] = t.closed
 	}
 	for name, r := range c.resources {
+		// map order: only which corrupt record is reported first
 		if r.granted.n == 0 && r.waiting.n == 0 && r.delayUntil == 0 {
 			return fmt.Errorf("%w: resource %q has neither locks nor a lock-delay", errCorrupt, name)
 		}
@@ -175,7 +179,7 @@ func (rs *restoring) build(c *Core) error {
 
 func (c *Core) restoreLock(lr *lockRecord) error {
 	s := c.sessions[lr.session]
-	if s == nil || s.locks[lr.resource] != nil {
+	if s == nil || c.lockOf(s, lr.resource) != nil {
 		return fmt.Errorf("%w: lock on %q of unknown session %s, or twice", errCorrupt, lr.resource, lr.session)
 	}
 	rec := &lr.lock
@@ -184,11 +188,11 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	}
 	r := c.resources[lr.resource]
 	if r == nil {
-		r = c.newResource(lr.resource)
+		r = c.useResource(nil, lr.resource)
 	}
 	l := c.newLock(s, r, rec.mode, rec.lockDelay)
 	l.granted, l.want, l.token, l.notified = rec.granted, rec.want, rec.token, rec.notified
-	l.grantSeq, l.queueSeq, l.request = rec.grantSeq, rec.queueSeq, rec.request
+	l.grantSeq, l.queueSeq, l.request, l.stored = rec.grantSeq, rec.queueSeq, rec.request, true
 	if l.granted {
 		r.granted.insertSorted(grantedList, l, func(l *lock) uint64 { return l.grantSeq })
 		r.grantedModes[l.mode]++

@@ -7,18 +7,50 @@ import (
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
-// find returns the position of request id among the session's recorded
-// outcomes, or where it would go.
-func (s *session) find(id spec.RequestID) (int, bool) {
-	i := sort.Search(len(s.replies), func(i int) bool { return s.replies[i].id >= id })
-	return i, i < len(s.replies) && s.replies[i].id == id
+// replyTable holds a session's recorded outcomes, sorted by request id.
+// Clients mostly send ids in order and acknowledge in order, so outcomes
+// are appended at the end and forgotten from the front: the live entries
+// are buf[start:], and both ends cost O(1) without allocating. An
+// out-of-order id or a pending outcome among forgotten ones shifts entries.
+type replyTable struct {
+	buf   []reply
+	start int
+}
+
+func (t *replyTable) live() []reply { return t.buf[t.start:] }
+
+func (t *replyTable) len() int { return len(t.buf) - t.start }
+
+// find returns the position of request id among the live outcomes, or
+// where it would go.
+func (t *replyTable) find(id spec.RequestID) (int, bool) {
+	live := t.live()
+	i := sort.Search(len(live), func(i int) bool { return live[i].id >= id })
+	return i, i < len(live) && live[i].id == id
+}
+
+// put records the outcome of request id, replacing a pending one; it
+// returns the entry and whether it was there before.
+func (t *replyTable) put(id spec.RequestID, res spec.Result) (*reply, bool) {
+	i, ok := t.find(id)
+	if ok {
+		t.buf[t.start+i].res = res
+		return &t.buf[t.start+i], true
+	}
+	if t.start > 0 && len(t.buf) == cap(t.buf) { // reuse the forgotten front
+		n := copy(t.buf, t.buf[t.start:])
+		clear(t.buf[n:])
+		t.buf, t.start = t.buf[:n], 0
+	}
+	t.buf = slices.Insert(t.buf, t.start+i, reply{id: id, res: res})
+	return &t.buf[t.start+i], false
 }
 
 // prunable counts the outcomes an acknowledgement up to acked lets the node
 // forget: those at or below it that are not still pending.
-func (s *session) prunable(acked spec.RequestID) int {
+func (t *replyTable) prunable(acked spec.RequestID) int {
 	n := 0
-	for _, r := range s.replies {
+	for _, r := range t.live() {
 		if r.id > acked {
 			break
 		}
@@ -29,38 +61,46 @@ func (s *session) prunable(acked spec.RequestID) int {
 	return n
 }
 
-// prune forgets the outcomes acknowledged up to acked.
-func (c *Core) prune(s *session, acked spec.RequestID) {
-	if acked != s.acked {
-		s.acked = acked
-		c.putSession(s)
-	}
-	kept := s.replies[:0]
-	i := 0
-	for ; i < len(s.replies) && s.replies[i].id <= acked; i++ {
-		if s.replies[i].res.Pending {
-			kept = append(kept, s.replies[i])
+// prune forgets the outcomes acknowledged up to acked, calling forget for
+// each, and keeps pending ones.
+func (t *replyTable) prune(acked spec.RequestID, forget func(*reply)) {
+	live := t.live()
+	k, pending := 0, false
+	for ; k < len(live) && live[k].id <= acked; k++ {
+		if live[k].res.Pending {
+			pending = true
 		} else {
-			c.writes.deleteReply(s.id, s.replies[i].id)
+			forget(&live[k])
 		}
 	}
-	if len(kept) == i {
-		return // nothing forgotten
+	if !pending { // the common case: drop a prefix
+		clear(live[:k])
+		t.start += k
+		return
 	}
-	kept = append(kept, s.replies[i:]...)
-	clear(s.replies[len(kept):])
-	s.replies = kept
+	kept := live[:0]
+	for _, r := range live[:k] {
+		if r.res.Pending {
+			kept = append(kept, r)
+		}
+	}
+	n := len(kept) + copy(live[len(kept):], live[k:])
+	clear(live[n:])
+	t.buf = t.buf[:t.start+n]
+}
+
+// prune forgets the outcomes acknowledged up to acked. The new floor is
+// not written on its own: it rides in the reply record that every request
+// writes right after (see putReply), which saves a write per request.
+func (c *Core) prune(s *session, acked spec.RequestID) {
+	s.acked = acked
+	s.replies.prune(acked, func(r *reply) { c.deleteReply(s, r) })
 }
 
 // record stores the outcome of request id, replacing a pending one.
 func (c *Core) record(s *session, id spec.RequestID, res spec.Result) {
-	i, ok := s.find(id)
-	if ok {
-		s.replies[i].res = res
-	} else {
-		s.replies = slices.Insert(s.replies, i, reply{id: id, res: res})
-	}
-	c.writes.putReply(s.id, id, &res)
+	r, existed := s.replies.put(id, res)
+	c.putReply(s, r, existed)
 }
 
 // complete ends a queued request of a live session with res: the outcome is
@@ -75,14 +115,21 @@ func (c *Core) complete(s *session, req spec.RequestID, resource string, res spe
 // the value block; an expired holder with a lock-delay starts it), then
 // every resource it touched is settled in name order.
 func (c *Core) endSession(s *session, closed bool) {
-	names := c.names[:0]
-	for name := range s.locks {
-		names = append(names, name)
+	locks := c.ending[:0]
+	for l := s.locks.head; l != nil; l = l.links[sessionList].next {
+		locks = append(locks, l)
 	}
-	sort.Strings(names) // the order reaches the outputs
+	// The order reaches the outputs: by resource name, as the model does.
+	sort.Slice(locks, func(i, j int) bool { return locks[i].res.name < locks[j].res.name })
+	names := c.names[:0]
+	for _, l := range locks {
+		names = append(names, l.res.name)
+	}
+	clear(locks)
+	c.ending = locks[:0]
 	for _, name := range names {
-		l := s.locks[name]
-		r := l.res
+		r := c.resources[name]
+		l := r.lockOf(s)
 		if l.request != 0 {
 			res := spec.Refuse(spec.SessionExpired, spec.DetailSessionExpired)
 			if closed {
@@ -103,10 +150,11 @@ func (c *Core) endSession(s *session, closed bool) {
 		c.emit(spec.Event{Kind: spec.Expired, Session: s.id})
 	}
 	c.timers.stop(&s.expiry)
-	for _, r := range s.replies {
-		c.writes.deleteReply(s.id, r.id)
+	live := s.replies.live()
+	for i := range live {
+		c.deleteReply(s, &live[i])
 	}
-	c.writes.deleteSession(s.id)
+	c.deleteSession(s)
 	delete(c.sessions, s.id)
 	c.addTombstone(s.id, closed)
 	for _, name := range names {
@@ -139,11 +187,11 @@ func (c *Core) addTombstone(id spec.SessionID, closed bool) {
 	t := tombstone{seq: c.tombSeq, session: id, closed: closed}
 	c.tombstones = append(c.tombstones, t)
 	c.tombIndex[id] = closed
-	c.writes.putTombstone(&t)
+	c.putTombstone(&t)
 	if len(c.tombstones) > c.lim.TombstonesMax {
 		old := c.tombstones[0]
 		c.tombstones = c.tombstones[1:]
 		delete(c.tombIndex, old.session)
-		c.writes.deleteTombstone(old.seq)
+		c.deleteTombstone(old.seq)
 	}
 }

@@ -17,7 +17,7 @@ func (c *Core) State() spec.State {
 	}
 	for _, s := range c.sessions {
 		ss := spec.SessionState{ID: s.id, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
-		for _, r := range s.replies {
+		for _, r := range s.replies.live() {
 			ss.Replies = append(ss.Replies, spec.Reply{Request: r.id, Result: r.res})
 		}
 		st.Sessions = append(st.Sessions, ss)
@@ -26,7 +26,9 @@ func (c *Core) State() spec.State {
 		return bytes.Compare(st.Sessions[i].ID[:], st.Sessions[j].ID[:]) < 0
 	})
 	for _, r := range c.resources {
-		st.Resources = append(st.Resources, r.state())
+		if !r.idle {
+			st.Resources = append(st.Resources, r.state())
+		}
 	}
 	sort.Slice(st.Resources, func(i, j int) bool { return st.Resources[i].Name < st.Resources[j].Name })
 	return st
