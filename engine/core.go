@@ -23,13 +23,15 @@ type Core struct {
 	seq      uint64 // orders grants and queue entries, so recovery can rebuild the order
 	tombSeq  uint64 // keys tombstones in the order sessions ended
 
-	sessions   map[spec.SessionID]*session
-	resources  map[string]*resource // in use, or idle
-	live       int                  // resources in use (not idle)
-	idle       resourceList         // idle resources, least recently used first
-	tombstones []tombstone          // oldest first
-	tombIndex  map[spec.SessionID]bool
-	timers     timerHeap
+	sessions     map[spec.SessionID]*session
+	resources    map[string]*resource // in use, or idle
+	live         int                  // resources in use (not idle)
+	grantedTotal int                  // granted locks, for Stats
+	queuedTotal  int                  // queued requests, for Stats
+	idle         resourceList         // idle resources, least recently used first
+	tombstones   []tombstone          // oldest first
+	tombIndex    map[spec.SessionID]bool
+	timers       timerHeap
 
 	events  []spec.Event
 	writes  Writes

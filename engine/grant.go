@@ -324,6 +324,7 @@ func (c *Core) grantNew(l *lock) {
 	l.grantSeq = c.nextSeq()
 	r.granted.pushBack(grantedList, l)
 	r.grantedModes[l.mode]++
+	c.grantedTotal++
 }
 
 func (c *Core) ungrant(l *lock) {
@@ -331,6 +332,7 @@ func (c *Core) ungrant(l *lock) {
 	r.granted.remove(grantedList, l)
 	r.grantedModes[l.mode]--
 	l.granted = false
+	c.grantedTotal--
 }
 
 // setMode changes the granted mode of l.
@@ -347,6 +349,7 @@ func (c *Core) enqueue(l *lock, q *lockList, want spec.Mode, req spec.RequestID,
 	q.pushBack(queueList, l)
 	l.sess.pending.pushBack(pendingList, l)
 	l.res.wantedModes[want]++
+	c.queuedTotal++
 	c.timers.set(&l.timeout, deadline)
 }
 
@@ -360,6 +363,7 @@ func (c *Core) dequeue(l *lock) {
 	}
 	l.sess.pending.remove(pendingList, l)
 	r.wantedModes[l.want]--
+	c.queuedTotal--
 	c.timers.stop(&l.timeout)
 	l.request, l.want, l.queueSeq = 0, l.mode, 0
 }

@@ -75,6 +75,9 @@ func (c *Core) CheckInvariants() error {
 			timers++
 		}
 	}
+	if granted, queued := c.countLocks(); granted != c.grantedTotal || queued != c.queuedTotal {
+		return fmt.Errorf("%d locks granted and %d queued, counted %d and %d", granted, queued, c.grantedTotal, c.queuedTotal)
+	}
 	if live != c.live || idle != c.idle.n || idle > idleResourcesMax {
 		return fmt.Errorf("%d resources in use and %d idle, counted %d and %d", live, idle, c.live, c.idle.n)
 	}
@@ -167,4 +170,13 @@ func (c *Core) checkTimers(want int) error {
 		}
 	}
 	return nil
+}
+
+func (c *Core) countLocks() (granted, queued int) {
+	for _, r := range c.resources {
+		// map order: a sum
+		granted += r.granted.n
+		queued += r.converting.n + r.waiting.n
+	}
+	return granted, queued
 }

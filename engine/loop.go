@@ -43,8 +43,10 @@ type LoopOptions struct {
 	// OnEvents receives each turn's events once the turn is durable, on the
 	// loop goroutine: it must not block. The slice is reused after it returns.
 	OnEvents func([]spec.Event)
-	// OnTurn receives each turn's stats, on the loop goroutine.
-	OnTurn func(TurnStats)
+	// OnTurn is called after each turn, on the loop goroutine, with read
+	// access to the core (for watchers and gauges) and the turn's stats. It
+	// must not block or step the core.
+	OnTurn func(*Core, TurnStats)
 	// QueueMax bounds the inputs waiting for a turn; Submit blocks (or its
 	// context ends) beyond it. Default: four turns' worth.
 	QueueMax int
@@ -261,7 +263,7 @@ func (l *Loop) turn(batch []*call, inputs []spec.Input) bool {
 		l.opts.OnEvents(res.Events)
 	}
 	if l.opts.OnTurn != nil {
-		l.opts.OnTurn(TurnStats{Inputs: len(inputs), Writes: res.Writes, Duration: l.clock.Now().Sub(start)})
+		l.opts.OnTurn(l.node.core, TurnStats{Inputs: len(inputs), Writes: res.Writes, Duration: l.clock.Now().Sub(start)})
 	}
 	return true
 }

@@ -121,7 +121,7 @@ func TestLoopConcurrentSubmitters(t *testing.T) {
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var turns, inputs int
-	loop := engine.StartLoop(node, engine.LoopOptions{Clock: clock, OnTurn: func(s engine.TurnStats) {
+	loop := engine.StartLoop(node, engine.LoopOptions{Clock: clock, OnTurn: func(_ *engine.Core, s engine.TurnStats) {
 		mu.Lock()
 		defer mu.Unlock()
 		if s.Inputs > 0 {

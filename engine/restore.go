@@ -196,6 +196,7 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	if l.granted {
 		r.granted.insertSorted(grantedList, l, func(l *lock) uint64 { return l.grantSeq })
 		r.grantedModes[l.mode]++
+		c.grantedTotal++
 	}
 	if l.request == 0 {
 		return nil
@@ -207,6 +208,7 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	q.insertSorted(queueList, l, func(l *lock) uint64 { return l.queueSeq })
 	s.pending.pushBack(pendingList, l)
 	r.wantedModes[l.want]++
+	c.queuedTotal++
 	c.timers.set(&l.timeout, lr.deadline)
 	return nil
 }

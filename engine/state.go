@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"sort"
+	"strings"
 
 	"github.com/bouncer-dlm/bouncer/spec"
 )
@@ -55,4 +56,42 @@ func (l *lock) state() spec.LockState {
 		ls.Deadline = l.timeout.at
 	}
 	return ls
+}
+
+// Resource returns the state of the resource named name, if it is in use.
+func (c *Core) Resource(name string) (spec.ResourceState, bool) {
+	r := c.resources[name]
+	if r == nil || r.idle {
+		return spec.ResourceState{}, false
+	}
+	return r.state(), true
+}
+
+// ResourceNames returns, in order, at most limit names of resources in use
+// that start with prefix and sort after after. It sorts every matching
+// name: an operator's listing, not a hot path.
+func (c *Core) ResourceNames(prefix, after string, limit int) []string {
+	var names []string
+	for name, r := range c.resources {
+		if !r.idle && strings.HasPrefix(name, prefix) && name > after {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names[:min(limit, len(names))]
+}
+
+// Stats counts what the core holds.
+type Stats struct {
+	Sessions  int
+	Resources int
+	Locks     int // granted
+	Queued    int // queued acquires and conversions
+	TokenMax  spec.Token
+}
+
+// Stats returns the core's counts in O(1).
+func (c *Core) Stats() Stats {
+	return Stats{Sessions: len(c.sessions), Resources: c.live, Locks: c.grantedTotal,
+		Queued: c.queuedTotal, TokenMax: c.tokenMax}
 }

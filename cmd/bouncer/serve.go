@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/server"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+func init() { commands = append(commands, newServeCmd) }
+
+type serveFlags struct {
+	data, listen, metrics         string
+	tlsCert, tlsKey, tlsClientCA  string
+	authTokenFile, logLevel       string
+	defaultTTL, shutdownGraceTime time.Duration
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a lock node",
+		Long: `Run a lock node: Pebble storage in --data, the gRPC API on --listen, and
+Prometheus metrics on --metrics. Every acknowledged change is synced to disk
+first. SIGTERM or SIGINT stops it gracefully: calls in flight finish, the
+turn in flight is committed, the store is closed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.data, "data", "./bouncer-data", "directory of the node's store")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:7400", "address of the gRPC API")
+	fl.StringVar(&f.metrics, "metrics", "127.0.0.1:7401", "address of the Prometheus metrics endpoint (empty: off)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve TLS")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA bundle (PEM) that client certificates must chain to; requires client certificates")
+	fl.StringVar(&f.authTokenFile, "auth-token-file", "", "file holding the bearer token every client must present")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.DurationVar(&f.defaultTTL, "default-ttl", 10*time.Second, "TTL of sessions opened without one")
+	fl.DurationVar(&f.shutdownGraceTime, "shutdown-grace", 10*time.Second, "how long a graceful stop waits for calls in flight")
+	return cmd
+}
+
+func serve(ctx context.Context, f serveFlags) error {
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	creds, err := serverCredentials(f)
+	if err != nil {
+		return err
+	}
+	token, err := readToken(f.authTokenFile)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	lim := spec.DefaultLimits()
+	node, err := engine.OpenNode(engine.NodeOptions{FS: vfs.Default, Dir: f.data, Limits: lim, Log: log},
+		engine.WallClock{}.Now())
+	if err != nil {
+		_ = lis.Close()
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := server.New(node, server.Options{Limits: lim, Log: log, AuthToken: token, Registry: reg, DefaultTTL: f.defaultTTL})
+	opts := srv.ServerOptions()
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	g := grpc.NewServer(opts...)
+	srv.Register(g)
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+	metricsSrv := startMetrics(f.metrics, reg, log)
+	log.Info("serving", "listen", lis.Addr().String(), "data", f.data, "metrics", f.metrics,
+		"tls", creds != nil, "auth", token != "")
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	var failure error
+	select {
+	case s := <-sig:
+		log.Info("stopping", "signal", s.String())
+	case <-srv.Done():
+		failure = errors.New("the node stopped after a failed write; restart it to recover from its store")
+	case err := <-served:
+		failure = fmt.Errorf("grpc: %w", err)
+	case <-ctx.Done():
+	}
+	stopGracefully(g, f.shutdownGraceTime)
+	if metricsSrv != nil {
+		_ = metricsSrv.Close()
+	}
+	if err := srv.Stop(); err != nil && failure == nil {
+		failure = err
+	}
+	if failure != nil {
+		return failure
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// stopGracefully lets calls in flight finish, for at most grace.
+func stopGracefully(g *grpc.Server, grace time.Duration) {
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		g.Stop()
+	}
+}
+
+func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) *http.Server {
+	if addr == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := s.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint", "err", err)
+		}
+	}()
+	return s
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--auth-token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("--auth-token-file: %s is empty", path)
+	}
+	return token, nil
+}
+
+func serverCredentials(f serveFlags) (credentials.TransportCredentials, error) {
+	if f.tlsCert == "" && f.tlsKey == "" {
+		if f.tlsClientCA != "" {
+			return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+		}
+		return nil, nil
+	}
+	if f.tlsCert == "" || f.tlsKey == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if f.tlsClientCA != "" {
+		pool, err := loadPool(f.tlsClientCA)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+func loadPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tls: %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// OpenSession opens a session (idempotent for a client-chosen id).
+func (s *Server) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*pb.OpenSessionResponse, error) {
+	id := newSessionID()
+	if len(req.SessionId) > 0 {
+		var bad *spec.Result
+		if id, bad = sessionID(req.SessionId); bad != nil {
+			return nil, invalid(bad)
+		}
+	}
+	ttl, bad := duration("ttl", req.Ttl)
+	if bad != nil {
+		return nil, invalid(bad)
+	}
+	if ttl == 0 {
+		ttl = s.opts.DefaultTTL
+	}
+	r, err := s.submit(ctx, spec.Input{Op: spec.OpOpen, Session: id, TTL: ttl})
+	if err != nil {
+		return nil, err
+	}
+	if err := resultError(r); err != nil {
+		return nil, err
+	}
+	return &pb.OpenSessionResponse{SessionId: id[:], Ttl: durationpb.New(ttl)}, nil
+}
+
+// KeepAlive renews each session named on the stream and answers each.
+func (s *Server) KeepAlive(stream pb.Locks_KeepAliveServer) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return nil // the client closed the stream (or it broke)
+		}
+		resp := &pb.KeepAliveResponse{SessionId: req.SessionId}
+		id, bad := sessionID(req.SessionId)
+		r := spec.Result{}
+		if bad != nil {
+			r = *bad
+		} else if r, err = s.submit(stream.Context(), spec.Input{Op: spec.OpKeepAlive, Session: id}); err != nil {
+			return err
+		}
+		resp.Code, resp.Detail = pb.Code(r.Code), r.Detail
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// CloseSession closes a session.
+func (s *Server) CloseSession(ctx context.Context, req *pb.CloseSessionRequest) (*pb.CloseSessionResponse, error) {
+	id, bad := sessionID(req.SessionId)
+	if bad != nil {
+		return nil, invalid(bad)
+	}
+	r, err := s.submit(ctx, spec.Input{Op: spec.OpClose, Session: id})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CloseSessionResponse{}, resultError(r)
+}
+
+// request translates the fields every mutating request has.
+func request(session []byte, reqID, acked uint64, resource []byte, op spec.Op) (spec.Input, *spec.Result) {
+	id, bad := sessionID(session)
+	if bad != nil {
+		return spec.Input{}, bad
+	}
+	return spec.Input{Op: op, Session: id, Request: spec.RequestID(reqID), Acked: spec.RequestID(acked),
+		Resource: string(resource)}, nil
+}
+
+// waitTimeout is how long a request may queue: as asked, else until just
+// before the call's deadline, else the longest the node allows.
+func (s *Server) waitTimeout(ctx context.Context, asked *durationpb.Duration) (time.Duration, *spec.Result) {
+	d, bad := duration("wait_timeout", asked)
+	if bad != nil || d != 0 {
+		return d, bad
+	}
+	lim := s.opts.Limits
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return lim.WaitTimeoutMax, nil
+	}
+	// Leave the answer time to travel before the caller gives up.
+	left := time.Until(deadline)
+	left -= min(left/10, 100*time.Millisecond)
+	return min(max(left, lim.WaitTimeoutMin), lim.WaitTimeoutMax), nil
+}
+
+// Acquire requests a lock and waits for the outcome.
+func (s *Server) Acquire(ctx context.Context, req *pb.AcquireRequest) (*pb.LockResponse, error) {
+	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpAcquire)
+	if bad == nil {
+		in.Mode, bad = mode(req.Mode)
+	}
+	if bad == nil {
+		in.LockDelay, bad = duration("lock_delay", req.LockDelay)
+	}
+	in.NoQueue = req.NoQueue
+	if bad == nil && !in.NoQueue {
+		in.WaitTimeout, bad = s.waitTimeout(ctx, req.WaitTimeout)
+	}
+	if bad != nil {
+		return nil, invalid(bad)
+	}
+	return s.grant(ctx, in)
+}
+
+// Convert changes the mode of a held lock, waiting if it must.
+func (s *Server) Convert(ctx context.Context, req *pb.ConvertRequest) (*pb.LockResponse, error) {
+	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpConvert)
+	if bad == nil {
+		in.Mode, bad = mode(req.Mode)
+	}
+	in.NoQueue, in.WriteValue, in.Value = req.NoQueue, req.WriteValue, req.Value
+	if bad == nil && !in.NoQueue {
+		in.WaitTimeout, bad = s.waitTimeout(ctx, req.WaitTimeout)
+	}
+	if bad != nil {
+		return nil, invalid(bad)
+	}
+	return s.grant(ctx, in)
+}
+
+func (s *Server) grant(ctx context.Context, in spec.Input) (*pb.LockResponse, error) {
+	r, err := s.await(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := resultError(r); err != nil {
+		return nil, err
+	}
+	return grantToWire(r), nil
+}
+
+// Release gives a lock up.
+func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.ReleaseResponse, error) {
+	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpRelease)
+	if bad != nil {
+		return nil, invalid(bad)
+	}
+	in.WriteValue, in.Value = req.WriteValue, req.Value
+	r, err := s.submit(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ReleaseResponse{}, resultError(r)
+}
+
+// Cancel cancels a queued request.
+func (s *Server) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.CancelResponse, error) {
+	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpCancel)
+	if bad != nil {
+		return nil, invalid(bad)
+	}
+	r, err := s.submit(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.CancelResponse{}, resultError(r)
+}

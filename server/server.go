@@ -1,0 +1,223 @@
+// Package server is the gRPC face of a lock node: a thin adapter from RPCs
+// to the engine's loop. One goroutine (the loop) owns the engine; handlers
+// translate, submit and wait. See Server.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+)
+
+// Options configure a Server. Zero values take the defaults.
+type Options struct {
+	Limits     spec.Limits   // must be the node's limits
+	Log        *slog.Logger  // default: discard
+	AuthToken  string        // if set, every call must carry "authorization: Bearer <token>"
+	Registry   prometheus.Registerer // where metrics go; nil: nowhere
+	DefaultTTL time.Duration // for OpenSession without a TTL; default 10s
+	// WatchersMax bounds Watch streams, SubscribersMax Events streams.
+	WatchersMax, SubscribersMax int
+	Clock                       engine.Clock // default: the wall clock
+}
+
+// Server serves the Locks service over a node.
+type Server struct {
+	pb.UnimplementedLocksServer
+	opts    Options
+	loop    *engine.Loop
+	log     *slog.Logger
+	metrics *metrics
+	health  *health.Server
+	now     atomic.Int64 // the loop's clock at its latest turn
+
+	mu       sync.Mutex
+	waiting  map[waitKey][]chan spec.Result // queued requests someone waits for
+	subs     map[spec.SessionID]map[*subscriber]struct{}
+	nsubs    int
+	watchers map[string]map[*watcher]struct{}
+	nwatch   int
+}
+
+type waitKey struct {
+	session spec.SessionID
+	request spec.RequestID
+}
+
+// New starts the loop over node and returns the server. The server owns the
+// node from now on: Stop closes it.
+func New(node *engine.Node, opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.DefaultTTL == 0 {
+		opts.DefaultTTL = 10 * time.Second
+	}
+	if opts.WatchersMax <= 0 {
+		opts.WatchersMax = 1024
+	}
+	if opts.SubscribersMax <= 0 {
+		opts.SubscribersMax = 4096
+	}
+	if opts.Clock == nil {
+		opts.Clock = engine.WallClock{}
+	}
+	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(),
+		waiting: map[waitKey][]chan spec.Result{}, subs: map[spec.SessionID]map[*subscriber]struct{}{},
+		watchers: map[string]map[*watcher]struct{}{}}
+	s.metrics = newMetrics(opts.Registry)
+	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn})
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(pb.Locks_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	go func() {
+		<-s.loop.Done()
+		s.health.Shutdown() // NOT_SERVING: the node stopped
+		if err := s.loop.Err(); err != nil && !errors.Is(err, engine.ErrLoopStopped) {
+			s.log.Error("node stopped", "err", err)
+		}
+	}()
+	return s
+}
+
+// ServerOptions are the grpc.ServerOptions the service needs: auth and
+// message bounds. Pass them to grpc.NewServer along with TLS credentials.
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	lim := s.opts.Limits
+	maxMsg := 4*lim.NameBytesMax + 2*lim.ValueBytesMax + 4096
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxMsg),
+		grpc.ChainUnaryInterceptor(s.authUnary),
+		grpc.ChainStreamInterceptor(s.authStream),
+	}
+}
+
+// Register registers the Locks and health services on g.
+func (s *Server) Register(g *grpc.Server) {
+	pb.RegisterLocksServer(g, s)
+	healthpb.RegisterHealthServer(g, s.health)
+}
+
+// Done is closed when the node has stopped (Stop, or a failed write).
+func (s *Server) Done() <-chan struct{} { return s.loop.Done() }
+
+// Stop stops the loop after the turn in flight and closes the node. Call it
+// after the gRPC server has stopped taking calls.
+func (s *Server) Stop() error {
+	s.health.Shutdown()
+	return s.loop.Stop()
+}
+
+// submit runs one input through the loop.
+func (s *Server) submit(ctx context.Context, in spec.Input) (spec.Result, error) {
+	r, err := s.loop.Submit(ctx, in)
+	if err != nil {
+		return r, status.FromContextError(err).Err()
+	}
+	return r, nil
+}
+
+// await submits in and, if it queues, waits for its completion. The waiter
+// is registered before the input is submitted, so a completion in the same
+// turn is not missed.
+func (s *Server) await(ctx context.Context, in spec.Input) (spec.Result, error) {
+	key := waitKey{in.Session, in.Request}
+	ch := make(chan spec.Result, 1)
+	s.mu.Lock()
+	s.waiting[key] = append(s.waiting[key], ch)
+	s.mu.Unlock()
+	defer s.unwait(key, ch)
+	start := time.Now()
+	r, err := s.submit(ctx, in)
+	if err != nil || !r.Pending {
+		return r, err
+	}
+	select {
+	case r = <-ch:
+		s.metrics.wait.Observe(time.Since(start).Seconds())
+		return r, nil
+	case <-s.loop.Done():
+		return spec.Refuse(spec.Unavailable, "node stopped"), nil
+	case <-ctx.Done():
+		return r, status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+func (s *Server) unwait(key waitKey, ch chan spec.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	chs := s.waiting[key]
+	for i, c := range chs {
+		if c == ch {
+			chs = append(chs[:i], chs[i+1:]...)
+			break
+		}
+	}
+	if len(chs) == 0 {
+		delete(s.waiting, key)
+	} else {
+		s.waiting[key] = chs
+	}
+}
+
+// onEvents routes a turn's events (on the loop goroutine; never blocks).
+func (s *Server) onEvents(events []spec.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range events {
+		if e.Kind == spec.Completed {
+			key := waitKey{e.Session, e.Request}
+			for _, ch := range s.waiting[key] {
+				select {
+				case ch <- e.Result:
+				default:
+				}
+			}
+			delete(s.waiting, key)
+		}
+		for sub := range s.subs[e.Session] {
+			// map order: each subscriber gets the events in order; the order
+			// among subscribers does not matter
+			sub.send(eventToWire(e))
+		}
+	}
+}
+
+// onTurn updates gauges and watchers after each turn (on the loop goroutine).
+func (s *Server) onTurn(c *engine.Core, st engine.TurnStats) {
+	s.now.Store(int64(c.Now()))
+	s.metrics.turn(c.Stats(), st)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, ws := range s.watchers {
+		// map order: each watcher sees only its resource
+		state, exists := c.Resource(name)
+		for w := range ws {
+			w.offer(state, exists)
+		}
+	}
+}
+
+func newSessionID() spec.SessionID {
+	var id spec.SessionID
+	_, _ = rand.Read(id[:]) // crypto/rand never fails on supported platforms
+	return id
+}
+
+// invalid turns a translation failure into its status error.
+func invalid(r *spec.Result) error { return resultError(*r) }
+
+var errStopped = status.Error(codes.Unavailable, "node stopped")

@@ -1,0 +1,213 @@
+package server_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/server"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// node starts a server on loopback over an in-memory store and returns a
+// connected stub. Everything stops with the test.
+func node(t *testing.T, opts server.Options, dial ...grpc.DialOption) (pb.LocksClient, *grpc.ClientConn) {
+	t.Helper()
+	opts.Limits = spec.DefaultLimits()
+	n, err := engine.OpenNode(engine.NodeOptions{FS: vfs.NewMem(), Dir: "db", Limits: opts.Limits}, engine.WallClock{}.Now())
+	require.NoError(t, err)
+	srv := server.New(n, opts)
+	g := grpc.NewServer(srv.ServerOptions()...)
+	srv.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(func() {
+		g.Stop()
+		require.NoError(t, srv.Stop())
+	})
+	if len(dial) == 0 {
+		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), dial...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return pb.NewLocksClient(conn), conn
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func open(t *testing.T, ctx context.Context, c pb.LocksClient, name string) []byte {
+	id := spec.NamedSession(name)
+	_, err := c.OpenSession(ctx, &pb.OpenSessionRequest{SessionId: id[:], Ttl: durationpb.New(time.Minute)})
+	require.NoError(t, err)
+	return id[:]
+}
+
+// code returns the Bouncer code of an RPC error.
+func code(t *testing.T, err error) pb.Code {
+	t.Helper()
+	require.Error(t, err)
+	info, ok := pb.ErrorInfoOf(err)
+	require.True(t, ok, "no ErrorInfo in %v", err)
+	return info.Code
+}
+
+func TestAcquireWaitsForRelease(t *testing.T) {
+	ctx := testCtx(t)
+	c, _ := node(t, server.Options{})
+	a, b := open(t, ctx, c, "a"), open(t, ctx, c, "b")
+	g1, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: a, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), g1.Token)
+
+	// b's try fails at once; its blocking acquire waits for a's release.
+	_, err = c.Acquire(ctx, &pb.AcquireRequest{SessionId: b, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_PR, NoQueue: true})
+	require.Equal(t, pb.Code_CODE_WOULD_BLOCK, code(t, err))
+	require.Equal(t, codes.FailedPrecondition, status.Code(err))
+
+	events, err := c.Events(ctx, &pb.EventsRequest{SessionId: a})
+	require.NoError(t, err)
+	got := make(chan *pb.LockResponse, 1)
+	go func() {
+		g, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: b, RequestId: 2, Acked: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_PR})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- g
+	}()
+	e, err := events.Recv()
+	require.NoError(t, err)
+	require.Equal(t, pb.Mode_MODE_PR, e.GetBlocking().GetMode(), "a hears that it blocks b")
+
+	// Another session cannot release a's lock.
+	_, err = c.Release(ctx, &pb.ReleaseRequest{SessionId: b, RequestId: 3, Resource: []byte("r")})
+	require.Equal(t, pb.Code_CODE_NOT_HELD, code(t, err))
+
+	_, err = c.Release(ctx, &pb.ReleaseRequest{SessionId: a, RequestId: 2, Acked: 1, Resource: []byte("r"), WriteValue: true, Value: []byte("v")})
+	require.NoError(t, err)
+	g2 := <-got
+	require.Greater(t, g2.Token, g1.Token)
+	require.Equal(t, []byte("v"), g2.Value)
+
+	d, err := c.Describe(ctx, &pb.DescribeRequest{Resource: []byte("r")})
+	require.NoError(t, err)
+	require.True(t, d.Exists)
+	require.Len(t, d.Resource.Holders, 1)
+	require.Equal(t, server.SessionTag(spec.NamedSession("b")), d.Resource.Holders[0].SessionTag)
+	require.NotContains(t, string(d.Resource.Holders[0].SessionTag), "b\x00", "ids never leave the node")
+}
+
+func TestAcquireHonoursTheCallDeadline(t *testing.T) {
+	ctx := testCtx(t)
+	c, _ := node(t, server.Options{})
+	a, b := open(t, ctx, c, "a"), open(t, ctx, c, "b")
+	_, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: a, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX})
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = c.Acquire(short, &pb.AcquireRequest{SessionId: b, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX})
+	require.Equal(t, pb.Code_CODE_TIMEOUT, code(t, err), "the node answers Timeout before the caller's deadline")
+}
+
+func TestBadInputNamesTheField(t *testing.T) {
+	ctx := testCtx(t)
+	c, _ := node(t, server.Options{})
+	a := open(t, ctx, c, "a")
+	cases := []struct {
+		req  *pb.AcquireRequest
+		want string
+	}{
+		{&pb.AcquireRequest{SessionId: []byte("short"), RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX}, "session_id"},
+		{&pb.AcquireRequest{SessionId: a, RequestId: 1, Resource: []byte("r")}, "mode"},
+		{&pb.AcquireRequest{SessionId: a, RequestId: 0, Resource: []byte("r"), Mode: pb.Mode_MODE_EX}, "request"},
+		{&pb.AcquireRequest{SessionId: a, RequestId: 1, Mode: pb.Mode_MODE_EX}, "resource"},
+		{&pb.AcquireRequest{SessionId: a, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX, LockDelay: durationpb.New(-time.Second)}, "lock_delay"},
+		{&pb.AcquireRequest{SessionId: a, RequestId: 1, Resource: make([]byte, 300), Mode: pb.Mode_MODE_EX}, "NameBytesMax"},
+	}
+	for _, tc := range cases {
+		_, err := c.Acquire(ctx, tc.req)
+		require.Error(t, err)
+		require.Contains(t, status.Convert(err).Message(), tc.want)
+		require.Contains(t, []codes.Code{codes.InvalidArgument, codes.ResourceExhausted}, status.Code(err))
+	}
+	_, err := c.OpenSession(ctx, &pb.OpenSessionRequest{Ttl: durationpb.New(2 * time.Hour)})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	_, err = c.List(ctx, &pb.ListRequest{Limit: 5000})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+}
+
+func TestAuthToken(t *testing.T) {
+	ctx := testCtx(t)
+	c, conn := node(t, server.Options{AuthToken: "s3cret"})
+	_, err := c.OpenSession(ctx, &pb.OpenSessionRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
+	wrong := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer nope")
+	_, err = c.OpenSession(wrong, &pb.OpenSessionRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
+	_, err = c.Events(wrong, &pb.EventsRequest{})
+	if err == nil {
+		s, _ := c.Events(wrong, &pb.EventsRequest{SessionId: make([]byte, 16)})
+		_, err = s.Recv()
+	}
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
+	right := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret")
+	r, err := c.OpenSession(right, &pb.OpenSessionRequest{})
+	require.NoError(t, err)
+	require.Len(t, r.SessionId, 16, "the node chose an id")
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err, "health checks need no token")
+	require.Equal(t, healthpb.HealthCheckResponse_SERVING, h.Status)
+}
+
+func TestWatchAndKeepAlive(t *testing.T) {
+	ctx := testCtx(t)
+	c, _ := node(t, server.Options{})
+	a := open(t, ctx, c, "a")
+	w, err := c.Watch(ctx, &pb.WatchRequest{Resource: []byte("w")})
+	require.NoError(t, err)
+	first, err := w.Recv()
+	require.NoError(t, err)
+	require.False(t, first.Exists)
+	_, err = c.Acquire(ctx, &pb.AcquireRequest{SessionId: a, RequestId: 1, Resource: []byte("w"), Mode: pb.Mode_MODE_CW})
+	require.NoError(t, err)
+	held, err := w.Recv()
+	require.NoError(t, err)
+	require.True(t, held.Exists)
+	require.Equal(t, pb.Mode_MODE_CW, held.Resource.Holders[0].Mode)
+
+	ka, err := c.KeepAlive(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ka.Send(&pb.KeepAliveRequest{SessionId: a}))
+	resp, err := ka.Recv()
+	require.NoError(t, err)
+	require.Equal(t, pb.Code_CODE_OK, resp.Code)
+	nobody := spec.NamedSession("nobody")
+	require.NoError(t, ka.Send(&pb.KeepAliveRequest{SessionId: nobody[:]}))
+	resp, err = ka.Recv()
+	require.NoError(t, err)
+	require.Equal(t, pb.Code_CODE_UNKNOWN_SESSION, resp.Code)
+	require.NoError(t, ka.CloseSend())
+
+	_, err = c.CloseSession(ctx, &pb.CloseSessionRequest{SessionId: a})
+	require.NoError(t, err)
+	gone, err := w.Recv()
+	require.NoError(t, err)
+	require.False(t, gone.Exists, "closing the session released its lock")
+}

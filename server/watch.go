@@ -1,0 +1,223 @@
+package server
+
+import (
+	"context"
+	"reflect"
+
+	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// listLimitMax bounds a List page.
+const listLimitMax = 1000
+
+// eventBufferMax bounds the events waiting for one slow Events stream; a
+// stream that falls this far behind is ended (the client reconnects).
+const eventBufferMax = 256
+
+// Describe returns a resource's state.
+func (s *Server) Describe(ctx context.Context, req *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	var st spec.ResourceState
+	var ok bool
+	var now spec.Time
+	err := s.loop.Inspect(ctx, func(c *engine.Core) {
+		st, ok = c.Resource(string(req.Resource))
+		now = c.Now()
+	})
+	if err != nil {
+		return nil, inspectError(err)
+	}
+	resp := &pb.DescribeResponse{Exists: ok}
+	if ok {
+		resp.Resource = resourceToWire(st, now)
+	}
+	return resp, nil
+}
+
+// List returns a page of resources in use.
+func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListResponse, error) {
+	limit := int(req.Limit)
+	if limit == 0 {
+		limit = 100
+	}
+	if limit > listLimitMax {
+		return nil, invalid(badField("limit: %d exceeds %d", limit, listLimitMax))
+	}
+	var states []spec.ResourceState
+	var now spec.Time
+	more := false
+	err := s.loop.Inspect(ctx, func(c *engine.Core) {
+		names := c.ResourceNames(string(req.Prefix), string(req.StartAfter), limit+1)
+		more = len(names) > limit
+		for _, n := range names[:min(limit, len(names))] {
+			st, _ := c.Resource(n)
+			states = append(states, st)
+		}
+		now = c.Now()
+	})
+	if err != nil {
+		return nil, inspectError(err)
+	}
+	resp := &pb.ListResponse{}
+	for _, st := range states {
+		resp.Resources = append(resp.Resources, resourceToWire(st, now))
+	}
+	if more {
+		resp.Next = []byte(states[len(states)-1].Name)
+	}
+	return resp, nil
+}
+
+func inspectError(err error) error {
+	if ctxErr := status.FromContextError(err); ctxErr.Code() != codes.Unknown {
+		return ctxErr.Err()
+	}
+	return errStopped
+}
+
+// watcher holds the latest state of a watched resource not yet sent.
+type watcher struct {
+	wake   chan struct{} // 1-buffered: something new to send
+	last   spec.ResourceState
+	exists bool
+	fresh  bool // last has not been sent
+	sent   bool // something was sent at least once
+}
+
+// offer records a state if it differs from the last one (loop goroutine,
+// under s.mu).
+func (w *watcher) offer(st spec.ResourceState, exists bool) {
+	if w.sent && exists == w.exists && reflect.DeepEqual(st, w.last) {
+		return
+	}
+	w.last, w.exists, w.fresh, w.sent = st, exists, true, true
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Watch streams a resource's state now and after each change. A slow
+// reader skips intermediate states: it always gets the latest.
+func (s *Server) Watch(req *pb.WatchRequest, stream pb.Locks_WatchServer) error {
+	name := string(req.Resource)
+	w := &watcher{wake: make(chan struct{}, 1)}
+	s.mu.Lock()
+	if s.nwatch >= s.opts.WatchersMax {
+		s.mu.Unlock()
+		return resultError(spec.Refuse(spec.LimitExceeded, "watch: the node's WatchersMax streams are open"))
+	}
+	if s.watchers[name] == nil {
+		s.watchers[name] = map[*watcher]struct{}{}
+	}
+	s.watchers[name][w] = struct{}{}
+	s.nwatch++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.watchers[name], w)
+		if len(s.watchers[name]) == 0 {
+			delete(s.watchers, name)
+		}
+		s.nwatch--
+		s.mu.Unlock()
+	}()
+	// The current state, then every change.
+	err := s.loop.Inspect(stream.Context(), func(c *engine.Core) {
+		st, ok := c.Resource(name)
+		s.mu.Lock()
+		w.offer(st, ok)
+		s.mu.Unlock()
+	})
+	if err != nil {
+		return inspectError(err)
+	}
+	for {
+		select {
+		case <-w.wake:
+		case <-stream.Context().Done():
+			return nil
+		case <-s.loop.Done():
+			return errStopped
+		}
+		s.mu.Lock()
+		st, exists, fresh := w.last, w.exists, w.fresh
+		w.fresh = false
+		s.mu.Unlock()
+		if !fresh {
+			continue
+		}
+		resp := &pb.WatchResponse{Exists: exists}
+		if exists {
+			resp.Resource = resourceToWire(st, spec.Time(s.now.Load()))
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+// subscriber is one Events stream.
+type subscriber struct {
+	ch     chan *pb.Event
+	behind chan struct{} // closed when the buffer overflowed
+}
+
+// send queues an event, or ends a subscriber that fell behind (under s.mu).
+func (sub *subscriber) send(e *pb.Event) {
+	select {
+	case sub.ch <- e:
+	default:
+		select {
+		case <-sub.behind:
+		default:
+			close(sub.behind)
+		}
+	}
+}
+
+// Events streams a session's events.
+func (s *Server) Events(req *pb.EventsRequest, stream pb.Locks_EventsServer) error {
+	id, bad := sessionID(req.SessionId)
+	if bad != nil {
+		return invalid(bad)
+	}
+	sub := &subscriber{ch: make(chan *pb.Event, eventBufferMax), behind: make(chan struct{})}
+	s.mu.Lock()
+	if s.nsubs >= s.opts.SubscribersMax {
+		s.mu.Unlock()
+		return resultError(spec.Refuse(spec.LimitExceeded, "events: the node's SubscribersMax streams are open"))
+	}
+	if s.subs[id] == nil {
+		s.subs[id] = map[*subscriber]struct{}{}
+	}
+	s.subs[id][sub] = struct{}{}
+	s.nsubs++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.subs[id], sub)
+		if len(s.subs[id]) == 0 {
+			delete(s.subs, id)
+		}
+		s.nsubs--
+		s.mu.Unlock()
+	}()
+	for {
+		select {
+		case e := <-sub.ch:
+			if err := stream.Send(e); err != nil {
+				return err
+			}
+		case <-sub.behind:
+			return status.Error(codes.ResourceExhausted, "events: the stream fell behind; reconnect")
+		case <-stream.Context().Done():
+			return nil
+		case <-s.loop.Done():
+			return errStopped
+		}
+	}
+}
