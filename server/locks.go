@@ -80,26 +80,23 @@ func request(session []byte, reqID, acked uint64, resource []byte, op spec.Op) (
 		Resource: string(resource)}, nil
 }
 
-// waitTimeout is how long a request may queue: as asked, else until just
-// before the call's deadline, else the longest the node allows.
-func (s *Server) waitTimeout(ctx context.Context, asked *durationpb.Duration) (time.Duration, *spec.Result) {
-	d, bad := duration("wait_timeout", asked)
-	if bad != nil || d != 0 {
-		return d, bad
-	}
+// waitTimeout is how long a request that did not say may queue: until
+// just before the call's deadline, else the longest the node allows.
+func (s *Server) waitTimeout(ctx context.Context) time.Duration {
 	lim := s.opts.Limits
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		return lim.WaitTimeoutMax, nil
+		return lim.WaitTimeoutMax
 	}
 	// Leave the answer time to travel before the caller gives up.
 	left := time.Until(deadline)
 	left -= min(left/10, 100*time.Millisecond)
-	return min(max(left, lim.WaitTimeoutMin), lim.WaitTimeoutMax), nil
+	return min(max(left, lim.WaitTimeoutMin), lim.WaitTimeoutMax)
 }
 
-// Acquire requests a lock and waits for the outcome.
-func (s *Server) Acquire(ctx context.Context, req *pb.AcquireRequest) (*pb.LockResponse, error) {
+// acquireInput translates an AcquireRequest; a zero WaitTimeout is filled
+// in by the handler from the call's deadline.
+func acquireInput(req *pb.AcquireRequest) (spec.Input, *spec.Result) {
 	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpAcquire)
 	if bad == nil {
 		in.Mode, bad = mode(req.Mode)
@@ -107,10 +104,29 @@ func (s *Server) Acquire(ctx context.Context, req *pb.AcquireRequest) (*pb.LockR
 	if bad == nil {
 		in.LockDelay, bad = duration("lock_delay", req.LockDelay)
 	}
-	in.NoQueue = req.NoQueue
-	if bad == nil && !in.NoQueue {
-		in.WaitTimeout, bad = s.waitTimeout(ctx, req.WaitTimeout)
+	if bad == nil {
+		in.WaitTimeout, bad = duration("wait_timeout", req.WaitTimeout)
 	}
+	in.NoQueue = req.NoQueue
+	return in, bad
+}
+
+// convertInput translates a ConvertRequest, like acquireInput.
+func convertInput(req *pb.ConvertRequest) (spec.Input, *spec.Result) {
+	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpConvert)
+	if bad == nil {
+		in.Mode, bad = mode(req.Mode)
+	}
+	if bad == nil {
+		in.WaitTimeout, bad = duration("wait_timeout", req.WaitTimeout)
+	}
+	in.NoQueue, in.WriteValue, in.Value = req.NoQueue, req.WriteValue, req.Value
+	return in, bad
+}
+
+// Acquire requests a lock and waits for the outcome.
+func (s *Server) Acquire(ctx context.Context, req *pb.AcquireRequest) (*pb.LockResponse, error) {
+	in, bad := acquireInput(req)
 	if bad != nil {
 		return nil, invalid(bad)
 	}
@@ -119,14 +135,7 @@ func (s *Server) Acquire(ctx context.Context, req *pb.AcquireRequest) (*pb.LockR
 
 // Convert changes the mode of a held lock, waiting if it must.
 func (s *Server) Convert(ctx context.Context, req *pb.ConvertRequest) (*pb.LockResponse, error) {
-	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpConvert)
-	if bad == nil {
-		in.Mode, bad = mode(req.Mode)
-	}
-	in.NoQueue, in.WriteValue, in.Value = req.NoQueue, req.WriteValue, req.Value
-	if bad == nil && !in.NoQueue {
-		in.WaitTimeout, bad = s.waitTimeout(ctx, req.WaitTimeout)
-	}
+	in, bad := convertInput(req)
 	if bad != nil {
 		return nil, invalid(bad)
 	}
@@ -134,6 +143,9 @@ func (s *Server) Convert(ctx context.Context, req *pb.ConvertRequest) (*pb.LockR
 }
 
 func (s *Server) grant(ctx context.Context, in spec.Input) (*pb.LockResponse, error) {
+	if !in.NoQueue && in.WaitTimeout == 0 {
+		in.WaitTimeout = s.waitTimeout(ctx)
+	}
 	r, err := s.await(ctx, in)
 	if err != nil {
 		return nil, err
@@ -144,13 +156,18 @@ func (s *Server) grant(ctx context.Context, in spec.Input) (*pb.LockResponse, er
 	return grantToWire(r), nil
 }
 
+func releaseInput(req *pb.ReleaseRequest) (spec.Input, *spec.Result) {
+	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpRelease)
+	in.WriteValue, in.Value = req.WriteValue, req.Value
+	return in, bad
+}
+
 // Release gives a lock up.
 func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.ReleaseResponse, error) {
-	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpRelease)
+	in, bad := releaseInput(req)
 	if bad != nil {
 		return nil, invalid(bad)
 	}
-	in.WriteValue, in.Value = req.WriteValue, req.Value
 	r, err := s.submit(ctx, in)
 	if err != nil {
 		return nil, err

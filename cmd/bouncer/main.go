@@ -16,8 +16,9 @@ var commands []func() *cobra.Command
 
 // exitError carries a specific exit status out of a command.
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	quiet bool // the status speaks for itself (lock passing on its command's)
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -35,15 +36,28 @@ simulator.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
 	for _, c := range commands {
 		root.AddCommand(c())
 	}
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "bouncer:", err)
 		var e *exitError
-		if errors.As(err, &e) {
+		if !errors.As(err, &e) || !e.quiet {
+			fmt.Fprintln(os.Stderr, "bouncer:", err)
+		}
+		if e != nil {
 			os.Exit(e.code)
 		}
 		os.Exit(1)
+	}
+}
+
+// usageArgs makes an argument check's failure a usage error (exit 64).
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError("%v", err)
+		}
+		return nil
 	}
 }

@@ -1,0 +1,146 @@
+package remote_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/server"
+	"github.com/bouncer-dlm/bouncer/server/servertest"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/stretchr/testify/require"
+)
+
+func connect(t *testing.T, addr string, cfg remote.Config) *remote.Client {
+	cfg.Addr = addr
+	c, err := remote.Connect(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestLockUnlockAndTokens(t *testing.T) {
+	ctx := testCtx(t)
+	c := connect(t, servertest.Start(t, server.Options{}), remote.Config{TTL: 2 * time.Second})
+	a, err := c.NewSession(ctx)
+	require.NoError(t, err)
+	b, err := c.NewSession(ctx)
+	require.NoError(t, err)
+
+	la, err := a.Lock(ctx, "job", spec.EX)
+	require.NoError(t, err)
+	_, err = b.TryLock(ctx, "job", spec.PR)
+	require.ErrorIs(t, err, remote.ErrWouldBlock)
+
+	var lb *remote.Lock
+	got := make(chan error, 1)
+	go func() {
+		var err error
+		lb, err = b.Lock(ctx, "job", spec.PR)
+		got <- err
+	}()
+	select {
+	case n := <-a.Blocking():
+		require.Equal(t, remote.Blocking{Resource: "job", Mode: spec.PR}, n)
+	case <-ctx.Done():
+		t.Fatal("no blocking notification")
+	}
+	require.NoError(t, la.UnlockWithValue(ctx, []byte("state")))
+	require.NoError(t, <-got)
+	require.Greater(t, lb.Token(), la.Token())
+	v, valid := lb.Value()
+	require.Equal(t, "state", string(v))
+	require.True(t, valid)
+
+	require.NoError(t, lb.Convert(ctx, spec.EX))
+	require.Equal(t, spec.EX, lb.Mode())
+	require.NoError(t, lb.Unlock(ctx))
+	require.ErrorIs(t, lb.Unlock(ctx), remote.ErrNotHeld)
+	require.NoError(t, a.Close(ctx))
+	require.NoError(t, b.Close(ctx))
+}
+
+// A caller that gives up waiting leaves nothing behind: the request is
+// cancelled, or released if it was granted meanwhile.
+func TestAbandonedLockIsCleanedUp(t *testing.T) {
+	ctx := testCtx(t)
+	c := connect(t, servertest.Start(t, server.Options{}), remote.Config{TTL: 2 * time.Second})
+	a, err := c.NewSession(ctx)
+	require.NoError(t, err)
+	b, err := c.NewSession(ctx)
+	require.NoError(t, err)
+	la, err := a.Lock(ctx, "r", spec.EX)
+	require.NoError(t, err)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = b.Lock(short, "r", spec.EX, remote.WaitTimeout(time.Minute))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NoError(t, la.Unlock(ctx))
+	// b's abandoned request must not end up holding the lock.
+	require.Eventually(t, func() bool {
+		l, err := a.TryLock(ctx, "r", spec.EX)
+		if err != nil {
+			return false
+		}
+		require.NoError(t, l.Unlock(ctx))
+		return true
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// Mutual exclusion through the library: many goroutines, one counter.
+func TestMutualExclusion(t *testing.T) {
+	ctx := testCtx(t)
+	c := connect(t, servertest.Start(t, server.Options{}), remote.Config{})
+	var mu sync.Mutex
+	inside, entries := 0, 0
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.NewSession(ctx)
+			require.NoError(t, err)
+			defer func() { require.NoError(t, s.Close(ctx)) }()
+			for range 20 {
+				l, err := s.Lock(ctx, "counter", spec.EX)
+				require.NoError(t, err)
+				mu.Lock()
+				inside++
+				entries++
+				require.Equal(t, 1, inside)
+				mu.Unlock()
+				mu.Lock()
+				inside--
+				mu.Unlock()
+				require.NoError(t, l.Unlock(ctx))
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, 160, entries)
+}
+
+func TestAuthTokenAndErrors(t *testing.T) {
+	ctx := testCtx(t)
+	addr := servertest.Start(t, server.Options{AuthToken: "tok"})
+	_, err := connect(t, addr, remote.Config{}).NewSession(ctx)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "Unauthenticated")
+	s, err := connect(t, addr, remote.Config{Token: "tok"}).NewSession(ctx)
+	require.NoError(t, err)
+	_, err = s.Lock(ctx, "", spec.EX)
+	require.ErrorIs(t, err, remote.ErrInvalid)
+	require.Equal(t, spec.InvalidArgument, remote.CodeOf(err))
+	var e *remote.Error
+	require.True(t, errors.As(err, &e))
+	require.Contains(t, e.Detail, "resource")
+}

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/stretchr/testify/require"
+)
+
+// End-to-end tests: the real binary, real processes, loopback only.
+
+var bin string // the bouncer binary, built once
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bouncer-e2e")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "bouncer")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running bouncer serve.
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan struct{} // closed when the process has exited
+	err    error         // how it exited, once exited is closed
+}
+
+var listenRE = regexp.MustCompile(`listen=(\S+)`)
+
+// startNode runs bouncer serve on data, on listen (127.0.0.1:0 for any
+// port), and waits until it serves.
+func startNode(t *testing.T, data, listen string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"serve", "--data", data, "--listen", listen, "--metrics", ""}, extra...)
+	p := &proc{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	pipe, err := p.cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, p.cmd.Start())
+	serving := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil && strings.Contains(sc.Text(), "msg=serving") {
+				serving <- m[1]
+			}
+		}
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	select {
+	case p.addr = <-serving:
+	case <-p.exited:
+		t.Fatalf("serve exited: %v\n%s", p.err, p.log())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not start\n%s", p.log())
+	}
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *proc) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// kill ends the node with SIGKILL, as a crash would.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// stop ends the node with SIGTERM and returns how it exited.
+func (p *proc) stop(t *testing.T) error {
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+		return nil
+	}
+}
+
+// run runs the binary and returns its exit status and output.
+func run(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), string(out)
+	}
+	require.NoError(t, err, string(out))
+	return 0, string(out)
+}
+
+func TestE2ELockRunsCommandsOneAfterTheOther(t *testing.T) {
+	p := startNode(t, t.TempDir(), "127.0.0.1:0")
+	log := filepath.Join(t.TempDir(), "log")
+	script := fmt.Sprintf(`echo "start $BOUNCER_TOKEN" >> %s; sleep 0.3; echo "end $BOUNCER_TOKEN" >> %s`, log, log)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, out := run(t, "lock", "--addr", p.addr, "demo", "--", "sh", "-c", script)
+			require.Equal(t, 0, code, out)
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(log)
+	require.NoError(t, err)
+	lines := strings.Fields(strings.ReplaceAll(string(b), "\n", " "))
+	require.Len(t, lines, 8, string(b))
+	// start T1, end T1, start T2, end T2: never interleaved.
+	require.Equal(t, []string{"start", "end", "start", "end"}, []string{lines[0], lines[2], lines[4], lines[6]}, string(b))
+	require.Equal(t, lines[1], lines[3])
+	require.Equal(t, lines[5], lines[7])
+	require.NotEqual(t, lines[1], lines[5], "each holder gets its own token")
+
+	code, out := run(t, "lock", "--addr", p.addr, "demo", "--", "sh", "-c", "exit 7")
+	require.Equal(t, 7, code, "lock passes on the command's status: %s", out)
+	require.NoError(t, p.stop(t), "SIGTERM stops the node cleanly")
+}
+
+func TestE2ENoWaitOnAHeldLock(t *testing.T) {
+	p := startNode(t, t.TempDir(), "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := remote.Connect(remote.Config{Addr: p.addr})
+	require.NoError(t, err)
+	defer c.Close()
+	s, err := c.NewSession(ctx)
+	require.NoError(t, err)
+	l, err := s.Lock(ctx, "busy", spec.EX)
+	require.NoError(t, err)
+	code, out := run(t, "lock", "--addr", p.addr, "--no-wait", "busy", "--", "sh", "-c", "echo ran")
+	require.Equal(t, exitNotAcquired, code, out)
+	require.NotContains(t, out, "ran")
+	code, out = run(t, "lock", "--addr", p.addr, "--wait", "200ms", "busy", "--", "true")
+	require.Equal(t, exitNotAcquired, code, out)
+	code, out = run(t, "lock", "--addr", p.addr, "--mode", "nonsense", "busy", "--", "true")
+	require.Equal(t, exitUsage, code, out)
+	code, out = run(t, "status", "--addr", p.addr, "busy")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, ":EX#")
+	require.NoError(t, l.Unlock(ctx))
+	require.NoError(t, s.Close(ctx))
+}
+
+func TestE2ETLSAndAuth(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, key := writeTestPKI(t, dir)
+	token := filepath.Join(dir, "token")
+	require.NoError(t, os.WriteFile(token, []byte("s3cret\n"), 0o600))
+	wrong := filepath.Join(dir, "wrong")
+	require.NoError(t, os.WriteFile(wrong, []byte("guess"), 0o600))
+	p := startNode(t, t.TempDir(), "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--auth-token-file", token)
+
+	code, out := run(t, "lock", "--addr", p.addr, "--timeout", "3s", "x", "--", "true")
+	require.Equal(t, exitUnavailable, code, "plaintext to a TLS node is refused: %s", out)
+	code, out = run(t, "lock", "--addr", p.addr, "--tls-ca", ca, "x", "--", "true")
+	require.Equal(t, exitUnavailable, code, "no token: %s", out)
+	require.Contains(t, out, "Unauthenticated")
+	code, out = run(t, "lock", "--addr", p.addr, "--tls-ca", ca, "--auth-token-file", wrong, "x", "--", "true")
+	require.Equal(t, exitUnavailable, code, "wrong token: %s", out)
+	code, out = run(t, "lock", "--addr", p.addr, "--tls-ca", ca, "--auth-token-file", token, "x", "--", "sh", "-c", "echo token=$BOUNCER_TOKEN")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "token=1")
+}
+
+// writeTestPKI makes a CA and a certificate for 127.0.0.1 signed by it.
+func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	write := func(name, kind string, b []byte) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: b}), 0o600))
+		return path
+	}
+	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", der), write("key.pem", "EC PRIVATE KEY", keyDER)
+}
+
+// grant is one acknowledged grant seen by a client.
+type grant struct {
+	token          spec.Token
+	sent, answered time.Time
+	released       bool // its release was acknowledged (not lost)
+}
+
+// TestE2ECrashRestart: SIGKILL the node while 32 clients lock and unlock,
+// restart it on the same data and port. No acknowledged grant is lost (each
+// holder's release still finds its lock), and every token granted after the
+// restart exceeds every token acknowledged before the crash.
+func TestE2ECrashRestart(t *testing.T) {
+	data := t.TempDir()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := lis.Addr().String()
+	require.NoError(t, lis.Close())
+	p := startNode(t, data, addr)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := remote.Connect(remote.Config{Addr: addr, TTL: 10 * time.Second})
+	require.NoError(t, err)
+	defer c.Close()
+	const clients = 32
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var grants []grant
+	var failures []string
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.NewSession(ctx)
+			if err != nil {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("client %d: open: %v", i, err))
+				mu.Unlock()
+				return
+			}
+			defer func() { _ = s.Close(ctx) }()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				g := grant{sent: time.Now()}
+				l, err := s.Lock(ctx, fmt.Sprintf("r%d", (i+n)%8), spec.EX)
+				if err != nil {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("client %d: lock: %v", i, err))
+					mu.Unlock()
+					return
+				}
+				g.token, g.answered = l.Token(), time.Now()
+				err = l.Unlock(ctx)
+				g.released = err == nil
+				mu.Lock()
+				grants = append(grants, g)
+				if err != nil {
+					failures = append(failures, fmt.Sprintf("client %d: unlock of token %d: %v", i, g.token, err))
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	waitFor := func(n int) {
+		for {
+			mu.Lock()
+			got := len(grants)
+			mu.Unlock()
+			if got >= n {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("only %d grants", got)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	waitFor(200)
+	p.kill()
+	killed := time.Now()
+	p = startNode(t, data, addr)
+	restarted := time.Now()
+	mu.Lock()
+	before := len(grants)
+	mu.Unlock()
+	waitFor(before + 200)
+	close(stop)
+	wg.Wait()
+
+	require.Empty(t, failures)
+	var maxBefore, minAfter spec.Token
+	minAfter = ^spec.Token(0)
+	for _, g := range grants {
+		if g.answered.Before(killed) {
+			maxBefore = max(maxBefore, g.token)
+		}
+		if g.sent.After(restarted) {
+			minAfter = min(minAfter, g.token)
+		}
+	}
+	require.Less(t, maxBefore, minAfter, "a token after the restart must exceed every token acknowledged before the crash")
+	t.Logf("%d grants; max token before the crash %d, min after the restart %d", len(grants), maxBefore, minAfter)
+	require.NoError(t, p.stop(t))
+}

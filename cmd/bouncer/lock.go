@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/spf13/cobra"
+)
+
+func init() { commands = append(commands, newLockCmd) }
+
+type lockFlags struct {
+	clientFlags
+	mode   string
+	ttl    time.Duration
+	wait   time.Duration
+	noWait bool
+}
+
+func newLockCmd() *cobra.Command {
+	var f lockFlags
+	cmd := &cobra.Command{
+		Use:   "lock [flags] NAME -- CMD [ARGS...]",
+		Short: "Run a command while holding a lock",
+		Long: `Run CMD while holding the lock NAME, like flock(1) across machines.
+
+CMD gets BOUNCER_RESOURCE, BOUNCER_MODE and BOUNCER_TOKEN (the fencing
+token: pass it to anything that can reject stale writers) in its
+environment. The lock is released when CMD exits, and lock exits with CMD's
+status (128+N if a signal N ended it).
+
+Exit statuses of its own:
+  64  bad flags or arguments
+  69  the node could not be reached, or refused the request
+  74  the lease was lost while CMD ran: CMD was sent SIGTERM
+  75  the lock could not be had (--no-wait and it is held, or --wait ran out);
+      CMD did not run`,
+		Args: usageArgs(cobra.MinimumNArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			argv := args[1:]
+			if argv[0] == "--" { // flags end at NAME, so -- reaches us
+				argv = argv[1:]
+			}
+			if len(argv) == 0 {
+				return usageError("lock needs a command to run after NAME")
+			}
+			return runLocked(cmd.Context(), f, args[0], argv)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	f.register(cmd.Flags())
+	cmd.Flags().StringVar(&f.mode, "mode", "EX", "lock mode: NL CR CW PR PW EX, or shared, exclusive")
+	cmd.Flags().DurationVar(&f.ttl, "ttl", 10*time.Second, "session TTL: how soon the lock frees itself if this process dies")
+	cmd.Flags().DurationVar(&f.wait, "wait", 0, "give up after waiting this long (default: wait as long as the node allows)")
+	cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "fail at once if the lock is held")
+	return cmd
+}
+
+func runLocked(ctx context.Context, f lockFlags, name string, argv []string) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	mode, err := spec.ParseMode(f.mode)
+	if err != nil {
+		return usageError("--mode: %v", err)
+	}
+	if f.noWait && f.wait != 0 {
+		return usageError("--wait and --no-wait exclude each other")
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return usageError("%v", err)
+	}
+	cfg.TTL = f.ttl
+	c, err := remote.Connect(cfg)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	defer c.Close()
+	openCtx, cancel := context.WithTimeout(ctx, f.timeout)
+	s, err := c.NewSession(openCtx)
+	cancel()
+	if err != nil {
+		return nodeError(fmt.Errorf("open session at %s: %w", f.addr, err))
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
+		defer cancel()
+		_ = s.Close(closeCtx)
+	}()
+	l, err := acquire(ctx, s, f, name, mode)
+	if err != nil {
+		return err
+	}
+	status, err := runUnder(l, name, argv)
+	if err != nil {
+		return err
+	}
+	unlockCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	if err := l.Unlock(unlockCtx); err != nil && !errors.Is(err, remote.ErrLeaseLost) {
+		fmt.Fprintln(os.Stderr, "bouncer: unlock:", err)
+	}
+	if status != 0 {
+		return &exitError{code: status, err: fmt.Errorf("%s exited with status %d", argv[0], status), quiet: status != exitLeaseLost}
+	}
+	return nil
+}
+
+func acquire(ctx context.Context, s *remote.Session, f lockFlags, name string, mode spec.Mode) (*remote.Lock, error) {
+	if f.noWait {
+		l, err := s.TryLock(ctx, name, mode)
+		if errors.Is(err, remote.ErrWouldBlock) {
+			return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s is held (--no-wait)", name)}
+		}
+		return l, lockError(err)
+	}
+	var opts []remote.LockOption
+	if f.wait > 0 {
+		opts = append(opts, remote.WaitTimeout(f.wait))
+	}
+	l, err := s.Lock(ctx, name, mode, opts...)
+	if errors.Is(err, remote.ErrTimeout) {
+		return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s: still held after waiting %v", name, f.wait)}
+	}
+	return l, lockError(err)
+}
+
+func lockError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, remote.ErrInvalid) || errors.Is(err, remote.ErrLimitExceeded) {
+		return usageError("%v", err)
+	}
+	return nodeError(err)
+}
+
+// runUnder runs argv while l is held and returns its exit status. If the
+// lease is lost first, argv gets SIGTERM and the status is exitLeaseLost.
+func runUnder(l *remote.Lock, name string, argv []string) (int, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), "BOUNCER_RESOURCE="+name, "BOUNCER_MODE="+l.Mode().String(),
+		"BOUNCER_TOKEN="+strconv.FormatUint(uint64(l.Token()), 10))
+	if err := cmd.Start(); err != nil {
+		return 0, usageError("run %s: %v", argv[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	lost, done := false, l.Done()
+	for {
+		select {
+		case err := <-exited:
+			if lost {
+				return exitLeaseLost, nil
+			}
+			return exitStatus(cmd, err), nil
+		case s := <-sig:
+			_ = cmd.Process.Signal(s) // pass it on; we release when it exits
+		case <-done:
+			lost, done = true, nil
+			fmt.Fprintf(os.Stderr, "bouncer: the lease on %s may be lost; sending SIGTERM to %s\n", name, argv[0])
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+}
+
+func exitStatus(cmd *exec.Cmd, err error) int {
+	if err == nil {
+		return 0
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	if cmd.ProcessState != nil {
+		return cmd.ProcessState.ExitCode()
+	}
+	return 1
+}
