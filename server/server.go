@@ -25,11 +25,11 @@ import (
 
 // Options configure a Server. Zero values take the defaults.
 type Options struct {
-	Limits     spec.Limits   // must be the node's limits
-	Log        *slog.Logger  // default: discard
-	AuthToken  string        // if set, every call must carry "authorization: Bearer <token>"
+	Limits     spec.Limits           // must be the node's limits
+	Log        *slog.Logger          // default: discard
+	AuthToken  string                // if set, every call must carry "authorization: Bearer <token>"
 	Registry   prometheus.Registerer // where metrics go; nil: nowhere
-	DefaultTTL time.Duration // for OpenSession without a TTL; default 10s
+	DefaultTTL time.Duration         // for OpenSession without a TTL; default 10s
 	// WatchersMax bounds Watch streams, SubscribersMax Events streams.
 	WatchersMax, SubscribersMax int
 	Clock                       engine.Clock // default: the wall clock
