@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -210,6 +211,19 @@ func TestE2ETLSAndAuth(t *testing.T) {
 	require.Contains(t, out, "token=1")
 }
 
+// TestE2EClientCertificates: a node with --tls-client-ca refuses clients
+// without a certificate signed by that CA.
+func TestE2EClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	ca, cert, key := writeTestPKI(t, dir)
+	clientCert, clientKey := writeClientCert(t, dir)
+	p := startNode(t, t.TempDir(), "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca)
+	code, out := run(t, "lock", "--addr", p.addr, "--tls-ca", ca, "--timeout", "3s", "x", "--", "true")
+	require.Equal(t, exitUnavailable, code, "no client certificate: %s", out)
+	code, out = run(t, "lock", "--addr", p.addr, "--tls-ca", ca, "--tls-cert", clientCert, "--tls-key", clientKey, "x", "--", "true")
+	require.Equal(t, 0, code, out)
+}
+
 // writeTestPKI makes a CA and a certificate for 127.0.0.1 signed by it.
 func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -230,12 +244,35 @@ func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 	require.NoError(t, err)
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	require.NoError(t, err)
-	write := func(name, kind string, b []byte) string {
-		path := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: b}), 0o600))
-		return path
-	}
-	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", der), write("key.pem", "EC PRIVATE KEY", keyDER)
+	caKeyDER, err := x509.MarshalECPrivateKey(caKey)
+	require.NoError(t, err)
+	writePEM(t, dir, "ca-key.pem", "EC PRIVATE KEY", caKeyDER)
+	return writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER), writePEM(t, dir, "cert.pem", "CERTIFICATE", der),
+		writePEM(t, dir, "key.pem", "EC PRIVATE KEY", keyDER)
+}
+
+// writeClientCert makes a client certificate signed by writeTestPKI's CA.
+func writeClientCert(t *testing.T, dir string) (certFile, keyFile string) {
+	caPair, err := tls.LoadX509KeyPair(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caPair.Certificate[0])
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caPair.PrivateKey)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	return writePEM(t, dir, "client.pem", "CERTIFICATE", der), writePEM(t, dir, "client-key.pem", "EC PRIVATE KEY", keyDER)
+}
+
+func writePEM(t *testing.T, dir, name, kind string, b []byte) string {
+	path := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: b}), 0o600))
+	return path
 }
 
 // grant is one acknowledged grant seen by a client.
