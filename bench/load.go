@@ -35,8 +35,8 @@ type Options struct {
 
 // Result is what a run measured.
 type Result struct {
-	Cycles             int // lock+unlock cycles completed
-	Elapsed            time.Duration
+	Cycles              int // lock+unlock cycles completed
+	Elapsed             time.Duration
 	P50, P99, P999, Max time.Duration // acquire latency
 }
 
