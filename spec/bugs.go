@@ -27,9 +27,10 @@ const (
 	// bugUpConvertKeepsToken: an up-conversion granted in place keeps its old
 	// fencing token. Breaks TokensIncrease.
 	bugUpConvertKeepsToken
-	// bugConvertInPlace: every conversion is treated as a down-conversion and
-	// granted in place, whatever else is granted. Breaks CompatibleGrants.
-	bugConvertInPlace
+	// bugConvertIgnoresHolders: an up-conversion is granted in place (with a
+	// new token) without checking the other holders' modes. Breaks
+	// CompatibleGrants.
+	bugConvertIgnoresHolders
 	// bugNoDeadlockCheck: a new request queues without the wait-for cycle
 	// check. Breaks the acyclic wait-for graph (a deadlock goes unrefused).
 	bugNoDeadlockCheck
@@ -42,13 +43,13 @@ const (
 )
 
 var bugNames = map[bugs]string{
-	bugNewIgnoreConversions: "NewIgnoreConversions",
-	bugOvertake:             "Overtake",
-	bugExpiryKeepsValue:     "ExpiryKeepsValue",
-	bugUpConvertKeepsToken:  "UpConvertKeepsToken",
-	bugConvertInPlace:       "ConvertInPlace",
-	bugNoDeadlockCheck:      "NoDeadlockCheck",
-	bugTokenMaxFromLocks:    "TokenMaxFromLocks",
+	bugNewIgnoreConversions:  "NewIgnoreConversions",
+	bugOvertake:              "Overtake",
+	bugExpiryKeepsValue:      "ExpiryKeepsValue",
+	bugUpConvertKeepsToken:   "UpConvertKeepsToken",
+	bugConvertIgnoresHolders: "ConvertIgnoresHolders",
+	bugNoDeadlockCheck:       "NoDeadlockCheck",
+	bugTokenMaxFromLocks:     "TokenMaxFromLocks",
 }
 
 func (b bugs) has(bug bugs) bool { return b&bug != 0 }

@@ -1,11 +1,16 @@
 package spec
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,9 +28,16 @@ import (
 //   - time: every instant is taken relative to Now (deadlines as time left);
 //   - fencing tokens: only their order matters, so they are renumbered
 //     1, 2, ... in order, TokenMax included;
-//   - request ids: each session's ids are taken relative to its Acked (the
-//     clients below acknowledge every outcome they have, so every recorded
-//     or queued id is above it).
+//   - recorded outcomes: these clients never retry, so what an outcome
+//     says can only ever be read back by a retry; instead, each reply is
+//     checked against the state when it is given (checkStep). What can
+//     matter is which outcomes the node still keeps, because they count
+//     against RepliesPerSessionMax: a client acknowledges every outcome it
+//     has, which lets the node forget all of them below its oldest pending
+//     request at its next request. So the normal form keeps, from the
+//     oldest pending request on, whether each kept outcome is pending;
+//   - request ids: only which queued request is which matters, so they are
+//     renumbered by rank among the outcomes kept.
 // Two states with the same normal form have the same futures up to that
 // renaming, so the first one found stands for both. The number of sessions
 // is bounded because each client opens one session, once (a client whose
@@ -55,6 +67,7 @@ type Bounds struct {
 	Crashes     int    // restarts (Model.Recover) per run
 	Downtime    int    // a restart takes 0 ticks or this many (past due timers)
 	StatesMax   int    // give up (Report.Complete false) past this many distinct states
+	Workers     int    // goroutines expanding each level (the result does not depend on it)
 
 	bugs bugs // planted bugs; only this package's tests set them
 }
@@ -127,8 +140,8 @@ func (b *Bounds) Validate() error {
 		return errors.New("bounds: Modes is empty")
 	case b.TTL < 1 || b.WaitTimeout < 1 || b.LockDelay < 0 || b.Crashes < 0 || b.Downtime < 0:
 		return errors.New("bounds: TTL and WaitTimeout must be positive, the rest not negative")
-	case b.StatesMax < 1:
-		return errors.New("bounds: StatesMax must be positive")
+	case b.StatesMax < 1 || b.Workers < 1:
+		return errors.New("bounds: StatesMax and Workers must be positive")
 	}
 	for _, m := range b.Modes {
 		if !m.Valid() {
@@ -138,9 +151,11 @@ func (b *Bounds) Validate() error {
 	return nil
 }
 
-// Limits returns the limits Explore runs the model with: large enough that
-// the clients above never meet a capacity bound, so every state is a
-// semantic one.
+// Limits returns the limits Explore runs the model with. The capacity
+// bounds are large enough that these clients never meet them, except
+// RepliesPerSessionMax: a client that keeps making requests on other
+// resources while one waits piles up outcomes it cannot acknowledge yet,
+// and is refused (LimitExceeded) when it reaches the bound, as it should be.
 func (b *Bounds) Limits() Limits {
 	tick := time.Second
 	return Limits{
@@ -230,7 +245,9 @@ func (x *explorer) actions(st *State, crashes int, out []action) []action {
 			}
 			continue
 		}
-		out = append(out, action{op: OpKeepAlive, session: s})
+		if x.renews(st, id) {
+			out = append(out, action{op: OpKeepAlive, session: s})
+		}
 		if x.b.Close {
 			out = append(out, action{op: OpClose, session: s})
 		}
@@ -293,6 +310,17 @@ func (x *explorer) lockActions(st *State, id SessionID, s, r uint8, out []action
 		}
 	}
 	return out
+}
+
+// renews reports whether a keepalive of id would move its deadline (one
+// sent in the instant of the open or of another keepalive changes nothing).
+func (x *explorer) renews(st *State, id SessionID) bool {
+	for _, s := range st.Sessions {
+		if s.ID == id {
+			return s.Deadline != st.Now.Add(s.TTL)
+		}
+	}
+	return false
 }
 
 // findLock returns id's lock on the named resource, and whether it is granted.
@@ -359,10 +387,9 @@ func (x *explorer) input(st *State, a action) Input {
 type explorer struct {
 	b     Bounds
 	lim   Limits
-	seen  map[[16]byte]int32
+	seen  map[[16]byte]int32 // normal form hash -> node
+	seeds [2]maphash.Seed
 	nodes []exNode
-	buf   []byte // normal form under construction
-	acts  []action
 }
 
 type exNode struct {
@@ -377,18 +404,49 @@ type frontierItem struct {
 	state State
 }
 
+// worker holds one goroutine's scratch space.
+type worker struct {
+	x    *explorer
+	buf  []byte // normal form under construction
+	acts []action
+}
+
+// expansion is what a worker found from one frontier item: the successors
+// not seen before this level (in action order, each with its invariants
+// checked), and the first broken transition property, if any.
+type expansion struct {
+	transitions int
+	succ        []successor
+	err         error
+	errAct      action
+}
+
+type successor struct {
+	frontierItem
+	act    action
+	key    [16]byte
+	invErr error
+}
+
 // Explore checks every state of the model reachable within b. It stops at
 // the first violation, which it reports with a shortest path to it.
+//
+// Each breadth-first level is expanded by b.Workers goroutines, which only
+// read the table of states seen; the level is then merged in frontier and
+// action order by this goroutine alone, so the report, the node numbering
+// and the counterexample are the same for any number of workers.
 func Explore(b Bounds) (Report, error) {
 	if err := b.Validate(); err != nil {
 		return Report{}, err
 	}
-	x := &explorer{b: b, lim: b.Limits(), seen: map[[16]byte]int32{}}
+	x := &explorer{b: b, lim: b.Limits(), seen: map[[16]byte]int32{},
+		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	m := NewModel(x.lim)
 	m.bugs = b.bugs
 	root := frontierItem{node: 0, model: m, state: m.State()}
 	x.nodes = append(x.nodes, exNode{parent: -1})
-	x.seen[x.key(&root.state, 0)] = 0
+	w := &worker{x: x}
+	x.seen[w.key(&root.state, 0)] = 0
 	rep := Report{States: 1, Complete: true}
 	if err := CheckInvariants(&root.state, &x.lim); err != nil {
 		rep.Violation = x.counterexample(0, nil, err)
@@ -396,29 +454,33 @@ func Explore(b Bounds) (Report, error) {
 	}
 	frontier := []frontierItem{root}
 	for len(frontier) > 0 {
+		exps := x.expandLevel(frontier)
 		var next []frontierItem
-		for _, it := range frontier {
-			crashes := int(x.nodes[it.node].crashes)
-			x.acts = x.actions(&it.state, crashes, x.acts)
-			for _, a := range x.acts {
-				rep.Transitions++
-				child, err := x.take(&it, a, crashes)
-				if err != nil {
-					rep.Violation = x.counterexample(it.node, &a, err)
+		for i, e := range exps {
+			rep.Transitions += e.transitions
+			for _, c := range e.succ {
+				if _, ok := x.seen[c.key]; ok {
+					continue // found twice in this level
+				}
+				c.node = int32(len(x.nodes))
+				x.seen[c.key] = c.node
+				x.nodes = append(x.nodes, exNode{parent: frontier[i].node, act: c.act,
+					crashes: x.nodes[frontier[i].node].crashes + boolUint8(c.act.kind == actRecover)})
+				if c.invErr != nil {
+					rep.States = len(x.nodes)
+					rep.Violation = x.counterexample(c.node, nil, c.invErr)
 					return rep, nil
 				}
-				if child.node < 0 {
-					continue
-				}
-				if err := CheckInvariants(&child.state, &x.lim); err != nil {
-					rep.Violation = x.counterexample(child.node, nil, err)
-					return rep, nil
-				}
-				next = append(next, child)
+				next = append(next, c.frontierItem)
 				if len(x.nodes) >= b.StatesMax {
 					rep.States, rep.Complete = len(x.nodes), false
 					return rep, nil
 				}
+			}
+			if e.err != nil {
+				rep.States = len(x.nodes)
+				rep.Violation = x.counterexample(frontier[i].node, &e.errAct, e.err)
+				return rep, nil
 			}
 		}
 		if len(next) > 0 {
@@ -430,26 +492,54 @@ func Explore(b Bounds) (Report, error) {
 	return rep, nil
 }
 
-// take applies a to a copy of it's model and checks the transition. It
-// returns the successor with node -1 if its state was seen before.
-func (x *explorer) take(it *frontierItem, a action, crashes int) (frontierItem, error) {
-	m := it.model.Clone()
-	_, events, mid := x.apply(m, &it.state, a)
-	after := m.State()
-	if err := x.checkStep(&it.state, mid, &after, a, events); err != nil {
-		return frontierItem{}, err
+// expandLevel expands every frontier item, on b.Workers goroutines.
+func (x *explorer) expandLevel(frontier []frontierItem) []expansion {
+	exps := make([]expansion, len(frontier))
+	const chunk = 32
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(x.b.Workers, (len(frontier)+chunk-1)/chunk) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{x: x}
+			for {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= len(frontier) {
+					return
+				}
+				for i := lo; i < min(lo+chunk, len(frontier)); i++ {
+					exps[i] = w.expand(&frontier[i])
+				}
+			}
+		}()
 	}
-	if a.kind == actRecover {
-		crashes++
+	wg.Wait()
+	return exps
+}
+
+func (w *worker) expand(it *frontierItem) expansion {
+	var e expansion
+	crashes := int(w.x.nodes[it.node].crashes)
+	w.acts = w.x.actions(&it.state, crashes, w.acts)
+	for _, a := range w.acts {
+		e.transitions++
+		m := it.model.Clone()
+		reply, events, mid := w.x.apply(m, &it.state, a)
+		after := m.State()
+		if err := w.x.checkStep(&it.state, mid, &after, a, reply, events); err != nil {
+			e.err, e.errAct = err, a
+			return e
+		}
+		k := w.key(&after, crashes+int(boolUint8(a.kind == actRecover)))
+		if _, ok := w.x.seen[k]; ok {
+			continue
+		}
+		c := successor{frontierItem: frontierItem{model: m, state: after}, act: a, key: k}
+		c.invErr = CheckInvariants(&c.state, &w.x.lim)
+		e.succ = append(e.succ, c)
 	}
-	k := x.key(&after, crashes)
-	if _, ok := x.seen[k]; ok {
-		return frontierItem{node: -1}, nil
-	}
-	n := int32(len(x.nodes))
-	x.seen[k] = n
-	x.nodes = append(x.nodes, exNode{parent: it.node, act: a, crashes: uint8(crashes)})
-	return frontierItem{node: n, model: m, state: after}, nil
+	return e
 }
 
 // apply performs a on m (whose state is st). For a restart it also returns
@@ -480,7 +570,7 @@ func (x *explorer) apply(m *Model, st *State, a action) (Result, []Event, *State
 // NoAckLost: a restart (Recover) keeps everything but the clock and the
 // sessions' deadlines: every lock, queue, value block, token and recorded
 // outcome the clients were told of survives it.
-func (x *explorer) checkStep(before, mid, after *State, a action, events []Event) error {
+func (x *explorer) checkStep(before, mid, after *State, a action, reply Result, events []Event) error {
 	if mid != nil {
 		if err := CheckTransition(before, mid); err != nil {
 			return fmt.Errorf("restart: %w", err)
@@ -495,7 +585,7 @@ func (x *explorer) checkStep(before, mid, after *State, a action, events []Event
 		return err
 	}
 	if a.kind == actInput {
-		return nil
+		return checkReply(after, x.input(before, a), reply)
 	}
 	for _, e := range events {
 		if e.Kind != Expired {
@@ -517,6 +607,39 @@ func (x *explorer) checkStep(before, mid, after *State, a action, events []Event
 	return nil
 }
 
+// checkReply: the reply to an input is what the state after it says. A
+// grant names the lock's mode and token and the resource's value block; a
+// pending request is queued under its id; every outcome is recorded, except
+// a refusal for too many unacknowledged outcomes (the client may reuse the
+// id once it can acknowledge some).
+func checkReply(after *State, in Input, r Result) error {
+	if !in.Op.Mutating() || r.Code == LimitExceeded && strings.HasPrefix(r.Detail, "request:") {
+		return nil
+	}
+	for _, s := range after.Sessions {
+		if s.ID != in.Session {
+			continue
+		}
+		i := slices.IndexFunc(s.Replies, func(rp Reply) bool { return rp.Request == in.Request })
+		if i < 0 || !reflect.DeepEqual(s.Replies[i].Result, r) {
+			return fmt.Errorf("%v %s request=%d: reply %v is not the recorded outcome", in.Op, ShortID(in.Session), in.Request, r)
+		}
+	}
+	l, granted := findLock(after, in.Resource, in.Session)
+	switch {
+	case r.Pending:
+		if l == nil || l.Request != in.Request {
+			return fmt.Errorf("%v %s: reply Pending but request %d is not queued", in.Op, ShortID(in.Session), in.Request)
+		}
+	case r.Code == OK && r.Token != 0:
+		rs := after.Resources[slices.IndexFunc(after.Resources, func(x ResourceState) bool { return x.Name == in.Resource })]
+		if !granted || l.Mode != r.Mode || l.Token != r.Token || r.ValueValid != rs.ValueValid || !bytes.Equal(r.Value, rs.Value) {
+			return fmt.Errorf("%v %s %s: reply %v does not match the lock and value block", in.Op, ShortID(in.Session), in.Resource, r)
+		}
+	}
+	return nil
+}
+
 func checkRecovered(before, mid *State) error {
 	b, m := *before, *mid
 	b.Now, m.Now = 0, 0
@@ -528,8 +651,8 @@ func checkRecovered(before, mid *State) error {
 	for i := range m.Sessions {
 		m.Sessions[i].Deadline = 0
 	}
-	if bs, ms := b.String(), m.String(); bs != ms {
-		return fmt.Errorf("restart lost or changed acknowledged state:\nbefore:\n%safter:\n%s", bs, ms)
+	if !reflect.DeepEqual(b, m) {
+		return fmt.Errorf("restart lost or changed acknowledged state:\nbefore:\n%safter:\n%s", b.String(), m.String())
 	}
 	return nil
 }
@@ -560,19 +683,20 @@ func (x *explorer) counterexample(n int32, last *action, err error) *Counterexam
 
 // ---- normal form ----
 
-// key hashes the normal form of st (see Explore) with the restarts used.
-// 128 bits of FNV-1a make a collision, which would hide a state, vanishingly
-// unlikely at the sizes explored here (below 2^-70 for ten million states).
-func (x *explorer) key(st *State, crashes int) [16]byte {
-	x.buf = x.normalForm(st, crashes, x.buf[:0])
-	h := fnv.New128a()
-	h.Write(x.buf)
+// key hashes the normal form of st (see Explore) with the restarts used,
+// with two independently seeded 64-bit hashes. A collision would hide a
+// state; with 128 bits it is vanishingly unlikely at the sizes explored here
+// (below 2^-70 for ten million states). The seeds are random per run, which
+// changes no result: only equality of keys is ever used.
+func (w *worker) key(st *State, crashes int) [16]byte {
+	w.buf = normalForm(st, crashes, w.buf[:0])
 	var k [16]byte
-	h.Sum(k[:0])
+	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(w.x.seeds[0], w.buf))
+	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(w.x.seeds[1], w.buf))
 	return k
 }
 
-func (x *explorer) normalForm(st *State, crashes int, b []byte) []byte {
+func normalForm(st *State, crashes int, b []byte) []byte {
 	now := st.Now
 	rel := func(t Time) int64 {
 		if t == 0 {
@@ -582,11 +706,6 @@ func (x *explorer) normalForm(st *State, crashes int, b []byte) []byte {
 	}
 	var toks []Token
 	toks = append(toks, st.TokenMax)
-	for _, s := range st.Sessions {
-		for _, r := range s.Replies {
-			toks = append(toks, r.Result.Token)
-		}
-	}
 	for _, r := range st.Resources {
 		for _, l := range r.Granted {
 			toks = append(toks, l.Token)
@@ -604,21 +723,27 @@ func (x *explorer) normalForm(st *State, crashes int, b []byte) []byte {
 		}
 		return uint64(i)
 	}
-	acked := map[SessionID]RequestID{}
+	reqRank := map[SessionID]map[RequestID]uint64{}
 	b = appendUint(b, uint64(crashes), rank(st.TokenMax))
 	for _, s := range st.Sessions {
-		acked[s.ID] = s.Acked
 		b = append(b, s.ID[:]...)
-		b = appendUint(b, uint64(s.TTL), uint64(rel(s.Deadline)), uint64(len(s.Replies)))
-		for _, r := range s.Replies {
-			b = appendUint(b, uint64(r.Request-s.Acked))
-			b = appendResult(b, &r.Result, rank(r.Result.Token))
+		b = appendUint(b, uint64(s.TTL), uint64(rel(s.Deadline)))
+		// Outcomes from the oldest pending request on, by rank.
+		rk := map[RequestID]uint64{}
+		reqRank[s.ID] = rk
+		first := slices.IndexFunc(s.Replies, func(r Reply) bool { return r.Result.Pending })
+		if first >= 0 {
+			for i, r := range s.Replies[first:] {
+				rk[r.Request] = uint64(i + 1)
+				b = appendUint(b, boolUint(r.Result.Pending))
+			}
 		}
+		b = appendUint(b, 2) // end of outcomes
 	}
 	lock := func(b []byte, l *LockState) []byte {
 		req := uint64(0)
 		if l.Request != 0 {
-			req = uint64(l.Request - acked[l.Session])
+			req = reqRank[l.Session][l.Request]
 		}
 		b = append(b, l.Session[:]...)
 		return appendUint(b, uint64(l.Mode), uint64(l.Want), rank(l.Token), req,
@@ -646,12 +771,6 @@ func (x *explorer) normalForm(st *State, crashes int, b []byte) []byte {
 	return b
 }
 
-func appendResult(b []byte, r *Result, token uint64) []byte {
-	b = appendUint(b, uint64(r.Code), boolUint(r.Pending), uint64(r.Mode), token, boolUint(r.ValueValid))
-	b = appendString(b, r.Detail)
-	return appendString(b, string(r.Value))
-}
-
 func appendUint(b []byte, vs ...uint64) []byte {
 	for _, v := range vs {
 		for v >= 0x80 {
@@ -667,6 +786,8 @@ func appendString(b []byte, s string) []byte {
 	b = appendUint(b, uint64(len(s)))
 	return append(b, s...)
 }
+
+func boolUint8(v bool) uint8 { return uint8(boolUint(v)) }
 
 func boolUint(v bool) uint64 {
 	if v {

@@ -395,7 +395,7 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 	if l.request != 0 {
 		return Refuse(AlreadyHeld, DetailConverting), nil
 	}
-	down := Weaker(in.Mode, l.mode) || m.bugs.has(bugConvertInPlace)
+	down := Weaker(in.Mode, l.mode)
 	if in.WriteValue && (!l.mode.WritesValue() || !down) {
 		return Refuse(InvalidArgument, DetailValueWrite), nil
 	}
@@ -410,7 +410,7 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 	}
 	// Up (or sideways, PR<->CW): in place at once if compatible with every
 	// other granted mode, overtaking queued conversions (as the DLM does).
-	if !m.delayed(r) && r.compatible(in.Mode, l) {
+	if !m.delayed(r) && (r.compatible(in.Mode, l) || m.bugs.has(bugConvertIgnoresHolders)) {
 		old := l.mode
 		l.mode, l.want = in.Mode, in.Mode
 		if m.onCycle(s.id) {

@@ -1,0 +1,159 @@
+package spec
+
+import (
+	"flag"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The exhaustive check runs at the CI bounds on every `go test ./spec/...`.
+// The larger bounds take many minutes; run them with
+//
+//	go test ./spec -run TestExplore -explore.large -timeout 2h -v
+//
+// or with BOUNCER_EXPLORE_LARGE=1 in the environment.
+var exploreLarge = flag.Bool("explore.large", false, "run the exhaustive check at its larger bounds")
+
+type namedBounds struct {
+	name string
+	Bounds
+}
+
+// exploreBounds are the configurations checked, each small enough to visit
+// every reachable state. One resource with all six modes and a restart
+// covers the grant rules and recovery; three sessions make a conversion, a
+// waiter and a holder meet; two resources are where deadlocks across
+// resources live.
+func exploreBounds(large bool) []namedBounds {
+	all := []Mode{NL, CR, CW, PR, PW, EX}
+	bound := func(name string, sessions, resources int, modes []Mode, crashes int, more ...func(*Bounds)) namedBounds {
+		b := Bounds{Sessions: sessions, Resources: resources, Modes: modes,
+			TTL: 2, WaitTimeout: 1, WriteValue: true, Close: true, Crashes: crashes, Downtime: 1,
+			StatesMax: 50_000_000, Workers: runtime.GOMAXPROCS(0)}
+		for _, f := range more {
+			f(&b)
+		}
+		return namedBounds{name, b}
+	}
+	if !large {
+		return []namedBounds{
+			bound("2sessions-1resource-6modes-restart", 2, 1, all, 1),
+			bound("3sessions-1resource-PR,PW,EX", 3, 1, []Mode{PR, PW, EX}, 0),
+			bound("2sessions-2resources-EX-restart", 2, 2, []Mode{EX}, 1),
+		}
+	}
+	tryAndDelay := func(b *Bounds) { b.NoQueue, b.LockDelay, b.Downtime = true, 1, 2 }
+	noClose := func(b *Bounds) { b.Close = false }
+	return []namedBounds{
+		bound("2sessions-1resource-6modes-restart-try-lockdelay", 2, 1, all, 1, tryAndDelay),
+		bound("3sessions-1resource-CR,PR,PW,EX-restart", 3, 1, []Mode{CR, PR, PW, EX}, 1),
+		bound("2sessions-2resources-PR,EX-restart", 2, 2, []Mode{PR, EX}, 1, noClose),
+	}
+}
+
+// TestExplore visits every reachable state of the model within each bound
+// and fails on the first broken invariant or transition property, printing
+// a shortest counterexample.
+func TestExplore(t *testing.T) {
+	large := *exploreLarge || os.Getenv("BOUNCER_EXPLORE_LARGE") != ""
+	defer debug.SetGCPercent(debug.SetGCPercent(400)) // the frontier is large and long-lived
+	for _, nb := range exploreBounds(large) {
+		t.Run(nb.name, func(t *testing.T) {
+			start := time.Now()
+			rep, err := Explore(nb.Bounds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%v in %v", rep, time.Since(start).Round(time.Millisecond))
+			if rep.Violation != nil {
+				t.Fatalf("%v", rep.Violation)
+			}
+			if !rep.Complete {
+				t.Fatalf("incomplete: raise StatesMax")
+			}
+		})
+	}
+}
+
+// TestExploreFindsPlantedBugs proves the checks can fail: with each planted
+// bug (bugs.go) the checker must find a counterexample, and name the
+// property the bug breaks.
+func TestExploreFindsPlantedBugs(t *testing.T) {
+	small := func(sessions, resources int, modes ...Mode) Bounds {
+		return Bounds{Sessions: sessions, Resources: resources, Modes: modes,
+			TTL: 2, WaitTimeout: 2, WriteValue: true, Crashes: 1,
+			StatesMax: 2_000_000, Workers: runtime.GOMAXPROCS(0)}
+	}
+	cases := []struct {
+		bug    bugs
+		bounds Bounds
+		want   string // in the violation: which check caught it
+	}{
+		{bugNewIgnoreConversions, small(3, 1, CR, PR, EX), "while the conversion of"},
+		{bugOvertake, small(3, 1, PR, EX), "while a request queued ahead of it still waits"},
+		{bugExpiryKeepsValue, small(2, 1, NL, EX), "value block still valid after its EX holder"},
+		{bugUpConvertKeepsToken, small(1, 1, CR, EX), "kept token"},
+		{bugConvertIgnoresHolders, small(2, 1, PR, EX), "granted modes conflict"},
+		{bugNoDeadlockCheck, small(2, 2, EX), "wait-for graph has a cycle"},
+		{bugTokenMaxFromLocks, small(1, 1, EX), "token-max went down"},
+	}
+	seen := bugs(0)
+	for _, c := range cases {
+		seen |= c.bug
+		t.Run(c.bug.String(), func(t *testing.T) {
+			c.bounds.bugs = c.bug
+			rep, err := Explore(c.bounds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Violation == nil {
+				t.Fatalf("planted bug %v not found: %v", c.bug, rep)
+			}
+			t.Logf("%v\n%v", rep, rep.Violation)
+			if msg := rep.Violation.Err.Error(); !strings.Contains(msg, c.want) {
+				t.Fatalf("planted bug %v caught by the wrong check: %q, want %q", c.bug, msg, c.want)
+			}
+			if n := len(rep.Violation.Steps); n == 0 || n > 12 {
+				t.Fatalf("counterexample of %d steps: want a short one", n)
+			}
+		})
+	}
+	if seen != bugsEnd-1 {
+		t.Fatalf("bugs %b have no case here", (bugsEnd-1)&^seen)
+	}
+}
+
+// TestExploreCleanAtBugBounds: the bounds that catch the planted bugs find
+// nothing without them, so each counterexample is the bug's doing.
+func TestExploreCleanAtBugBounds(t *testing.T) {
+	b := Bounds{Sessions: 2, Resources: 2, Modes: []Mode{EX}, TTL: 2, WaitTimeout: 2,
+		WriteValue: true, Crashes: 1, StatesMax: 2_000_000, Workers: runtime.GOMAXPROCS(0)}
+	rep, err := Explore(b)
+	if err != nil || rep.Violation != nil || !rep.Complete {
+		t.Fatalf("%v %v %v", err, rep, rep.Violation)
+	}
+	t.Log(rep)
+}
+
+// TestExploreWorkersAgree: the result does not depend on the number of
+// goroutines, down to the counterexample.
+func TestExploreWorkersAgree(t *testing.T) {
+	b := Bounds{Sessions: 3, Resources: 1, Modes: []Mode{PR, EX}, TTL: 2, WaitTimeout: 1,
+		StatesMax: 1_000_000, Workers: 1, bugs: bugOvertake}
+	one, err := Explore(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Workers = 3
+	three, err := Explore(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.String() != three.String() || one.Violation.String() != three.Violation.String() {
+		t.Fatalf("1 worker: %v\n3 workers: %v", one, three)
+	}
+}
