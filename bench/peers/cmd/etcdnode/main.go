@@ -1,0 +1,66 @@
+// Command etcdnode runs one embedded etcd server (go.etcd.io/etcd/server/v3/embed)
+// with its data on disk, in a process of its own so that the peer benchmark
+// can read its memory (RSS) apart from the load generator's. It prints
+// "ready listen=ADDR" on stdout once it serves, and stops cleanly on SIGTERM
+// or SIGINT.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+func main() {
+	data := flag.String("data", "", "data directory (required)")
+	client := flag.String("client", "127.0.0.1:2379", "client address (loopback)")
+	peer := flag.String("peer", "127.0.0.1:2380", "peer address (loopback; unused by a single member)")
+	flag.Parse()
+	if *data == "" {
+		log.Fatal("etcdnode: --data is required")
+	}
+	cu, err := url.Parse("http://" + *client)
+	if err != nil {
+		log.Fatalf("etcdnode: --client: %v", err)
+	}
+	pu, err := url.Parse("http://" + *peer)
+	if err != nil {
+		log.Fatalf("etcdnode: --peer: %v", err)
+	}
+	// Defaults everywhere else: the WAL is fsynced before every
+	// acknowledged write, as a user of etcd would run it.
+	cfg := embed.NewConfig()
+	cfg.Name = "bench"
+	cfg.Dir = *data
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.LogLevel = "error"
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		log.Fatalf("etcdnode: start: %v", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		e.Server.Stop()
+		log.Fatal("etcdnode: not ready after 60s")
+	}
+	fmt.Printf("ready listen=%s\n", e.Clients[0].Addr())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case <-sig:
+	case err := <-e.Err():
+		log.Printf("etcdnode: %v", err)
+	}
+	e.Close()
+}

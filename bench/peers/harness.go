@@ -1,0 +1,200 @@
+package peers
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// System is a lock service under test: how to start its server and how its
+// clients talk to it.
+type System struct {
+	Name   string // as the report names it
+	About  string // its configuration and locking recipe, for the report
+	Shared string // how it takes shared locks; "" if it has no shared mode (n/a)
+	Start  func(ctx context.Context, dir string) (*Server, error)
+	Dial   Dialer
+}
+
+// Systems are Bouncer and its peers, from the binaries given.
+func Systems(bouncerBin, etcdBin, redisBin string) []System {
+	return []System{
+		{Name: "bouncer", About: "`bouncer serve`, Pebble on disk, fsync before every acknowledgement; client/remote, one session per client",
+			Shared: "PR mode", Dial: DialBouncer,
+			Start: func(ctx context.Context, dir string) (*Server, error) { return StartBouncer(ctx, bouncerBin, dir) }},
+		{Name: "etcd", About: "embedded etcd server (embed, defaults: WAL fsynced), own process; concurrency.Mutex and TryLock, one session (lease) per client",
+			Shared: "recipe.RWMutex (experimental recipes)", Dial: DialEtcd,
+			Start: func(ctx context.Context, dir string) (*Server, error) { return StartEtcd(ctx, etcdBin, dir) }},
+		{Name: "redis-always", About: "redis-server, `appendonly yes`, `appendfsync always`; SET NX PX + compare-and-delete script, polling when held",
+			Dial:  DialRedis,
+			Start: func(ctx context.Context, dir string) (*Server, error) { return StartRedis(ctx, redisBin, dir, true) }},
+		{Name: "redis-default", About: "redis-server with its built-in defaults (no AOF, RDB snapshots); same recipe",
+			Dial:  DialRedis,
+			Start: func(ctx context.Context, dir string) (*Server, error) { return StartRedis(ctx, redisBin, dir, false) }},
+	}
+}
+
+// Cell is a workload at a client count.
+type Cell struct {
+	Workload Workload
+	Clients  int
+}
+
+// Plan is a whole benchmark.
+type Plan struct {
+	Systems      []System
+	Cells        []Cell // measured in every run, on every system
+	Runs         int    // medians are over this many runs
+	Timing       Timing
+	TableClients int // clients of the Table workload (0: skip it), run once per system
+	WorkDir      string
+	Log          io.Writer
+}
+
+// Key names a row of the results.
+type Key struct {
+	Workload Workload
+	Clients  int
+	System   string
+}
+
+// Results are the samples of a plan, by row.
+type Results struct {
+	Plan            Plan
+	Samples         map[Key][]Sample
+	Errors          map[Key][]string
+	Start, Finished time.Time
+}
+
+// Estimate is roughly how long the plan takes (server starts and client
+// set-up not counted).
+func (p Plan) Estimate() time.Duration {
+	cell := p.Timing.Warmup + p.Timing.Window
+	return time.Duration(p.Runs*len(p.Systems)*len(p.Cells)) * cell
+}
+
+// Run carries out the plan. Each run starts every system afresh, in an
+// order rotated by one per run, measures every cell and stops it. A failed
+// cell is recorded and the plan goes on; a cancelled ctx ends it with the
+// results so far.
+func (p Plan) Run(ctx context.Context) (*Results, error) {
+	r := &Results{Plan: p, Samples: map[Key][]Sample{}, Errors: map[Key][]string{}, Start: time.Now()}
+	defer func() { r.Finished = time.Now() }()
+	for run := range p.Runs {
+		order := slices.Concat(p.Systems[run%len(p.Systems):], p.Systems[:run%len(p.Systems)])
+		for _, sys := range order {
+			dir := filepath.Join(p.WorkDir, fmt.Sprintf("run%d-%s", run+1, sys.Name))
+			if err := p.runSystem(ctx, r, sys, dir, run); err != nil {
+				return r, err
+			}
+		}
+	}
+	if p.TableClients > 0 {
+		for _, sys := range p.Systems {
+			dir := filepath.Join(p.WorkDir, "table-"+sys.Name)
+			if err := p.runTable(ctx, r, sys, dir); err != nil {
+				return r, err
+			}
+		}
+	}
+	return r, nil
+}
+
+func (p Plan) runSystem(ctx context.Context, r *Results, sys System, dir string, run int) error {
+	srv, err := sys.Start(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	for i, c := range p.Cells {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if c.Workload == Mixed && sys.Shared == "" {
+			continue // n/a: no shared mode to measure
+		}
+		s, err := RunCell(ctx, srv, sys.Dial, c.Workload, c.Clients, p.Timing, fmt.Sprintf("c%d", i))
+		r.record(Key{c.Workload, c.Clients, sys.Name}, s, err)
+		p.logf("run %d/%d %-13s %-20v %3d clients: %s", run+1, p.Runs, sys.Name, c.Workload, c.Clients, describe(s, err))
+	}
+	return ctx.Err()
+}
+
+func (p Plan) runTable(ctx context.Context, r *Results, sys System, dir string) error {
+	srv, err := sys.Start(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	s, err := RunCell(ctx, srv, sys.Dial, Table, p.TableClients, p.Timing, "t")
+	r.record(Key{Table, p.TableClients, sys.Name}, s, err)
+	p.logf("%-13s %-20v %3d clients: %s rss %s -> %s", sys.Name, Table, p.TableClients, describe(s, err),
+		mib(s.RSSBefore), mib(s.RSS))
+	return ctx.Err()
+}
+
+func (r *Results) record(k Key, s Sample, err error) {
+	if err != nil {
+		r.Errors[k] = append(r.Errors[k], err.Error())
+		return
+	}
+	r.Samples[k] = append(r.Samples[k], s)
+}
+
+func describe(s Sample, err error) string {
+	if err != nil {
+		return "FAILED: " + err.Error()
+	}
+	return fmt.Sprintf("%8.0f/s p50 %v p99 %v p999 %v rss %s", s.PerSecond(), s.P50, s.P99, s.P999, mib(s.RSS))
+}
+
+func (p Plan) logf(format string, args ...any) {
+	if p.Log != nil {
+		fmt.Fprintf(p.Log, format+"\n", args...)
+	}
+}
+
+// Row is the median of a row's samples: each field's median over the runs.
+type Row struct {
+	Rate, GrantedRate float64 // per second
+	P50, P99, P999    time.Duration
+	RSS, RSSBefore    int64
+	Runs              int // samples the medians are over
+}
+
+// Median is the row k, if any run measured it.
+func (r *Results) Median(k Key) (Row, bool) {
+	ss := r.Samples[k]
+	if len(ss) == 0 {
+		return Row{}, false
+	}
+	med := func(f func(Sample) float64) float64 {
+		v := make([]float64, len(ss))
+		for i, s := range ss {
+			v[i] = f(s)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	d := func(f func(Sample) time.Duration) time.Duration {
+		return time.Duration(med(func(s Sample) float64 { return float64(f(s)) }))
+	}
+	return Row{
+		Rate:        med(Sample.PerSecond),
+		GrantedRate: med(func(s Sample) float64 { return float64(s.Granted) / s.Elapsed.Seconds() }),
+		P50:         d(func(s Sample) time.Duration { return s.P50 }),
+		P99:         d(func(s Sample) time.Duration { return s.P99 }),
+		P999:        d(func(s Sample) time.Duration { return s.P999 }),
+		RSS:         int64(med(func(s Sample) float64 { return float64(s.RSS) })),
+		RSSBefore:   int64(med(func(s Sample) float64 { return float64(s.RSSBefore) })),
+		Runs:        len(ss),
+	}, true
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,321 @@
+package peers
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// Machine describes where a report was measured.
+type Machine struct {
+	CPU, Memory, Kernel, Go, Redis, Etcd string
+	Cores                                int
+	LoadBefore                           string // /proc/loadavg when the run started
+}
+
+// DescribeMachine reads the machine's description (call it before the run,
+// for the load average).
+func DescribeMachine(redisBin string) Machine {
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), CPU: "unknown", Memory: "unknown",
+		Kernel: strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")), LoadBefore: loadAverage()}
+	for line := range strings.Lines(readFile("/proc/cpuinfo")) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			m.CPU = strings.TrimSpace(v)
+			break
+		}
+	}
+	for line := range strings.Lines(readFile("/proc/meminfo")) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			var kb int64
+			_, _ = fmt.Sscan(f[1], &kb)
+			m.Memory = fmt.Sprintf("%.0f GiB", float64(kb)/(1<<20))
+		}
+	}
+	if out, err := exec.Command(redisBin, "--version").Output(); err == nil {
+		m.Redis = strings.TrimSpace(string(out))
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "go.etcd.io/etcd/client/v3" { // the server is the same release (go.mod)
+				m.Etcd = d.Version
+			}
+		}
+	}
+	return m
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+func loadAverage() string {
+	f := strings.Fields(readFile("/proc/loadavg"))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// Report is the Markdown and the plot of a run's results.
+type Report struct {
+	Results *Results
+	Machine Machine
+	Command string // quoted as the command that made it
+	Commit  string // of the bouncer binary
+	Plot    string // the plot's path from the Markdown's directory (set by Write)
+}
+
+// targetClients is the client count the issue's targets are stated at.
+const targetClients = 64
+
+// Write writes the Markdown to mdPath and the plot to pngPath.
+func (rep Report) Write(mdPath, pngPath string) error {
+	plotted, err := WritePlot(rep.Results, pngPath)
+	if err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	rep.Plot = ""
+	if plotted {
+		rep.Plot = relPath(filepath.Dir(mdPath), pngPath)
+	}
+	return os.WriteFile(mdPath, []byte(rep.Markdown()), 0o644)
+}
+
+func relPath(base, target string) string {
+	rel, err := filepath.Rel(base, target)
+	if err != nil {
+		return target
+	}
+	return rel
+}
+
+// Markdown is the whole report.
+func (rep Report) Markdown() string {
+	var b strings.Builder
+	rep.header(&b)
+	b.WriteString("\n## Results\n\n")
+	rep.table(&b)
+	b.WriteString("\n## Targets (issue 6, at 64 clients)\n\n")
+	rep.targets(&b)
+	if rep.Plot != "" {
+		fmt.Fprintf(&b, "\n![throughput and p99 acquire latency by client count](%s)\n", rep.Plot)
+	}
+	rep.method(&b)
+	return b.String()
+}
+
+func (rep Report) header(b *strings.Builder) {
+	r, m := rep.Results, rep.Machine
+	p := r.Plan
+	fmt.Fprintf(b, "# Bouncer and its peers, side by side\n\n")
+	fmt.Fprintf(b, "Measured %s, in %v. ", r.Start.UTC().Format("2006-01-02 15:04 MST"), r.Finished.Sub(r.Start).Round(time.Second))
+	fmt.Fprintf(b, "Every figure is the **median of %d runs**: in each run every system is started afresh "+
+		"(data on disk), the systems taking turns in an order rotated by one per run, and each cell is a warm-up of %v "+
+		"and then a measured window of %v, with the same clients for every system. "+
+		"The held-locks row is one run per system, on a server of its own.\n\n", p.Runs, p.Timing.Warmup, p.Timing.Window)
+	if rep.Command != "" {
+		fmt.Fprintf(b, "Command: `%s`", rep.Command)
+		if rep.Commit != "" {
+			fmt.Fprintf(b, " (bouncer at %s)", rep.Commit)
+		}
+		b.WriteString("\n\n")
+	}
+	fmt.Fprintf(b, "Machine: %s, %d cores, %s memory, Linux %s, %s; %s; etcd %s. Load average at the start: %s, at the end: %s "+
+		"(the load generator shares the machine with the server, as do other jobs; ratios measured side by side are what holds).\n",
+		m.CPU, m.Cores, m.Memory, m.Kernel, m.Go, m.Redis, m.Etcd, m.LoadBefore, loadAverage())
+}
+
+func (rep Report) table(b *strings.Builder) {
+	r := rep.Results
+	b.WriteString("| workload | clients | system | ops/s | p50 | p99 | p99.9 | server RSS | Bouncer ÷ this: ops/s | Bouncer ÷ this: p99 | Bouncer ÷ this: RSS | notes |\n")
+	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	for _, c := range rep.cells() {
+		ref, hasRef := r.Median(Key{c.Workload, c.Clients, "bouncer"})
+		for _, sys := range r.Plan.Systems {
+			k := Key{c.Workload, c.Clients, sys.Name}
+			row, ok := r.Median(k)
+			lead := fmt.Sprintf("| %v | %d | %s |", c.Workload, c.Clients, sys.Name)
+			switch {
+			case c.Workload == Mixed && sys.Shared == "":
+				fmt.Fprintf(b, "%s n/a | | | | | | | | no shared mode (not emulated) |\n", lead)
+				continue
+			case !ok:
+				fmt.Fprintf(b, "%s failed | | | | | | | | %s |\n", lead, rep.failures(k))
+				continue
+			}
+			ratios := " | | |"
+			if hasRef && sys.Name != "bouncer" {
+				ratios = fmt.Sprintf(" %s | %s | %s |", ratio(ref.Rate, row.Rate),
+					ratio(float64(ref.P99), float64(row.P99)), ratio(float64(ref.RSS), float64(row.RSS)))
+			}
+			fmt.Fprintf(b, "%s %s | %s | %s | %s | %s |%s %s |\n", lead, rate(row.Rate), lat(row.P50), lat(row.P99),
+				lat(row.P999), mibShort(row.RSS), ratios, rep.notes(c, sys, k, row))
+		}
+	}
+}
+
+// cells lists the rows' cells in the plan's order, the held-locks last.
+func (rep Report) cells() []Cell {
+	p := rep.Results.Plan
+	cells := append([]Cell(nil), p.Cells...)
+	if p.TableClients > 0 {
+		cells = append(cells, Cell{Table, p.TableClients})
+	}
+	return cells
+}
+
+func (rep Report) notes(c Cell, sys System, k Key, row Row) string {
+	var n []string
+	switch c.Workload {
+	case TryLock:
+		n = append(n, fmt.Sprintf("ops are attempts; %.0f%% granted (%s/s)", 100*row.GrantedRate/row.Rate, rate(row.GrantedRate)))
+	case Mixed:
+		n = append(n, "readers: "+sys.Shared)
+	case Table:
+		n = append(n, fmt.Sprintf("ops/s: locks taken per second while %d were taken; RSS %s before, +%s",
+			LockTableSize, mibShort(row.RSSBefore), mibShort(row.RSS-row.RSSBefore)))
+	}
+	if f := rep.failures(k); f != "" {
+		n = append(n, f)
+	}
+	if c.Workload != Table && row.Runs < rep.Results.Plan.Runs {
+		n = append(n, fmt.Sprintf("median of %d runs", row.Runs))
+	}
+	return strings.Join(n, "; ")
+}
+
+func (rep Report) failures(k Key) string {
+	errs := rep.Results.Errors[k]
+	if len(errs) == 0 {
+		return ""
+	}
+	e := strings.ReplaceAll(errs[0], "|", "/")
+	if len(e) > 160 {
+		e = e[:160] + "..."
+	}
+	return fmt.Sprintf("failed in %d run(s): %s", len(errs), e)
+}
+
+// target is one of the issue's targets: Bouncer's figure over the peer's
+// must be at least (or, for latency and memory, at most) want.
+type target struct {
+	what     string
+	w        Workload
+	clients  int
+	peer     string
+	measure  func(Row) float64
+	want     float64
+	atLeast  bool
+	wantText string
+}
+
+func (rep Report) targets(b *strings.Builder) {
+	p99 := func(r Row) float64 { return float64(r.P99) }
+	ops := func(r Row) float64 { return r.Rate }
+	rss := func(r Row) float64 { return float64(r.RSS) }
+	ts := []target{
+		{"uncontended throughput vs etcd", Uncontended, targetClients, "etcd", ops, 5, true, "≥ 5x"},
+		{"uncontended throughput vs Redis (appendfsync always)", Uncontended, targetClients, "redis-always", ops, 1, true, "≥ 1x"},
+		{"contended throughput vs etcd", Contended, targetClients, "etcd", ops, 5, true, "≥ 5x"},
+		{"uncontended p99 acquire latency vs etcd", Uncontended, targetClients, "etcd", p99, 0.5, false, "≤ 0.5x"},
+		{"contended p99 acquire latency vs etcd", Contended, targetClients, "etcd", p99, 0.5, false, "≤ 0.5x"},
+		{"server RSS holding 100k locks vs Redis (appendfsync always)", Table, rep.Results.Plan.TableClients, "redis-always", rss, 2, false, "≤ 2x"},
+		{"server RSS holding 100k locks vs Redis (defaults)", Table, rep.Results.Plan.TableClients, "redis-default", rss, 2, false, "≤ 2x"},
+	}
+	b.WriteString("| target | wanted (Bouncer ÷ peer) | measured | |\n|---|--:|--:|---|\n")
+	for _, t := range ts {
+		got, ok := rep.ratioOf(t)
+		switch {
+		case !ok:
+			fmt.Fprintf(b, "| %s | %s | not measured | |\n", t.what, t.wantText)
+		case t.atLeast && got >= t.want || !t.atLeast && got <= t.want:
+			fmt.Fprintf(b, "| %s | %s | %.2fx | met |\n", t.what, t.wantText, got)
+		case t.atLeast:
+			fmt.Fprintf(b, "| %s | %s | %.2fx | **missed**: at %.0f%% of the target |\n", t.what, t.wantText, got, 100*got/t.want)
+		default:
+			fmt.Fprintf(b, "| %s | %s | %.2fx | **missed**: %.2fx over the target |\n", t.what, t.wantText, got, got/t.want)
+		}
+	}
+}
+
+func (rep Report) ratioOf(t target) (float64, bool) {
+	mine, ok1 := rep.Results.Median(Key{t.w, t.clients, "bouncer"})
+	theirs, ok2 := rep.Results.Median(Key{t.w, t.clients, t.peer})
+	if !ok1 || !ok2 || t.measure(theirs) == 0 {
+		return 0, false
+	}
+	return t.measure(mine) / t.measure(theirs), true
+}
+
+func (rep Report) method(b *strings.Builder) {
+	b.WriteString("\n## How each system is run\n\n")
+	for _, s := range rep.Results.Plan.Systems {
+		fmt.Fprintf(b, "- **%s**: %s.\n", s.Name, s.About)
+	}
+	fmt.Fprintf(b, `
+Every server runs as a process of its own on 127.0.0.1 with its data in a fresh directory on disk;
+RSS is that process's VmRSS at the end of the cell. The load generator is one Go process: each
+client has its own connection (and session or lease, where the system has them). Sessions, leases
+and Redis keys have a %v TTL.
+
+- **uncontended**: client i locks (exclusive) and unlocks a resource of its own, over and over.
+- **contended**: every client locks and unlocks the same resource. Bouncer and etcd queue waiters
+  on the server; Redis has no queue, so a client that finds the key set polls again after %v ±50%%.
+- **try-lock**: every client try-locks one resource (Bouncer TryLock, etcd Mutex.TryLock, Redis
+  SET NX once) and unlocks when granted; ops/s counts attempts, latency is that of the attempt.
+- **shared/exclusive mix**: every client locks one resource, shared 9 times in 10 and exclusive
+  otherwise. Redis has no shared mode: n/a, not emulated. etcd's concurrency package has none
+  either; its client's experimental recipe.RWMutex is etcd's own reader-writer lock, so it is used.
+- **100k held locks**: %d clients take %d distinct locks between them and keep them; the row's
+  latency is that of every acquire while the table fills, its RSS the server's once all are held.
+
+ops/s is lock+unlock cycles per second (try-lock: attempts; held locks: locks taken). Latency is
+that of the acquire call as the client sees it, percentiles over every request started in the
+window; "Bouncer ÷ this" above 1 means Bouncer is faster for ops/s, and below 1 means Bouncer is
+lower (better) for p99 and RSS.
+`, sessionTTL, RedisRetry, rep.Results.Plan.TableClients, LockTableSize)
+}
+
+func rate(v float64) string {
+	switch {
+	case v >= 100:
+		return commas(int64(v + 0.5))
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func lat(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	switch {
+	case ms < 10:
+		return fmt.Sprintf("%.2f ms", ms)
+	case ms < 100:
+		return fmt.Sprintf("%.1f ms", ms)
+	}
+	return fmt.Sprintf("%.0f ms", ms)
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+func mibShort(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
