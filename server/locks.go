@@ -130,7 +130,7 @@ func (s *Server) Acquire(ctx context.Context, req *pb.AcquireRequest) (*pb.LockR
 	if bad != nil {
 		return nil, invalid(bad)
 	}
-	return s.grant(ctx, in)
+	return s.grant(ctx, in, req.Async)
 }
 
 // Convert changes the mode of a held lock, waiting if it must.
@@ -139,16 +139,30 @@ func (s *Server) Convert(ctx context.Context, req *pb.ConvertRequest) (*pb.LockR
 	if bad != nil {
 		return nil, invalid(bad)
 	}
-	return s.grant(ctx, in)
+	return s.grant(ctx, in, req.Async)
 }
 
-func (s *Server) grant(ctx context.Context, in spec.Input) (*pb.LockResponse, error) {
+// grant runs an acquire or conversion: synchronously (wait for the
+// outcome) or, if async, answering queued at once when it must wait.
+func (s *Server) grant(ctx context.Context, in spec.Input, async bool) (*pb.LockResponse, error) {
 	if !in.NoQueue && in.WaitTimeout == 0 {
 		in.WaitTimeout = s.waitTimeout(ctx)
+		if async { // the caller's deadline bounds the call, not the wait
+			in.WaitTimeout = s.opts.Limits.WaitTimeoutMax
+		}
 	}
-	r, err := s.await(ctx, in)
+	var r spec.Result
+	var err error
+	if async {
+		r, err = s.submit(ctx, in)
+	} else {
+		r, err = s.await(ctx, in)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if r.Pending {
+		return &pb.LockResponse{Queued: true}, nil
 	}
 	if err := resultError(r); err != nil {
 		return nil, err

@@ -82,8 +82,7 @@ func TestAcquireWaitsForRelease(t *testing.T) {
 	require.Equal(t, pb.Code_CODE_WOULD_BLOCK, code(t, err))
 	require.Equal(t, codes.FailedPrecondition, status.Code(err))
 
-	events, err := c.Events(ctx, &pb.EventsRequest{SessionId: a})
-	require.NoError(t, err)
+	events := subscribe(t, ctx, c, a)
 	got := make(chan *pb.LockResponse, 1)
 	go func() {
 		g, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: b, RequestId: 2, Acked: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_PR})
@@ -210,4 +209,38 @@ func TestWatchAndKeepAlive(t *testing.T) {
 	gone, err := w.Recv()
 	require.NoError(t, err)
 	require.False(t, gone.Exists, "closing the session released its lock")
+}
+
+func TestAsyncAcquire(t *testing.T) {
+	ctx := testCtx(t)
+	c, _ := node(t, server.Options{})
+	a, b := open(t, ctx, c, "a"), open(t, ctx, c, "b")
+	_, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: a, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX})
+	require.NoError(t, err)
+	events := subscribe(t, ctx, c, b)
+	q, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: b, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX, Async: true})
+	require.NoError(t, err)
+	require.True(t, q.Queued, "an async request that must wait answers queued at once")
+	again, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: b, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX, Async: true})
+	require.NoError(t, err)
+	require.True(t, again.Queued, "a retry of a queued request is still queued")
+	_, err = c.Release(ctx, &pb.ReleaseRequest{SessionId: a, RequestId: 2, Acked: 1, Resource: []byte("r")})
+	require.NoError(t, err)
+	e, err := events.Recv()
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), e.GetCompleted().GetRequestId())
+	require.Equal(t, uint64(2), e.GetCompleted().GetGrant().GetToken())
+	done, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: b, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX, Async: true})
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), done.Token, "a retry after completion returns the grant")
+}
+
+// subscribe opens an Events stream and waits until it is live.
+func subscribe(t *testing.T, ctx context.Context, c pb.LocksClient, id []byte) pb.Locks_EventsClient {
+	events, err := c.Events(ctx, &pb.EventsRequest{SessionId: id})
+	require.NoError(t, err)
+	first, err := events.Recv()
+	require.NoError(t, err)
+	require.NotNil(t, first.GetSubscribed(), "an Events stream starts with Subscribed")
+	return events
 }

@@ -197,15 +197,11 @@ func (s *Server) Events(req *pb.EventsRequest, stream pb.Locks_EventsServer) err
 	s.subs[id][sub] = struct{}{}
 	s.nsubs++
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.subs[id], sub)
-		if len(s.subs[id]) == 0 {
-			delete(s.subs, id)
-		}
-		s.nsubs--
-		s.mu.Unlock()
-	}()
+	if err := stream.Send(&pb.Event{Kind: &pb.Event_Subscribed{Subscribed: &pb.Subscribed{}}}); err != nil {
+		s.unsubscribe(id, sub)
+		return err
+	}
+	defer s.unsubscribe(id, sub)
 	for {
 		select {
 		case e := <-sub.ch:
@@ -220,4 +216,14 @@ func (s *Server) Events(req *pb.EventsRequest, stream pb.Locks_EventsServer) err
 			return errStopped
 		}
 	}
+}
+
+func (s *Server) unsubscribe(id spec.SessionID, sub *subscriber) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.subs[id], sub)
+	if len(s.subs[id]) == 0 {
+		delete(s.subs, id)
+	}
+	s.nsubs--
 }

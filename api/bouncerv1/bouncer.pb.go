@@ -510,15 +510,19 @@ func (*CloseSessionResponse) Descriptor() ([]byte, []int) {
 }
 
 type AcquireRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	RequestId     uint64                 `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Acked         uint64                 `protobuf:"varint,3,opt,name=acked,proto3" json:"acked,omitempty"` // the client has every outcome up to this request id
-	Resource      []byte                 `protobuf:"bytes,4,opt,name=resource,proto3" json:"resource,omitempty"`
-	Mode          Mode                   `protobuf:"varint,5,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`
-	NoQueue       bool                   `protobuf:"varint,6,opt,name=no_queue,json=noQueue,proto3" json:"no_queue,omitempty"` // a try: fail with WOULD_BLOCK instead of waiting
-	WaitTimeout   *durationpb.Duration   `protobuf:"bytes,7,opt,name=wait_timeout,json=waitTimeout,proto3" json:"wait_timeout,omitempty"`
-	LockDelay     *durationpb.Duration   `protobuf:"bytes,8,opt,name=lock_delay,json=lockDelay,proto3" json:"lock_delay,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	SessionId   []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	RequestId   uint64                 `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Acked       uint64                 `protobuf:"varint,3,opt,name=acked,proto3" json:"acked,omitempty"` // the client has every outcome up to this request id
+	Resource    []byte                 `protobuf:"bytes,4,opt,name=resource,proto3" json:"resource,omitempty"`
+	Mode        Mode                   `protobuf:"varint,5,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`
+	NoQueue     bool                   `protobuf:"varint,6,opt,name=no_queue,json=noQueue,proto3" json:"no_queue,omitempty"` // a try: fail with WOULD_BLOCK instead of waiting
+	WaitTimeout *durationpb.Duration   `protobuf:"bytes,7,opt,name=wait_timeout,json=waitTimeout,proto3" json:"wait_timeout,omitempty"`
+	LockDelay   *durationpb.Duration   `protobuf:"bytes,8,opt,name=lock_delay,json=lockDelay,proto3" json:"lock_delay,omitempty"`
+	// async: answer at once. If the request must wait, the answer says
+	// queued, and the outcome comes on the session's Events stream (or from a
+	// retry of the same request id). The Go client works this way.
+	Async         bool `protobuf:"varint,9,opt,name=async,proto3" json:"async,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -609,6 +613,13 @@ func (x *AcquireRequest) GetLockDelay() *durationpb.Duration {
 	return nil
 }
 
+func (x *AcquireRequest) GetAsync() bool {
+	if x != nil {
+		return x.Async
+	}
+	return false
+}
+
 type ConvertRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -620,6 +631,7 @@ type ConvertRequest struct {
 	WaitTimeout   *durationpb.Duration   `protobuf:"bytes,7,opt,name=wait_timeout,json=waitTimeout,proto3" json:"wait_timeout,omitempty"`
 	WriteValue    bool                   `protobuf:"varint,8,opt,name=write_value,json=writeValue,proto3" json:"write_value,omitempty"` // down-conversion from PW/EX: store value
 	Value         []byte                 `protobuf:"bytes,9,opt,name=value,proto3" json:"value,omitempty"`
+	Async         bool                   `protobuf:"varint,10,opt,name=async,proto3" json:"async,omitempty"` // as in AcquireRequest
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -717,14 +729,22 @@ func (x *ConvertRequest) GetValue() []byte {
 	return nil
 }
 
+func (x *ConvertRequest) GetAsync() bool {
+	if x != nil {
+		return x.Async
+	}
+	return false
+}
+
 // LockResponse is a grant: the mode held, its fencing token and the value
-// block.
+// block; or, for an async request that must wait, queued.
 type LockResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Mode          Mode                   `protobuf:"varint,1,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`
 	Token         uint64                 `protobuf:"varint,2,opt,name=token,proto3" json:"token,omitempty"`
 	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	ValueValid    bool                   `protobuf:"varint,4,opt,name=value_valid,json=valueValid,proto3" json:"value_valid,omitempty"`
+	Queued        bool                   `protobuf:"varint,5,opt,name=queued,proto3" json:"queued,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -783,6 +803,13 @@ func (x *LockResponse) GetValue() []byte {
 func (x *LockResponse) GetValueValid() bool {
 	if x != nil {
 		return x.ValueValid
+	}
+	return false
+}
+
+func (x *LockResponse) GetQueued() bool {
+	if x != nil {
+		return x.Queued
 	}
 	return false
 }
@@ -1528,6 +1555,7 @@ type Event struct {
 	//	*Event_Completed
 	//	*Event_Blocking
 	//	*Event_Expired
+	//	*Event_Subscribed
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1597,6 +1625,15 @@ func (x *Event) GetExpired() *Expired {
 	return nil
 }
 
+func (x *Event) GetSubscribed() *Subscribed {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Subscribed); ok {
+			return x.Subscribed
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -1613,11 +1650,55 @@ type Event_Expired struct {
 	Expired *Expired `protobuf:"bytes,3,opt,name=expired,proto3,oneof"`
 }
 
+type Event_Subscribed struct {
+	Subscribed *Subscribed `protobuf:"bytes,4,opt,name=subscribed,proto3,oneof"`
+}
+
 func (*Event_Completed) isEvent_Kind() {}
 
 func (*Event_Blocking) isEvent_Kind() {}
 
 func (*Event_Expired) isEvent_Kind() {}
+
+func (*Event_Subscribed) isEvent_Kind() {}
+
+// Subscribed is the first message of every Events stream: every event of
+// the session from then on is on the stream.
+type Subscribed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Subscribed) Reset() {
+	*x = Subscribed{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Subscribed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Subscribed) ProtoMessage() {}
+
+func (x *Subscribed) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
+func (*Subscribed) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{24}
+}
 
 // Completed: a queued request of the session finished.
 type Completed struct {
@@ -1633,7 +1714,7 @@ type Completed struct {
 
 func (x *Completed) Reset() {
 	*x = Completed{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[24]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +1726,7 @@ func (x *Completed) String() string {
 func (*Completed) ProtoMessage() {}
 
 func (x *Completed) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[24]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +1739,7 @@ func (x *Completed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Completed.ProtoReflect.Descriptor instead.
 func (*Completed) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{24}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Completed) GetRequestId() uint64 {
@@ -1707,7 +1788,7 @@ type Blocking struct {
 
 func (x *Blocking) Reset() {
 	*x = Blocking{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[25]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +1800,7 @@ func (x *Blocking) String() string {
 func (*Blocking) ProtoMessage() {}
 
 func (x *Blocking) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[25]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +1813,7 @@ func (x *Blocking) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Blocking.ProtoReflect.Descriptor instead.
 func (*Blocking) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{25}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Blocking) GetResource() []byte {
@@ -1758,7 +1839,7 @@ type Expired struct {
 
 func (x *Expired) Reset() {
 	*x = Expired{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[26]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1851,7 @@ func (x *Expired) String() string {
 func (*Expired) ProtoMessage() {}
 
 func (x *Expired) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[26]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1864,7 @@ func (x *Expired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expired.ProtoReflect.Descriptor instead.
 func (*Expired) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{26}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{27}
 }
 
 var File_bouncerv1_bouncer_proto protoreflect.FileDescriptor
@@ -1814,7 +1895,7 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x13CloseSessionRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\"\x16\n" +
-	"\x14CloseSessionResponse\"\xb9\x02\n" +
+	"\x14CloseSessionResponse\"\xcf\x02\n" +
 	"\x0eAcquireRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1d\n" +
@@ -1826,7 +1907,8 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bno_queue\x18\x06 \x01(\bR\anoQueue\x12<\n" +
 	"\fwait_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\vwaitTimeout\x128\n" +
 	"\n" +
-	"lock_delay\x18\b \x01(\v2\x19.google.protobuf.DurationR\tlockDelay\"\xb6\x02\n" +
+	"lock_delay\x18\b \x01(\v2\x19.google.protobuf.DurationR\tlockDelay\x12\x14\n" +
+	"\x05async\x18\t \x01(\bR\x05async\"\xcc\x02\n" +
 	"\x0eConvertRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1d\n" +
@@ -1839,13 +1921,16 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\fwait_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\vwaitTimeout\x12\x1f\n" +
 	"\vwrite_value\x18\b \x01(\bR\n" +
 	"writeValue\x12\x14\n" +
-	"\x05value\x18\t \x01(\fR\x05value\"\x81\x01\n" +
+	"\x05value\x18\t \x01(\fR\x05value\x12\x14\n" +
+	"\x05async\x18\n" +
+	" \x01(\bR\x05async\"\x99\x01\n" +
 	"\fLockResponse\x12$\n" +
 	"\x04mode\x18\x01 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\x04R\x05token\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1f\n" +
 	"\vvalue_valid\x18\x04 \x01(\bR\n" +
-	"valueValid\"\xb7\x01\n" +
+	"valueValid\x12\x16\n" +
+	"\x06queued\x18\x05 \x01(\bR\x06queued\"\xb7\x01\n" +
 	"\x0eReleaseRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1d\n" +
@@ -1902,12 +1987,17 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bresource\x18\x02 \x01(\v2\x14.bouncer.v1.ResourceR\bresource\".\n" +
 	"\rEventsRequest\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x01 \x01(\fR\tsessionId\"\xab\x01\n" +
+	"session_id\x18\x01 \x01(\fR\tsessionId\"\xe5\x01\n" +
 	"\x05Event\x125\n" +
 	"\tcompleted\x18\x01 \x01(\v2\x15.bouncer.v1.CompletedH\x00R\tcompleted\x122\n" +
 	"\bblocking\x18\x02 \x01(\v2\x14.bouncer.v1.BlockingH\x00R\bblocking\x12/\n" +
-	"\aexpired\x18\x03 \x01(\v2\x13.bouncer.v1.ExpiredH\x00R\aexpiredB\x06\n" +
-	"\x04kind\"\xb4\x01\n" +
+	"\aexpired\x18\x03 \x01(\v2\x13.bouncer.v1.ExpiredH\x00R\aexpired\x128\n" +
+	"\n" +
+	"subscribed\x18\x04 \x01(\v2\x16.bouncer.v1.SubscribedH\x00R\n" +
+	"subscribedB\x06\n" +
+	"\x04kind\"\f\n" +
+	"\n" +
+	"Subscribed\"\xb4\x01\n" +
 	"\tCompleted\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12\x1a\n" +
@@ -1967,7 +2057,7 @@ func file_bouncerv1_bouncer_proto_rawDescGZIP() []byte {
 }
 
 var file_bouncerv1_bouncer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_bouncerv1_bouncer_proto_goTypes = []any{
 	(Mode)(0),                    // 0: bouncer.v1.Mode
 	(Code)(0),                    // 1: bouncer.v1.Code
@@ -1995,64 +2085,66 @@ var file_bouncerv1_bouncer_proto_goTypes = []any{
 	(*WatchResponse)(nil),        // 23: bouncer.v1.WatchResponse
 	(*EventsRequest)(nil),        // 24: bouncer.v1.EventsRequest
 	(*Event)(nil),                // 25: bouncer.v1.Event
-	(*Completed)(nil),            // 26: bouncer.v1.Completed
-	(*Blocking)(nil),             // 27: bouncer.v1.Blocking
-	(*Expired)(nil),              // 28: bouncer.v1.Expired
-	(*durationpb.Duration)(nil),  // 29: google.protobuf.Duration
+	(*Subscribed)(nil),           // 26: bouncer.v1.Subscribed
+	(*Completed)(nil),            // 27: bouncer.v1.Completed
+	(*Blocking)(nil),             // 28: bouncer.v1.Blocking
+	(*Expired)(nil),              // 29: bouncer.v1.Expired
+	(*durationpb.Duration)(nil),  // 30: google.protobuf.Duration
 }
 var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	1,  // 0: bouncer.v1.ErrorInfo.code:type_name -> bouncer.v1.Code
-	29, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
-	29, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
+	30, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
+	30, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
 	1,  // 3: bouncer.v1.KeepAliveResponse.code:type_name -> bouncer.v1.Code
 	0,  // 4: bouncer.v1.AcquireRequest.mode:type_name -> bouncer.v1.Mode
-	29, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
-	29, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
+	30, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	30, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
 	0,  // 7: bouncer.v1.ConvertRequest.mode:type_name -> bouncer.v1.Mode
-	29, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
+	30, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
 	0,  // 9: bouncer.v1.LockResponse.mode:type_name -> bouncer.v1.Mode
 	0,  // 10: bouncer.v1.Lock.mode:type_name -> bouncer.v1.Mode
 	0,  // 11: bouncer.v1.Lock.converting_to:type_name -> bouncer.v1.Mode
-	29, // 12: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
+	30, // 12: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
 	16, // 13: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
 	16, // 14: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
 	16, // 15: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
 	17, // 16: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
 	17, // 17: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
 	17, // 18: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
-	26, // 19: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
-	27, // 20: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
-	28, // 21: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
-	1,  // 22: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
-	11, // 23: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
-	0,  // 24: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
-	3,  // 25: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
-	5,  // 26: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
-	7,  // 27: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
-	9,  // 28: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
-	10, // 29: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
-	12, // 30: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
-	14, // 31: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
-	18, // 32: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
-	20, // 33: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
-	22, // 34: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
-	24, // 35: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
-	4,  // 36: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
-	6,  // 37: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
-	8,  // 38: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
-	11, // 39: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
-	11, // 40: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
-	13, // 41: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
-	15, // 42: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
-	19, // 43: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
-	21, // 44: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
-	23, // 45: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
-	25, // 46: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
-	36, // [36:47] is the sub-list for method output_type
-	25, // [25:36] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	27, // 19: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
+	28, // 20: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
+	29, // 21: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
+	26, // 22: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
+	1,  // 23: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
+	11, // 24: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
+	0,  // 25: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
+	3,  // 26: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
+	5,  // 27: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
+	7,  // 28: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
+	9,  // 29: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
+	10, // 30: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
+	12, // 31: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
+	14, // 32: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
+	18, // 33: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
+	20, // 34: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
+	22, // 35: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
+	24, // 36: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
+	4,  // 37: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
+	6,  // 38: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
+	8,  // 39: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
+	11, // 40: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
+	11, // 41: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
+	13, // 42: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
+	15, // 43: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
+	19, // 44: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
+	21, // 45: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
+	23, // 46: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
+	25, // 47: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
+	37, // [37:48] is the sub-list for method output_type
+	26, // [26:37] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_bouncerv1_bouncer_proto_init() }
@@ -2064,6 +2156,7 @@ func file_bouncerv1_bouncer_proto_init() {
 		(*Event_Completed)(nil),
 		(*Event_Blocking)(nil),
 		(*Event_Expired)(nil),
+		(*Event_Subscribed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2071,7 +2164,7 @@ func file_bouncerv1_bouncer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bouncerv1_bouncer_proto_rawDesc), len(file_bouncerv1_bouncer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -73,7 +73,10 @@ type LocksClient interface {
 	// Watch streams a resource's state: now, and after every change.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 	// Events streams a session's events: completions of its queued requests,
-	// blocking notifications for its locks, and its expiry.
+	// blocking notifications for its locks, and its expiry. It starts with a
+	// Subscribed message; a slow reader that falls behind is cut off with
+	// RESOURCE_EXHAUSTED and should reconnect (and retry the requests whose
+	// outcomes it lacks).
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 }
 
@@ -250,7 +253,10 @@ type LocksServer interface {
 	// Watch streams a resource's state: now, and after every change.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	// Events streams a session's events: completions of its queued requests,
-	// blocking notifications for its locks, and its expiry.
+	// blocking notifications for its locks, and its expiry. It starts with a
+	// Subscribed message; a slow reader that falls behind is cut off with
+	// RESOURCE_EXHAUSTED and should reconnect (and retry the requests whose
+	// outcomes it lacks).
 	Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error
 	mustEmbedUnimplementedLocksServer()
 }
