@@ -116,7 +116,7 @@ func (p Plan) runSystem(ctx context.Context, r *Results, sys System, dir string,
 		if c.Workload == Mixed && sys.Shared == "" {
 			continue // n/a: no shared mode to measure
 		}
-		s, err := RunCell(ctx, srv, sys.Dial, c.Workload, c.Clients, p.Timing, fmt.Sprintf("c%d", i))
+		s, err := RunCell(ctx, srv, srv.Addr, sys.Dial, c.Workload, c.Clients, p.Timing, fmt.Sprintf("c%d", i))
 		r.record(Key{c.Workload, c.Clients, sys.Name}, s, err)
 		p.logf("run %d/%d %-13s %-20v %3d clients: %s", run+1, p.Runs, sys.Name, c.Workload, c.Clients, describe(s, err))
 	}
@@ -129,7 +129,7 @@ func (p Plan) runTable(ctx context.Context, r *Results, sys System, dir string) 
 		return err
 	}
 	defer srv.Stop()
-	s, err := RunCell(ctx, srv, sys.Dial, Table, p.TableClients, p.Timing, "t")
+	s, err := RunCell(ctx, srv, srv.Addr, sys.Dial, Table, p.TableClients, p.Timing, "t")
 	r.record(Key{Table, p.TableClients, sys.Name}, s, err)
 	p.logf("%-13s %-20v %3d clients: %s rss %s -> %s", sys.Name, Table, p.TableClients, describe(s, err),
 		mib(s.RSSBefore), mib(s.RSS))
@@ -148,7 +148,8 @@ func describe(s Sample, err error) string {
 	if err != nil {
 		return "FAILED: " + err.Error()
 	}
-	return fmt.Sprintf("%8.0f/s p50 %v p99 %v p999 %v rss %s", s.PerSecond(), s.P50, s.P99, s.P999, mib(s.RSS))
+	return fmt.Sprintf("%8.0f/s p50 %v p99 %v p999 %v rss %s cpu/op server %v clients %v", s.PerSecond(), s.P50, s.P99, s.P999,
+		mib(s.RSS), perOp(s.ServerCPU, s.Ops), perOp(s.ClientCPU, s.Ops))
 }
 
 func (p Plan) logf(format string, args ...any) {
@@ -162,7 +163,9 @@ type Row struct {
 	Rate, GrantedRate float64 // per second
 	P50, P99, P999    time.Duration
 	RSS, RSSBefore    int64
-	Runs              int // samples the medians are over
+	// CPU time per op, of the server and of the clients' process.
+	ServerCPUPerOp, ClientCPUPerOp time.Duration
+	Runs                           int // samples the medians are over
 }
 
 // Median is the row k, if any run measured it.
@@ -186,15 +189,24 @@ func (r *Results) Median(k Key) (Row, bool) {
 		return time.Duration(med(func(s Sample) float64 { return float64(f(s)) }))
 	}
 	return Row{
-		Rate:        med(Sample.PerSecond),
-		GrantedRate: med(func(s Sample) float64 { return float64(s.Granted) / s.Elapsed.Seconds() }),
-		P50:         d(func(s Sample) time.Duration { return s.P50 }),
-		P99:         d(func(s Sample) time.Duration { return s.P99 }),
-		P999:        d(func(s Sample) time.Duration { return s.P999 }),
-		RSS:         int64(med(func(s Sample) float64 { return float64(s.RSS) })),
-		RSSBefore:   int64(med(func(s Sample) float64 { return float64(s.RSSBefore) })),
-		Runs:        len(ss),
+		Rate:           med(Sample.PerSecond),
+		GrantedRate:    med(func(s Sample) float64 { return float64(s.Granted) / s.Elapsed.Seconds() }),
+		P50:            d(func(s Sample) time.Duration { return s.P50 }),
+		P99:            d(func(s Sample) time.Duration { return s.P99 }),
+		P999:           d(func(s Sample) time.Duration { return s.P999 }),
+		RSS:            int64(med(func(s Sample) float64 { return float64(s.RSS) })),
+		RSSBefore:      int64(med(func(s Sample) float64 { return float64(s.RSSBefore) })),
+		ServerCPUPerOp: d(func(s Sample) time.Duration { return perOp(s.ServerCPU, s.Ops) }),
+		ClientCPUPerOp: d(func(s Sample) time.Duration { return perOp(s.ClientCPU, s.Ops) }),
+		Runs:           len(ss),
 	}, true
+}
+
+func perOp(d time.Duration, ops int) time.Duration {
+	if ops == 0 {
+		return 0
+	}
+	return d / time.Duration(ops)
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

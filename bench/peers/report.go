@@ -133,8 +133,9 @@ func (rep Report) header(b *strings.Builder) {
 
 func (rep Report) table(b *strings.Builder) {
 	r := rep.Results
-	b.WriteString("| workload | clients | system | ops/s | p50 | p99 | p99.9 | server RSS | Bouncer ÷ this: ops/s | Bouncer ÷ this: p99 | Bouncer ÷ this: RSS | notes |\n")
-	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| workload | clients | system | ops/s | p50 | p99 | p99.9 | server RSS | CPU/op: server | CPU/op: clients " +
+		"| Bouncer ÷ this: ops/s | Bouncer ÷ this: p99 | Bouncer ÷ this: RSS | notes |\n")
+	b.WriteString("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, c := range rep.cells() {
 		ref, hasRef := r.Median(Key{c.Workload, c.Clients, "bouncer"})
 		for _, sys := range r.Plan.Systems {
@@ -143,10 +144,10 @@ func (rep Report) table(b *strings.Builder) {
 			lead := fmt.Sprintf("| %v | %d | %s |", c.Workload, c.Clients, sys.Name)
 			switch {
 			case c.Workload == Mixed && sys.Shared == "":
-				fmt.Fprintf(b, "%s n/a | | | | | | | | no shared mode (not emulated) |\n", lead)
+				fmt.Fprintf(b, "%s n/a | | | | | | | | | | no shared mode (not emulated) |\n", lead)
 				continue
 			case !ok:
-				fmt.Fprintf(b, "%s failed | | | | | | | | %s |\n", lead, rep.failures(k))
+				fmt.Fprintf(b, "%s failed | | | | | | | | | | %s |\n", lead, rep.failures(k))
 				continue
 			}
 			ratios := " | | |"
@@ -154,8 +155,8 @@ func (rep Report) table(b *strings.Builder) {
 				ratios = fmt.Sprintf(" %s | %s | %s |", ratio(ref.Rate, row.Rate),
 					ratio(float64(ref.P99), float64(row.P99)), ratio(float64(ref.RSS), float64(row.RSS)))
 			}
-			fmt.Fprintf(b, "%s %s | %s | %s | %s | %s |%s %s |\n", lead, rate(row.Rate), lat(row.P50), lat(row.P99),
-				lat(row.P999), mibShort(row.RSS), ratios, rep.notes(c, sys, k, row))
+			fmt.Fprintf(b, "%s %s | %s | %s | %s | %s | %s | %s |%s %s |\n", lead, rate(row.Rate), lat(row.P50), lat(row.P99),
+				lat(row.P999), mibShort(row.RSS), micros(row.ServerCPUPerOp), micros(row.ClientCPUPerOp), ratios, rep.notes(c, sys, k, row))
 		}
 	}
 }
@@ -275,7 +276,9 @@ and Redis keys have a %v TTL.
 - **100k held locks**: %d clients take %d distinct locks between them and keep them; the row's
   latency is that of every acquire while the table fills, its RSS the server's once all are held.
 
-ops/s is lock+unlock cycles per second (try-lock: attempts; held locks: locks taken). Latency is
+ops/s is lock+unlock cycles per second (try-lock: attempts; held locks: locks taken). CPU/op is the
+CPU time (user and system, from /proc) used in the window by the server process, and by the load
+generator's process (every client, for every system the same harness), divided by ops. Latency is
 that of the acquire call as the client sees it, percentiles over every request started in the
 window; "Bouncer ÷ this" above 1 means Bouncer is faster for ops/s, and below 1 means Bouncer is
 lower (better) for p99 and RSS.
@@ -309,6 +312,10 @@ func lat(d time.Duration) string {
 		return fmt.Sprintf("%.1f ms", ms)
 	}
 	return fmt.Sprintf("%.0f ms", ms)
+}
+
+func micros(d time.Duration) string {
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 }
 
 func ratio(a, b float64) string {

@@ -164,6 +164,34 @@ func (s *Server) RSS() (int64, error) {
 	return 0, errors.New("no VmRSS in /proc status")
 }
 
+// CPU is the CPU time (user and system) the server process has used.
+func (s *Server) CPU() (time.Duration, error) { return processCPU(strconv.Itoa(s.PID())) }
+
+// processCPU reads utime+stime of /proc/PID/stat ("self" for this process).
+func processCPU(pid string) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14 and stime 15.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const userHZ = 100 // clock ticks per second as Linux reports them to user space
+	return time.Duration(ut+st) * time.Second / userHZ, nil
+}
+
 // Stop ends the server gracefully (SIGTERM, then SIGKILL after
 // stopTimeout) and removes its data directory.
 func (s *Server) Stop() error { return s.stop(true) }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,6 +50,58 @@ type Sample struct {
 	P50, P99, P999 time.Duration
 	RSS            int64 // server RSS at the end, bytes
 	RSSBefore      int64 // server RSS before the locks were taken (Table)
+	// CPU time used during the window by the server process and by this
+	// process (the clients, load generator and all).
+	ServerCPU, ClientCPU time.Duration
+}
+
+// Process is what a cell reads of the server process.
+type Process interface {
+	RSS() (int64, error)
+	CPU() (time.Duration, error)
+}
+
+// cpuMeter reads the server's and this process's CPU time.
+type cpuMeter struct {
+	srv                  Process
+	server0, client0     time.Duration
+	serverCPU, clientCPU time.Duration
+	err                  error
+}
+
+func (m *cpuMeter) start() {
+	var e1, e2 error
+	m.server0, e1 = m.srv.CPU()
+	m.client0, e2 = processCPU("self")
+	m.err = errors.Join(e1, e2)
+}
+
+func (m *cpuMeter) stop() {
+	s, e1 := m.srv.CPU()
+	c, e2 := processCPU("self")
+	m.serverCPU, m.clientCPU = s-m.server0, c-m.client0
+	m.err = errors.Join(m.err, e1, e2)
+}
+
+// meterWindow reads the CPU times at from and at until.
+func meterWindow(ctx context.Context, m *cpuMeter, from, until time.Time) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, at := range []struct {
+			t time.Time
+			f func()
+		}{{from, m.start}, {until, m.stop}} {
+			select {
+			case <-time.After(time.Until(at.t)):
+				at.f()
+			case <-ctx.Done():
+				m.err = ctx.Err()
+				return
+			}
+		}
+	}()
+	return done
 }
 
 // PerSecond is the throughput.
@@ -90,19 +144,56 @@ func closeClients(clients []Client) {
 // that found the resource busy. lat is the acquire latency.
 type op func(ctx context.Context, c Client, i int, rng *rand.Rand) (granted bool, lat time.Duration, err error)
 
-func cycle(resource func(i int) string, mode func(rng *rand.Rand) Mode) op {
+// guards check, client side and as a sanity check, that what each system grants excludes what
+// it should: a cell fails if two clients ever believe at once that they
+// hold conflicting modes of one resource. (Holders count themselves in
+// after the grant returns and out before they send the release, so a
+// correct lock never trips it.)
+type guards struct{ m sync.Map } // resource name -> *guard
+
+type guard struct{ exclusive, shared atomic.Int32 }
+
+var errExclusion = errors.New("peers: mutual exclusion violated: conflicting modes granted at once")
+
+func (g *guards) enter(resource string, mode Mode) (leave func(), err error) {
+	v, _ := g.m.LoadOrStore(resource, new(guard))
+	x := v.(*guard)
+	if mode == Shared {
+		x.shared.Add(1)
+		leave = func() { x.shared.Add(-1) }
+		if x.exclusive.Load() != 0 {
+			err = errExclusion
+		}
+		return leave, err
+	}
+	n := x.exclusive.Add(1)
+	leave = func() { x.exclusive.Add(-1) }
+	if n != 1 || x.shared.Load() != 0 {
+		err = errExclusion
+	}
+	return leave, err
+}
+
+func cycle(g *guards, resource func(i int) string, mode func(rng *rand.Rand) Mode) op {
 	return func(ctx context.Context, c Client, i int, rng *rand.Rand) (bool, time.Duration, error) {
+		name, m := resource(i), mode(rng)
 		t0 := time.Now()
-		h, err := c.Lock(ctx, resource(i), mode(rng))
+		h, err := c.Lock(ctx, name, m)
 		if err != nil {
 			return false, 0, err
 		}
 		lat := time.Since(t0)
+		leave, err := g.enter(name, m)
+		runtime.Gosched() // hold a moment: let another's wrong grant show
+		leave()
+		if err != nil {
+			return false, 0, err
+		}
 		return true, lat, h.Unlock(ctx)
 	}
 }
 
-func tryCycle(resource string) op {
+func tryCycle(g *guards, resource string) op {
 	return func(ctx context.Context, c Client, _ int, _ *rand.Rand) (bool, time.Duration, error) {
 		t0 := time.Now()
 		h, err := c.TryLock(ctx, resource)
@@ -113,6 +204,12 @@ func tryCycle(resource string) op {
 		if err != nil {
 			return false, 0, err
 		}
+		leave, err := g.enter(resource, Exclusive)
+		runtime.Gosched()
+		leave()
+		if err != nil {
+			return false, 0, err
+		}
 		return true, lat, h.Unlock(ctx)
 	}
 }
@@ -120,18 +217,19 @@ func tryCycle(resource string) op {
 // opFor returns the request pattern of w; tag keeps each cell's resources
 // apart from the previous cells'.
 func opFor(w Workload, tag string) op {
+	g := new(guards)
 	exclusive := func(*rand.Rand) Mode { return Exclusive }
 	switch w {
 	case Uncontended:
-		return cycle(func(i int) string { return fmt.Sprintf("%s-u%d", tag, i) }, exclusive)
+		return cycle(g, func(i int) string { return fmt.Sprintf("%s-u%d", tag, i) }, exclusive)
 	case Contended:
 		hot := tag + "-hot"
-		return cycle(func(int) string { return hot }, exclusive)
+		return cycle(g, func(int) string { return hot }, exclusive)
 	case TryLock:
-		return tryCycle(tag + "-try")
+		return tryCycle(g, tag+"-try")
 	case Mixed:
 		mix := rwPrefix + tag
-		return cycle(func(int) string { return mix }, func(rng *rand.Rand) Mode {
+		return cycle(g, func(int) string { return mix }, func(rng *rand.Rand) Mode {
 			if rng.IntN(10) == 0 {
 				return Exclusive
 			}
@@ -141,14 +239,14 @@ func opFor(w Workload, tag string) op {
 	panic(fmt.Sprintf("peers: no op for workload %v", w))
 }
 
-// RunCell opens n clients on srv, runs w for the warm-up and then the
+// RunCell opens n clients on the server at addr, runs w for the warm-up and then the
 // measured window, and closes them. Latency percentiles are over every
 // request that started in the window.
-func RunCell(ctx context.Context, srv *Server, dial Dialer, w Workload, n int, tm Timing, tag string) (Sample, error) {
+func RunCell(ctx context.Context, srv Process, addr string, dial Dialer, w Workload, n int, tm Timing, tag string) (Sample, error) {
 	if w == Table {
-		return runTable(ctx, srv, dial, n, tag)
+		return runTable(ctx, srv, addr, dial, n, tag)
 	}
-	clients, err := dialClients(ctx, dial, srv.Addr, n)
+	clients, err := dialClients(ctx, dial, addr, n)
 	if err != nil {
 		return Sample{}, err
 	}
@@ -163,6 +261,8 @@ func RunCell(ctx context.Context, srv *Server, dial Dialer, w Workload, n int, t
 	lats := make([][]time.Duration, n)
 	granted := make([]int, n)
 	fail := failer(cancel)
+	meter := &cpuMeter{srv: srv}
+	metered := meterWindow(ctx, meter, from, until)
 	var wg sync.WaitGroup
 	for i, c := range clients {
 		wg.Go(func() {
@@ -187,11 +287,15 @@ func RunCell(ctx context.Context, srv *Server, dial Dialer, w Workload, n int, t
 		})
 	}
 	wg.Wait()
+	<-metered
 	if err := fail.get(); err != nil {
 		return Sample{}, fmt.Errorf("%v, %d clients: %w", w, n, err)
 	}
+	if meter.err != nil {
+		return Sample{}, fmt.Errorf("cpu time: %w", meter.err)
+	}
 	s := summarize(slices.Concat(lats...))
-	s.Elapsed = tm.Window
+	s.Elapsed, s.ServerCPU, s.ClientCPU = tm.Window, meter.serverCPU, meter.clientCPU
 	for _, g := range granted {
 		s.Granted += g
 	}
@@ -237,8 +341,8 @@ func summarize(lat []time.Duration) Sample {
 // runTable has n clients take LockTableSize distinct locks between them and
 // keep them, then reads the server's memory. Throughput is locks taken per
 // second while the table fills; latency is that of every acquire.
-func runTable(ctx context.Context, srv *Server, dial Dialer, n int, tag string) (Sample, error) {
-	clients, err := dialClients(ctx, dial, srv.Addr, n)
+func runTable(ctx context.Context, srv Process, addr string, dial Dialer, n int, tag string) (Sample, error) {
+	clients, err := dialClients(ctx, dial, addr, n)
 	if err != nil {
 		return Sample{}, err
 	}
@@ -251,6 +355,8 @@ func runTable(ctx context.Context, srv *Server, dial Dialer, n int, tag string) 
 	}
 	lats := make([][]time.Duration, n)
 	fail := failer(cancel)
+	meter := &cpuMeter{srv: srv}
+	meter.start()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i, c := range clients {
@@ -267,11 +373,16 @@ func runTable(ctx context.Context, srv *Server, dial Dialer, n int, tag string) 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	meter.stop()
 	if err := fail.get(); err != nil {
 		return Sample{}, fmt.Errorf("%v: %w", Table, err)
 	}
 	s := summarize(slices.Concat(lats...))
+	if meter.err != nil {
+		return Sample{}, fmt.Errorf("cpu time: %w", meter.err)
+	}
 	s.Elapsed, s.Granted, s.RSSBefore = elapsed, s.Ops, before
+	s.ServerCPU, s.ClientCPU = meter.serverCPU, meter.clientCPU
 	s.RSS, err = srv.RSS()
 	return s, err
 }

@@ -50,7 +50,7 @@ func parseFlags() flags {
 	flag.IntVar(&f.tableClients, "table-clients", 64, "clients that take the held locks (0: skip that workload)")
 	flag.IntVar(&peers.LockTableSize, "table-locks", peers.LockTableSize, "locks held in the large lock table workload")
 	flag.IntVar(&f.runs, "runs", 3, "runs; figures are medians over them")
-	flag.DurationVar(&f.warmup, "warmup", time.Second, "warm-up before each measured window")
+	flag.DurationVar(&f.warmup, "warmup", 500*time.Millisecond, "warm-up before each measured window")
 	flag.DurationVar(&f.window, "window", 3*time.Second, "measured window of each cell")
 	flag.DurationVar(&f.timeout, "timeout", 14*time.Minute, "give up (and stop every server) after this long")
 	flag.DurationVar(&f.redisRetry, "redis-retry", peers.RedisRetry, "how long a Redis client waits before polling a held lock again (±50%)")
