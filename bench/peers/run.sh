@@ -17,14 +17,17 @@ command="bench/peers/run.sh${*:+ $*}"
 
 "$here/setup.sh"
 
-bin="$(mktemp -d "${TMPDIR:-/tmp}/bouncer-peers-bin.XXXXXX")"
+# Binaries and the servers' data (on disk) live here, removed at exit.
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/bouncer-peers.XXXXXX")"
+bin="$tmp/bin"
+mkdir -p "$bin" "$tmp/data"
 pid=""
 cleanup() {
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	fi
-	rm -rf "$bin"
+	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -38,7 +41,7 @@ commit="$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)"
 # The harness stops its servers itself and gives up after -timeout; the
 # kernel kills them should it die (Pdeathsig). timeout is the last resort.
 timeout --kill-after=30s 15m "$bin/peers" \
-	-bouncer "$bin/bouncer" -etcdnode "$bin/etcdnode" \
+	-bouncer "$bin/bouncer" -etcdnode "$bin/etcdnode" -work "$tmp/data" \
 	-md "$here/RESULTS.md" -png "$here/results.png" \
 	-command "$command" -commit "$commit" "$@" &
 pid=$!
