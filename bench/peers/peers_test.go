@@ -3,6 +3,9 @@ package peers
 import (
 	"context"
 	"errors"
+	"image/png"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -205,5 +208,31 @@ func TestFormats(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
 		}
+	}
+}
+
+func TestWritePlot(t *testing.T) {
+	p := Plan{Systems: Systems("b", "e", "r")[:2], Cells: []Cell{{Uncontended, 1}, {Uncontended, 8}, {Contended, 8}}}
+	r := &Results{Plan: p, Samples: map[Key][]Sample{}}
+	path := filepath.Join(t.TempDir(), "p.png")
+	if ok, err := WritePlot(r, path); ok || err != nil {
+		t.Fatalf("nothing measured: plotted %v, %v", ok, err)
+	}
+	for _, c := range p.Cells {
+		for i, sys := range p.Systems {
+			r.Samples[Key{c.Workload, c.Clients, sys.Name}] = []Sample{{Ops: 100 * (i + 1) * c.Clients,
+				Elapsed: time.Second, P99: time.Duration(c.Clients) * time.Millisecond}}
+		}
+	}
+	if ok, err := WritePlot(r, path); !ok || err != nil {
+		t.Fatalf("plotted %v, %v", ok, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -36,16 +36,17 @@ func WritePlot(r *Results, path string) (bool, error) {
 				}
 			}
 			points += len(ops)
-			if err := addSeries(tp, sys.Name, j, ops); err != nil {
+			legend := len(plots) == 0 // one legend, in the first panel
+			if err := addSeries(tp, sys.Name, j, ops, legend); err != nil {
 				return false, err
 			}
-			if err := addSeries(lt, sys.Name, j, p99); err != nil {
+			if err := addSeries(lt, sys.Name, j, p99, false); err != nil {
 				return false, err
 			}
 		}
 		if points > 0 {
-			headroom(tp)
-			headroom(lt)
+			headroom(tp, len(plots) == 0)
+			headroom(lt, false)
 			plots = append(plots, []*plot.Plot{tp, lt})
 		}
 	}
@@ -87,7 +88,7 @@ func newLogLog(title, x, y string) *plot.Plot {
 	return p
 }
 
-func addSeries(p *plot.Plot, name string, i int, xy plotter.XYs) error {
+func addSeries(p *plot.Plot, name string, i int, xy plotter.XYs, legend bool) error {
 	if len(xy) == 0 {
 		return nil
 	}
@@ -99,7 +100,9 @@ func addSeries(p *plot.Plot, name string, i int, xy plotter.XYs) error {
 	l.Width = vg.Points(1.5)
 	s.Shape = plotutil.Shape(i)
 	p.Add(l, s)
-	p.Legend.Add(name, l, s)
+	if legend {
+		p.Legend.Add(name, l, s)
+	}
 	return nil
 }
 
@@ -116,9 +119,9 @@ func (clientTicks) Ticks(lo, hi float64) []plot.Tick {
 	return ts
 }
 
-// headroom widens the log Y range, mostly upwards, so that the legend (top
-// left) clears the lines.
-func headroom(p *plot.Plot) {
+// headroom widens the log Y range a little, and if the plot has the legend
+// (top left) mostly upwards, so that the legend clears the lines.
+func headroom(p *plot.Plot, legend bool) {
 	if p.X.Min == p.X.Max { // one client count: a log scale needs a range
 		p.X.Min, p.X.Max = p.X.Min/2, p.X.Max*2
 	}
@@ -129,8 +132,12 @@ func headroom(p *plot.Plot) {
 		return // no data
 	}
 	span := math.Max(math.Log10(p.Y.Max/p.Y.Min), 1)
+	up := 0.1
+	if legend {
+		up = 0.6
+	}
 	p.Y.Min /= math.Pow(10, 0.1*span)
-	p.Y.Max *= math.Pow(10, 0.6*span)
+	p.Y.Max *= math.Pow(10, up*span)
 }
 
 // logTicks marks 1, 2 and 5 times the powers of ten in range, labelling
