@@ -38,6 +38,11 @@ const (
 	// tokens of the locks still held, forgetting tokens returned for locks
 	// since released. Breaks TokensIncrease across crashes.
 	bugTokenMaxFromLocks
+	// bugExpiryKeepsWaiters: an expired session's queued new requests stay in
+	// the wait queue, where they block everyone behind them, and may even be
+	// granted to the dead session. Breaks "every lock belongs to a live
+	// session" here, and EventuallyServed (liveness) in the TLA+ model.
+	bugExpiryKeepsWaiters
 
 	bugsEnd // one past the last bug
 )
@@ -50,6 +55,7 @@ var bugNames = map[bugs]string{
 	bugConvertIgnoresHolders: "ConvertIgnoresHolders",
 	bugNoDeadlockCheck:       "NoDeadlockCheck",
 	bugTokenMaxFromLocks:     "TokenMaxFromLocks",
+	bugExpiryKeepsWaiters:    "ExpiryKeepsWaiters",
 }
 
 func (b bugs) has(bug bugs) bool { return b&bug != 0 }

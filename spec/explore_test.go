@@ -100,6 +100,7 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 		{bugConvertIgnoresHolders, small(2, 1, PR, EX), "granted modes conflict"},
 		{bugNoDeadlockCheck, small(2, 2, EX), "wait-for graph has a cycle"},
 		{bugTokenMaxFromLocks, small(1, 1, EX), "token-max went down"},
+		{bugExpiryKeepsWaiters, small(2, 1, EX), "which is not a live session"},
 	}
 	seen := bugs(0)
 	for _, c := range cases {

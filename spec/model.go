@@ -520,7 +520,9 @@ func (m *Model) endSession(s *mSession, closed bool) {
 			}
 		}
 		r.granted = remove(r.granted, l)
-		r.waiting = remove(r.waiting, l)
+		if closed || !m.bugs.has(bugExpiryKeepsWaiters) {
+			r.waiting = remove(r.waiting, l)
+		}
 	}
 	if !closed {
 		m.emit(Event{Kind: Expired, Session: s.id})
