@@ -1,0 +1,655 @@
+------------------------------- MODULE Bouncer -------------------------------
+(***************************************************************************)
+(* Bouncer, a lock service, as a TLA+ specification.                       *)
+(*                                                                         *)
+(* The same semantics are stated three times: here, for people who read    *)
+(* and teach them; in the executable Go model spec/model.go, which says    *)
+(* what Bouncer means when the two disagree; and in the engine, which the  *)
+(* tests hold to the Go model step by step. README.md maps every action    *)
+(* and property below to the Go code that implements and checks it.       *)
+(*                                                                         *)
+(* What is modelled:                                                       *)
+(*   - sessions with leases (open, keepalive, expiry), one per client;     *)
+(*   - per resource: the granted modes, the conversion queue, the wait     *)
+(*     queue (strict FIFO, conversions first), fencing tokens, the value   *)
+(*     block's validity, and deadlock refusal on the wait-for graph;       *)
+(*   - durability: the node applies one batch in memory, writes it to      *)
+(*     disk, and only then sends its replies (group commit); a crash       *)
+(*     loses memory and keeps the disk; a restart gives every session a    *)
+(*     full lease (the node cannot know how long it was down);             *)
+(*   - clients' beliefs: what each client thinks it holds, and its lease   *)
+(*     as it counts it with its own clock, which may run slow within a     *)
+(*     bound, and stops when its process is suspended (Pause).             *)
+(* Time is discrete (Tick) and kept as time left (countdowns), never as    *)
+(* an absolute clock, so the state space is finite without a horizon.      *)
+(*                                                                         *)
+(* What is abstracted (and checked in Go instead): request ids and         *)
+(* exactly-once retries, recorded outcomes, lock-delay, try-locks          *)
+(* (NoQueue), Close, blocking notifications, the limits, and message       *)
+(* delays (replies arrive in the instant they are sent). Wait timeouts    *)
+(* are not timed: a queued request may time out at any moment, which      *)
+(* covers every timing. What a value block says is left out: only whether *)
+(* it is valid matters to any property.                                    *)
+(***************************************************************************)
+EXTENDS Naturals, Sequences, FiniteSets
+
+CONSTANTS
+    Session,      \* the clients; each opens at most one session, named like itself
+    Resource,     \* lock names
+    Modes,        \* the modes clients ask for: a subset of AllModes
+    TTL,          \* a session's lease, in ticks
+    Drift,        \* ticks a client's clock may lose against the node's per lease
+    Margin,       \* ticks early a client gives its lease up, to cover the drift
+    MaxRequests,  \* acquires and conversions in a whole run (keeps it finite)
+    MaxCrashes,   \* node crashes in a whole run
+    MaxPauses,    \* ticks clients may spend suspended, clocks stopped, in a run
+    Bug           \* "none", or the planted bug to enable (see Bugs below)
+
+\* The planted bugs. Each one replaces one definition by a wrong one, and one
+\* property must then fail: README.md lists which, and what TLC printed.
+Bugs == {"none", "NewIgnoreConversions", "Overtake", "ExpiryKeepsValue",
+         "UpConvertKeepsToken", "ConvertIgnoresHolders", "NoDeadlockCheck",
+         "TokenMaxFromLocks", "AckBeforeSync", "NoDriftMargin", "ExpiryKeepsWaiters"}
+
+ASSUME /\ TTL \in Nat /\ Drift \in Nat /\ Margin \in Nat /\ TTL > Margin
+       /\ MaxRequests \in Nat /\ MaxCrashes \in Nat /\ MaxPauses \in Nat
+       /\ Bug \in Bugs
+
+-----------------------------------------------------------------------------
+(* Modes (spec/mode.go).                                                   *)
+
+AllModes == {"NL", "CR", "CW", "PR", "PW", "EX"}
+ASSUME Modes \subseteq AllModes
+
+NoLock == "-"            \* no mode held, or no request queued
+NoResource == "-"        \* the resource field of a message that names none
+
+\* The compatibility matrix of DESIGN.md, as the pairs that conflict.
+Conflicts == {<<"CR", "EX">>, <<"CW", "PR">>, <<"CW", "PW">>, <<"CW", "EX">>,
+              <<"PR", "PW">>, <<"PR", "EX">>, <<"PW", "PW">>, <<"PW", "EX">>,
+              <<"EX", "EX">>}
+Compatible(a, b) == <<a, b>> \notin Conflicts /\ <<b, a>> \notin Conflicts
+
+\* a conflicts with nothing b does not conflict with: going from b to a is a
+\* down-conversion, always grantable in place (spec.Weaker).
+Weaker(a, b) == \A x \in AllModes : Compatible(b, x) => Compatible(a, x)
+
+\* PW and EX holders may write the value block (Mode.WritesValue).
+WritesValue(m) == m \in {"PW", "EX"}
+
+-----------------------------------------------------------------------------
+(* Sequences used as queues.                                               *)
+
+Range(q) == {q[i] : i \in DOMAIN q}
+Remove(q, s) == SelectSeq(q, LAMBDA x : x # s)
+\* The sessions queued ahead of s in q (all of q if s is not in it).
+Ahead(q, s) == IF s \in Range(q)
+               THEN {q[i] : i \in 1..((CHOOSE j \in DOMAIN q : q[j] = s) - 1)}
+               ELSE Range(q)
+MaxOf(S) == CHOOSE x \in S : \A y \in S : y <= x
+
+-----------------------------------------------------------------------------
+VARIABLES
+    \* ---- the node's memory: lost by a crash ----
+    up,         \* the node is running
+    status,     \* status[s]: "none" (not open), "alive" or "expired"
+    leaseLeft,  \* leaseLeft[s]: ticks before the node expires s (0 if not alive)
+    held,       \* held[r][s]: the mode s holds on r, or NoLock
+    want,       \* want[r][s]: the mode s's queued request on r asks for, or NoLock
+    convQ,      \* convQ[r]: holders of r waiting to convert up, oldest first
+    waitQ,      \* waitQ[r]: sessions with a new request queued on r, oldest first
+    token,      \* token[r][s]: the fencing token of s's lock on r (0: none)
+    valid,      \* valid[r]: r's value block is marked valid
+    tokenMax,   \* the highest token handed out
+    dirty,      \* a batch was applied in memory and is not yet on disk
+    outbox,     \* the replies of that batch, sent once it is on disk
+    \* ---- the node's disk: survives a crash ----
+    disk,       \* a record of the durable variables, as of the last write
+    \* ---- the clients ----
+    cLive,      \* cLive[c]: c believes its session (lease) is alive
+    cElapsed,   \* cElapsed[c]: ticks of c's clock since its lease was last renewed
+    cLag,       \* cLag[c]: ticks c's clock has lost against the node's since then
+    cHeld,      \* cHeld[c][r]: the mode c believes it holds on r, or NoLock
+    cToken,     \* cToken[c][r]: the token c was given with it
+    \* ---- history and bounds: read by the properties, never by the actions ----
+    lastToken,  \* lastToken[r]: the highest token any client was given for r
+    lost,       \* lost[r]: a PW/EX holder of r expired since r's block was written
+    budget,     \* acquires and conversions left in this run
+    crashes,    \* crashes so far
+    pauses      \* ticks of suspension so far
+
+nodeVars == <<up, status, leaseLeft, held, want, convQ, waitQ, token, valid, tokenMax,
+              dirty, outbox, disk>>
+lockVars == <<held, want, convQ, waitQ, token, valid, lost>>
+clientVars == <<cLive, cElapsed, cLag, cHeld, cToken, lastToken>>
+vars == <<nodeVars, clientVars, lost, budget, crashes, pauses>>
+
+\* What a write puts on disk: everything but the leases, which a restart
+\* renews anyway, and the ghost lost, which rolls back with the state.
+DiskImage == [status |-> status, held |-> held, want |-> want, convQ |-> convQ,
+              waitQ |-> waitQ, token |-> token, valid |-> valid,
+              tokenMax |-> tokenMax, lost |-> lost]
+
+\* A reply that changes what its client believes: a lock (mode NoLock for a
+\* release) with its token, or an opened session (res NoResource).
+Messages == [to : Session, res : Resource \cup {NoResource},
+             mode : AllModes \cup {NoLock}, tok : Nat]
+Msg(c, r, m, t) == [to |-> c, res |-> r, mode |-> m, tok |-> t]
+
+NoLocks == [r \in Resource |-> NoLock]
+NoTokens == [r \in Resource |-> 0]
+
+-----------------------------------------------------------------------------
+(* Derived state.                                                          *)
+
+\* A lease is due when its time is up: the node must expire it before
+\* anything else happens (the Go model fires due timers first).
+LeaseDue == \E s \in Session : status[s] = "alive" /\ leaseLeft[s] = 0
+
+\* The node takes a new input only when it is up, its last batch is on disk,
+\* and no lease is due.
+NodeReady == up /\ ~dirty /\ ~LeaseDue
+
+\* Mode m fits every mode granted on r, except self's own.
+Fits(h, r, m, self) == \A t \in Session \ {self} : Compatible(h[r][t], m)
+
+\* No lock and no request: the resource is dropped, and its value block.
+Unused(h, w, r) == \A s \in Session : h[r][s] = NoLock /\ w[r][s] = NoLock
+
+\* The wait-for graph (spec/graph.go): s waits for t when a queued request
+\* of s cannot be granted until t changes.
+WaitsFor(h, w, cq, wq, s, t) ==
+    \E r \in Resource :
+        \/ /\ s \in Range(cq[r]) /\ t # s               \* a conversion waits for
+           /\ ~Compatible(h[r][t], w[r][s])             \* ... conflicting holders
+        \/ /\ s \in Range(wq[r])                        \* a new request waits for
+           /\ \/ ~Compatible(h[r][t], w[r][s])          \* ... conflicting holders,
+              \/ t \in Range(cq[r])                     \* ... every conversion,
+              \/ t \in Ahead(wq[r], s)                  \* ... and all ahead of it
+Edges(h, w, cq, wq) ==
+    {e \in Session \X Session : WaitsFor(h, w, cq, wq, e[1], e[2])}
+
+RECURSIVE Reach(_, _, _)
+\* The sessions reachable from the set from in at most n steps along E.
+Reach(E, from, n) ==
+    IF n = 0 THEN from
+    ELSE Reach(E, from \cup {e[2] : e \in {x \in E : x[1] \in from}}, n - 1)
+OnCycle(E, s) == s \in Reach(E, {e[2] : e \in {x \in E : x[1] = s}}, Cardinality(Session))
+
+-----------------------------------------------------------------------------
+(* The planted bugs, as alternative definitions selected by Bug.            *)
+
+\* A new request may be granted at once only when nothing is queued
+\* (conversions first, then strict FIFO) and its mode fits.
+GrantableNow(r, m) ==
+    /\ convQ[r] = <<>> \/ Bug = "NewIgnoreConversions"
+    /\ waitQ[r] = <<>> \/ Bug = "Overtake"
+    /\ Fits(held, r, m, NoLock)
+
+\* The head of the wait queue is served only when no conversion waits.
+WaitersServed(r) == convQ[r] = <<>> \/ Bug = "NewIgnoreConversions"
+
+\* An up-conversion may be granted in place when m fits every other granted mode.
+UpFits(r, m, c) == Fits(held, r, m, c) \/ Bug = "ConvertIgnoresHolders"
+
+\* Queueing would close a wait-for cycle: refuse it with Deadlock.
+QueueDeadlocks(h, w, cq, wq, s) ==
+    Bug # "NoDeadlockCheck" /\ OnCycle(Edges(h, w, cq, wq), s)
+
+\* The token an up-conversion in place gets.
+UpToken(r, s) == IF Bug = "UpConvertKeepsToken" THEN token[r][s] ELSE tokenMax + 1
+
+\* What the expiry of a holder in mode m does to the block's validity.
+ValidAfterExpiry(r, m) == IF WritesValue(m) /\ Bug # "ExpiryKeepsValue" THEN FALSE ELSE valid[r]
+
+\* The token counter a restart starts from.
+RecoveredTokenMax ==
+    IF Bug = "TokenMaxFromLocks"
+    THEN MaxOf({0} \cup {token[r][s] : r \in Resource, s \in Session})
+    ELSE tokenMax
+
+\* Whether an expiring session's queued new request on r leaves the queue.
+WaiterEnds(r, s) == s \in Range(waitQ[r]) => Bug # "ExpiryKeepsWaiters"
+
+\* A client gives its lease up this many ticks (by its clock) after renewing.
+LeaseEnd == IF Bug = "NoDriftMargin" THEN TTL ELSE TTL - Margin
+
+-----------------------------------------------------------------------------
+(* Replies and what clients learn from them.                               *)
+
+\* Deliver(msgs): each client that still believes in its session takes in
+\* the replies addressed to it.
+Deliver(msgs) ==
+    LET news(c, r) == {m \in msgs : m.to = c /\ m.res = r}
+        opened(c) == news(c, NoResource) # {} /\ ~cLive[c]
+        told(c, r) == cLive[c] /\ news(c, r) # {}
+        the(c, r) == CHOOSE m \in news(c, r) : TRUE
+    IN /\ cLive' = [c \in Session |-> cLive[c] \/ opened(c)]
+       /\ cElapsed' = [c \in Session |-> IF opened(c) THEN 0 ELSE cElapsed[c]]
+       /\ cLag' = [c \in Session |-> IF opened(c) THEN 0 ELSE cLag[c]]
+       /\ cHeld' = [c \in Session |-> [r \in Resource |->
+                        IF told(c, r) THEN the(c, r).mode ELSE cHeld[c][r]]]
+       /\ cToken' = [c \in Session |-> [r \in Resource |->
+                        IF told(c, r) THEN the(c, r).tok ELSE cToken[c][r]]]
+       /\ lastToken' = [r \in Resource |->
+                        MaxOf({lastToken[r]} \cup {m.tok : m \in {x \in msgs : x.res = r}})]
+
+\* Tell(msgs): the replies of this step go out with its batch, once the
+\* batch is on disk (Persist). The bug AckBeforeSync sends them at once.
+Tell(msgs) ==
+    IF Bug = "AckBeforeSync"
+    THEN Deliver(msgs) /\ UNCHANGED outbox
+    ELSE outbox' = outbox \cup msgs /\ UNCHANGED clientVars
+
+\* Sets the lock tables. A resource left with no lock and no request is
+\* dropped with its value block: a later one starts valid (and nothing lost).
+SetLocks(h, w, cq, wq, tk, v, l) ==
+    /\ held' = h /\ want' = w /\ convQ' = cq /\ waitQ' = wq /\ token' = tk
+    /\ valid' = [r \in Resource |-> IF Unused(h, w, r) THEN TRUE ELSE v[r]]
+    /\ lost' = [r \in Resource |-> IF Unused(h, w, r) THEN FALSE ELSE l[r]]
+
+-----------------------------------------------------------------------------
+(* Initial state.                                                          *)
+
+Init ==
+    /\ up = TRUE
+    /\ status = [s \in Session |-> "none"]
+    /\ leaseLeft = [s \in Session |-> 0]
+    /\ held = [r \in Resource |-> [s \in Session |-> NoLock]]
+    /\ want = [r \in Resource |-> [s \in Session |-> NoLock]]
+    /\ convQ = [r \in Resource |-> <<>>]
+    /\ waitQ = [r \in Resource |-> <<>>]
+    /\ token = [r \in Resource |-> [s \in Session |-> 0]]
+    /\ valid = [r \in Resource |-> TRUE]
+    /\ tokenMax = 0
+    /\ dirty = FALSE
+    /\ outbox = {}
+    /\ lost = [r \in Resource |-> FALSE]
+    /\ disk = DiskImage
+    /\ cLive = [c \in Session |-> FALSE]
+    /\ cElapsed = [c \in Session |-> 0]
+    /\ cLag = [c \in Session |-> 0]
+    /\ cHeld = [c \in Session |-> NoLocks]
+    /\ cToken = [c \in Session |-> NoTokens]
+    /\ lastToken = [r \in Resource |-> 0]
+    /\ budget = MaxRequests
+    /\ crashes = 0
+    /\ pauses = 0
+
+-----------------------------------------------------------------------------
+(* Client requests. Each is one input to the node, applied in memory as    *)
+(* one batch (dirty) whose replies wait in the outbox until Persist. The   *)
+(* clients are well behaved: they ask only for what makes sense given what *)
+(* they hold (the Go model also answers the requests that do not).         *)
+
+\* OpenSession(c): Model.open. The lease runs from now.
+OpenSession(c) ==
+    /\ NodeReady /\ status[c] = "none" /\ ~cLive[c]
+    /\ status' = [status EXCEPT ![c] = "alive"]
+    /\ leaseLeft' = [leaseLeft EXCEPT ![c] = TTL]
+    /\ dirty' = TRUE
+    /\ Tell({Msg(c, NoResource, NoLock, 0)})
+    /\ UNCHANGED <<up, lockVars, tokenMax, disk, budget, crashes, pauses>>
+
+\* KeepAlive(c): renews the lease; it changes nothing durable, so its reply
+\* needs no write. The client counts its new lease from the moment it sent
+\* the keepalive (here, the same instant). If the node has ended the session
+\* the reply says so, and the client knows it holds nothing.
+KeepAlive(c) ==
+    /\ NodeReady /\ cLive[c]
+    /\ IF status[c] = "alive"
+       THEN /\ leaseLeft' = [leaseLeft EXCEPT ![c] = TTL]
+            /\ cElapsed' = [cElapsed EXCEPT ![c] = 0]
+            /\ cLag' = [cLag EXCEPT ![c] = 0]
+            /\ UNCHANGED <<cLive, cHeld, cToken>>
+       ELSE /\ cLive' = [cLive EXCEPT ![c] = FALSE]
+            /\ cHeld' = [cHeld EXCEPT ![c] = NoLocks]
+            /\ cToken' = [cToken EXCEPT ![c] = NoTokens]
+            /\ cElapsed' = [cElapsed EXCEPT ![c] = 0]
+            /\ cLag' = [cLag EXCEPT ![c] = 0]
+            /\ UNCHANGED leaseLeft
+    /\ UNCHANGED <<up, status, lockVars, tokenMax, dirty, outbox, disk, lastToken,
+                   budget, crashes, pauses>>
+
+\* Conditions shared by the lock requests of client c.
+Requesting(c) == NodeReady /\ cLive[c] /\ status[c] = "alive"
+
+\* Acquire(c, r, m): Model.acquire. Granted at once if nothing is queued
+\* and m fits every granted mode; otherwise queued, unless queueing would
+\* close a wait-for cycle (refused with Deadlock: nothing changes).
+Acquire(c, r, m) ==
+    /\ Requesting(c) /\ budget > 0
+    /\ held[r][c] = NoLock /\ want[r][c] = NoLock
+    /\ budget' = budget - 1
+    /\ IF GrantableNow(r, m)
+       THEN /\ SetLocks([held EXCEPT ![r][c] = m], want, convQ, waitQ,
+                        [token EXCEPT ![r][c] = tokenMax + 1], valid, lost)
+            /\ tokenMax' = tokenMax + 1
+            /\ dirty' = TRUE
+            /\ Tell({Msg(c, r, m, tokenMax + 1)})
+       ELSE LET w == [want EXCEPT ![r][c] = m]
+                wq == [waitQ EXCEPT ![r] = Append(@, c)]
+            IN IF QueueDeadlocks(held, w, convQ, wq, c)
+               THEN UNCHANGED <<lockVars, tokenMax, dirty, outbox, clientVars>>
+               ELSE /\ SetLocks(held, w, convQ, wq, token, valid, lost)
+                    /\ dirty' = TRUE
+                    /\ UNCHANGED <<tokenMax, outbox, clientVars>>
+    /\ UNCHANGED <<up, status, leaseLeft, disk, crashes, pauses>>
+
+\* Convert(c, r, m): Model.convert. Down: in place, same token; a PW/EX
+\* holder writes its value block on the way down. Up (or sideways): in
+\* place with a new token if m fits every other granted mode (overtaking
+\* queued conversions, as the DLM does) and the grant closes no cycle;
+\* otherwise queued in the conversion queue, unless that deadlocks.
+Convert(c, r, m) ==
+    /\ Requesting(c) /\ budget > 0
+    /\ held[r][c] # NoLock /\ want[r][c] = NoLock /\ m # held[r][c]
+    /\ budget' = budget - 1
+    /\ LET from == held[r][c]
+           h == [held EXCEPT ![r][c] = m]
+       IN
+       IF Weaker(m, from)
+       THEN /\ LET writes == WritesValue(from)
+               IN SetLocks(h, want, convQ, waitQ, token,
+                           [valid EXCEPT ![r] = @ \/ writes],
+                           [lost EXCEPT ![r] = @ /\ ~writes])
+            /\ dirty' = TRUE
+            /\ Tell({Msg(c, r, m, token[r][c])})
+            /\ UNCHANGED tokenMax
+       ELSE IF UpFits(r, m, c)
+       THEN IF OnCycle(Edges(h, want, convQ, waitQ), c)
+            THEN UNCHANGED <<lockVars, tokenMax, dirty, outbox, clientVars>>
+            ELSE /\ SetLocks(h, want, convQ, waitQ,
+                             [token EXCEPT ![r][c] = UpToken(r, c)], valid, lost)
+                 /\ tokenMax' = IF Bug = "UpConvertKeepsToken" THEN tokenMax ELSE tokenMax + 1
+                 /\ dirty' = TRUE
+                 /\ Tell({Msg(c, r, m, UpToken(r, c))})
+       ELSE LET w == [want EXCEPT ![r][c] = m]
+                cq == [convQ EXCEPT ![r] = Append(@, c)]
+            IN IF OnCycle(Edges(held, w, cq, waitQ), c)
+               THEN UNCHANGED <<lockVars, tokenMax, dirty, outbox, clientVars>>
+               ELSE /\ SetLocks(held, w, cq, waitQ, token, valid, lost)
+                    /\ dirty' = TRUE
+                    /\ UNCHANGED <<tokenMax, outbox, clientVars>>
+    /\ UNCHANGED <<up, status, leaseLeft, disk, crashes, pauses>>
+
+\* Release(c, r): Model.release. Cancels a queued conversion of the lock;
+\* a PW/EX holder writes its value block.
+Release(c, r) ==
+    /\ Requesting(c) /\ held[r][c] # NoLock
+    /\ LET writes == WritesValue(held[r][c])
+       IN SetLocks([held EXCEPT ![r][c] = NoLock], [want EXCEPT ![r][c] = NoLock],
+                   [convQ EXCEPT ![r] = Remove(@, c)], waitQ,
+                   [token EXCEPT ![r][c] = 0],
+                   [valid EXCEPT ![r] = @ \/ writes], [lost EXCEPT ![r] = @ /\ ~writes])
+    /\ dirty' = TRUE
+    /\ Tell({Msg(c, r, NoLock, 0)})
+    /\ UNCHANGED <<up, status, leaseLeft, tokenMax, disk, budget, crashes, pauses>>
+
+\* Ends s's queued request on r (Cancelled or Timeout): a new request goes
+\* away, a conversion leaves the lock in its granted mode.
+Unqueue(r, s) ==
+    /\ want[r][s] # NoLock
+    /\ SetLocks(held, [want EXCEPT ![r][s] = NoLock], [convQ EXCEPT ![r] = Remove(@, s)],
+                [waitQ EXCEPT ![r] = Remove(@, s)], token, valid, lost)
+    /\ dirty' = TRUE
+    /\ UNCHANGED <<up, status, leaseLeft, tokenMax, outbox, disk, clientVars,
+                   budget, crashes, pauses>>
+
+\* Cancel(c, r): Model.cancel.
+Cancel(c, r) == Requesting(c) /\ Unqueue(r, c)
+
+-----------------------------------------------------------------------------
+(* What the node does on its own.                                          *)
+
+\* WaitTimeout(r, s): a queued request's wait timeout runs out (Model.advance,
+\* timerTimeout). Timeouts are not timed here: any moment is possible.
+WaitTimeout(r, s) == NodeReady /\ Unqueue(r, s)
+
+\* Expire(s): s's lease ran out (Model.endSession). Its requests end, its
+\* locks go; a PW/EX holder's value block is marked invalid, since writes
+\* it made may never have reached the block.
+Expire(s) ==
+    /\ up /\ ~dirty /\ status[s] = "alive" /\ leaseLeft[s] = 0
+    /\ status' = [status EXCEPT ![s] = "expired"]
+    /\ LET h == [r \in Resource |-> [held[r] EXCEPT ![s] = NoLock]]
+           w == [r \in Resource |-> IF WaiterEnds(r, s) THEN [want[r] EXCEPT ![s] = NoLock]
+                                                        ELSE want[r]]
+       IN SetLocks(h, w,
+                   [r \in Resource |-> Remove(convQ[r], s)],
+                   [r \in Resource |-> IF WaiterEnds(r, s) THEN Remove(waitQ[r], s) ELSE waitQ[r]],
+                   [r \in Resource |-> [token[r] EXCEPT ![s] = 0]],
+                   [r \in Resource |-> ValidAfterExpiry(r, held[r][s])],
+                   [r \in Resource |-> lost[r] \/ WritesValue(held[r][s])])
+    /\ dirty' = TRUE
+    /\ UNCHANGED <<up, leaseLeft, tokenMax, outbox, disk, clientVars, budget, crashes, pauses>>
+
+\* The first queued conversion on r, in queue order, whose mode fits every
+\* other granted mode (Model.settle serves these first, again and again).
+GrantableConversions(r) == {i \in DOMAIN convQ[r] : Fits(held, r, want[r][convQ[r][i]], convQ[r][i])}
+
+\* The head of r's wait queue can be granted: no conversion waits, and its
+\* mode fits every granted mode.
+WaiterGrantable(r) ==
+    /\ waitQ[r] # <<>> /\ WaitersServed(r)
+    /\ Fits(held, r, want[r][Head(waitQ[r])], NoLock)
+
+\* GrantConversion(r): Model.settle, first loop. Granting must not close a
+\* wait-for cycle (waiters now wait for the stronger mode); if it would, the
+\* conversion is refused with Deadlock and the lock keeps its mode.
+GrantConversion(r) ==
+    /\ up /\ GrantableConversions(r) # {}
+    /\ LET s == convQ[r][CHOOSE i \in GrantableConversions(r) :
+                             \A j \in GrantableConversions(r) : i <= j]
+           h == [held EXCEPT ![r][s] = want[r][s]]
+           w == [want EXCEPT ![r][s] = NoLock]
+           cq == [convQ EXCEPT ![r] = Remove(@, s)]
+       IN IF OnCycle(Edges(h, w, cq, waitQ), s)    \* as granted: no longer queued
+          THEN /\ SetLocks(held, w, cq, waitQ, token, valid, lost)
+               /\ UNCHANGED <<tokenMax, outbox, clientVars>>
+          ELSE /\ SetLocks(h, w, cq, waitQ, [token EXCEPT ![r][s] = tokenMax + 1], valid, lost)
+               /\ tokenMax' = tokenMax + 1
+               /\ Tell({Msg(s, r, want[r][s], tokenMax + 1)})
+    /\ dirty' = TRUE
+    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, pauses>>
+
+\* GrantWaiter(r): Model.settle, second loop: the head of the wait queue,
+\* once no conversion waits, if its mode fits every granted mode.
+GrantWaiter(r) ==
+    /\ up /\ WaiterGrantable(r)
+    /\ LET s == Head(waitQ[r])
+       IN /\ SetLocks([held EXCEPT ![r][s] = want[r][s]], [want EXCEPT ![r][s] = NoLock],
+                      convQ, [waitQ EXCEPT ![r] = Tail(@)],
+                      [token EXCEPT ![r][s] = tokenMax + 1], valid, lost)
+          /\ tokenMax' = tokenMax + 1
+          /\ Tell({Msg(s, r, want[r][s], tokenMax + 1)})
+    /\ dirty' = TRUE
+    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, pauses>>
+
+\* Nothing the rules would grant is left queued.
+Settled == \A r \in Resource : GrantableConversions(r) = {} /\ ~WaiterGrantable(r)
+
+\* Persist: the batch is written (with Sync) and only then are its replies
+\* sent: nothing is acknowledged before it is durable (group commit).
+Persist ==
+    /\ up /\ dirty /\ Settled
+    /\ disk' = DiskImage
+    /\ dirty' = FALSE
+    /\ outbox' = {}
+    /\ Deliver(outbox)
+    /\ UNCHANGED <<up, status, leaseLeft, lockVars, tokenMax, budget, crashes, pauses>>
+
+\* Crash: the node stops. Its memory, the unwritten batch and its unsent
+\* replies are gone; what is on disk stays.
+Crash ==
+    /\ up /\ crashes < MaxCrashes
+    /\ up' = FALSE
+    /\ crashes' = crashes + 1
+    /\ status' = disk.status
+    /\ leaseLeft' = [s \in Session |-> 0]
+    /\ held' = disk.held /\ want' = disk.want /\ convQ' = disk.convQ /\ waitQ' = disk.waitQ
+    /\ token' = disk.token /\ valid' = disk.valid /\ tokenMax' = disk.tokenMax
+    /\ lost' = disk.lost
+    /\ dirty' = FALSE
+    /\ outbox' = {}
+    /\ UNCHANGED <<disk, clientVars, budget, pauses>>
+
+\* Recover: Model.Recover. The node restarts from its disk; it cannot know
+\* how long it was down, so every session gets a full lease from now.
+Recover ==
+    /\ ~up
+    /\ up' = TRUE
+    /\ leaseLeft' = [s \in Session |-> IF status[s] = "alive" THEN TTL ELSE 0]
+    /\ tokenMax' = RecoveredTokenMax
+    /\ UNCHANGED <<status, lockVars, dirty, outbox, disk, clientVars, budget, crashes, pauses>>
+
+-----------------------------------------------------------------------------
+(* Time.                                                                   *)
+
+\* One tick of true time passes. The node's leases count down (not while it
+\* is down: a restart renews them anyway). Each live client's clock moves
+\* one tick, except those in still; a client whose clock says its lease is
+\* over (LeaseEnd ticks since its last renewal) gives it up: it believes it
+\* holds nothing, and stops using the session.
+TimePasses(still) ==
+    LET e == [c \in Session |-> IF c \in still THEN cElapsed[c] ELSE cElapsed[c] + 1]
+        over == {c \in Session : cLive[c] /\ e[c] >= LeaseEnd}
+    IN /\ leaseLeft' = IF up
+                       THEN [s \in Session |-> IF status[s] = "alive" THEN leaseLeft[s] - 1 ELSE 0]
+                       ELSE leaseLeft
+       /\ cLive' = [c \in Session |-> cLive[c] /\ c \notin over]
+       /\ cElapsed' = [c \in Session |-> IF cLive'[c] THEN e[c] ELSE 0]
+       /\ cHeld' = [c \in Session |-> IF c \in over THEN NoLocks ELSE cHeld[c]]
+       /\ cToken' = [c \in Session |-> IF c \in over THEN NoTokens ELSE cToken[c]]
+
+\* Time may pass once the node has written its batch and expired every due
+\* lease (timers fire at their instant).
+TimeMayPass == up => ~dirty /\ ~LeaseDue
+
+\* Tick: time passes; clients in slow have clocks that lose this tick, each
+\* at most Drift ticks per lease: the drift bound.
+Tick ==
+    /\ TimeMayPass
+    /\ \E slow \in SUBSET {c \in Session : cLive[c] /\ cLag[c] < Drift} :
+          /\ TimePasses(slow)
+          /\ cLag' = [c \in Session |-> IF ~cLive'[c] THEN 0
+                                        ELSE IF c \in slow THEN cLag[c] + 1 ELSE cLag[c]]
+    /\ UNCHANGED <<up, status, lockVars, tokenMax, dirty, outbox, disk, lastToken,
+                   budget, crashes, pauses>>
+
+\* Pause(c): client c's process is suspended for a tick of true time, and
+\* its clock with it (a VM suspend, say): this is outside the drift bound.
+\* With MaxPauses = 0 it never happens; with MaxPauses > 0, TLC shows that
+\* clients' beliefs can then conflict, which is what fencing tokens are for.
+Pause(c) ==
+    /\ TimeMayPass /\ pauses < MaxPauses /\ cLive[c]
+    /\ TimePasses({c})
+    /\ cLag' = [x \in Session |-> IF cLive'[x] THEN cLag[x] ELSE 0]
+    /\ pauses' = pauses + 1
+    /\ UNCHANGED <<up, status, lockVars, tokenMax, dirty, outbox, disk, lastToken,
+                   budget, crashes>>
+
+-----------------------------------------------------------------------------
+Next ==
+    \/ \E c \in Session : OpenSession(c) \/ KeepAlive(c) \/ Pause(c)
+    \/ \E c \in Session, r \in Resource :
+           \/ Release(c, r) \/ Cancel(c, r)
+           \/ \E m \in Modes : Acquire(c, r, m) \/ Convert(c, r, m)
+    \/ \E r \in Resource :
+           \/ GrantConversion(r) \/ GrantWaiter(r)
+           \/ \E s \in Session : WaitTimeout(r, s)
+    \/ \E s \in Session : Expire(s)
+    \/ Persist \/ Crash \/ Recover \/ Tick
+
+Spec == Init /\ [][Next]_vars
+
+\* The node does what is due (writes its batch, grants, expires, restarts),
+\* time passes, and holders release in the end: the hypothesis "its
+\* blockers all release or expire" of EventuallyServed.
+Fairness ==
+    /\ WF_vars(Persist) /\ WF_vars(Recover) /\ WF_vars(Tick)
+    /\ \A s \in Session : WF_vars(Expire(s))
+    /\ \A r \in Resource : WF_vars(GrantConversion(r)) /\ WF_vars(GrantWaiter(r))
+    /\ \A c \in Session, r \in Resource : WF_vars(Release(c, r))
+
+LiveSpec == Spec /\ Fairness
+
+-----------------------------------------------------------------------------
+(* Properties. README.md explains each for a learner.                      *)
+
+TypeOK ==
+    /\ up \in BOOLEAN /\ dirty \in BOOLEAN
+    /\ status \in [Session -> {"none", "alive", "expired"}]
+    /\ leaseLeft \in [Session -> 0..TTL]
+    /\ held \in [Resource -> [Session -> Modes \cup {NoLock}]]
+    /\ want \in [Resource -> [Session -> Modes \cup {NoLock}]]
+    /\ convQ \in [Resource -> Seq(Session)]
+    /\ waitQ \in [Resource -> Seq(Session)]
+    /\ token \in [Resource -> [Session -> 0..tokenMax]]
+    /\ valid \in [Resource -> BOOLEAN]
+    /\ tokenMax \in Nat
+    /\ outbox \subseteq Messages
+    /\ \A m1, m2 \in outbox : m1.to = m2.to /\ m1.res = m2.res => m1 = m2  \* one per lock and batch
+    /\ DOMAIN disk = {"status", "held", "want", "convQ", "waitQ", "token", "valid",
+                      "tokenMax", "lost"}
+    /\ cLive \in [Session -> BOOLEAN]
+    /\ cElapsed \in [Session -> 0..TTL]
+    /\ cLag \in [Session -> 0..Drift]
+    /\ cHeld \in [Session -> [Resource -> Modes \cup {NoLock}]]
+    /\ cToken \in [Session -> [Resource -> Nat]]
+    /\ lastToken \in [Resource -> Nat]
+    /\ lost \in [Resource -> BOOLEAN]
+    /\ budget \in 0..MaxRequests /\ crashes \in 0..MaxCrashes /\ pauses \in 0..MaxPauses
+
+\* Granted modes on a resource are pairwise compatible.
+CompatibleGrants ==
+    \A r \in Resource, s, t \in Session :
+        s # t => Compatible(held[r][s], held[r][t])
+
+\* No new request overtakes an older one or a queued conversion: when a
+\* lock is newly granted, no conversion queued before the step, and no
+\* request queued ahead of it, is still queued after it. (A crash restores
+\* the disk, which grants nothing: it is not a step of the lock service.)
+QueueDisciplineStep ==
+    up' => \A r \in Resource, s \in Session :
+               (held[r][s] = NoLock /\ held'[r][s] # NoLock) =>
+                   /\ \A c \in Range(convQ[r]) : c \notin Range(convQ'[r])
+                   /\ \A w \in Ahead(waitQ[r], s) : w \notin Range(waitQ'[r])
+QueueDiscipline == [][QueueDisciplineStep]_vars
+
+\* Every token a client is given with a new lock or an up-conversion is
+\* greater than every token any client was given before for that resource,
+\* across crashes.
+TokensIncreaseStep ==
+    \A c \in Session, r \in Resource :
+        LET before == cHeld[c][r]
+            after == cHeld'[c][r]
+        IN (after # NoLock /\ (before = NoLock \/ ~Weaker(after, before)))
+               => cToken'[c][r] > lastToken[r]
+TokensIncrease == [][TokensIncreaseStep]_vars
+
+\* What a client was told it holds is on disk, unless the session ended.
+NoAckLost ==
+    \A c \in Session, r \in Resource :
+        (cLive[c] /\ cHeld[c][r] # NoLock /\ disk.status[c] = "alive")
+            => disk.held[r][c] = cHeld[c][r]
+
+\* No two clients believe at the same instant that they hold conflicting
+\* modes on a resource, as long as clocks drift within the bound.
+ClientViewExclusion ==
+    \A r \in Resource, c, d \in Session :
+        (c # d /\ cLive[c] /\ cLive[d]) => Compatible(cHeld[c][r], cHeld[d][r])
+
+\* A value block that a PW/EX holder's expiry may have left stale is
+\* marked invalid.
+ValueValidity == \A r \in Resource : lost[r] => ~valid[r]
+
+\* The wait-for graph has no cycle: every deadlock is refused.
+WaitForAcyclic == LET E == Edges(held, want, convQ, waitQ) IN \A s \in Session : ~OnCycle(E, s)
+
+\* Under Fairness, a queued request is eventually granted or refused
+\* (deadlock, timeout, cancel, release, expiry): nothing waits forever.
+EventuallyServed ==
+    \A r \in Resource, s \in Session : (want[r][s] # NoLock) ~> (want[r][s] = NoLock)
+
+=============================================================================
