@@ -85,6 +85,7 @@ func run() error {
 		defer os.RemoveAll(work)
 	}
 	plan.WorkDir = work
+	machine := peers.DescribeMachine(redisBin) // before the run: its load average
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
@@ -93,7 +94,7 @@ func run() error {
 		len(plan.Systems), len(plan.Cells), plan.Runs, plan.Estimate().Round(time.Second), work)
 	res, runErr := plan.Run(ctx)
 	rep := peers.Report{Results: res, Command: f.command, Commit: f.commit,
-		Machine: peers.DescribeMachine(redisBin)}
+		Machine: machine}
 	if err := rep.Write(f.md, f.png); err != nil {
 		return errors.Join(runErr, err)
 	}
