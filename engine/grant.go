@@ -24,7 +24,8 @@ func (c *Core) acquire(s *session, in *spec.Input) (spec.Result, *resource) {
 		r = c.useResource(r, in.Resource)
 	}
 	// Strict FIFO: a new request is granted at once only if nothing waits.
-	if r.converting.n == 0 && r.waiting.n == 0 && !c.delayed(r) && r.compatible(in.Mode, nil) {
+	if r.converting.n == 0 && (r.waiting.n == 0 || bugzooOn && planted("fifo-overtake")) && !c.delayed(r) &&
+		(r.compatible(in.Mode, nil) || bugzooOn && planted("grant-incompatible")) {
 		l := c.newLock(s, r, in.Mode, in.LockDelay)
 		c.grantNew(l)
 		c.putLock(l)
@@ -78,7 +79,11 @@ func (c *Core) convert(s *session, in *spec.Input) (spec.Result, *resource) {
 			c.setMode(l, old)
 			return spec.Refuse(spec.Deadlock, spec.DetailDeadlockGrant), nil
 		}
+		tok := l.token
 		l.token, l.notified = c.nextToken(), -1
+		if bugzooOn && planted("convert-keeps-token") {
+			l.token = tok
+		}
 		c.putLock(l)
 		return r.grantResult(l), r
 	}

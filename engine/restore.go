@@ -137,6 +137,9 @@ func (rs *restoring) build(c *Core) error {
 	for i := range rs.sessions {
 		s := c.newSession(rs.sessions[i].id, rs.sessions[i].ttl)
 		c.timers.set(&s.expiry, c.now.Add(s.ttl)) // the grace period
+		if bugzooOn && planted("no-grace-period") {
+			c.timers.set(&s.expiry, c.now)
+		}
 	}
 	sort.Slice(rs.replies, func(i, j int) bool { return rs.replies[i].id < rs.replies[j].id })
 	for _, r := range rs.replies {
@@ -158,6 +161,12 @@ func (rs *restoring) build(c *Core) error {
 	for i := range rs.locks {
 		if err := c.restoreLock(&rs.locks[i]); err != nil {
 			return err
+		}
+	}
+	if bugzooOn && planted("token-not-persisted") {
+		c.tokenMax = 0
+		for i := range rs.locks {
+			c.tokenMax = max(c.tokenMax, rs.locks[i].lock.token)
 		}
 	}
 	sort.Slice(rs.tombstones, func(i, j int) bool { return rs.tombstones[i].seq < rs.tombstones[j].seq })

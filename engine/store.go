@@ -116,7 +116,11 @@ func (s *Store) Commit(w *Writes) (err error) {
 	if err != nil {
 		return fmt.Errorf("store: batch: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	opt := pebble.Sync
+	if bugzooOn && planted("reply-before-sync") {
+		opt = pebble.NoSync
+	}
+	if err := b.Commit(opt); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
