@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
+	"strings"
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -379,7 +379,7 @@ func (s *Session) sortedLocks() []*lock {
 	for _, l := range s.locks {
 		out = append(out, l)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].resource < out[j].resource })
+	slices.SortFunc(out, func(a, b *lock) int { return strings.Compare(a.resource, b.resource) })
 	return out
 }
 

@@ -1,0 +1,91 @@
+//go:build bugzoo
+
+package sim
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/client"
+	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/spec"
+)
+
+// Bug is a planted bug and the checker that must catch it.
+type Bug struct {
+	Name    string
+	Checker string // the checker the zoo test requires to fail
+	Doc     string
+	// Tune, if set, turns on in every seed the faults the bug needs to
+	// show (the seed still decides everything else).
+	Tune func(*Options)
+}
+
+// Zoo is the planted-bug zoo: each a real mistake of lock services, each
+// with the checker that must catch it. Every checker appears at least once.
+var Zoo = []Bug{
+	{Name: "grant-incompatible", Checker: Linearizability, Doc: "grant that skips the compatibility check"},
+	{Name: "fifo-overtake", Checker: Model, Doc: "a new request overtakes the requests waiting ahead of it"},
+	{Name: "reply-before-sync", Checker: Fencing, Doc: "replies go out before the batch is synced", Tune: crashy},
+	{Name: "token-not-persisted", Checker: Tokens, Doc: "the token counter is rebuilt from held locks on recovery", Tune: crashy},
+	{Name: "expiry-keeps-locks", Checker: Invariants, Doc: "a session's expiry forgets to release its locks"},
+	{Name: "retry-applied-twice", Checker: Linearizability, Doc: "a retried request id is applied again"},
+	{Name: "no-grace-period", Checker: Mutex, Doc: "recovery does not grant sessions a grace period", Tune: crashy},
+	{Name: "convert-keeps-token", Checker: Linearizability, Doc: "an up-conversion keeps its old fencing token"},
+	{Name: "client-lease-from-receive", Checker: Mutex, Doc: "the client counts its lease from when the keepalive's answer arrived", Tune: contended},
+	{Name: "client-no-poll", Checker: Liveness, Doc: "the client never asks again about a queued request whose event was lost", Tune: lossy},
+}
+
+// crashy: the node crashes often, and the clients write under their locks.
+func crashy(o *Options) {
+	o.CrashEvery, o.DownMax = 2*time.Second, o.TTL/2
+	o.WritePercent = max(o.WritePercent, 50)
+}
+
+// contended: clients queue for exclusive locks held by clients that are
+// cut off from the node long enough to expire (and whose last keepalive was
+// answered: no pauses, no lost messages), with no margin beyond the drift
+// allowance and no drift.
+func contended(o *Options) {
+	o.Resources = max(1, o.Clients/4)
+	o.Modes = [spec.ModeCount]int{spec.EX: 1}
+	o.WaitMax = 4 * o.TTL
+	o.HoldMax, o.ThinkMax = 3*o.TTL, 20*time.Millisecond
+	o.PartitionEvery, o.PartitionMax = time.Second, 3*o.TTL
+	o.PauseEvery, o.ResetEvery, o.CrashEvery, o.DiskFaultEvery = 0, 0, 0, 0
+	o.DropPercent, o.DupPercent, o.SlowPercent = 0, 0, 0
+	o.DelayMin, o.DelayMax = 0, 20*time.Millisecond
+	o.DriftPPM, o.LeaseMargin = 0, time.Microsecond
+	o.LivenessBound = o.livenessBound()
+}
+
+// lossy: messages are dropped.
+func lossy(o *Options) { o.DropPercent = max(o.DropPercent, 5) }
+
+var planted string
+
+// PlantBug plants the named bug (engine or client) in the whole process;
+// "" removes it.
+func PlantBug(name string) error {
+	_ = engine.PlantBug("")
+	_ = client.PlantBug("")
+	planted = ""
+	if name == "" {
+		return nil
+	}
+	if err := engine.PlantBug(name); err == nil {
+		planted = name
+		return nil
+	}
+	if err := client.PlantBug(name); err == nil {
+		planted = name
+		return nil
+	}
+	return fmt.Errorf("sim: no planted bug %q", name)
+}
+
+func plantedBugName() string { return planted }
+
+// bugForbidsDiskFaults: with commits unsynced, Pebble's log writer fails in
+// its own goroutine, where a failure cannot be caught.
+func bugForbidsDiskFaults() bool { return planted == "reply-before-sync" }

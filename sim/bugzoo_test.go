@@ -1,0 +1,76 @@
+//go:build bugzoo
+
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+)
+
+// zooBudget is how many seeds each planted bug gets to be caught in.
+const zooBudget = 40
+
+// TestBugZoo plants each bug of the zoo in turn and requires its named
+// checker to fail within zooBudget seeds; it prints the table of bug,
+// checker and seeds needed. Together the bugs make every checker fail.
+//
+//	go test -tags bugzoo ./sim -run BugZoo -v
+func TestBugZoo(t *testing.T) {
+	type row struct {
+		bug, checker string
+		seeds        int
+		others       []string
+		wall         time.Duration
+	}
+	var rows []row
+	caught := map[string]bool{}
+	for _, b := range Zoo {
+		if err := PlantBug(b.Name); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		r := row{bug: b.Name, checker: b.Checker}
+		for seed := uint64(1); seed <= zooBudget; seed++ {
+			o := NewOptions(seed)
+			if b.Tune != nil {
+				b.Tune(&o)
+			}
+			rep := Run(o, Config{LinTimeout: 30 * time.Second})
+			if rep.Verdict(b.Checker).OK {
+				continue
+			}
+			r.seeds = int(seed)
+			r.others = rep.FailedCheckers()
+			caught[b.Checker] = true
+			break
+		}
+		r.wall = time.Since(start)
+		rows = append(rows, r)
+		if r.seeds == 0 {
+			t.Errorf("bug %s: checker %s did not catch it in %d seeds", b.Name, b.Checker, zooBudget)
+		}
+	}
+	if err := PlantBug(""); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	tw := tabwriter.NewWriter(&out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "bug\tchecker\tseeds needed\tall failing checkers\ttime")
+	for _, r := range rows {
+		seeds := fmt.Sprint(r.seeds)
+		if r.seeds == 0 {
+			seeds = fmt.Sprintf("not caught in %d", zooBudget)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", r.bug, r.checker, seeds, strings.Join(r.others, ","), r.wall.Round(time.Millisecond))
+	}
+	tw.Flush()
+	t.Logf("planted bugs:\n%s", out.String())
+	for _, c := range Checkers {
+		if !caught[c] {
+			t.Errorf("no planted bug made checker %s fail", c)
+		}
+	}
+}

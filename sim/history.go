@@ -1,0 +1,168 @@
+package sim
+
+import (
+	"slices"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/client"
+	"github.com/bouncer-dlm/bouncer/linearizability"
+	"github.com/bouncer-dlm/bouncer/spec"
+)
+
+// sessRec is one session as the simulator sees it: its client core, and
+// what its client observed, in true time, for the history and the checkers.
+type sessRec struct {
+	id     spec.SessionID
+	client int
+	core   *client.Session
+	ttl    time.Duration
+
+	calls     map[client.CallID]callRec
+	openSent  bool
+	openFirst spec.Time // true time of the first open sent
+	opened    bool
+	base      spec.Time // true send time of the last answered keepalive (or first open)
+
+	resources []string // every resource named, sorted
+	order     []spec.RequestID
+	reqs      map[spec.RequestID]*linearizability.Entry
+
+	closeCall   bool
+	closeAt     spec.Time
+	closeKnown  bool
+	closeReturn spec.Time
+	closeResult spec.Result
+	endKnown    bool      // the client learned the node had ended the session
+	endAt       spec.Time // when
+	closed      bool      // the close was answered: nothing more arrives
+
+	beliefs []belief // locks believed held now, by resource
+}
+
+type callRec struct {
+	op spec.Op
+	at spec.Time
+}
+
+// sent records a call the session's core sent.
+func (r *sessRec) sent(now spec.Time, s client.Send) {
+	if r.calls == nil {
+		r.calls = map[client.CallID]callRec{}
+	}
+	r.calls[s.Call] = callRec{op: s.Input.Op, at: now}
+	if s.Input.Op == spec.OpOpen && !r.openSent {
+		r.openSent, r.openFirst = true, now
+	}
+}
+
+// observeReply learns from a reply what the node says of the session: an
+// answered open or keepalive proves it was live when it was stepped, so
+// the node cannot expire it before the call's send time plus the TTL.
+func (r *sessRec) observeReply(now spec.Time, call client.CallID, res *spec.Result) {
+	c, ok := r.calls[call]
+	if !ok {
+		return
+	}
+	switch {
+	case res.Code == spec.OK && c.op == spec.OpOpen && !r.opened:
+		r.opened, r.base = true, max(r.base, r.openFirst)
+	case res.Code == spec.OK && c.op == spec.OpKeepAlive && r.opened:
+		r.base = max(r.base, c.at)
+	case res.Code == spec.SessionExpired || res.Code == spec.UnknownSession:
+		r.nodeEnded(now)
+	}
+}
+
+func (r *sessRec) observeEvent(now spec.Time, e *spec.Event) {
+	if e.Kind == spec.Expired {
+		r.nodeEnded(now)
+	}
+}
+
+func (r *sessRec) nodeEnded(now spec.Time) {
+	if !r.endKnown {
+		r.endKnown, r.endAt = true, now
+	}
+}
+
+// called records a request the workload made.
+func (r *sessRec) called(now spec.Time, id spec.RequestID, in spec.Input) {
+	kinds := map[spec.Op]linearizability.Kind{spec.OpAcquire: linearizability.Acquire,
+		spec.OpConvert: linearizability.Convert, spec.OpRelease: linearizability.Release,
+		spec.OpCancel: linearizability.Cancel}
+	e := &linearizability.Entry{Client: r.client, Session: r.id, Kind: kinds[in.Op], Resource: in.Resource,
+		Request: id, Mode: in.Mode, NoQueue: in.NoQueue, WaitTimeout: in.WaitTimeout, LockDelay: in.LockDelay,
+		WriteValue: in.WriteValue, Value: spec.CloneValue(in.Value), Call: now}
+	r.reqs[id] = e
+	r.order = append(r.order, id)
+	if i, found := slices.BinarySearch(r.resources, in.Resource); !found {
+		r.resources = slices.Insert(r.resources, i, in.Resource)
+	}
+}
+
+func (r *sessRec) requestResource(id spec.RequestID) string {
+	if e := r.reqs[id]; e != nil {
+		return e.Resource
+	}
+	return ""
+}
+
+func (r *sessRec) queued(now spec.Time, id spec.RequestID) {
+	if e := r.reqs[id]; e != nil && !e.HasPending {
+		e.HasPending, e.Pending = true, now
+	}
+}
+
+func (r *sessRec) finished(now spec.Time, u client.Update) {
+	if e := r.reqs[u.Request]; e != nil && !u.Unknown {
+		e.Known, e.Return, e.Result = true, now, u.Result
+	}
+}
+
+func (r *sessRec) lost(now spec.Time, byNode bool) {
+	if byNode {
+		r.nodeEnded(now)
+	}
+}
+
+func (r *sessRec) closeCalled(now spec.Time) {
+	if !r.closeCall {
+		r.closeCall, r.closeAt = true, now
+	}
+}
+
+func (r *sessRec) closeAnswered(now spec.Time, res spec.Result) {
+	r.closeKnown, r.closeReturn, r.closeResult = true, now, res
+	r.closed = true
+	r.nodeEnded(now)
+}
+
+// history is what every client observed, as linearizability entries.
+func (s *Sim) history() []linearizability.Entry {
+	var h []linearizability.Entry
+	for _, r := range s.sessions {
+		if len(r.resources) == 0 {
+			continue
+		}
+		for _, id := range r.order {
+			e := *r.reqs[id]
+			if !e.Known && r.endKnown {
+				e.Bounded, e.Until = true, r.endAt
+			}
+			h = append(h, e)
+		}
+		if r.closeCall {
+			e := linearizability.Entry{Client: r.client, Session: r.id, Kind: linearizability.Close,
+				Resources: r.resources, Call: r.closeAt, Known: r.closeKnown, Return: r.closeReturn, Result: r.closeResult}
+			if !e.Known && r.endKnown {
+				e.Bounded, e.Until = true, r.endAt
+			}
+			h = append(h, e)
+		}
+		if r.opened && !(r.closeKnown && r.closeResult.Code == spec.OK) {
+			h = append(h, linearizability.Entry{Client: r.client, Session: r.id, Kind: linearizability.Expire,
+				Resources: r.resources, Call: r.base.Add(r.ttl), Known: r.endKnown, Return: r.endAt})
+		}
+	}
+	return h
+}

@@ -1,0 +1,612 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+)
+
+// nodeSim is the lock node: the real engine.Node (core and Pebble store)
+// on a crashable in-memory file system, stepped in virtual time. Beside it
+// runs the spec model on the same inputs (trace validation).
+type nodeSim struct {
+	s     *Sim
+	mem   *vfs.MemFS // the file system under the store
+	inj   *injector
+	node  *engine.Node
+	up    bool
+	busy  bool // a turn's commit is in progress: its outputs wait
+	gen   uint64
+	inbox []*message
+	out   turnOut
+
+	crashNext bool // cut the power in the middle of the next commit
+	failNext  bool // fail a WAL write of the next commit
+
+	model   *spec.Model
+	pending []*spec.Model // after a crash: the model states that may have survived
+	modelOK bool          // the model checker has not failed: keep comparing
+	invOK   bool
+	last    *spec.State // the state at the last check, for CheckTransition
+	turns   int
+	changed int // turns that wrote something
+}
+
+// turnOut is what a turn produced, held until its commit completes.
+type turnOut struct {
+	msgs    []*message
+	replies []spec.Result
+	events  []spec.Event
+	// retried[i]: the node stepped msgs[i]'s request id before, so its
+	// reply is the recorded outcome, not a new one.
+	retried []bool
+}
+
+const storeDir = "db"
+
+func newNodeSim(s *Sim) *nodeSim {
+	return &nodeSim{s: s, mem: vfs.NewCrashableMem(), model: spec.NewModel(s.lim), modelOK: true, invOK: true}
+}
+
+// injector sits between Pebble and the file system. Armed, it counts the
+// write and sync operations on the write-ahead log (the commit path, which
+// runs while the simulator waits in Turn, so the count is deterministic)
+// and at the chosen one either takes a crash image or fails the operation.
+// After a failure every later WAL write fails too: the disk is gone.
+type injector struct {
+	mu        sync.Mutex // Pebble's goroutines call MaybeError
+	mem       *vfs.MemFS
+	countdown int
+	crash     bool // take an image (else: fail)
+	percent   int  // of unsynced data the image keeps: 0 or 100
+	rng       *rand.Rand
+	image     *vfs.MemFS
+	failed    bool
+}
+
+func walOp(op errorfs.Op) bool {
+	switch op.Kind {
+	case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		return strings.HasSuffix(op.Path, ".log")
+	}
+	return false
+}
+
+func (j *injector) MaybeError(op errorfs.Op) error {
+	if !walOp(op) {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failed {
+		return errorfs.ErrInjected
+	}
+	if j.countdown == 0 {
+		return nil
+	}
+	j.countdown--
+	if j.countdown > 0 {
+		return nil
+	}
+	if j.crash {
+		j.image = j.mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: j.percent, RNG: j.rng})
+		return nil
+	}
+	j.failed = true
+	return errorfs.ErrInjected
+}
+
+func (j *injector) String() string { return "sim" }
+
+func (j *injector) arm(crash bool, countdown, percent int, rng *rand.Rand) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.crash, j.countdown, j.percent, j.rng, j.image = crash, countdown, percent, rng, nil
+}
+
+// fired returns the crash image if one was taken, and whether a write
+// failed; it leaves an unfired arming in place for the next commit.
+func (j *injector) fired() (*vfs.MemFS, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.image, j.failed
+}
+
+func (j *injector) armed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.countdown > 0
+}
+
+// open opens the store (at the start, and on every restart) and makes the
+// first turn, which fires the timers that came due while it was down.
+func (n *nodeSim) open() bool {
+	s := n.s
+	n.inj = &injector{mem: n.mem}
+	var node *engine.Node
+	err := catch(func() error {
+		var err error
+		node, err = engine.OpenNode(engine.NodeOptions{FS: errorfs.Wrap(n.mem, n.inj), Dir: storeDir, Limits: s.lim}, s.now)
+		return err
+	})
+	if err != nil {
+		s.crashed(fmt.Sprintf("recovery failed at %v: %v", s.now, err))
+		return false
+	}
+	n.node, n.up, n.busy, n.gen = node, true, false, n.gen+1
+	n.crashNext, n.failNext = false, false
+	return n.turn(nil, true)
+}
+
+// catch runs f, turning a panic into an error: a panic in the engine is a
+// programmer error the simulator reports as a crash, with the seed.
+func catch(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return f()
+}
+
+func (n *nodeSim) arrive(m *message) {
+	s := n.s
+	c := s.clients[m.client]
+	if !n.up || m.epoch != c.epoch || c.cutOff() {
+		s.tr.ev(s.now, "lost").int("c", int64(m.client)).int("call", int64(m.call)).str("at", "node").end()
+		return
+	}
+	n.inbox = append(n.inbox, m)
+	n.kick()
+}
+
+// kick starts a turn if the node is idle and has work: inputs, or a timer
+// that came due.
+func (n *nodeSim) kick() {
+	if !n.up || n.busy {
+		return
+	}
+	if len(n.inbox) == 0 {
+		if d, ok := n.node.NextDeadline(); !ok || d > n.s.now {
+			n.armTimer()
+			return
+		}
+	}
+	k := min(len(n.inbox), n.s.lim.InputsPerBatchMax)
+	msgs := n.inbox[:k:k]
+	n.inbox = n.inbox[k:]
+	n.turn(msgs, false)
+}
+
+func (n *nodeSim) armTimer() {
+	if d, ok := n.node.NextDeadline(); ok {
+		n.s.schedule(&event{at: max(d, n.s.now), kind: evNodeTimer, gen: n.gen})
+	}
+}
+
+func (n *nodeSim) timer(gen uint64) {
+	if gen == n.gen {
+		n.kick()
+	}
+}
+
+// turn steps the inputs of msgs (none: time alone) through the engine and
+// the model, compares them, and holds the outputs until the commit is done.
+func (n *nodeSim) turn(msgs []*message, first bool) bool {
+	s := n.s
+	inputs := make([]spec.Input, len(msgs))
+	for i, m := range msgs {
+		inputs[i] = m.input
+	}
+	n.armFaults()
+	var before *spec.Model
+	if n.inj.armed() && n.modelOK {
+		before = n.model.Clone()
+	}
+	var res *engine.TurnResult
+	err := catch(func() error {
+		var err error
+		res, err = n.node.Turn(s.now, inputs)
+		return err
+	})
+	if err != nil && !errors.Is(err, engine.ErrStopped) {
+		s.crashed(fmt.Sprintf("turn at %v: %v", s.now, err))
+		return false
+	}
+	s.stats.Turns++
+	s.stats.Inputs += len(inputs)
+	n.turns++
+	image, failed := n.inj.fired()
+	var expect turnOut
+	if !first {
+		expect = n.stepModel(inputs, res, err == nil)
+	}
+	retried := s.stepped(inputs)
+	switch {
+	case failed && expect.replies != nil:
+		// What the failed turn would have answered may be durable: a retry
+		// can return it.
+		expect.msgs = msgs
+		s.registerGrants(&expect)
+		fallthrough
+	case failed:
+		s.stats.DiskFaults++
+		s.tr.ev(s.now, "disk-fault").int("inputs", int64(len(inputs))).end()
+		n.down(n.crashImage(), before, true)
+		return false
+	case image != nil:
+		s.registerGrants(&turnOut{msgs: msgs, replies: res.Replies, events: res.Events})
+		s.stats.Crashes++
+		s.tr.ev(s.now, "crash").bool("mid_commit", true).int("inputs", int64(len(inputs))).end()
+		n.down(image, before, false)
+		return false
+	}
+	if s.tr != nil {
+		s.traceTurn(msgs, res)
+	}
+	if first {
+		if !n.recovered(res) {
+			return false
+		}
+	} else if res.Writes > 0 {
+		// A turn that wrote nothing changed only session deadlines (a
+		// keepalive), which the model's events check when they fire.
+		if n.changed++; n.changed%s.opts.CheckEvery == 0 {
+			n.check(n.changed%(8*s.opts.CheckEvery) == 0)
+		}
+	}
+	n.out = turnOut{msgs: msgs, replies: append([]spec.Result(nil), res.Replies...),
+		events: append([]spec.Event(nil), res.Events...), retried: retried}
+	s.registerGrants(&n.out)
+	n.busy = true
+	latency := s.opts.CommitMin / 4
+	if res.Writes > 0 {
+		latency = between(s.rng, s.opts.CommitMin, s.opts.CommitMax)
+	}
+	s.schedule(&event{at: s.at(latency), kind: evTurnDone, gen: n.gen})
+	return true
+}
+
+// armFaults arms the injector for a crash or a write failure in the middle
+// of the next commit, if one is due.
+func (n *nodeSim) armFaults() {
+	if n.inj.armed() || !n.crashNext && !n.failNext {
+		return
+	}
+	r := n.s.rng
+	crash := n.crashNext
+	// A commit writes the log, then syncs it: cut before or after the write.
+	n.inj.arm(crash, 1+r.IntN(2), n.keepPercent(), rand.New(rand.NewPCG(r.Uint64(), 1)))
+	n.crashNext, n.failNext = false, false
+}
+
+// crashImage is what a power cut now leaves of the disk.
+func (n *nodeSim) crashImage() *vfs.MemFS {
+	pct := n.keepPercent()
+	return n.mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(n.s.rng.Uint64(), 2))})
+}
+
+// keepPercent draws how much unsynced data a crash image keeps: none or
+// all. (CrashClone draws per file in map order, so any other percentage
+// would make the image depend on Go's map iteration, not the seed.)
+func (n *nodeSim) keepPercent() int { return 100 * n.s.rng.IntN(2) }
+
+// stepModel steps the spec model on the same inputs and compares its
+// replies and events with the engine's (when the turn succeeded). It
+// returns the model's outputs (none once the model checker has failed).
+func (n *nodeSim) stepModel(inputs []spec.Input, res *engine.TurnResult, ok bool) turnOut {
+	if !n.modelOK {
+		return turnOut{}
+	}
+	s := n.s
+	var out turnOut
+	if len(inputs) == 0 {
+		out.events = n.model.Tick(s.now)
+	}
+	for i := range inputs {
+		r, ev := n.model.Step(s.now, inputs[i])
+		if ok && !sameResult(&r, &res.Replies[i]) {
+			n.modelFail(fmt.Sprintf("at %v, %s: the engine replied %s, the model %s",
+				s.now, describeInput(&inputs[i]), res.Replies[i].String(), r.String()))
+			return turnOut{}
+		}
+		out.replies = append(out.replies, r)
+		out.events = append(out.events, ev...)
+	}
+	if ok && !sameEvents(out.events, res.Events) {
+		n.modelFail(fmt.Sprintf("at %v: the engine's events %s differ from the model's %s",
+			s.now, eventsString(res.Events), eventsString(out.events)))
+		return turnOut{}
+	}
+	if out.replies == nil {
+		out.replies = []spec.Result{}
+	}
+	return out
+}
+
+func (n *nodeSim) modelFail(detail string) {
+	n.modelOK = false
+	n.s.fail(Model, detail)
+}
+
+// check compares the whole state with the model's and checks spec's
+// invariants on it and the transition from the last check; with internals,
+// also the core's own structures (lists, counts, maps, timer heap).
+func (n *nodeSim) check(internals bool) {
+	s := n.s
+	core := n.node.Core()
+	st := core.State()
+	if n.invOK {
+		var err error
+		switch {
+		case internals:
+			err = core.CheckInvariants()
+		default:
+			err = spec.CheckInvariants(&st, &s.lim)
+		}
+		if err == nil && n.last != nil {
+			err = spec.CheckTransition(n.last, &st)
+		}
+		if err != nil {
+			n.invOK = false
+			s.fail(Invariants, fmt.Sprintf("at %v: %v", s.now, err))
+		}
+	}
+	n.last = &st
+	if n.modelOK {
+		if ms := n.model.State(); !sameState(&ms, &st) {
+			n.modelFail(fmt.Sprintf("at %v the states differ\nmodel:\n%s\nengine:\n%s", s.now, ms.String(), st.String()))
+		}
+	}
+}
+
+// sameState is reflect.DeepEqual for states, without reflection.
+func sameState(a, b *spec.State) bool {
+	if a.Now != b.Now || a.TokenMax != b.TokenMax || len(a.Sessions) != len(b.Sessions) ||
+		len(a.Resources) != len(b.Resources) || !slices.Equal(a.Tombstones, b.Tombstones) {
+		return false
+	}
+	for i := range a.Sessions {
+		x, y := &a.Sessions[i], &b.Sessions[i]
+		if x.ID != y.ID || x.TTL != y.TTL || x.Deadline != y.Deadline || x.Acked != y.Acked || len(x.Replies) != len(y.Replies) {
+			return false
+		}
+		for j := range x.Replies {
+			if x.Replies[j].Request != y.Replies[j].Request || !sameResult(&x.Replies[j].Result, &y.Replies[j].Result) {
+				return false
+			}
+		}
+	}
+	for i := range a.Resources {
+		x, y := &a.Resources[i], &b.Resources[i]
+		if x.Name != y.Name || !bytes.Equal(x.Value, y.Value) || x.ValueValid != y.ValueValid || x.DelayUntil != y.DelayUntil ||
+			!slices.Equal(x.Granted, y.Granted) || !slices.Equal(x.Converting, y.Converting) || !slices.Equal(x.Waiting, y.Waiting) {
+			return false
+		}
+	}
+	return true
+}
+
+// turnDone: the commit is durable; the outputs go out.
+func (n *nodeSim) turnDone(gen uint64) {
+	if gen != n.gen {
+		return // the node crashed before the commit finished: nothing goes out
+	}
+	s := n.s
+	out := n.out
+	n.out, n.busy = turnOut{}, false
+	s.observeGrants(&out)
+	for i, m := range out.msgs {
+		s.sendToClient(&message{client: m.client, epoch: m.epoch, session: m.session, call: m.call, reply: out.replies[i]})
+	}
+	for i := range out.events {
+		e := out.events[i]
+		if rec := s.owners[e.Session]; rec != nil {
+			s.sendToClient(&message{client: rec.client, session: e.Session, event: &e})
+		}
+	}
+	n.kick()
+}
+
+// crashSoon cuts the power now, or, for a share of crashes, in the middle
+// of the next commit.
+func (n *nodeSim) crashSoon() {
+	if !n.up {
+		return
+	}
+	if percent(n.s.rng, n.s.opts.MidCommitPercent) {
+		n.crashNext = true
+		return
+	}
+	s := n.s
+	s.stats.Crashes++
+	s.tr.ev(s.now, "crash").bool("mid_commit", false).bool("in_commit", n.busy).end()
+	// Every turn stepped so far returned from its synced commit: the model
+	// as it is now is what must survive.
+	n.down(n.crashImage(), nil, false)
+}
+
+func (n *nodeSim) failSoon() {
+	if n.up {
+		n.failNext = true
+	}
+}
+
+// down stops the node: image is what its disk holds now; before, if not
+// nil, is the model before the turn whose commit was cut, which may or may
+// not have survived.
+func (n *nodeSim) down(image *vfs.MemFS, before *spec.Model, failed bool) {
+	s := n.s
+	n.shutdown()
+	n.mem = image
+	n.pending = nil
+	if before != nil {
+		n.pending = []*spec.Model{before}
+	}
+	n.pending = append(n.pending, n.model)
+	for _, c := range s.clients {
+		c.nodeDown()
+	}
+	if s.faulty() {
+		s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, s.opts.DownMax+time.Millisecond)), kind: evRestart, gen: n.gen})
+	} else {
+		s.schedule(&event{at: s.now, kind: evRestart, gen: n.gen})
+	}
+}
+
+// shutdown closes the node's store. After a failed write the store is left
+// as it is (engine.Store.Close): its background work writes to a file
+// system nobody reads again.
+func (n *nodeSim) shutdown() {
+	if n.node != nil {
+		_ = catch(func() error { return n.node.Close() })
+		n.node = nil
+	}
+	n.up, n.busy, n.out, n.inbox = false, false, turnOut{}, nil
+	n.gen++
+}
+
+func (n *nodeSim) restart(gen uint64) {
+	if gen != n.gen || n.up {
+		return
+	}
+	s := n.s
+	s.tr.ev(s.now, "restart").end()
+	if !n.open() {
+		return
+	}
+	for _, c := range s.clients {
+		c.nodeUp()
+	}
+}
+
+// heal: the node comes back at once if it is down, and faults stop.
+func (n *nodeSim) heal() {
+	n.crashNext, n.failNext = false, false
+	if n.inj != nil {
+		n.inj.arm(false, 0, 0, nil)
+	}
+	if !n.up {
+		n.s.schedule(&event{at: n.s.now, kind: evRestart, gen: n.gen})
+	}
+}
+
+// recovered checks the first turn after a restart: the recovered state must
+// be one the model reaches from a durable state by Recover and Tick.
+func (n *nodeSim) recovered(res *engine.TurnResult) bool {
+	s := n.s
+	core := n.node.Core()
+	got := core.State()
+	if n.invOK {
+		if err := core.CheckInvariants(); err != nil {
+			n.invOK = false
+			s.fail(Invariants, fmt.Sprintf("after the restart at %v: %v", s.now, err))
+		}
+	}
+	n.last = &got
+	candidates := n.pending
+	n.pending = nil
+	if candidates == nil { // the first start
+		n.model.Tick(s.now)
+		return true
+	}
+	if !n.modelOK {
+		return true
+	}
+	var diffs []string
+	for _, c := range candidates {
+		m := c.Clone()
+		m.Recover(s.now)
+		ev := m.Tick(s.now)
+		want := m.State()
+		if sameState(&want, &got) && sameEvents(ev, res.Events) {
+			n.model = m
+			return true
+		}
+		diffs = append(diffs, want.String())
+	}
+	n.modelFail(fmt.Sprintf("the state recovered at %v is no durable state of the model\nengine:\n%s\nmodel candidates:\n%s",
+		s.now, got.String(), strings.Join(diffs, "--\n")))
+	return true
+}
+
+// checkEmpty: at the very end, with every client gone, the node must hold
+// no session and no resource.
+func (n *nodeSim) checkEmpty() {
+	s := n.s
+	if !n.up {
+		s.fail(Liveness, "the node is down at the end")
+		return
+	}
+	if !n.busy {
+		n.turn(nil, false)
+	}
+	st := n.node.Core().State()
+	if len(st.Sessions) > 0 || len(st.Resources) > 0 {
+		s.fail(Liveness, fmt.Sprintf("after every client closed, the node still holds %d sessions and %d resources:\n%s",
+			len(st.Sessions), len(st.Resources), st.String()))
+	}
+	if n.invOK && n.modelOK {
+		n.check(true)
+	}
+}
+
+func sameResult(a, b *spec.Result) bool {
+	return a.Code == b.Code && a.Detail == b.Detail && a.Pending == b.Pending && a.Mode == b.Mode &&
+		a.Token == b.Token && bytes.Equal(a.Value, b.Value) && a.ValueValid == b.ValueValid
+}
+
+func sameEvents(a, b []spec.Event) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.Kind != y.Kind || x.Session != y.Session || x.Request != y.Request || x.Resource != y.Resource ||
+			x.Mode != y.Mode || !sameResult(&x.Result, &y.Result) {
+			return false
+		}
+	}
+	return true
+}
+
+func eventsString(evs []spec.Event) string {
+	var parts []string
+	for _, e := range evs {
+		parts = append(parts, e.String())
+	}
+	return "[" + strings.Join(parts, "; ") + "]"
+}
+
+func describeInput(in *spec.Input) string {
+	s := fmt.Sprintf("%v %s", in.Op, spec.ShortID(in.Session))
+	if in.Op.Mutating() {
+		s += fmt.Sprintf(" #%d %q", in.Request, in.Resource)
+	}
+	if in.Op == spec.OpAcquire || in.Op == spec.OpConvert {
+		s += " " + in.Mode.String()
+	}
+	return s
+}
+
+func (s *Sim) traceTurn(msgs []*message, res *engine.TurnResult) {
+	s.tr.ev(s.now, "turn").int("inputs", int64(len(msgs))).int("writes", int64(res.Writes)).end()
+	for i, m := range msgs {
+		s.tr.ev(s.now, "reply").int("c", int64(m.client)).int("call", int64(m.call)).
+			str("in", describeInput(&m.input)).str("res", res.Replies[i].String()).end()
+	}
+	for i := range res.Events {
+		s.tr.ev(s.now, "event").str("e", res.Events[i].String()).end()
+	}
+}
