@@ -27,6 +27,7 @@ func TestBugZoo(t *testing.T) {
 	}
 	var rows []row
 	caught := map[string]bool{}
+	defer func() { _ = PlantBug("") }()
 	for _, b := range Zoo {
 		if err := PlantBug(b.Name); err != nil {
 			t.Fatal(err)
@@ -53,9 +54,7 @@ func TestBugZoo(t *testing.T) {
 			t.Errorf("bug %s: checker %s did not catch it in %d seeds", b.Name, b.Checker, zooBudget)
 		}
 	}
-	if err := PlantBug(""); err != nil {
-		t.Fatal(err)
-	}
+	_ = PlantBug("")
 	var out strings.Builder
 	tw := tabwriter.NewWriter(&out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "bug\tchecker\tseeds needed\tall failing checkers\ttime")
