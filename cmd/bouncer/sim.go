@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -63,6 +64,11 @@ crash (in a campaign, the first of 2, 4, 3 that occurred). See sim/README.md.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.plant(); err != nil {
 				return err
+			}
+			if os.Getenv("GOGC") == "" {
+				// The simulator allocates much and keeps little: collect less
+				// often (a third less CPU, a few tens of MB more).
+				debug.SetGCPercent(400)
 			}
 			switch {
 			case cmd.Flags().Changed("seed") && cmd.Flags().Changed("seeds"):
