@@ -226,8 +226,8 @@ func (rep Report) targets(b *strings.Builder) {
 		{"contended throughput vs etcd", Contended, targetClients, "etcd", ops, 5, true, "≥ 5x"},
 		{"uncontended p99 acquire latency vs etcd", Uncontended, targetClients, "etcd", p99, 0.5, false, "≤ 0.5x"},
 		{"contended p99 acquire latency vs etcd", Contended, targetClients, "etcd", p99, 0.5, false, "≤ 0.5x"},
-		{"server RSS holding 100k locks vs Redis (appendfsync always)", Table, rep.Results.Plan.TableClients, "redis-always", rss, 2, false, "≤ 2x"},
-		{"server RSS holding 100k locks vs Redis (defaults)", Table, rep.Results.Plan.TableClients, "redis-default", rss, 2, false, "≤ 2x"},
+		{"server RSS holding " + tableSize() + " locks vs Redis (appendfsync always)", Table, rep.Results.Plan.TableClients, "redis-always", rss, 2, false, "≤ 2x"},
+		{"server RSS holding " + tableSize() + " locks vs Redis (defaults)", Table, rep.Results.Plan.TableClients, "redis-default", rss, 2, false, "≤ 2x"},
 	}
 	b.WriteString("| target | wanted (Bouncer ÷ peer) | measured | |\n|---|--:|--:|---|\n")
 	for _, t := range ts {
@@ -273,7 +273,7 @@ and Redis keys have a %v TTL.
 - **shared/exclusive mix**: every client locks one resource, shared 9 times in 10 and exclusive
   otherwise. Redis has no shared mode: n/a, not emulated. etcd's concurrency package has none
   either; its client's experimental recipe.RWMutex is etcd's own reader-writer lock, so it is used.
-- **100k held locks**: %d clients take %d distinct locks between them and keep them; the row's
+- **held locks**: %d clients take %d distinct locks between them and keep them; the row's
   latency is that of every acquire while the table fills, its RSS the server's once all are held.
 
 ops/s is lock+unlock cycles per second (try-lock: attempts; held locks: locks taken). CPU/op is the

@@ -32,9 +32,22 @@ const (
 // LockTableSize is how many locks the Table workload holds.
 var LockTableSize = 100_000
 
-var workloadNames = [...]string{"uncontended", "contended", "try-lock", "shared/exclusive mix", "100k held locks"}
+var workloadNames = [...]string{"uncontended", "contended", "try-lock", "shared/exclusive mix", "held locks"}
 
-func (w Workload) String() string { return workloadNames[w] }
+func (w Workload) String() string {
+	if w == Table {
+		return tableSize() + " held locks"
+	}
+	return workloadNames[w]
+}
+
+// tableSize is LockTableSize, short: 100k for 100,000.
+func tableSize() string {
+	if LockTableSize%1000 == 0 {
+		return fmt.Sprintf("%dk", LockTableSize/1000)
+	}
+	return fmt.Sprint(LockTableSize)
+}
 
 // Timing is the warm-up and measured window of a cell.
 type Timing struct {
