@@ -18,13 +18,13 @@ import (
 // the empty lock service it takes every action a few well-behaved clients
 // could take (open, keepalive, close, acquire, convert, release, cancel, one
 // tick of time, a restart), in every order, and checks CheckInvariants on
-// every distinct state it reaches and CheckTransition (with two checks of
-// its own, below) on every transition it takes. Within its Bounds it visits
+// every distinct state it reaches and CheckTransition (with three checks of
+// its own: see checkStep) on every transition it takes. Within its Bounds it visits
 // every reachable state: it is a proof for small configurations, where the
 // rapid tests and the simulator only sample large ones.
 //
 // The state space is made finite without a time horizon by normalising each
-// state before it is hashed, in three ways that the model cannot observe:
+// state before it is hashed, in four ways that these clients cannot observe:
 //   - time: every instant is taken relative to Now (deadlines as time left);
 //   - fencing tokens: only their order matters, so they are renumbered
 //     1, 2, ... in order, TokenMax included;
@@ -39,7 +39,8 @@ import (
 //   - request ids: only which queued request is which matters, so they are
 //     renumbered by rank among the outcomes kept.
 // Two states with the same normal form have the same futures up to that
-// renaming, so the first one found stands for both. The number of sessions
+// renaming (and to what recorded outcomes say), so the first one found
+// stands for both. The number of sessions
 // is bounded because each client opens one session, once (a client whose
 // session ended stays away; ids are never reused).
 //
@@ -140,6 +141,8 @@ func (b *Bounds) Validate() error {
 		return errors.New("bounds: Modes is empty")
 	case b.TTL < 1 || b.WaitTimeout < 1 || b.LockDelay < 0 || b.Crashes < 0 || b.Downtime < 0:
 		return errors.New("bounds: TTL and WaitTimeout must be positive, the rest not negative")
+	case b.Downtime > 60:
+		return fmt.Errorf("bounds: Downtime %d above 60 ticks", b.Downtime)
 	case b.StatesMax < 1 || b.Workers < 1:
 		return errors.New("bounds: StatesMax and Workers must be positive")
 	}

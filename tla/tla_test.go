@@ -1,5 +1,3 @@
-// Package tla holds the TLA+ model of Bouncer (Bouncer.tla) and this test,
-// which runs the TLC model checker on it when a tla2tools.jar is at hand.
 package tla
 
 import (
