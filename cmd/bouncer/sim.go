@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -64,11 +63,6 @@ crash (in a campaign, the first of 2, 4, 3 that occurred). See sim/README.md.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.plant(); err != nil {
 				return err
-			}
-			if os.Getenv("GOGC") == "" {
-				// The simulator allocates much and keeps little: collect less
-				// often (a third less CPU, a few tens of MB more).
-				debug.SetGCPercent(400)
 			}
 			switch {
 			case cmd.Flags().Changed("seed") && cmd.Flags().Changed("seeds"):
@@ -258,7 +252,11 @@ func simCampaign(f simFlags, out, errOut io.Writer) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				reports[i] = sim.Run(f.options(f.start+uint64(i)), sim.Config{LinTimeout: f.linTimeout})
+				r := sim.Run(f.options(f.start+uint64(i)), sim.Config{LinTimeout: f.linTimeout})
+				if !r.Failed() {
+					r.Slim()
+				}
+				reports[i] = r
 				done <- i
 			}
 		}()
