@@ -71,6 +71,7 @@ func (b bugs) String() string {
 func (m *Model) highestHeldToken() Token {
 	var t Token
 	for _, r := range m.resources {
+		// map order: a maximum does not depend on it.
 		for _, l := range r.granted {
 			t = max(t, l.token)
 		}

@@ -9,8 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -68,7 +66,6 @@ type Bounds struct {
 	Crashes     int    // restarts (Model.Recover) per run
 	Downtime    int    // a restart takes 0 ticks or this many (past due timers)
 	StatesMax   int    // give up (Report.Complete false) past this many distinct states
-	Workers     int    // goroutines expanding each level (the result does not depend on it)
 
 	bugs bugs // planted bugs; only this package's tests set them
 }
@@ -143,8 +140,8 @@ func (b *Bounds) Validate() error {
 		return errors.New("bounds: TTL and WaitTimeout must be positive, the rest not negative")
 	case b.Downtime > 60:
 		return fmt.Errorf("bounds: Downtime %d above 60 ticks", b.Downtime)
-	case b.StatesMax < 1 || b.Workers < 1:
-		return errors.New("bounds: StatesMax and Workers must be positive")
+	case b.StatesMax < 1:
+		return errors.New("bounds: StatesMax must be positive")
 	}
 	for _, m := range b.Modes {
 		if !m.Valid() {
@@ -393,6 +390,8 @@ type explorer struct {
 	seen  map[[16]byte]int32 // normal form hash -> node
 	seeds [2]maphash.Seed
 	nodes []exNode
+	buf   []byte // normal form under construction
+	acts  []action
 }
 
 type exNode struct {
@@ -401,43 +400,15 @@ type exNode struct {
 	crashes uint8
 }
 
+// frontierItem is a state still to expand. Only its model is kept (its
+// State is computed again when it is expanded), to keep the frontier small.
 type frontierItem struct {
 	node  int32
 	model *Model
-	state State
-}
-
-// worker holds one goroutine's scratch space.
-type worker struct {
-	x    *explorer
-	buf  []byte // normal form under construction
-	acts []action
-}
-
-// expansion is what a worker found from one frontier item: the successors
-// not seen before this level (in action order, each with its invariants
-// checked), and the first broken transition property, if any.
-type expansion struct {
-	transitions int
-	succ        []successor
-	err         error
-	errAct      action
-}
-
-type successor struct {
-	frontierItem
-	act    action
-	key    [16]byte
-	invErr error
 }
 
 // Explore checks every state of the model reachable within b. It stops at
 // the first violation, which it reports with a shortest path to it.
-//
-// Each breadth-first level is expanded by b.Workers goroutines, which only
-// read the table of states seen; the level is then merged in frontier and
-// action order by this goroutine alone, so the report, the node numbering
-// and the counterexample are the same for any number of workers.
 func Explore(b Bounds) (Report, error) {
 	if err := b.Validate(); err != nil {
 		return Report{}, err
@@ -446,43 +417,26 @@ func Explore(b Bounds) (Report, error) {
 		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	m := NewModel(x.lim)
 	m.bugs = b.bugs
-	root := frontierItem{node: 0, model: m, state: m.State()}
+	st := m.State()
+	x.seen[x.key(&st, 0)] = 0
 	x.nodes = append(x.nodes, exNode{parent: -1})
-	w := &worker{x: x}
-	x.seen[w.key(&root.state, 0)] = 0
-	rep := Report{States: 1, Complete: true}
-	if err := CheckInvariants(&root.state, &x.lim); err != nil {
-		rep.Violation = x.counterexample(0, nil, err)
+	rep := Report{Complete: true}
+	if err := CheckInvariants(&st, &x.lim); err != nil {
+		rep.States, rep.Violation = 1, x.counterexample(0, nil, err)
 		return rep, nil
 	}
-	frontier := []frontierItem{root}
+	frontier := []frontierItem{{node: 0, model: m}}
 	for len(frontier) > 0 {
-		exps := x.expandLevel(frontier)
 		var next []frontierItem
-		for i, e := range exps {
-			rep.Transitions += e.transitions
-			for _, c := range e.succ {
-				if _, ok := x.seen[c.key]; ok {
-					continue // found twice in this level
-				}
-				c.node = int32(len(x.nodes))
-				x.seen[c.key] = c.node
-				x.nodes = append(x.nodes, exNode{parent: frontier[i].node, act: c.act,
-					crashes: x.nodes[frontier[i].node].crashes + boolUint8(c.act.kind == actRecover)})
-				if c.invErr != nil {
-					rep.States = len(x.nodes)
-					rep.Violation = x.counterexample(c.node, nil, c.invErr)
-					return rep, nil
-				}
-				next = append(next, c.frontierItem)
-				if len(x.nodes) >= b.StatesMax {
-					rep.States, rep.Complete = len(x.nodes), false
-					return rep, nil
-				}
-			}
-			if e.err != nil {
+		for i := range frontier {
+			var err error
+			if next, err = x.expand(frontier[i], next, &rep); err != nil {
 				rep.States = len(x.nodes)
-				rep.Violation = x.counterexample(frontier[i].node, &e.errAct, e.err)
+				return rep, nil
+			}
+			frontier[i] = frontierItem{} // let the model go
+			if len(x.nodes) >= b.StatesMax {
+				rep.States, rep.Complete = len(x.nodes), false
 				return rep, nil
 			}
 		}
@@ -495,54 +449,39 @@ func Explore(b Bounds) (Report, error) {
 	return rep, nil
 }
 
-// expandLevel expands every frontier item, on b.Workers goroutines.
-func (x *explorer) expandLevel(frontier []frontierItem) []expansion {
-	exps := make([]expansion, len(frontier))
-	const chunk = 32
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(x.b.Workers, (len(frontier)+chunk-1)/chunk) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := &worker{x: x}
-			for {
-				lo := int(next.Add(chunk)) - chunk
-				if lo >= len(frontier) {
-					return
-				}
-				for i := lo; i < min(lo+chunk, len(frontier)); i++ {
-					exps[i] = w.expand(&frontier[i])
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return exps
-}
+// errViolation stops the search; the violation is in the report.
+var errViolation = errors.New("violation")
 
-func (w *worker) expand(it *frontierItem) expansion {
-	var e expansion
-	crashes := int(w.x.nodes[it.node].crashes)
-	w.acts = w.x.actions(&it.state, crashes, w.acts)
-	for _, a := range w.acts {
-		e.transitions++
+// expand takes every action from it, appending the states not seen before
+// to next. On a violation it fills rep.Violation and returns errViolation.
+func (x *explorer) expand(it frontierItem, next []frontierItem, rep *Report) ([]frontierItem, error) {
+	before := it.model.State()
+	crashes := int(x.nodes[it.node].crashes)
+	x.acts = x.actions(&before, crashes, x.acts)
+	for _, a := range x.acts {
+		rep.Transitions++
 		m := it.model.Clone()
-		reply, events, mid := w.x.apply(m, &it.state, a)
+		reply, events, mid := x.apply(m, &before, a)
 		after := m.State()
-		if err := w.x.checkStep(&it.state, mid, &after, a, reply, events); err != nil {
-			e.err, e.errAct = err, a
-			return e
+		if err := x.checkStep(&before, mid, &after, a, reply, events); err != nil {
+			rep.Violation = x.counterexample(it.node, &a, err)
+			return next, errViolation
 		}
-		k := w.key(&after, crashes+int(boolUint8(a.kind == actRecover)))
-		if _, ok := w.x.seen[k]; ok {
+		c := crashes + int(boolUint8(a.kind == actRecover))
+		k := x.key(&after, c)
+		if _, ok := x.seen[k]; ok {
 			continue
 		}
-		c := successor{frontierItem: frontierItem{model: m, state: after}, act: a, key: k}
-		c.invErr = CheckInvariants(&c.state, &w.x.lim)
-		e.succ = append(e.succ, c)
+		n := int32(len(x.nodes))
+		x.seen[k] = n
+		x.nodes = append(x.nodes, exNode{parent: it.node, act: a, crashes: uint8(c)})
+		if err := CheckInvariants(&after, &x.lim); err != nil {
+			rep.Violation = x.counterexample(n, nil, err)
+			return next, errViolation
+		}
+		next = append(next, frontierItem{node: n, model: m})
 	}
-	return e
+	return next, nil
 }
 
 // apply performs a on m (whose state is st). For a restart it also returns
@@ -691,11 +630,11 @@ func (x *explorer) counterexample(n int32, last *action, err error) *Counterexam
 // state; with 128 bits it is vanishingly unlikely at the sizes explored here
 // (below 2^-70 for ten million states). The seeds are random per run, which
 // changes no result: only equality of keys is ever used.
-func (w *worker) key(st *State, crashes int) [16]byte {
-	w.buf = normalForm(st, crashes, w.buf[:0])
+func (x *explorer) key(st *State, crashes int) [16]byte {
+	x.buf = normalForm(st, crashes, x.buf[:0])
 	var k [16]byte
-	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(w.x.seeds[0], w.buf))
-	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(w.x.seeds[1], w.buf))
+	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(x.seeds[0], x.buf))
+	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(x.seeds[1], x.buf))
 	return k
 }
 

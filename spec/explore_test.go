@@ -3,7 +3,6 @@ package spec
 import (
 	"flag"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -33,7 +32,7 @@ func exploreBounds(large bool) []namedBounds {
 	bound := func(name string, sessions, resources int, modes []Mode, crashes int, more ...func(*Bounds)) namedBounds {
 		b := Bounds{Sessions: sessions, Resources: resources, Modes: modes,
 			TTL: 2, WaitTimeout: 1, WriteValue: true, Close: true, Crashes: crashes, Downtime: 1,
-			StatesMax: 50_000_000, Workers: runtime.GOMAXPROCS(0)}
+			StatesMax: 50_000_000}
 		for _, f := range more {
 			f(&b)
 		}
@@ -86,7 +85,7 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 	small := func(sessions, resources int, modes ...Mode) Bounds {
 		return Bounds{Sessions: sessions, Resources: resources, Modes: modes,
 			TTL: 2, WaitTimeout: 2, WriteValue: true, Crashes: 1,
-			StatesMax: 2_000_000, Workers: runtime.GOMAXPROCS(0)}
+			StatesMax: 2_000_000}
 	}
 	cases := []struct {
 		bug    bugs
@@ -132,29 +131,10 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 // nothing without them, so each counterexample is the bug's doing.
 func TestExploreCleanAtBugBounds(t *testing.T) {
 	b := Bounds{Sessions: 2, Resources: 2, Modes: []Mode{EX}, TTL: 2, WaitTimeout: 2,
-		WriteValue: true, Crashes: 1, StatesMax: 2_000_000, Workers: runtime.GOMAXPROCS(0)}
+		WriteValue: true, Crashes: 1, StatesMax: 2_000_000}
 	rep, err := Explore(b)
 	if err != nil || rep.Violation != nil || !rep.Complete {
 		t.Fatalf("%v %v %v", err, rep, rep.Violation)
 	}
 	t.Log(rep)
-}
-
-// TestExploreWorkersAgree: the result does not depend on the number of
-// goroutines, down to the counterexample.
-func TestExploreWorkersAgree(t *testing.T) {
-	b := Bounds{Sessions: 3, Resources: 1, Modes: []Mode{PR, EX}, TTL: 2, WaitTimeout: 1,
-		StatesMax: 1_000_000, Workers: 1, bugs: bugOvertake}
-	one, err := Explore(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Workers = 3
-	three, err := Explore(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if one.String() != three.String() || one.Violation.String() != three.Violation.String() {
-		t.Fatalf("1 worker: %v\n3 workers: %v", one, three)
-	}
 }

@@ -57,6 +57,7 @@ func WaitsFor(st *State) map[SessionID][]SessionID {
 		}
 	}
 	for _, to := range g {
+		// map order: each list is sorted alone.
 		sort.Slice(to, func(i, j int) bool { return bytes.Compare(to[i][:], to[j][:]) < 0 })
 	}
 	return g

@@ -99,6 +99,7 @@ func (m *Model) Tick(now Time) []Event {
 func (m *Model) Recover(now Time) {
 	m.now = now
 	for _, s := range m.sessions {
+		// map order: each session is updated alone.
 		s.deadline = now.Add(s.ttl)
 	}
 	if m.bugs.has(bugTokenMaxFromLocks) {
@@ -112,14 +113,17 @@ func (m *Model) Clone() *Model {
 		sessions: map[SessionID]*mSession{}, resources: map[string]*mResource{},
 		tombstones: slices.Clone(m.tombstones)}
 	for id, s := range m.sessions {
+		// map order: copying into a map.
 		cs := *s
 		cs.replies = map[RequestID]Result{}
 		for k, v := range s.replies {
+			// map order: copying into a map.
 			cs.replies[k] = v
 		}
 		c.sessions[id] = &cs
 	}
 	for name, r := range m.resources {
+		// map order: copying into a map.
 		cr := *r
 		copyLocks := func(ls []*mLock) []*mLock {
 			out := make([]*mLock, len(ls))
@@ -177,9 +181,11 @@ func (a timer) less(b timer) bool {
 func (m *Model) timers() []timer {
 	var ts []timer
 	for _, s := range m.sessions {
+		// map order: callers pick by timerLess, a total order.
 		ts = append(ts, timer{at: s.deadline, kind: timerExpiry, session: s.id})
 	}
 	for _, r := range m.resources {
+		// map order: callers pick by timerLess, a total order.
 		if r.delayUntil != 0 {
 			ts = append(ts, timer{at: r.delayUntil, kind: timerDelayEnd, resource: r.name})
 		}
@@ -269,6 +275,7 @@ func (m *Model) apply(in *Input) Result {
 	acked := max(s.acked, in.Acked)
 	kept := 0
 	for id, r := range s.replies {
+		// map order: counting.
 		if id > acked || r.Pending {
 			kept++
 		}
@@ -278,6 +285,7 @@ func (m *Model) apply(in *Input) Result {
 	}
 	s.acked = acked
 	for id, r := range s.replies {
+		// map order: deleting.
 		if id <= acked && !r.Pending {
 			delete(s.replies, id)
 		}
@@ -621,6 +629,7 @@ func (m *Model) emit(e Event) { m.events = append(m.events, e) }
 func (m *Model) locksOf(id SessionID) int {
 	n := 0
 	for _, r := range m.resources {
+		// map order: counting.
 		if r.lockOf(id) != nil {
 			n++
 		}
