@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/server"
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -30,7 +30,7 @@ type Options struct {
 	Resources int           // clients spread over this many resources (1: all contend)
 	Duration  time.Duration // how long to measure (after a short warm-up)
 	Mode      spec.Mode
-	Config    remote.Config // TLS, token (Addr is set from Addr)
+	Config    client.Config // TLS, token (Addr is set from Addr)
 }
 
 // Result is what a run measured.
@@ -64,9 +64,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		addr = a
 	}
 	o.Config.Addr = addr
-	sessions := make([]*remote.Session, o.Clients)
+	sessions := make([]*client.Session, o.Clients)
 	for i := range sessions {
-		c, err := remote.Connect(o.Config)
+		c, err := client.Connect(o.Config)
 		if err != nil {
 			return Result{}, err
 		}

@@ -1,58 +1,40 @@
-// Package client is Bouncer's client library. Its protocol logic is a
-// sans-I/O core, Session: a plain struct with no goroutines, no clock and no
-// network, so that the simulator drives exactly the code that the networked
-// client wraps.
+// Package client is Bouncer's Go client library.
 //
-// # What the core does
+// Connect prepares a connection to a lock node; NewSession opens a session
+// (a lease the library keeps alive); Session.Lock and Session.TryLock take
+// a lock in any of the six modes and return a *Lock with its fencing token
+// (Token) and value block (Value); Lock.Convert changes its mode and
+// Lock.Unlock releases it, optionally writing the value block.
 //
-//   - opens its session (retrying the open with the same session id) and
-//     keeps it alive with keepalives on a schedule;
-//   - numbers every mutating request (request ids count from 1 in each
-//     session), resends an unanswered request with the same id after
-//     RetryInterval or a reconnect (the node applies an id at most once and
-//     answers every retry with the original outcome), polls a queued request
-//     every PollInterval (events can be lost), and acknowledges outcomes
-//     (spec.Input.Acked) so the node can forget them;
-//   - counts the lease conservatively: from the local time at which it
-//     handed the last answered keepalive to the transport (its send time,
-//     not the time the answer came back), for TTL shrunk by the clock drift
-//     bound and less a safety margin; when that runs out, the session and
-//     every lock in it are lost;
-//   - tracks each lock: Waiting, Held, AtRisk (the lease is about to run
-//     out, or the connection is down) and Lost; a lock stops being believed
-//     held the moment the application releases it, converts it down or
-//     closes the session, before anything is sent.
+// # Leases and fencing
 //
-// # The caller's obligations
+// A lock is only as good as the session's lease. The library counts the
+// lease conservatively, from the time the last answered keepalive was sent
+// (not when its answer came back), shrunk for clock drift, so that it
+// gives a lock up before the node can grant it to anyone else. Session.Done
+// (and Lock.Done) closes the moment the lease may be lost; from then on,
+// stop using what the lock protects. A process can still be paused between
+// checking Done and writing, so pass Lock.Token to the protected resource
+// and have it refuse writes with a lower token than it has seen (see the
+// example).
 //
-// Every call takes now, the local monotonic time; its rate must stay within
-// Config.DriftPPM of the node's clock. In each round, in order:
+// # Retries and reconnects
 //
-//  1. Feed in what happened since the last round: Reply for each answer to
-//     a Send (by its CallID), Event for each event of this session,
-//     Connected or Disconnected when the connection changes, and Tick when
-//     nothing else happened but NextDeadline came.
-//  2. Make the application's calls (Acquire, Convert, Release, Cancel,
-//     Close). Each mutating call returns its request id at once; its
-//     outcome comes later as an Update.
-//  3. Call Sends(now) and hand every Send to the transport at once: the
-//     lease is counted from this now, so sending later than now is safe and
-//     sending earlier is not. A Send that cannot be sent may be dropped:
-//     the core resends it.
-//  4. Call Updates and deliver them to the application in order.
-//  5. Wait for the next input or for NextDeadline, whichever comes first.
+// gRPC reconnects by itself. Every mutating request carries a request id;
+// a request whose answer is lost (a broken connection, a restarting node)
+// is sent again with the same id, and the node applies it at most once and
+// answers every retry with the first outcome. A request still unanswered
+// when the lease runs out ends with ErrLeaseLost: it may or may not have
+// taken effect, and the lock must be treated as lost.
 //
-// A Session is not safe for concurrent use; the networked client owns it
-// from one goroutine. Its outputs are a function of its inputs alone: the
-// same calls in the same order give the same Sends and Updates.
+// All of this protocol logic lives in package client/core, a sans-I/O state
+// machine that the deterministic simulator (package sim) drives through
+// network, clock and crash faults; this package runs the same code on one
+// goroutine per session and carries its messages over gRPC.
 //
-// # Loss
+// # Errors
 //
-// Lost is terminal: a session whose lease ran out (or that the node says
-// expired) is never used again, even if a late keepalive answer arrives,
-// because the application was already told its locks were lost. Every
-// request still unanswered then ends with an Update whose Unknown is set:
-// it may or may not have taken effect. Close a lost session (the core keeps
-// sending Close until the node answers) so that the node releases its locks
-// without waiting for the TTL, and open a new session to go on.
+// Refusals by the node are *Error values with a stable code: test them with
+// errors.Is(err, ErrWouldBlock), ErrTimeout, ErrDeadlock and the others, or
+// with CodeOf.
 package client

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/bouncer-dlm/bouncer/client"
+	"github.com/bouncer-dlm/bouncer/client/core"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
@@ -306,7 +306,7 @@ func (s *Sim) observeGrants(out *turnOut) {
 }
 
 // believedLocks is for tests: what client i's current session believes.
-func (s *Sim) believedLocks(i int) []client.LockInfo {
+func (s *Sim) believedLocks(i int) []core.LockInfo {
 	c := s.clients[i]
 	if c.cur == nil {
 		return nil

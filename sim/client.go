@@ -7,12 +7,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client"
+	"github.com/bouncer-dlm/bouncer/client/core"
 	"github.com/bouncer-dlm/bouncer/linearizability"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
-// simClient is one client process: the real client.Session core for each of
+// simClient is one client process: the real core.Session core for each of
 // its sessions (the current one, and lost ones it is still closing), driven
 // by a workload, with a drifting clock, a connection to the node that can
 // be reset or partitioned, and the ability to stop the world.
@@ -21,7 +21,7 @@ type simClient struct {
 	idx    int
 	clk    clock
 	rng    *rand.Rand // its workload's own stream
-	cfg    client.Config
+	cfg    core.Config
 	cur    *sessRec
 	old    []*sessRec // lost or closing sessions not yet answered
 	epoch  uint64     // its connection; messages of older ones are lost
@@ -64,7 +64,7 @@ func newSimClient(s *Sim, i int) *simClient {
 	if o.DriftPPM > 0 {
 		c.clk.ppm = s.rng.Int64N(2*o.DriftPPM+1) - o.DriftPPM
 	}
-	c.cfg = client.Config{TTL: o.TTL, DriftPPM: o.DriftPPM, Margin: o.LeaseMargin}
+	c.cfg = core.Config{TTL: o.TTL, DriftPPM: o.DriftPPM, Margin: o.LeaseMargin}
 	if o.DriftPPM == 0 {
 		c.cfg.DriftPPM = -1
 	}
@@ -222,35 +222,35 @@ func (c *simClient) handleUpdates() bool {
 	return any
 }
 
-func (c *simClient) update(rec *sessRec, u client.Update) {
+func (c *simClient) update(rec *sessRec, u core.Update) {
 	s := c.s
 	if s.tr != nil {
 		t := s.tr.ev(s.now, "update").int("c", int64(c.idx)).str("s", short(rec.id)).str("kind", u.Kind.String())
 		if u.Request != 0 {
 			t.int("req", int64(u.Request))
 		}
-		if u.Kind == client.Done || u.Kind == client.SessionLost || u.Kind == client.SessionClosed {
+		if u.Kind == core.Done || u.Kind == core.SessionLost || u.Kind == core.SessionClosed {
 			t.str("res", u.Result.String()).bool("unknown", u.Unknown)
 		}
 		t.end()
 	}
 	switch u.Kind {
-	case client.Queued:
+	case core.Queued:
 		rec.queued(s.now, u.Request)
 		if u.Request == c.app.op && percent(c.rng, s.opts.CancelPercent) {
 			c.app.cancelAt = s.now.Add(between(c.rng, 0, s.opts.WaitMax))
 		}
-	case client.Done:
+	case core.Done:
 		rec.finished(s.now, u)
 		if u.Request == c.app.op && rec == c.app.opOn {
 			c.app.op, c.app.opOn, c.app.cancelAt = 0, nil, 0
 		}
-	case client.Blocking:
+	case core.Blocking:
 		if percent(c.rng, s.opts.YieldPercent) {
 			c.app.yield = true
 			c.app.nextAt = min(c.app.nextAt, s.now)
 		}
-	case client.SessionLost:
+	case core.SessionLost:
 		rec.lost(s.now, u.ByNode)
 		if rec == c.cur {
 			c.cur = nil
@@ -261,7 +261,7 @@ func (c *simClient) update(rec *sessRec, u client.Update) {
 			_ = rec.core.Close(c.local())
 			rec.closeCalled(s.now)
 		}
-	case client.SessionClosed:
+	case core.SessionClosed:
 		rec.closeAnswered(s.now, u.Result)
 		if rec == c.cur {
 			c.cur = nil
@@ -340,7 +340,7 @@ func (c *simClient) step() {
 	}
 	rec := c.cur
 	local := c.local()
-	if rec.core.Status(local) != client.Open {
+	if rec.core.Status(local) != core.Open {
 		return
 	}
 	if c.app.op != 0 {
@@ -375,8 +375,8 @@ func (c *simClient) step() {
 	}
 }
 
-func (c *simClient) believed(rec *sessRec, local spec.Time) []client.LockInfo {
-	var held []client.LockInfo
+func (c *simClient) believed(rec *sessRec, local spec.Time) []core.LockInfo {
+	var held []core.LockInfo
 	for _, l := range rec.core.Locks(local) {
 		if l.State.Believed() && !l.Busy {
 			held = append(held, l)
@@ -393,7 +393,7 @@ func (c *simClient) openSession() {
 			id[i] = byte(c.rng.Uint32())
 		}
 	}
-	core, err := client.NewSession(id, c.cfg, c.local())
+	core, err := core.NewSession(id, c.cfg, c.local())
 	if err != nil {
 		panic(fmt.Sprintf("sim: client config: %v", err))
 	}
@@ -436,7 +436,7 @@ func (c *simClient) acquire(rec *sessRec) {
 	o := &s.opts
 	var free []string
 	for _, r := range s.resources {
-		if rec.core.Lock(c.local(), r).State == client.None {
+		if rec.core.Lock(c.local(), r).State == core.None {
 			free = append(free, r)
 		}
 	}
@@ -444,7 +444,7 @@ func (c *simClient) acquire(rec *sessRec) {
 		return
 	}
 	in := spec.Input{Op: spec.OpAcquire, Resource: free[c.rng.IntN(len(free))], Mode: c.pickMode()}
-	opt := client.AcquireOptions{NoQueue: percent(c.rng, o.TryPercent)}
+	opt := core.AcquireOptions{NoQueue: percent(c.rng, o.TryPercent)}
 	if !opt.NoQueue {
 		opt.WaitTimeout = between(c.rng, o.WaitMin, o.WaitMax)
 	}
@@ -458,7 +458,7 @@ func (c *simClient) acquire(rec *sessRec) {
 
 // onHeld decides what to do with a held lock: write under it, convert it,
 // close the whole session, or release it.
-func (c *simClient) onHeld(rec *sessRec, l client.LockInfo) {
+func (c *simClient) onHeld(rec *sessRec, l core.LockInfo) {
 	o := &c.s.opts
 	switch {
 	case l.Mode.WritesValue() && percent(c.rng, o.WritePercent):
@@ -473,13 +473,13 @@ func (c *simClient) onHeld(rec *sessRec, l client.LockInfo) {
 	c.app.nextAt = c.s.now.Add(between(c.rng, 0, o.HoldMax))
 }
 
-func (c *simClient) convert(rec *sessRec, l client.LockInfo) {
+func (c *simClient) convert(rec *sessRec, l core.LockInfo) {
 	o := &c.s.opts
 	mode := c.pickMode()
 	if mode == l.Mode {
 		mode = spec.Mode(c.rng.IntN(spec.ModeCount))
 	}
-	opt := client.ConvertOptions{NoQueue: percent(c.rng, o.TryPercent)}
+	opt := core.ConvertOptions{NoQueue: percent(c.rng, o.TryPercent)}
 	if !opt.NoQueue {
 		opt.WaitTimeout = between(c.rng, o.WaitMin, o.WaitMax)
 	}
@@ -492,8 +492,8 @@ func (c *simClient) convert(rec *sessRec, l client.LockInfo) {
 	c.did(rec, id, err, in)
 }
 
-func (c *simClient) release(rec *sessRec, l client.LockInfo) {
-	var opt client.ReleaseOptions
+func (c *simClient) release(rec *sessRec, l core.LockInfo) {
+	var opt core.ReleaseOptions
 	if l.Mode.WritesValue() && percent(c.rng, c.s.opts.ValuePercent) {
 		opt.WriteValue, opt.Value = true, c.value()
 	}
@@ -517,7 +517,7 @@ func (c *simClient) did(rec *sessRec, id spec.RequestID, err error, in spec.Inpu
 // decideWrite: the client checked it holds a PW or EX lock and will write
 // under its token. Between the check and the send a pause may come: on
 // resuming it writes anyway, as a process that did not look again would.
-func (c *simClient) decideWrite(rec *sessRec, l client.LockInfo) {
+func (c *simClient) decideWrite(rec *sessRec, l core.LockInfo) {
 	s := c.s
 	w := &write{client: c.idx, session: rec.id, resource: l.Resource, token: l.Token, grant: l.Grant,
 		at: s.now.Add(between(c.rng, 0, time.Millisecond))}

@@ -1,6 +1,6 @@
 // Package sim is Bouncer's deterministic simulator: the real engine (core
 // and Pebble store on vfs.NewCrashableMem) and the real client protocol core
-// (client.Session), driven in virtual time through network, clock, crash and
+// (core.Session), driven in virtual time through network, clock, crash and
 // disk faults, and judged by checkers that have each been seen to fail (the
 // planted-bug zoo, bugzoo_on.go).
 //

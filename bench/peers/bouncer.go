@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
@@ -17,7 +17,7 @@ const sessionTTL = 10 * time.Second
 
 // DialBouncer opens a connection and a session on a Bouncer node.
 func DialBouncer(ctx context.Context, addr string) (Client, error) {
-	c, err := remote.Connect(remote.Config{Addr: addr, TTL: sessionTTL})
+	c, err := client.Connect(client.Config{Addr: addr, TTL: sessionTTL})
 	if err != nil {
 		return nil, err
 	}
@@ -30,8 +30,8 @@ func DialBouncer(ctx context.Context, addr string) (Client, error) {
 }
 
 type bouncerClient struct {
-	c *remote.Client
-	s *remote.Session
+	c *client.Client
+	s *client.Session
 }
 
 func (b *bouncerClient) Lock(ctx context.Context, resource string, mode Mode) (Held, error) {
@@ -48,7 +48,7 @@ func (b *bouncerClient) Lock(ctx context.Context, resource string, mode Mode) (H
 
 func (b *bouncerClient) TryLock(ctx context.Context, resource string) (Held, error) {
 	l, err := b.s.TryLock(ctx, resource, spec.EX)
-	if remote.CodeOf(err) == spec.WouldBlock {
+	if client.CodeOf(err) == spec.WouldBlock {
 		return nil, ErrBusy
 	}
 	if err != nil {

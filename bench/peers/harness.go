@@ -22,7 +22,7 @@ type System struct {
 // Systems are Bouncer and its peers, from the binaries given.
 func Systems(bouncerBin, etcdBin, redisBin string) []System {
 	return []System{
-		{Name: "bouncer", About: "`bouncer serve`, Pebble on disk, fsync before every acknowledgement; client/remote, one session per client",
+		{Name: "bouncer", About: "`bouncer serve`, Pebble on disk, fsync before every acknowledgement; the `client` package, one session per client",
 			Shared: "PR mode", Dial: DialBouncer,
 			Start: func(ctx context.Context, dir string) (*Server, error) { return StartBouncer(ctx, bouncerBin, dir) }},
 		{Name: "etcd", About: "embedded etcd server (embed, defaults: WAL fsynced), own process; concurrency.Mutex and TryLock, one session (lease) per client",

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/spf13/pflag"
 )
 
@@ -43,8 +43,8 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 }
 
 // config builds the client configuration from the flags.
-func (f *clientFlags) config() (remote.Config, error) {
-	cfg := remote.Config{Addr: f.addr}
+func (f *clientFlags) config() (client.Config, error) {
+	cfg := client.Config{Addr: f.addr}
 	token, err := readToken(f.tokenFile)
 	if err != nil {
 		return cfg, err

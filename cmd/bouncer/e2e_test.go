@@ -25,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/stretchr/testify/require"
 )
@@ -169,7 +169,7 @@ func TestE2ENoWaitOnAHeldLock(t *testing.T) {
 	p := startNode(t, t.TempDir(), "127.0.0.1:0")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := remote.Connect(remote.Config{Addr: p.addr})
+	c, err := client.Connect(client.Config{Addr: p.addr})
 	require.NoError(t, err)
 	defer c.Close()
 	s, err := c.NewSession(ctx)
@@ -296,7 +296,7 @@ func TestE2ECrashRestart(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := remote.Connect(remote.Config{Addr: addr, TTL: 10 * time.Second})
+	c, err := client.Connect(client.Config{Addr: addr, TTL: 10 * time.Second})
 	require.NoError(t, err)
 	defer c.Close()
 	const clients = 32

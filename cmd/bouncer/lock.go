@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/spf13/cobra"
 )
@@ -81,7 +81,7 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 		return usageError("%v", err)
 	}
 	cfg.TTL = f.ttl
-	c, err := remote.Connect(cfg)
+	c, err := client.Connect(cfg)
 	if err != nil {
 		return usageError("%v", err)
 	}
@@ -107,7 +107,7 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 	}
 	unlockCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	if err := l.Unlock(unlockCtx); err != nil && !errors.Is(err, remote.ErrLeaseLost) {
+	if err := l.Unlock(unlockCtx); err != nil && !errors.Is(err, client.ErrLeaseLost) {
 		fmt.Fprintln(os.Stderr, "bouncer: unlock:", err)
 	}
 	if status != 0 {
@@ -116,20 +116,20 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 	return nil
 }
 
-func acquire(ctx context.Context, s *remote.Session, f lockFlags, name string, mode spec.Mode) (*remote.Lock, error) {
+func acquire(ctx context.Context, s *client.Session, f lockFlags, name string, mode spec.Mode) (*client.Lock, error) {
 	if f.noWait {
 		l, err := s.TryLock(ctx, name, mode)
-		if errors.Is(err, remote.ErrWouldBlock) {
+		if errors.Is(err, client.ErrWouldBlock) {
 			return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s is held (--no-wait)", name)}
 		}
 		return l, lockError(err)
 	}
-	var opts []remote.LockOption
+	var opts []client.LockOption
 	if f.wait > 0 {
-		opts = append(opts, remote.WaitTimeout(f.wait))
+		opts = append(opts, client.WaitTimeout(f.wait))
 	}
 	l, err := s.Lock(ctx, name, mode, opts...)
-	if errors.Is(err, remote.ErrTimeout) {
+	if errors.Is(err, client.ErrTimeout) {
 		return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s: still held after waiting %v", name, f.wait)}
 	}
 	return l, lockError(err)
@@ -139,7 +139,7 @@ func lockError(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, remote.ErrInvalid) || errors.Is(err, remote.ErrLimitExceeded) {
+	if errors.Is(err, client.ErrInvalid) || errors.Is(err, client.ErrLimitExceeded) {
 		return usageError("%v", err)
 	}
 	return nodeError(err)
@@ -147,7 +147,7 @@ func lockError(err error) error {
 
 // runUnder runs argv while l is held and returns its exit status. If the
 // lease is lost first, argv gets SIGTERM and the status is exitLeaseLost.
-func runUnder(l *remote.Lock, name string, argv []string) (int, error) {
+func runUnder(l *client.Lock, name string, argv []string) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), "BOUNCER_RESOURCE="+name, "BOUNCER_MODE="+l.Mode().String(),

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
-	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -42,12 +42,12 @@ tag, a hash of their id: ids are capabilities and never leave the node.`,
 	return cmd
 }
 
-func dial(f clientFlags) (*remote.Client, error) {
+func dial(f clientFlags) (*client.Client, error) {
 	cfg, err := f.config()
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
-	c, err := remote.Connect(cfg)
+	c, err := client.Connect(cfg)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}

@@ -1,6 +1,6 @@
 //go:build bugzoo
 
-package client
+package core
 
 import "fmt"
 

@@ -1,4 +1,4 @@
-package remote_test
+package client_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/bench"
-	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
@@ -43,7 +43,7 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	c, err := remote.Connect(remote.Config{Addr: addr, TTL: 5 * time.Second})
+	c, err := client.Connect(client.Config{Addr: addr, TTL: 5 * time.Second})
 	if err != nil {
 		panic(err)
 	}

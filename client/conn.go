@@ -1,4 +1,4 @@
-package remote
+package client
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/client/core"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -23,19 +24,24 @@ type Config struct {
 	Addr  string      // host:port of the node, e.g. 127.0.0.1:7400
 	TLS   *tls.Config // nil: plaintext (loopback and trusted networks only)
 	Token string      // bearer token, if the node requires one
-	// TTL of sessions; keepalives go out every TTL/3. Default 10s.
+	// TTL of sessions. Default 10s.
 	TTL time.Duration
-	// DriftMargin is how much the client's clock may run slow relative to
-	// the node's over one TTL: a lease counts as lost this much early.
-	// Default TTL/20 + 50ms.
-	DriftMargin time.Duration
-	Log         *slog.Logger
-	DialOptions []grpc.DialOption // extra options, appended last
+	// DriftPPM bounds how far this machine's clock rate may differ from the
+	// node's (parts per million); the lease is counted short to cover it.
+	// Default 1000 (0.1%).
+	DriftPPM int64
+	Log      *slog.Logger
+	// DialOptions are extra gRPC options, applied last.
+	DialOptions []grpc.DialOption
 }
 
-// Client is a connection to a lock node. gRPC reconnects by itself; every
-// call retries transport failures with the same request id, which the node
-// applies at most once.
+func (cfg Config) core() core.Config {
+	return core.Config{TTL: cfg.TTL, DriftPPM: cfg.DriftPPM}
+}
+
+// Client is a connection to a lock node. gRPC reconnects by itself; the
+// protocol core resends unanswered requests with the same request id,
+// which the node applies at most once.
 type Client struct {
 	cfg  Config
 	conn *grpc.ClientConn
@@ -51,11 +57,8 @@ func Connect(cfg Config) (*Client, error) {
 	if cfg.TTL == 0 {
 		cfg.TTL = 10 * time.Second
 	}
-	if cfg.DriftMargin == 0 {
-		cfg.DriftMargin = cfg.TTL/20 + 50*time.Millisecond
-	}
-	if cfg.DriftMargin >= cfg.TTL/2 {
-		return nil, fmt.Errorf("client: DriftMargin %v must be under half the TTL %v", cfg.DriftMargin, cfg.TTL)
+	if _, err := core.NewSession(spec.NamedSession("check"), cfg.core(), 0); err != nil {
+		return nil, err // the configuration is checked once, here
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -66,12 +69,12 @@ func Connect(cfg Config) (*Client, error) {
 	}
 	// Reconnect quickly: a lock client's TTL is seconds, and waiting out
 	// gRPC's default backoff (up to two minutes) would cost it its lease.
-	backoffCfg := backoff.DefaultConfig
-	backoffCfg.MaxDelay = min(cfg.TTL/4, time.Second)
+	bc := backoff.DefaultConfig
+	bc.MaxDelay = min(cfg.TTL/4, time.Second)
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoffCfg, MinConnectTimeout: cfg.TTL / 4})}
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: cfg.TTL / 4})}
 	if cfg.Token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: cfg.Token, secure: cfg.TLS != nil}))
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: cfg.Token}))
 	}
 	opts = append(opts, cfg.DialOptions...)
 	conn, err := grpc.NewClient(cfg.Addr, opts...)
@@ -81,27 +84,24 @@ func Connect(cfg Config) (*Client, error) {
 	return &Client{cfg: cfg, conn: conn, api: pb.NewLocksClient(conn)}, nil
 }
 
-// Close closes the connection. Sessions should be closed first.
+// Close closes the connection. Close sessions first.
 func (c *Client) Close() error { return c.conn.Close() }
 
 // API returns the raw gRPC stub, for Describe, List and Watch.
 func (c *Client) API() pb.LocksClient { return c.api }
 
-type bearer struct {
-	token  string
-	secure bool
-}
+type bearer struct{ token string }
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
 	return map[string]string{"authorization": "Bearer " + b.token}, nil
 }
 
-// RequireTransportSecurity: a token over plaintext is allowed only because
-// loopback deployments and tests use it; production should set TLS.
+// RequireTransportSecurity is false so that loopback deployments can use a
+// token without TLS; over a network, set Config.TLS.
 func (b bearer) RequireTransportSecurity() bool { return false }
 
-// Error is a lock-protocol outcome other than OK (spec.Error): use
-// errors.Is(err, client.ErrWouldBlock) and the like, or CodeOf.
+// Error is a lock-protocol outcome other than OK: use errors.Is(err,
+// client.ErrWouldBlock) and the like, or CodeOf.
 type Error = spec.Error
 
 // Sentinels for errors.Is; they match on the code.
@@ -118,7 +118,8 @@ var (
 	ErrLimitExceeded  = &spec.Error{Code: spec.LimitExceeded}
 	ErrUnavailable    = &spec.Error{Code: spec.Unavailable}
 	// ErrLeaseLost: the session's lease may have run out (as the client
-	// counts it, conservatively); its locks must be treated as lost.
+	// counts it, conservatively), or the outcome of a request was never
+	// learned before it did; its locks must be treated as lost.
 	ErrLeaseLost = errors.New("client: the session's lease may be lost")
 )
 
@@ -135,49 +136,29 @@ func CodeOf(err error) spec.Code {
 	return spec.Unavailable
 }
 
-// outcome turns an RPC error into a Bouncer error; final says whether the
-// node answered (a retry would get the same), or the call failed on the way
-// (the outcome is unknown; retry the same request id).
-func outcome(err error) (out error, final bool) {
-	if err == nil {
-		return nil, true
-	}
+// resultOf turns an RPC error into the node's answer; ok is false if the
+// call failed on the way and the outcome is unknown (the core resends).
+func resultOf(err error) (spec.Result, bool) {
 	if info, ok := pb.ErrorInfoOf(err); ok {
 		code := spec.Code(info.Code)
-		if code == spec.Unavailable { // the node could not persist: retry
-			return &spec.Error{Code: code, Detail: info.Detail}, false
+		if !code.Valid() || code == spec.Unavailable {
+			return spec.Result{}, false // could not persist: nothing happened; resend
 		}
-		return &spec.Error{Code: code, Detail: info.Detail}, true
+		return spec.Refuse(code, info.Detail), true
 	}
 	switch status.Code(err) {
-	case codes.Unauthenticated, codes.PermissionDenied, codes.Unimplemented, codes.InvalidArgument:
-		return fmt.Errorf("client: %w", err), true
+	case codes.Unauthenticated, codes.PermissionDenied:
+		// Retrying will not help: answer with the reason, as a refusal.
+		return spec.Refuse(spec.InvalidArgument, err.Error()), true
 	}
-	return fmt.Errorf("client: %w", err), false
+	return spec.Result{}, false
 }
 
-// retry calls f until it reaches the node with an answer, ctx ends, or stop
-// closes; f must resend the same request (same id) each time.
-func retry(ctx context.Context, stop <-chan struct{}, f func(context.Context) error) error {
-	backoff := 20 * time.Millisecond
-	for {
-		err, final := outcome(f(ctx))
-		if final {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-stop:
-			t.Stop()
-			return ErrLeaseLost
-		}
-		backoff = min(2*backoff, time.Second)
+func modeToWire(m spec.Mode) pb.Mode { return pb.Mode(m) + pb.Mode_MODE_NL }
+
+func modeFromWire(m pb.Mode) (spec.Mode, bool) {
+	if m < pb.Mode_MODE_NL || m > pb.Mode_MODE_EX {
+		return 0, false
 	}
+	return spec.Mode(m - pb.Mode_MODE_NL), true
 }

@@ -1,6 +1,6 @@
 //go:build !bugzoo
 
-package client
+package core
 
 // bugzooOn is false outside the bugzoo build: every planted-bug hook is a
 // constant-false test that the compiler removes.

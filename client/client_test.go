@@ -1,4 +1,4 @@
-package remote_test
+package client_test
 
 import (
 	"context"
@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/remote"
+	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/server"
 	"github.com/bouncer-dlm/bouncer/server/servertest"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/stretchr/testify/require"
 )
 
-func connect(t *testing.T, addr string, cfg remote.Config) *remote.Client {
+func connect(t *testing.T, addr string, cfg client.Config) *client.Client {
 	cfg.Addr = addr
-	c, err := remote.Connect(cfg)
+	c, err := client.Connect(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -30,7 +30,7 @@ func testCtx(t *testing.T) context.Context {
 
 func TestLockUnlockAndTokens(t *testing.T) {
 	ctx := testCtx(t)
-	c := connect(t, servertest.Start(t, server.Options{}), remote.Config{TTL: 2 * time.Second})
+	c := connect(t, servertest.Start(t, server.Options{}), client.Config{TTL: 2 * time.Second})
 	a, err := c.NewSession(ctx)
 	require.NoError(t, err)
 	b, err := c.NewSession(ctx)
@@ -39,9 +39,9 @@ func TestLockUnlockAndTokens(t *testing.T) {
 	la, err := a.Lock(ctx, "job", spec.EX)
 	require.NoError(t, err)
 	_, err = b.TryLock(ctx, "job", spec.PR)
-	require.ErrorIs(t, err, remote.ErrWouldBlock)
+	require.ErrorIs(t, err, client.ErrWouldBlock)
 
-	var lb *remote.Lock
+	var lb *client.Lock
 	got := make(chan error, 1)
 	go func() {
 		var err error
@@ -50,7 +50,7 @@ func TestLockUnlockAndTokens(t *testing.T) {
 	}()
 	select {
 	case n := <-a.Blocking():
-		require.Equal(t, remote.Blocking{Resource: "job", Mode: spec.PR}, n)
+		require.Equal(t, client.Blocking{Resource: "job", Mode: spec.PR}, n)
 	case <-ctx.Done():
 		t.Fatal("no blocking notification")
 	}
@@ -64,7 +64,7 @@ func TestLockUnlockAndTokens(t *testing.T) {
 	require.NoError(t, lb.Convert(ctx, spec.EX))
 	require.Equal(t, spec.EX, lb.Mode())
 	require.NoError(t, lb.Unlock(ctx))
-	require.ErrorIs(t, lb.Unlock(ctx), remote.ErrNotHeld)
+	require.ErrorIs(t, lb.Unlock(ctx), client.ErrNotHeld)
 	require.NoError(t, a.Close(ctx))
 	require.NoError(t, b.Close(ctx))
 }
@@ -73,7 +73,7 @@ func TestLockUnlockAndTokens(t *testing.T) {
 // cancelled, or released if it was granted meanwhile.
 func TestAbandonedLockIsCleanedUp(t *testing.T) {
 	ctx := testCtx(t)
-	c := connect(t, servertest.Start(t, server.Options{}), remote.Config{TTL: 2 * time.Second})
+	c := connect(t, servertest.Start(t, server.Options{}), client.Config{TTL: 2 * time.Second})
 	a, err := c.NewSession(ctx)
 	require.NoError(t, err)
 	b, err := c.NewSession(ctx)
@@ -82,7 +82,7 @@ func TestAbandonedLockIsCleanedUp(t *testing.T) {
 	require.NoError(t, err)
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	_, err = b.Lock(short, "r", spec.EX, remote.WaitTimeout(time.Minute))
+	_, err = b.Lock(short, "r", spec.EX, client.WaitTimeout(time.Minute))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NoError(t, la.Unlock(ctx))
 	// b's abandoned request must not end up holding the lock.
@@ -99,7 +99,7 @@ func TestAbandonedLockIsCleanedUp(t *testing.T) {
 // Mutual exclusion through the library: many goroutines, one counter.
 func TestMutualExclusion(t *testing.T) {
 	ctx := testCtx(t)
-	c := connect(t, servertest.Start(t, server.Options{}), remote.Config{})
+	c := connect(t, servertest.Start(t, server.Options{}), client.Config{})
 	var mu sync.Mutex
 	inside, entries := 0, 0
 	var wg sync.WaitGroup
@@ -132,15 +132,15 @@ func TestMutualExclusion(t *testing.T) {
 func TestAuthTokenAndErrors(t *testing.T) {
 	ctx := testCtx(t)
 	addr := servertest.Start(t, server.Options{AuthToken: "tok"})
-	_, err := connect(t, addr, remote.Config{}).NewSession(ctx)
+	_, err := connect(t, addr, client.Config{}).NewSession(ctx)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "Unauthenticated")
-	s, err := connect(t, addr, remote.Config{Token: "tok"}).NewSession(ctx)
+	s, err := connect(t, addr, client.Config{Token: "tok"}).NewSession(ctx)
 	require.NoError(t, err)
 	_, err = s.Lock(ctx, "", spec.EX)
-	require.ErrorIs(t, err, remote.ErrInvalid)
-	require.Equal(t, spec.InvalidArgument, remote.CodeOf(err))
-	var e *remote.Error
+	require.ErrorIs(t, err, client.ErrInvalid)
+	require.Equal(t, spec.InvalidArgument, client.CodeOf(err))
+	var e *client.Error
 	require.True(t, errors.As(err, &e))
 	require.Contains(t, e.Detail, "resource")
 }

@@ -1,4 +1,4 @@
-package client
+package core
 
 // bug names a mistake the bugzoo build can plant in the client core (see
 // bugzoo_on.go). Each is a real mistake of lock clients; each hook is one

@@ -1,0 +1,312 @@
+package client
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// The networked session is the protocol core (package core) driven by one
+// goroutine, the driver, which owns it: the application's calls, the
+// answers of RPCs, the session's events and changes of the connection all
+// reach the driver on channels; after each, it hands the core's Sends to
+// the transport and its Updates to whoever waits for them. All the
+// protocol logic (request ids, retries, polls, acknowledgements, the
+// lease) is the core's, the very code the simulator runs.
+
+// answer is the node's answer to one Send.
+type answer struct {
+	call core.CallID
+	res  spec.Result
+}
+
+// driver runs the core until the session is closed and drained, or lost.
+func (s *Session) driver(now func() spec.Time) {
+	defer close(s.stopped)
+	var timer *time.Timer
+	var wake <-chan time.Time
+	for {
+		s.flush(now())
+		if s.finished() {
+			return
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		wake = nil
+		if at, ok := s.core.NextDeadline(); ok {
+			timer = time.NewTimer(max(at.Sub(now()), 0))
+			wake = timer.C
+		}
+		select {
+		case f := <-s.calls:
+			f(now())
+		case a := <-s.answers:
+			s.core.Reply(now(), a.call, a.res)
+		case e := <-s.events:
+			s.core.Event(now(), e)
+		case up := <-s.conn:
+			if up {
+				s.core.Connected(now())
+			} else {
+				s.core.Disconnected(now())
+			}
+		case <-wake:
+			s.core.Tick(now())
+		case <-s.quit:
+			for id, w := range s.waiters {
+				w <- core.Update{Kind: core.Done, Request: id, Unknown: true}
+			}
+			clear(s.waiters)
+			return
+		}
+	}
+}
+
+// finished reports whether the driver may stop: the session is lost or
+// closed, and nobody waits for anything.
+func (s *Session) finished() bool {
+	select {
+	case <-s.done:
+		return len(s.waiters) == 0
+	default:
+		return false
+	}
+}
+
+// flush hands the core's sends to the transport and its updates to their
+// waiters.
+func (s *Session) flush(now spec.Time) {
+	for _, snd := range s.core.Sends(now) {
+		s.dispatch(snd)
+	}
+	for _, u := range s.core.Updates() {
+		s.deliver(u)
+	}
+}
+
+func (s *Session) deliver(u core.Update) {
+	switch u.Kind {
+	case core.Opened:
+		s.openedOnce.Do(func() { close(s.opened) })
+	case core.Done:
+		if w, ok := s.waiters[u.Request]; ok {
+			w <- u
+			delete(s.waiters, u.Request)
+		}
+	case core.Blocking:
+		select {
+		case s.blocking <- Blocking{Resource: u.Resource, Mode: u.Mode}:
+		default: // a full channel drops the hint
+		}
+	case core.SessionLost:
+		err := ErrLeaseLost
+		if u.ByNode {
+			err = &spec.Error{Code: u.Result.Code, Detail: u.Result.Detail}
+		}
+		s.end(err)
+	case core.SessionClosed:
+		s.end(nil)
+	}
+}
+
+// dispatch sends one input to the node; its answer comes back to the
+// driver. A call that fails on the way gets no answer: the core sends it
+// again.
+func (s *Session) dispatch(snd core.Send) {
+	in := snd.Input
+	if in.Op == spec.OpKeepAlive {
+		s.ka.send(snd.Call)
+		return
+	}
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, s.callTimeout)
+		defer cancel()
+		res, ok := s.c.call(ctx, in)
+		if !ok {
+			return
+		}
+		select {
+		case s.answers <- answer{snd.Call, res}:
+		case <-s.stopped:
+		}
+	}()
+}
+
+// call makes the RPC for in; ok is false if the call failed on the way (no
+// answer from the node).
+func (c *Client) call(ctx context.Context, in spec.Input) (spec.Result, bool) {
+	var err error
+	var grant *pb.LockResponse
+	id := in.Session[:]
+	switch in.Op {
+	case spec.OpOpen:
+		_, err = c.api.OpenSession(ctx, &pb.OpenSessionRequest{SessionId: id, Ttl: durationpb.New(in.TTL)})
+	case spec.OpClose:
+		_, err = c.api.CloseSession(ctx, &pb.CloseSessionRequest{SessionId: id})
+	case spec.OpAcquire:
+		grant, err = c.api.Acquire(ctx, &pb.AcquireRequest{SessionId: id, RequestId: uint64(in.Request),
+			Acked: uint64(in.Acked), Resource: []byte(in.Resource), Mode: modeToWire(in.Mode), NoQueue: in.NoQueue,
+			WaitTimeout: optDuration(in.WaitTimeout), LockDelay: optDuration(in.LockDelay), Async: true})
+	case spec.OpConvert:
+		grant, err = c.api.Convert(ctx, &pb.ConvertRequest{SessionId: id, RequestId: uint64(in.Request),
+			Acked: uint64(in.Acked), Resource: []byte(in.Resource), Mode: modeToWire(in.Mode), NoQueue: in.NoQueue,
+			WaitTimeout: optDuration(in.WaitTimeout), WriteValue: in.WriteValue, Value: in.Value, Async: true})
+	case spec.OpRelease:
+		_, err = c.api.Release(ctx, &pb.ReleaseRequest{SessionId: id, RequestId: uint64(in.Request),
+			Acked: uint64(in.Acked), Resource: []byte(in.Resource), WriteValue: in.WriteValue, Value: in.Value})
+	case spec.OpCancel:
+		_, err = c.api.Cancel(ctx, &pb.CancelRequest{SessionId: id, RequestId: uint64(in.Request),
+			Acked: uint64(in.Acked), Resource: []byte(in.Resource)})
+	}
+	if err != nil {
+		return resultOf(err)
+	}
+	switch {
+	case grant == nil:
+		return spec.Result{}, true
+	case grant.Queued:
+		return spec.Result{Pending: true}, true
+	}
+	m, _ := modeFromWire(grant.Mode)
+	return spec.Result{Code: spec.OK, Mode: m, Token: spec.Token(grant.Token), Value: spec.CloneValue(grant.Value),
+		ValueValid: grant.ValueValid}, true
+}
+
+func optDuration(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
+}
+
+// keepAlives carries a session's keepalives on one stream, answers matched
+// to calls in order; a broken stream is reopened for the next keepalive.
+type keepAlives struct {
+	s       *Session
+	mu      sync.Mutex
+	stream  pb.Locks_KeepAliveClient
+	pending []core.CallID
+}
+
+func (k *keepAlives) send(call core.CallID) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stream == nil {
+		stream, err := k.s.c.api.KeepAlive(k.s.ctx)
+		if err != nil {
+			return // no answer: the core sends another keepalive
+		}
+		k.stream, k.pending = stream, nil
+		go k.receive(stream)
+	}
+	if err := k.stream.Send(&pb.KeepAliveRequest{SessionId: k.s.id[:]}); err != nil {
+		k.stream = nil
+		return
+	}
+	k.pending = append(k.pending, call)
+}
+
+func (k *keepAlives) receive(stream pb.Locks_KeepAliveClient) {
+	for {
+		resp, err := stream.Recv()
+		k.mu.Lock()
+		if err != nil || len(k.pending) == 0 {
+			if k.stream == stream {
+				k.stream = nil
+			}
+			k.mu.Unlock()
+			return
+		}
+		call := k.pending[0]
+		k.pending = k.pending[1:]
+		k.mu.Unlock()
+		res := spec.Result{Code: spec.Code(resp.Code), Detail: resp.Detail}
+		select {
+		case k.s.answers <- answer{call, res}:
+		case <-k.s.stopped:
+			return
+		}
+	}
+}
+
+// watchEvents keeps the session's Events stream open and forwards events
+// to the driver (the core polls what a broken stream loses).
+func (s *Session) watchEvents() {
+	defer s.inflight.Done()
+	for s.ctx.Err() == nil {
+		stream, err := s.c.api.Events(s.ctx, &pb.EventsRequest{SessionId: s.id[:]})
+		for err == nil {
+			var e *pb.Event
+			if e, err = stream.Recv(); err != nil {
+				break
+			}
+			if ev, ok := eventFromWire(s.id, e); ok {
+				select {
+				case s.events <- ev:
+				case <-s.stopped:
+					return
+				}
+			}
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func eventFromWire(id spec.SessionID, e *pb.Event) (spec.Event, bool) {
+	switch {
+	case e.GetCompleted() != nil:
+		c := e.GetCompleted()
+		res := spec.Result{Code: spec.Code(c.Code), Detail: c.Detail}
+		if g := c.Grant; g != nil && res.Code == spec.OK {
+			res.Mode, _ = modeFromWire(g.Mode)
+			res.Token, res.Value, res.ValueValid = spec.Token(g.Token), spec.CloneValue(g.Value), g.ValueValid
+		}
+		return spec.Event{Kind: spec.Completed, Session: id, Request: spec.RequestID(c.RequestId),
+			Resource: string(c.Resource), Result: res}, true
+	case e.GetBlocking() != nil:
+		m, _ := modeFromWire(e.GetBlocking().Mode)
+		return spec.Event{Kind: spec.Blocking, Session: id, Resource: string(e.GetBlocking().Resource), Mode: m}, true
+	case e.GetExpired() != nil:
+		return spec.Event{Kind: spec.Expired, Session: id}, true
+	}
+	return spec.Event{}, false // Subscribed
+}
+
+// watchConnection tells the driver when the connection goes up or down.
+func (s *Session) watchConnection() {
+	defer s.inflight.Done()
+	conn := s.c.conn
+	state := conn.GetState()
+	for {
+		if !conn.WaitForStateChange(s.ctx, state) {
+			return
+		}
+		state = conn.GetState()
+		var up bool
+		switch state {
+		case connectivity.Ready:
+			up = true
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			up = false
+		default:
+			continue
+		}
+		select {
+		case s.conn <- up:
+		case <-s.stopped:
+			return
+		}
+	}
+}

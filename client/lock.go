@@ -1,0 +1,203 @@
+package client
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/spec"
+)
+
+// LockOption adjusts a Lock, TryLock or Convert.
+type LockOption func(*lockOptions)
+
+type lockOptions struct {
+	wait, delay time.Duration
+}
+
+// WaitTimeout bounds how long the request may queue on the node (by
+// default: until the context's deadline, or the node's longest wait).
+func WaitTimeout(d time.Duration) LockOption { return func(o *lockOptions) { o.wait = d } }
+
+// LockDelay asks that, should this session expire while holding the lock
+// (in a mode other than NL), the resource grant nothing new for d.
+func LockDelay(d time.Duration) LockOption { return func(o *lockOptions) { o.delay = d } }
+
+// waitFor is how long a request may queue: as asked, else until ctx's
+// deadline, else a day (the node's default bound).
+func (o lockOptions) waitFor(ctx context.Context) time.Duration {
+	if o.wait > 0 {
+		return o.wait
+	}
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return 24 * time.Hour
+}
+
+// Lock is a granted lock. Its token increases with every grant of the
+// resource; pass it to any resource that can check fencing tokens.
+type Lock struct {
+	s        *Session
+	resource string
+
+	mu    sync.Mutex
+	mode  spec.Mode
+	token spec.Token
+	value []byte
+	valid bool
+}
+
+// Lock acquires resource in mode, waiting as long as ctx allows. If ctx
+// ends first, the request is cancelled on the node (and released, should it
+// have been granted meanwhile) and ctx's error returned.
+func (s *Session) Lock(ctx context.Context, resource string, mode spec.Mode, opts ...LockOption) (*Lock, error) {
+	return s.acquire(ctx, resource, mode, false, opts)
+}
+
+// TryLock acquires resource in mode only if that can be done at once; else
+// it fails with ErrWouldBlock.
+func (s *Session) TryLock(ctx context.Context, resource string, mode spec.Mode, opts ...LockOption) (*Lock, error) {
+	return s.acquire(ctx, resource, mode, true, opts)
+}
+
+func (s *Session) acquire(ctx context.Context, resource string, mode spec.Mode, try bool, opts []LockOption) (*Lock, error) {
+	var o lockOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	opt := core.AcquireOptions{NoQueue: try, LockDelay: o.delay}
+	if !try {
+		opt.WaitTimeout = o.waitFor(ctx)
+	}
+	_, ch, err := s.request(func(now spec.Time) (spec.RequestID, error) {
+		return s.core.Acquire(now, resource, mode, opt)
+	})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case u := <-ch:
+		res, err := outcome(u)
+		if err != nil {
+			return nil, err
+		}
+		l := &Lock{s: s, resource: resource}
+		l.update(res)
+		return l, nil
+	case <-ctx.Done():
+		go s.abandon(resource, ch)
+		return nil, ctx.Err()
+	}
+}
+
+// abandon settles an acquire whose caller gave up: cancel it, and release
+// the lock should it have been granted first.
+func (s *Session) abandon(resource string, ch chan core.Update) {
+	_, cancelled, err := s.request(func(now spec.Time) (spec.RequestID, error) {
+		return s.core.Cancel(now, resource)
+	})
+	if err == nil {
+		<-cancelled
+	}
+	if u := <-ch; !u.Unknown && u.Result.Code == spec.OK {
+		ctx, cancel := context.WithTimeout(context.Background(), s.callTimeout)
+		defer cancel()
+		_ = (&Lock{s: s, resource: resource}).Unlock(ctx)
+	}
+}
+
+func (l *Lock) update(r spec.Result) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mode, l.token, l.value, l.valid = r.Mode, r.Token, r.Value, r.ValueValid
+}
+
+// Resource returns the name of the locked resource.
+func (l *Lock) Resource() string { return l.resource }
+
+// Mode returns the mode held.
+func (l *Lock) Mode() spec.Mode {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mode
+}
+
+// Token returns the fencing token of the latest grant or up-conversion.
+func (l *Lock) Token() spec.Token {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.token
+}
+
+// Value returns the value block as of the grant, and whether it is valid
+// (false after a PW or EX holder's session expired without writing it).
+func (l *Lock) Value() ([]byte, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.value, l.valid
+}
+
+// Done is closed when the session's lease may be lost: from then on the
+// lock must be treated as lost, whatever the node later says.
+func (l *Lock) Done() <-chan struct{} { return l.s.done }
+
+// Convert changes the mode held; an up-conversion may wait, as Lock does.
+func (l *Lock) Convert(ctx context.Context, mode spec.Mode, opts ...LockOption) error {
+	var o lockOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	return l.convert(ctx, mode, core.ConvertOptions{WaitTimeout: o.waitFor(ctx)})
+}
+
+// ConvertWithValue converts down from PW or EX, writing the value block.
+func (l *Lock) ConvertWithValue(ctx context.Context, mode spec.Mode, value []byte) error {
+	return l.convert(ctx, mode, core.ConvertOptions{WaitTimeout: time.Minute, WriteValue: true, Value: value})
+}
+
+func (l *Lock) convert(ctx context.Context, mode spec.Mode, opt core.ConvertOptions) error {
+	_, ch, err := l.s.request(func(now spec.Time) (spec.RequestID, error) {
+		return l.s.core.Convert(now, l.resource, mode, opt)
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case u := <-ch:
+		res, err := outcome(u)
+		if err == nil {
+			l.update(res)
+		}
+		return err
+	case <-ctx.Done():
+		go func() { <-ch }() // the outcome still arrives; the core tracks the mode
+		return ctx.Err()
+	}
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock(ctx context.Context) error { return l.release(ctx, core.ReleaseOptions{}) }
+
+// UnlockWithValue releases a PW or EX lock, writing the value block.
+func (l *Lock) UnlockWithValue(ctx context.Context, value []byte) error {
+	return l.release(ctx, core.ReleaseOptions{WriteValue: true, Value: value})
+}
+
+func (l *Lock) release(ctx context.Context, opt core.ReleaseOptions) error {
+	_, ch, err := l.s.request(func(now spec.Time) (spec.RequestID, error) {
+		return l.s.core.Release(now, l.resource, opt)
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case u := <-ch:
+		_, err := outcome(u)
+		return err
+	case <-ctx.Done():
+		go func() { <-ch }()
+		return ctx.Err()
+	}
+}
