@@ -28,13 +28,19 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func TestLockUnlockAndTokens(t *testing.T) {
+// twoSessions opens two sessions on a fresh node.
+func twoSessions(t *testing.T) (context.Context, *client.Session, *client.Session) {
 	ctx := testCtx(t)
 	c := connect(t, servertest.Start(t, server.Options{}), client.Config{TTL: 2 * time.Second})
 	a, err := c.NewSession(ctx)
 	require.NoError(t, err)
 	b, err := c.NewSession(ctx)
 	require.NoError(t, err)
+	return ctx, a, b
+}
+
+func TestLockUnlockAndTokens(t *testing.T) {
+	ctx, a, b := twoSessions(t)
 
 	la, err := a.Lock(ctx, "job", spec.EX)
 	require.NoError(t, err)
@@ -72,12 +78,7 @@ func TestLockUnlockAndTokens(t *testing.T) {
 // A caller that gives up waiting leaves nothing behind: the request is
 // cancelled, or released if it was granted meanwhile.
 func TestAbandonedLockIsCleanedUp(t *testing.T) {
-	ctx := testCtx(t)
-	c := connect(t, servertest.Start(t, server.Options{}), client.Config{TTL: 2 * time.Second})
-	a, err := c.NewSession(ctx)
-	require.NoError(t, err)
-	b, err := c.NewSession(ctx)
-	require.NoError(t, err)
+	ctx, a, b := twoSessions(t)
 	la, err := a.Lock(ctx, "r", spec.EX)
 	require.NoError(t, err)
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
