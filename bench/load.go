@@ -26,7 +26,8 @@ import (
 // Options describe a load run.
 type Options struct {
 	Addr      string        // node to load; empty: start one on loopback, on disk, fsync on
-	Clients   int           // concurrent clients, each with its own session and connection
+	Clients   int           // concurrent clients, each with its own session
+	Conns     int           // connections the clients' sessions share round-robin (0: one per client)
 	Resources int           // clients spread over this many resources (1: all contend)
 	Duration  time.Duration // how long to measure (after a short warm-up)
 	Mode      spec.Mode
@@ -64,14 +65,22 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		addr = a
 	}
 	o.Config.Addr = addr
-	sessions := make([]*client.Session, o.Clients)
-	for i := range sessions {
+	if o.Conns <= 0 || o.Conns > o.Clients {
+		o.Conns = o.Clients
+	}
+	conns := make([]*client.Client, o.Conns)
+	for i := range conns {
 		c, err := client.Connect(o.Config)
 		if err != nil {
 			return Result{}, err
 		}
 		defer c.Close()
-		if sessions[i], err = c.NewSession(ctx); err != nil {
+		conns[i] = c
+	}
+	sessions := make([]*client.Session, o.Clients)
+	for i := range sessions {
+		var err error
+		if sessions[i], err = conns[i%o.Conns].NewSession(ctx); err != nil {
 			return Result{}, fmt.Errorf("bench: open session: %w", err)
 		}
 		defer sessions[i].Close(context.Background())

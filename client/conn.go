@@ -43,9 +43,11 @@ func (cfg Config) core() core.Config {
 // protocol core resends unanswered requests with the same request id,
 // which the node applies at most once.
 type Client struct {
-	cfg  Config
-	conn *grpc.ClientConn
-	api  pb.LocksClient
+	cfg     Config
+	conn    *grpc.ClientConn
+	api     pb.LocksClient
+	workers *workers
+	pipe    *pipe
 }
 
 // Connect prepares a connection to the node at cfg.Addr. It does not wait
@@ -81,11 +83,17 @@ func Connect(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	return &Client{cfg: cfg, conn: conn, api: pb.NewLocksClient(conn)}, nil
+	c := &Client{cfg: cfg, conn: conn, api: pb.NewLocksClient(conn), workers: newWorkers()}
+	c.pipe = newPipe(c)
+	return c, nil
 }
 
 // Close closes the connection. Close sessions first.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	c.workers.stop()
+	c.pipe.stop()
+	return c.conn.Close()
+}
 
 // API returns the raw gRPC stub, for Describe, List and Watch.
 func (c *Client) API() pb.LocksClient { return c.api }

@@ -121,12 +121,16 @@ func (s *Session) deliver(u core.Update) {
 // again.
 func (s *Session) dispatch(snd core.Send) {
 	in := snd.Input
-	if in.Op == spec.OpKeepAlive {
+	switch in.Op {
+	case spec.OpKeepAlive:
 		s.ka.send(snd.Call)
+		return
+	case spec.OpAcquire, spec.OpConvert, spec.OpRelease, spec.OpCancel:
+		s.c.pipe.send(s, snd.Call, in)
 		return
 	}
 	s.inflight.Add(1)
-	go func() {
+	s.c.workers.run(func() {
 		defer s.inflight.Done()
 		ctx, cancel := context.WithTimeout(s.ctx, s.callTimeout)
 		defer cancel()
@@ -138,54 +142,64 @@ func (s *Session) dispatch(snd core.Send) {
 		case s.answers <- answer{snd.Call, res}:
 		case <-s.stopped:
 		}
-	}()
+	})
 }
 
-// call makes the RPC for in; ok is false if the call failed on the way (no
-// answer from the node).
+// workers run a client's RPCs. A call is handed to an idle worker if there
+// is one, else to a new one; a worker idle for workerIdle exits. Reusing
+// goroutines saves growing a fresh stack to gRPC's depth on every call.
+type workers struct {
+	jobs chan func()
+	quit chan struct{}
+	once sync.Once
+}
+
+const workerIdle = 10 * time.Second
+
+func newWorkers() *workers { return &workers{jobs: make(chan func()), quit: make(chan struct{})} }
+
+func (w *workers) run(f func()) {
+	select {
+	case w.jobs <- f:
+	default:
+		go w.work(f)
+	}
+}
+
+func (w *workers) work(f func()) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		f()
+		idle.Reset(workerIdle)
+		select {
+		case f = <-w.jobs:
+		case <-idle.C:
+			return
+		case <-w.quit:
+			return
+		}
+	}
+}
+
+// stop makes idle workers exit (busy ones exit after their call).
+func (w *workers) stop() { w.once.Do(func() { close(w.quit) }) }
+
+// call makes the RPC for in (open or close); ok is false if the call
+// failed on the way (no answer from the node).
 func (c *Client) call(ctx context.Context, in spec.Input) (spec.Result, bool) {
 	var err error
-	var grant *pb.LockResponse
 	id := in.Session[:]
 	switch in.Op {
 	case spec.OpOpen:
 		_, err = c.api.OpenSession(ctx, &pb.OpenSessionRequest{SessionId: id, Ttl: durationpb.New(in.TTL)})
 	case spec.OpClose:
 		_, err = c.api.CloseSession(ctx, &pb.CloseSessionRequest{SessionId: id})
-	case spec.OpAcquire:
-		grant, err = c.api.Acquire(ctx, &pb.AcquireRequest{SessionId: id, RequestId: uint64(in.Request),
-			Acked: uint64(in.Acked), Resource: []byte(in.Resource), Mode: modeToWire(in.Mode), NoQueue: in.NoQueue,
-			WaitTimeout: optDuration(in.WaitTimeout), LockDelay: optDuration(in.LockDelay), Async: true})
-	case spec.OpConvert:
-		grant, err = c.api.Convert(ctx, &pb.ConvertRequest{SessionId: id, RequestId: uint64(in.Request),
-			Acked: uint64(in.Acked), Resource: []byte(in.Resource), Mode: modeToWire(in.Mode), NoQueue: in.NoQueue,
-			WaitTimeout: optDuration(in.WaitTimeout), WriteValue: in.WriteValue, Value: in.Value, Async: true})
-	case spec.OpRelease:
-		_, err = c.api.Release(ctx, &pb.ReleaseRequest{SessionId: id, RequestId: uint64(in.Request),
-			Acked: uint64(in.Acked), Resource: []byte(in.Resource), WriteValue: in.WriteValue, Value: in.Value})
-	case spec.OpCancel:
-		_, err = c.api.Cancel(ctx, &pb.CancelRequest{SessionId: id, RequestId: uint64(in.Request),
-			Acked: uint64(in.Acked), Resource: []byte(in.Resource)})
 	}
 	if err != nil {
 		return resultOf(err)
 	}
-	switch {
-	case grant == nil:
-		return spec.Result{}, true
-	case grant.Queued:
-		return spec.Result{Pending: true}, true
-	}
-	m, _ := modeFromWire(grant.Mode)
-	return spec.Result{Code: spec.OK, Mode: m, Token: spec.Token(grant.Token), Value: spec.CloneValue(grant.Value),
-		ValueValid: grant.ValueValid}, true
-}
-
-func optDuration(d time.Duration) *durationpb.Duration {
-	if d == 0 {
-		return nil
-	}
-	return durationpb.New(d)
+	return spec.Result{}, true
 }
 
 // keepAlives carries a session's keepalives on one stream, answers matched
@@ -270,8 +284,7 @@ func eventFromWire(id spec.SessionID, e *pb.Event) (spec.Event, bool) {
 		c := e.GetCompleted()
 		res := spec.Result{Code: spec.Code(c.Code), Detail: c.Detail}
 		if g := c.Grant; g != nil && res.Code == spec.OK {
-			res.Mode, _ = modeFromWire(g.Mode)
-			res.Token, res.Value, res.ValueValid = spec.Token(g.Token), spec.CloneValue(g.Value), g.ValueValid
+			res = grantResult(g)
 		}
 		return spec.Event{Kind: spec.Completed, Session: id, Request: spec.RequestID(c.RequestId),
 			Resource: string(c.Resource), Result: res}, true

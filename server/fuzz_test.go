@@ -11,7 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// FuzzRequests decodes arbitrary bytes as each request message, translates
+// FuzzRequests decodes arbitrary bytes as each request message (the unary
+// ones and a Pipe's), translates
 // what decodes, and steps a core with it (after opening its session): no
 // input may panic, and every invariant must hold after it. A short run is
 // part of CI; `go test -fuzz FuzzRequests ./server` runs it for longer.
@@ -24,6 +25,10 @@ func FuzzRequests(f *testing.F) {
 		&pb.ConvertRequest{SessionId: sid[:], RequestId: 3, Resource: []byte("r"), Mode: pb.Mode_MODE_NL, WriteValue: true, Value: []byte("v")},
 		&pb.ReleaseRequest{SessionId: sid[:], RequestId: 4, Resource: []byte("r")},
 		&pb.AcquireRequest{SessionId: []byte("bad"), Mode: 99, WaitTimeout: &durationpb.Duration{Seconds: -1, Nanos: 5}},
+		&pb.PipeRequest{Call: 7, Op: &pb.PipeRequest_Acquire{Acquire: &pb.AcquireRequest{SessionId: sid[:], RequestId: 5,
+			Resource: []byte("p"), Mode: pb.Mode_MODE_PW}}},
+		&pb.PipeRequest{Call: 8, Op: &pb.PipeRequest_Cancel{Cancel: &pb.CancelRequest{SessionId: sid[:], RequestId: 6,
+			Resource: []byte("p")}}},
 	}
 	for _, m := range seeds {
 		b, err := proto.Marshal(m)
@@ -62,6 +67,13 @@ func FuzzRequests(f *testing.F) {
 		var rel pb.ReleaseRequest
 		if proto.Unmarshal(data, &rel) == nil {
 			if in, bad := releaseInput(&rel); bad == nil {
+				inputs = append(inputs, in)
+			}
+		}
+		var pipe pb.PipeRequest
+		lim := spec.DefaultLimits()
+		if proto.Unmarshal(data, &pipe) == nil {
+			if in, bad := pipeInput(&pipe, &lim); bad == nil {
 				inputs = append(inputs, in)
 			}
 		}

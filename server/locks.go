@@ -37,18 +37,28 @@ func (s *Server) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*
 
 // KeepAlive renews each session named on the stream and answers each.
 func (s *Server) KeepAlive(stream pb.Locks_KeepAliveServer) error {
+	reqs := received(stream.Context(), stream.Recv)
 	for {
-		req, err := stream.Recv()
-		if err != nil {
-			return nil // the client closed the stream (or it broke)
+		var req *pb.KeepAliveRequest
+		select {
+		case r, ok := <-reqs:
+			if !ok {
+				return nil // the client closed the stream (or it broke)
+			}
+			req = r
+		case <-s.draining:
+			return errStopped
 		}
 		resp := &pb.KeepAliveResponse{SessionId: req.SessionId}
 		id, bad := sessionID(req.SessionId)
 		r := spec.Result{}
 		if bad != nil {
 			r = *bad
-		} else if r, err = s.submit(stream.Context(), spec.Input{Op: spec.OpKeepAlive, Session: id}); err != nil {
-			return err
+		} else {
+			var err error
+			if r, err = s.submit(stream.Context(), spec.Input{Op: spec.OpKeepAlive, Session: id}); err != nil {
+				return err
+			}
 		}
 		resp.Code, resp.Detail = pb.Code(r.Code), r.Detail
 		if err := stream.Send(resp); err != nil {
@@ -189,9 +199,13 @@ func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.Relea
 	return &pb.ReleaseResponse{}, resultError(r)
 }
 
+func cancelInput(req *pb.CancelRequest) (spec.Input, *spec.Result) {
+	return request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpCancel)
+}
+
 // Cancel cancels a queued request.
 func (s *Server) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.CancelResponse, error) {
-	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpCancel)
+	in, bad := cancelInput(req)
 	if bad != nil {
 		return nil, invalid(bad)
 	}

@@ -45,6 +45,9 @@ type Server struct {
 	health  *health.Server
 	now     atomic.Int64 // the loop's clock at its latest turn
 
+	draining  chan struct{} // closed by Drain: long-lived streams end
+	drainOnce sync.Once
+
 	mu       sync.Mutex
 	waiting  map[waitKey][]chan spec.Result // queued requests someone waits for
 	subs     map[spec.SessionID]map[*subscriber]struct{}
@@ -78,7 +81,7 @@ func New(node *engine.Node, opts Options) *Server {
 	}
 	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(),
 		waiting: map[waitKey][]chan spec.Result{}, subs: map[spec.SessionID]map[*subscriber]struct{}{},
-		watchers: map[string]map[*watcher]struct{}{}}
+		watchers: map[string]map[*watcher]struct{}{}, draining: make(chan struct{})}
 	s.metrics = newMetrics(opts.Registry)
 	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -117,8 +120,41 @@ func (s *Server) Done() <-chan struct{} { return s.loop.Done() }
 // Stop stops the loop after the turn in flight and closes the node. Call it
 // after the gRPC server has stopped taking calls.
 func (s *Server) Stop() error {
+	s.Drain()
 	s.health.Shutdown()
 	return s.loop.Stop()
+}
+
+// Drain prepares a graceful stop: the long-lived streams (KeepAlive, Pipe,
+// Events, Watch) finish what they have in flight and end, so that
+// grpc.Server.GracefulStop waits only for calls in flight; clients
+// reconnect to the restarted node. The node keeps serving unary calls.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() {
+		close(s.draining)
+		s.health.Shutdown() // NOT_SERVING: load balancers stop sending
+	})
+}
+
+// received delivers the messages recv returns, until it fails or ctx ends.
+// Handlers select on it, so that they can also stop on Drain.
+func received[T any](ctx context.Context, recv func() (*T, error)) <-chan *T {
+	ch := make(chan *T)
+	go func() {
+		defer close(ch)
+		for {
+			m, err := recv()
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 // submit runs one input through the loop.

@@ -25,6 +25,13 @@ import (
 // connected stub. Everything stops with the test.
 func node(t *testing.T, opts server.Options, dial ...grpc.DialOption) (pb.LocksClient, *grpc.ClientConn) {
 	t.Helper()
+	c, conn, _ := nodeServer(t, opts, dial...)
+	return c, conn
+}
+
+// nodeServer is node, also returning the server.
+func nodeServer(t *testing.T, opts server.Options, dial ...grpc.DialOption) (pb.LocksClient, *grpc.ClientConn, *server.Server) {
+	t.Helper()
 	opts.Limits = spec.DefaultLimits()
 	n, err := engine.OpenNode(engine.NodeOptions{FS: vfs.NewMem(), Dir: "db", Limits: opts.Limits}, engine.WallClock{}.Now())
 	require.NoError(t, err)
@@ -44,7 +51,7 @@ func node(t *testing.T, opts server.Options, dial ...grpc.DialOption) (pb.LocksC
 	conn, err := grpc.NewClient(lis.Addr().String(), dial...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
-	return pb.NewLocksClient(conn), conn
+	return pb.NewLocksClient(conn), conn, srv
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -243,4 +250,59 @@ func subscribe(t *testing.T, ctx context.Context, c pb.LocksClient, id []byte) p
 	require.NoError(t, err)
 	require.NotNil(t, first.GetSubscribed(), "an Events stream starts with Subscribed")
 	return events
+}
+
+// TestPipe: requests of several sessions on one stream are answered by
+// call, exactly as their unary calls would be; bad ones name the field; a
+// retried request id gets its original answer; Drain ends the stream.
+func TestPipe(t *testing.T) {
+	ctx := testCtx(t)
+	c, _, srv := nodeServer(t, server.Options{})
+	a, b := open(t, ctx, c, "a"), open(t, ctx, c, "b")
+	pipe, err := c.Pipe(ctx)
+	require.NoError(t, err)
+	acquire := func(session []byte, req uint64, m pb.Mode) *pb.PipeRequest_Acquire {
+		return &pb.PipeRequest_Acquire{Acquire: &pb.AcquireRequest{SessionId: session, RequestId: req,
+			Resource: []byte("r"), Mode: m}}
+	}
+	// Requests on a pipe are not ordered among themselves: b asks after a's
+	// answer.
+	require.NoError(t, pipe.Send(&pb.PipeRequest{Call: 1, Op: acquire(a, 1, pb.Mode_MODE_EX)}))
+	first, err := pipe.Recv()
+	require.NoError(t, err)
+	send := []*pb.PipeRequest{
+		{Call: 2, Op: acquire(b, 1, pb.Mode_MODE_PR)},
+		{Call: 3, Op: acquire(b, 2, pb.Mode(42))},
+		{Call: 4},
+		{Call: 5, Op: &pb.PipeRequest_Release{Release: &pb.ReleaseRequest{SessionId: b, RequestId: 3, Resource: []byte("x")}}},
+	}
+	for _, r := range send {
+		require.NoError(t, pipe.Send(r))
+	}
+	got := map[uint64]*pb.PipeReply{1: first}
+	for range send {
+		r, err := pipe.Recv()
+		require.NoError(t, err)
+		got[r.Call] = r
+	}
+	require.Equal(t, pb.Code_CODE_OK, got[1].Code)
+	require.Equal(t, pb.Mode_MODE_EX, got[1].Lock.Mode)
+	require.NotZero(t, got[1].Lock.Token)
+	require.Equal(t, pb.Code_CODE_OK, got[2].Code)
+	require.True(t, got[2].Lock.Queued, "b waits behind a")
+	require.Equal(t, pb.Code_CODE_INVALID_ARGUMENT, got[3].Code)
+	require.Contains(t, got[3].Detail, "mode")
+	require.Equal(t, pb.Code_CODE_INVALID_ARGUMENT, got[4].Code)
+	require.Contains(t, got[4].Detail, "op")
+	require.Equal(t, pb.Code_CODE_NOT_HELD, got[5].Code)
+
+	// A retry of a's request id is answered from its record.
+	require.NoError(t, pipe.Send(&pb.PipeRequest{Call: 6, Op: acquire(a, 1, pb.Mode_MODE_EX)}))
+	r, err := pipe.Recv()
+	require.NoError(t, err)
+	require.Equal(t, got[1].Lock.Token, r.Lock.Token)
+
+	srv.Drain()
+	_, err = pipe.Recv()
+	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 }

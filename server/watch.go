@@ -142,6 +142,8 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.Locks_WatchServer) error 
 			return nil
 		case <-s.loop.Done():
 			return errStopped
+		case <-s.draining:
+			return errStopped
 		}
 		s.mu.Lock()
 		st, exists, fresh := w.last, w.exists, w.fresh
@@ -213,6 +215,8 @@ func (s *Server) Events(req *pb.EventsRequest, stream pb.Locks_EventsServer) err
 		case <-stream.Context().Done():
 			return nil
 		case <-s.loop.Done():
+			return errStopped
+		case <-s.draining:
 			return errStopped
 		}
 	}

@@ -814,6 +814,200 @@ func (x *LockResponse) GetQueued() bool {
 	return false
 }
 
+// PipeRequest is one request on a Pipe.
+type PipeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Call  uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"` // chosen by the client, echoed in the reply
+	// Types that are valid to be assigned to Op:
+	//
+	//	*PipeRequest_Acquire
+	//	*PipeRequest_Convert
+	//	*PipeRequest_Release
+	//	*PipeRequest_Cancel
+	Op            isPipeRequest_Op `protobuf_oneof:"op"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipeRequest) Reset() {
+	*x = PipeRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipeRequest) ProtoMessage() {}
+
+func (x *PipeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipeRequest.ProtoReflect.Descriptor instead.
+func (*PipeRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PipeRequest) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *PipeRequest) GetOp() isPipeRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return nil
+}
+
+func (x *PipeRequest) GetAcquire() *AcquireRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipeRequest_Acquire); ok {
+			return x.Acquire
+		}
+	}
+	return nil
+}
+
+func (x *PipeRequest) GetConvert() *ConvertRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipeRequest_Convert); ok {
+			return x.Convert
+		}
+	}
+	return nil
+}
+
+func (x *PipeRequest) GetRelease() *ReleaseRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipeRequest_Release); ok {
+			return x.Release
+		}
+	}
+	return nil
+}
+
+func (x *PipeRequest) GetCancel() *CancelRequest {
+	if x != nil {
+		if x, ok := x.Op.(*PipeRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+type isPipeRequest_Op interface {
+	isPipeRequest_Op()
+}
+
+type PipeRequest_Acquire struct {
+	Acquire *AcquireRequest `protobuf:"bytes,2,opt,name=acquire,proto3,oneof"`
+}
+
+type PipeRequest_Convert struct {
+	Convert *ConvertRequest `protobuf:"bytes,3,opt,name=convert,proto3,oneof"`
+}
+
+type PipeRequest_Release struct {
+	Release *ReleaseRequest `protobuf:"bytes,4,opt,name=release,proto3,oneof"`
+}
+
+type PipeRequest_Cancel struct {
+	Cancel *CancelRequest `protobuf:"bytes,5,opt,name=cancel,proto3,oneof"`
+}
+
+func (*PipeRequest_Acquire) isPipeRequest_Op() {}
+
+func (*PipeRequest_Convert) isPipeRequest_Op() {}
+
+func (*PipeRequest_Release) isPipeRequest_Op() {}
+
+func (*PipeRequest_Cancel) isPipeRequest_Op() {}
+
+// PipeReply answers the PipeRequest with the same call: its code (with the
+// detail of a refusal) and, for an acquire or convert answered OK, the
+// grant or queued.
+type PipeReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Call          uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	Code          Code                   `protobuf:"varint,2,opt,name=code,proto3,enum=bouncer.v1.Code" json:"code,omitempty"`
+	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	Lock          *LockResponse          `protobuf:"bytes,4,opt,name=lock,proto3" json:"lock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PipeReply) Reset() {
+	*x = PipeReply{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PipeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PipeReply) ProtoMessage() {}
+
+func (x *PipeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PipeReply.ProtoReflect.Descriptor instead.
+func (*PipeReply) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PipeReply) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *PipeReply) GetCode() Code {
+	if x != nil {
+		return x.Code
+	}
+	return Code_CODE_OK
+}
+
+func (x *PipeReply) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *PipeReply) GetLock() *LockResponse {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
 type ReleaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
@@ -828,7 +1022,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[10]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1034,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[10]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1047,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{10}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReleaseRequest) GetSessionId() []byte {
@@ -906,7 +1100,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[11]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1112,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[11]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1125,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{11}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{13}
 }
 
 type CancelRequest struct {
@@ -946,7 +1140,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[12]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1152,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[12]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1165,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{12}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CancelRequest) GetSessionId() []byte {
@@ -1010,7 +1204,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[13]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1216,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[13]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1229,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{13}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{15}
 }
 
 // Lock is one lock on a resource as others may see it: sessions appear by
@@ -1052,7 +1246,7 @@ type Lock struct {
 
 func (x *Lock) Reset() {
 	*x = Lock{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[14]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1258,7 @@ func (x *Lock) String() string {
 func (*Lock) ProtoMessage() {}
 
 func (x *Lock) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[14]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1271,7 @@ func (x *Lock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lock.ProtoReflect.Descriptor instead.
 func (*Lock) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{14}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Lock) GetSessionTag() []byte {
@@ -1123,7 +1317,7 @@ type Resource struct {
 
 func (x *Resource) Reset() {
 	*x = Resource{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[15]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1329,7 @@ func (x *Resource) String() string {
 func (*Resource) ProtoMessage() {}
 
 func (x *Resource) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[15]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1342,7 @@ func (x *Resource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resource.ProtoReflect.Descriptor instead.
 func (*Resource) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{15}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Resource) GetName() []byte {
@@ -1209,7 +1403,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[16]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1415,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[16]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1428,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{16}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DescribeRequest) GetResource() []byte {
@@ -1254,7 +1448,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[17]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1460,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[17]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1473,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{17}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DescribeResponse) GetExists() bool {
@@ -1307,7 +1501,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[18]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1513,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[18]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1526,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{18}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRequest) GetPrefix() []byte {
@@ -1366,7 +1560,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[19]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1572,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[19]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1585,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{19}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListResponse) GetResources() []*Resource {
@@ -1417,7 +1611,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[20]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1623,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[20]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1636,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{20}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchRequest) GetResource() []byte {
@@ -1462,7 +1656,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[21]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1668,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[21]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1681,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{21}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchResponse) GetExists() bool {
@@ -1513,7 +1707,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[22]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1719,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[22]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1732,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{22}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EventsRequest) GetSessionId() []byte {
@@ -1563,7 +1757,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[23]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1769,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[23]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1782,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{23}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -1672,7 +1866,7 @@ type Subscribed struct {
 
 func (x *Subscribed) Reset() {
 	*x = Subscribed{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[24]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1878,7 @@ func (x *Subscribed) String() string {
 func (*Subscribed) ProtoMessage() {}
 
 func (x *Subscribed) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[24]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1891,7 @@ func (x *Subscribed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribed.ProtoReflect.Descriptor instead.
 func (*Subscribed) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{24}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{26}
 }
 
 // Completed: a queued request of the session finished.
@@ -1714,7 +1908,7 @@ type Completed struct {
 
 func (x *Completed) Reset() {
 	*x = Completed{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[25]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +1920,7 @@ func (x *Completed) String() string {
 func (*Completed) ProtoMessage() {}
 
 func (x *Completed) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[25]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +1933,7 @@ func (x *Completed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Completed.ProtoReflect.Descriptor instead.
 func (*Completed) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{25}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Completed) GetRequestId() uint64 {
@@ -1788,7 +1982,7 @@ type Blocking struct {
 
 func (x *Blocking) Reset() {
 	*x = Blocking{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[26]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1994,7 @@ func (x *Blocking) String() string {
 func (*Blocking) ProtoMessage() {}
 
 func (x *Blocking) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[26]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +2007,7 @@ func (x *Blocking) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Blocking.ProtoReflect.Descriptor instead.
 func (*Blocking) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{26}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Blocking) GetResource() []byte {
@@ -1839,7 +2033,7 @@ type Expired struct {
 
 func (x *Expired) Reset() {
 	*x = Expired{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[27]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2045,7 @@ func (x *Expired) String() string {
 func (*Expired) ProtoMessage() {}
 
 func (x *Expired) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[27]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2058,7 @@ func (x *Expired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Expired.ProtoReflect.Descriptor instead.
 func (*Expired) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{27}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{29}
 }
 
 var File_bouncerv1_bouncer_proto protoreflect.FileDescriptor
@@ -1930,7 +2124,19 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1f\n" +
 	"\vvalue_valid\x18\x04 \x01(\bR\n" +
 	"valueValid\x12\x16\n" +
-	"\x06queued\x18\x05 \x01(\bR\x06queued\"\xb7\x01\n" +
+	"\x06queued\x18\x05 \x01(\bR\x06queued\"\x84\x02\n" +
+	"\vPipeRequest\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x126\n" +
+	"\aacquire\x18\x02 \x01(\v2\x1a.bouncer.v1.AcquireRequestH\x00R\aacquire\x126\n" +
+	"\aconvert\x18\x03 \x01(\v2\x1a.bouncer.v1.ConvertRequestH\x00R\aconvert\x126\n" +
+	"\arelease\x18\x04 \x01(\v2\x1a.bouncer.v1.ReleaseRequestH\x00R\arelease\x123\n" +
+	"\x06cancel\x18\x05 \x01(\v2\x19.bouncer.v1.CancelRequestH\x00R\x06cancelB\x04\n" +
+	"\x02op\"\x8b\x01\n" +
+	"\tPipeReply\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x12$\n" +
+	"\x04code\x18\x02 \x01(\x0e2\x10.bouncer.v1.CodeR\x04code\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12,\n" +
+	"\x04lock\x18\x04 \x01(\v2\x18.bouncer.v1.LockResponseR\x04lock\"\xb7\x01\n" +
 	"\x0eReleaseRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1d\n" +
@@ -2030,7 +2236,7 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x15CODE_INVALID_ARGUMENT\x10\t\x12\x17\n" +
 	"\x13CODE_LIMIT_EXCEEDED\x10\n" +
 	"\x12\x14\n" +
-	"\x10CODE_UNAVAILABLE\x10\v2\xfb\x05\n" +
+	"\x10CODE_UNAVAILABLE\x10\v2\xb7\x06\n" +
 	"\x05Locks\x12N\n" +
 	"\vOpenSession\x12\x1e.bouncer.v1.OpenSessionRequest\x1a\x1f.bouncer.v1.OpenSessionResponse\x12L\n" +
 	"\tKeepAlive\x12\x1c.bouncer.v1.KeepAliveRequest\x1a\x1d.bouncer.v1.KeepAliveResponse(\x010\x01\x12Q\n" +
@@ -2038,7 +2244,8 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\aAcquire\x12\x1a.bouncer.v1.AcquireRequest\x1a\x18.bouncer.v1.LockResponse\x12?\n" +
 	"\aConvert\x12\x1a.bouncer.v1.ConvertRequest\x1a\x18.bouncer.v1.LockResponse\x12B\n" +
 	"\aRelease\x12\x1a.bouncer.v1.ReleaseRequest\x1a\x1b.bouncer.v1.ReleaseResponse\x12?\n" +
-	"\x06Cancel\x12\x19.bouncer.v1.CancelRequest\x1a\x1a.bouncer.v1.CancelResponse\x12E\n" +
+	"\x06Cancel\x12\x19.bouncer.v1.CancelRequest\x1a\x1a.bouncer.v1.CancelResponse\x12:\n" +
+	"\x04Pipe\x12\x17.bouncer.v1.PipeRequest\x1a\x15.bouncer.v1.PipeReply(\x010\x01\x12E\n" +
 	"\bDescribe\x12\x1b.bouncer.v1.DescribeRequest\x1a\x1c.bouncer.v1.DescribeResponse\x129\n" +
 	"\x04List\x12\x17.bouncer.v1.ListRequest\x1a\x18.bouncer.v1.ListResponse\x12>\n" +
 	"\x05Watch\x12\x18.bouncer.v1.WatchRequest\x1a\x19.bouncer.v1.WatchResponse0\x01\x128\n" +
@@ -2057,7 +2264,7 @@ func file_bouncerv1_bouncer_proto_rawDescGZIP() []byte {
 }
 
 var file_bouncerv1_bouncer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_bouncerv1_bouncer_proto_goTypes = []any{
 	(Mode)(0),                    // 0: bouncer.v1.Mode
 	(Code)(0),                    // 1: bouncer.v1.Code
@@ -2071,80 +2278,90 @@ var file_bouncerv1_bouncer_proto_goTypes = []any{
 	(*AcquireRequest)(nil),       // 9: bouncer.v1.AcquireRequest
 	(*ConvertRequest)(nil),       // 10: bouncer.v1.ConvertRequest
 	(*LockResponse)(nil),         // 11: bouncer.v1.LockResponse
-	(*ReleaseRequest)(nil),       // 12: bouncer.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),      // 13: bouncer.v1.ReleaseResponse
-	(*CancelRequest)(nil),        // 14: bouncer.v1.CancelRequest
-	(*CancelResponse)(nil),       // 15: bouncer.v1.CancelResponse
-	(*Lock)(nil),                 // 16: bouncer.v1.Lock
-	(*Resource)(nil),             // 17: bouncer.v1.Resource
-	(*DescribeRequest)(nil),      // 18: bouncer.v1.DescribeRequest
-	(*DescribeResponse)(nil),     // 19: bouncer.v1.DescribeResponse
-	(*ListRequest)(nil),          // 20: bouncer.v1.ListRequest
-	(*ListResponse)(nil),         // 21: bouncer.v1.ListResponse
-	(*WatchRequest)(nil),         // 22: bouncer.v1.WatchRequest
-	(*WatchResponse)(nil),        // 23: bouncer.v1.WatchResponse
-	(*EventsRequest)(nil),        // 24: bouncer.v1.EventsRequest
-	(*Event)(nil),                // 25: bouncer.v1.Event
-	(*Subscribed)(nil),           // 26: bouncer.v1.Subscribed
-	(*Completed)(nil),            // 27: bouncer.v1.Completed
-	(*Blocking)(nil),             // 28: bouncer.v1.Blocking
-	(*Expired)(nil),              // 29: bouncer.v1.Expired
-	(*durationpb.Duration)(nil),  // 30: google.protobuf.Duration
+	(*PipeRequest)(nil),          // 12: bouncer.v1.PipeRequest
+	(*PipeReply)(nil),            // 13: bouncer.v1.PipeReply
+	(*ReleaseRequest)(nil),       // 14: bouncer.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),      // 15: bouncer.v1.ReleaseResponse
+	(*CancelRequest)(nil),        // 16: bouncer.v1.CancelRequest
+	(*CancelResponse)(nil),       // 17: bouncer.v1.CancelResponse
+	(*Lock)(nil),                 // 18: bouncer.v1.Lock
+	(*Resource)(nil),             // 19: bouncer.v1.Resource
+	(*DescribeRequest)(nil),      // 20: bouncer.v1.DescribeRequest
+	(*DescribeResponse)(nil),     // 21: bouncer.v1.DescribeResponse
+	(*ListRequest)(nil),          // 22: bouncer.v1.ListRequest
+	(*ListResponse)(nil),         // 23: bouncer.v1.ListResponse
+	(*WatchRequest)(nil),         // 24: bouncer.v1.WatchRequest
+	(*WatchResponse)(nil),        // 25: bouncer.v1.WatchResponse
+	(*EventsRequest)(nil),        // 26: bouncer.v1.EventsRequest
+	(*Event)(nil),                // 27: bouncer.v1.Event
+	(*Subscribed)(nil),           // 28: bouncer.v1.Subscribed
+	(*Completed)(nil),            // 29: bouncer.v1.Completed
+	(*Blocking)(nil),             // 30: bouncer.v1.Blocking
+	(*Expired)(nil),              // 31: bouncer.v1.Expired
+	(*durationpb.Duration)(nil),  // 32: google.protobuf.Duration
 }
 var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	1,  // 0: bouncer.v1.ErrorInfo.code:type_name -> bouncer.v1.Code
-	30, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
-	30, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
+	32, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
+	32, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
 	1,  // 3: bouncer.v1.KeepAliveResponse.code:type_name -> bouncer.v1.Code
 	0,  // 4: bouncer.v1.AcquireRequest.mode:type_name -> bouncer.v1.Mode
-	30, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
-	30, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
+	32, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	32, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
 	0,  // 7: bouncer.v1.ConvertRequest.mode:type_name -> bouncer.v1.Mode
-	30, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
+	32, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
 	0,  // 9: bouncer.v1.LockResponse.mode:type_name -> bouncer.v1.Mode
-	0,  // 10: bouncer.v1.Lock.mode:type_name -> bouncer.v1.Mode
-	0,  // 11: bouncer.v1.Lock.converting_to:type_name -> bouncer.v1.Mode
-	30, // 12: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
-	16, // 13: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
-	16, // 14: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
-	16, // 15: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
-	17, // 16: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
-	17, // 17: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
-	17, // 18: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
-	27, // 19: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
-	28, // 20: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
-	29, // 21: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
-	26, // 22: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
-	1,  // 23: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
-	11, // 24: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
-	0,  // 25: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
-	3,  // 26: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
-	5,  // 27: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
-	7,  // 28: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
-	9,  // 29: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
-	10, // 30: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
-	12, // 31: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
-	14, // 32: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
-	18, // 33: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
-	20, // 34: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
-	22, // 35: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
-	24, // 36: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
-	4,  // 37: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
-	6,  // 38: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
-	8,  // 39: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
-	11, // 40: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
-	11, // 41: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
-	13, // 42: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
-	15, // 43: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
-	19, // 44: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
-	21, // 45: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
-	23, // 46: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
-	25, // 47: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	9,  // 10: bouncer.v1.PipeRequest.acquire:type_name -> bouncer.v1.AcquireRequest
+	10, // 11: bouncer.v1.PipeRequest.convert:type_name -> bouncer.v1.ConvertRequest
+	14, // 12: bouncer.v1.PipeRequest.release:type_name -> bouncer.v1.ReleaseRequest
+	16, // 13: bouncer.v1.PipeRequest.cancel:type_name -> bouncer.v1.CancelRequest
+	1,  // 14: bouncer.v1.PipeReply.code:type_name -> bouncer.v1.Code
+	11, // 15: bouncer.v1.PipeReply.lock:type_name -> bouncer.v1.LockResponse
+	0,  // 16: bouncer.v1.Lock.mode:type_name -> bouncer.v1.Mode
+	0,  // 17: bouncer.v1.Lock.converting_to:type_name -> bouncer.v1.Mode
+	32, // 18: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
+	18, // 19: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
+	18, // 20: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
+	18, // 21: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
+	19, // 22: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
+	19, // 23: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
+	19, // 24: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
+	29, // 25: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
+	30, // 26: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
+	31, // 27: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
+	28, // 28: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
+	1,  // 29: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
+	11, // 30: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
+	0,  // 31: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
+	3,  // 32: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
+	5,  // 33: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
+	7,  // 34: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
+	9,  // 35: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
+	10, // 36: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
+	14, // 37: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
+	16, // 38: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
+	12, // 39: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
+	20, // 40: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
+	22, // 41: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
+	24, // 42: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
+	26, // 43: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
+	4,  // 44: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
+	6,  // 45: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
+	8,  // 46: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
+	11, // 47: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
+	11, // 48: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
+	15, // 49: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
+	17, // 50: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
+	13, // 51: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
+	21, // 52: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
+	23, // 53: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
+	25, // 54: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
+	27, // 55: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
+	44, // [44:56] is the sub-list for method output_type
+	32, // [32:44] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_bouncerv1_bouncer_proto_init() }
@@ -2152,7 +2369,13 @@ func file_bouncerv1_bouncer_proto_init() {
 	if File_bouncerv1_bouncer_proto != nil {
 		return
 	}
-	file_bouncerv1_bouncer_proto_msgTypes[23].OneofWrappers = []any{
+	file_bouncerv1_bouncer_proto_msgTypes[10].OneofWrappers = []any{
+		(*PipeRequest_Acquire)(nil),
+		(*PipeRequest_Convert)(nil),
+		(*PipeRequest_Release)(nil),
+		(*PipeRequest_Cancel)(nil),
+	}
+	file_bouncerv1_bouncer_proto_msgTypes[25].OneofWrappers = []any{
 		(*Event_Completed)(nil),
 		(*Event_Blocking)(nil),
 		(*Event_Expired)(nil),
@@ -2164,7 +2387,7 @@ func file_bouncerv1_bouncer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bouncerv1_bouncer_proto_rawDesc), len(file_bouncerv1_bouncer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

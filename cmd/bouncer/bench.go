@@ -23,7 +23,8 @@ func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench [flags]",
 		Short: "Load a node with lock+unlock cycles; print throughput and acquire latency",
-		Long: `Run --clients clients, each with its own session and connection, locking and
+		Long: `Run --clients clients, each with its own session (and its own connection
+unless --conns says fewer, shared round-robin), locking and
 unlocking --resources resources (client i uses resource i mod R: R equal to
 the clients means no contention, 1 means all contend) for --duration after a
 short warm-up. Without --addr (or with --local) it starts a node of its own
@@ -65,13 +66,14 @@ in this process, on loopback, with its store on disk and fsync on.`,
 			if target == "" {
 				target = "local node (disk, fsync on)"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "target=%s clients=%d resources=%d mode=%v\n%s\n", target, o.Clients, o.Resources, o.Mode, r)
+			fmt.Fprintf(cmd.OutOrStdout(), "target=%s clients=%d conns=%d resources=%d mode=%v\n%s\n", target, o.Clients, min(max(o.Conns, 0), o.Clients), o.Resources, o.Mode, r)
 			return nil
 		},
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().IntVar(&o.Clients, "clients", 64, "concurrent clients")
 	cmd.Flags().IntVar(&o.Resources, "resources", 64, "resources the clients spread over")
+	cmd.Flags().IntVar(&o.Conns, "conns", 0, "connections the clients share (0: one per client)")
 	cmd.Flags().DurationVar(&o.Duration, "duration", 10*time.Second, "how long to measure")
 	cmd.Flags().StringVar(&mode, "mode", "EX", "lock mode")
 	cmd.Flags().BoolVar(&local, "local", false, "start a node in this process even if --addr is set")

@@ -421,6 +421,7 @@ func TestE2ECrashRestart(t *testing.T) {
 	before := len(grants)
 	mu.Unlock()
 	waitFor(before + 200)
+	t.Logf("200 grants within %v of the kill", time.Since(killed).Round(time.Millisecond))
 	close(stop)
 	wg.Wait()
 

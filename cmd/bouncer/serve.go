@@ -114,6 +114,7 @@ func serve(ctx context.Context, f serveFlags) error {
 		failure = fmt.Errorf("grpc: %w", err)
 	case <-ctx.Done():
 	}
+	srv.Drain() // streams end; unary calls in flight finish
 	stopGracefully(g, f.shutdownGraceTime)
 	if metricsSrv != nil {
 		_ = metricsSrv.Close()

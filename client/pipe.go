@@ -1,0 +1,245 @@
+package client
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// pipe carries the lock requests (acquire, convert, release, cancel) of
+// all of a client's sessions on one Pipe stream, which costs far less per
+// request than a unary call each. A sender goroutine opens the stream when
+// there is something to send and writes the queue; a receiver goroutine
+// per stream hands each answer to its session's driver. A broken stream
+// loses only answers: its requests get none, and the core sends them again
+// with the same request ids.
+type pipe struct {
+	c    *Client
+	wake chan struct{} // a request was queued
+	quit chan struct{}
+	once sync.Once
+
+	mu    sync.Mutex
+	queue []pipeItem
+	cur   *pipeStream // nil: none open
+	next  uint64      // the last call number used
+}
+
+type pipeItem struct {
+	req *pb.PipeRequest
+	to  pipeWaiter
+}
+
+// pipeWaiter is where the answer to a call goes.
+type pipeWaiter struct {
+	s    *Session
+	call core.CallID
+	op   spec.Op
+}
+
+type pipeStream struct {
+	stream  pb.Locks_PipeClient
+	cancel  context.CancelFunc
+	pending map[uint64]pipeWaiter // sent, not yet answered
+}
+
+func newPipe(c *Client) *pipe {
+	return &pipe{c: c, wake: make(chan struct{}, 1), quit: make(chan struct{})}
+}
+
+// send queues in (a lock request) for s's call; it never blocks.
+func (p *pipe) send(s *Session, call core.CallID, in spec.Input) {
+	p.mu.Lock()
+	p.next++
+	p.queue = append(p.queue, pipeItem{req: pipeRequest(p.next, in), to: pipeWaiter{s: s, call: call, op: in.Op}})
+	start := p.next == 1
+	p.mu.Unlock()
+	if start {
+		go p.sender()
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the sender and the open stream.
+func (p *pipe) stop() {
+	p.once.Do(func() { close(p.quit) })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur != nil {
+		p.cur.cancel()
+		p.cur = nil
+	}
+}
+
+// sender writes queued requests to the stream, opening one when needed.
+func (p *pipe) sender() {
+	for {
+		select {
+		case <-p.wake:
+		case <-p.quit:
+			return
+		}
+		for {
+			st := p.stream()
+			if st == nil {
+				// No stream: drop what is queued (the core resends it) and
+				// wait for the next request, or the connection, to try again.
+				p.mu.Lock()
+				p.queue = nil
+				p.mu.Unlock()
+				select {
+				case <-time.After(50 * time.Millisecond):
+				case <-p.quit:
+					return
+				}
+				break
+			}
+			p.mu.Lock()
+			batch := p.queue
+			p.queue = nil
+			if p.cur == st {
+				for _, it := range batch {
+					st.pending[it.req.Call] = it.to
+				}
+			}
+			p.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for _, it := range batch {
+				if err := st.stream.Send(it.req); err != nil {
+					p.broken(st)
+					break
+				}
+			}
+		}
+	}
+}
+
+// stream returns the open stream, opening one if there is none.
+func (p *pipe) stream() *pipeStream {
+	p.mu.Lock()
+	st := p.cur
+	p.mu.Unlock()
+	if st != nil {
+		return st
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := p.c.api.Pipe(ctx)
+	if err != nil {
+		cancel()
+		return nil
+	}
+	st = &pipeStream{stream: stream, cancel: cancel, pending: map[uint64]pipeWaiter{}}
+	p.mu.Lock()
+	select {
+	case <-p.quit:
+		p.mu.Unlock()
+		cancel()
+		return nil
+	default:
+	}
+	p.cur = st
+	p.mu.Unlock()
+	go p.receive(st)
+	return st
+}
+
+// broken forgets st: its unanswered calls get no answer.
+func (p *pipe) broken(st *pipeStream) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == st {
+		p.cur = nil
+	}
+	st.pending = map[uint64]pipeWaiter{}
+	st.cancel()
+}
+
+// receive hands st's answers to their sessions until st breaks.
+func (p *pipe) receive(st *pipeStream) {
+	for {
+		reply, err := st.stream.Recv()
+		if err != nil {
+			p.broken(st)
+			return
+		}
+		p.mu.Lock()
+		to, ok := st.pending[reply.Call]
+		delete(st.pending, reply.Call)
+		p.mu.Unlock()
+		if !ok {
+			continue
+		}
+		res, ok := pipeResult(reply)
+		if !ok {
+			continue // the node could not persist it: no answer, resend
+		}
+		select {
+		case to.s.answers <- answer{to.call, res}:
+		case <-to.s.stopped:
+		}
+	}
+}
+
+// pipeResult is the node's answer in reply; ok is false if the node could
+// not apply the request (Unavailable), which is no answer.
+func pipeResult(reply *pb.PipeReply) (spec.Result, bool) {
+	code := spec.Code(reply.Code)
+	switch {
+	case !code.Valid() || code == spec.Unavailable:
+		return spec.Result{}, false
+	case code != spec.OK:
+		return spec.Refuse(code, reply.Detail), true
+	case reply.Lock == nil:
+		return spec.Result{}, true
+	case reply.Lock.Queued:
+		return spec.Result{Pending: true}, true
+	}
+	return grantResult(reply.Lock), true
+}
+
+// grantResult is the Result of a grant on the wire.
+func grantResult(g *pb.LockResponse) spec.Result {
+	m, _ := modeFromWire(g.Mode)
+	return spec.Result{Code: spec.OK, Mode: m, Token: spec.Token(g.Token), Value: spec.CloneValue(g.Value),
+		ValueValid: g.ValueValid}
+}
+
+// pipeRequest is in as a pipelined request numbered call.
+func pipeRequest(call uint64, in spec.Input) *pb.PipeRequest {
+	id := in.Session[:]
+	req := &pb.PipeRequest{Call: call}
+	switch in.Op {
+	case spec.OpAcquire:
+		req.Op = &pb.PipeRequest_Acquire{Acquire: &pb.AcquireRequest{SessionId: id, RequestId: uint64(in.Request),
+			Acked: uint64(in.Acked), Resource: []byte(in.Resource), Mode: modeToWire(in.Mode), NoQueue: in.NoQueue,
+			WaitTimeout: optDuration(in.WaitTimeout), LockDelay: optDuration(in.LockDelay), Async: true}}
+	case spec.OpConvert:
+		req.Op = &pb.PipeRequest_Convert{Convert: &pb.ConvertRequest{SessionId: id, RequestId: uint64(in.Request),
+			Acked: uint64(in.Acked), Resource: []byte(in.Resource), Mode: modeToWire(in.Mode), NoQueue: in.NoQueue,
+			WaitTimeout: optDuration(in.WaitTimeout), WriteValue: in.WriteValue, Value: in.Value, Async: true}}
+	case spec.OpRelease:
+		req.Op = &pb.PipeRequest_Release{Release: &pb.ReleaseRequest{SessionId: id, RequestId: uint64(in.Request),
+			Acked: uint64(in.Acked), Resource: []byte(in.Resource), WriteValue: in.WriteValue, Value: in.Value}}
+	case spec.OpCancel:
+		req.Op = &pb.PipeRequest_Cancel{Cancel: &pb.CancelRequest{SessionId: id, RequestId: uint64(in.Request),
+			Acked: uint64(in.Acked), Resource: []byte(in.Resource)}}
+	}
+	return req
+}
+
+func optDuration(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
+}
