@@ -31,6 +31,16 @@
 // turn, so that one fsync serves them all. The simulator calls Node.Turn
 // itself, in virtual time.
 //
+// Step 2 may be split to pipeline turns, as Loop does: hand the batch to
+// the log (Store.Apply, in turn order, from the goroutine that steps) and
+// step the next turn while it syncs; wait for the sync elsewhere
+// (Store.Synced), and send each turn's outputs only once its own sync has
+// returned, in turn order (the log is written in order, so the durable
+// turns are always a prefix). A turn without writes still waits for the
+// turns before it. Reading the core for anyone outside (describe, watch)
+// waits until no turn is in flight, for the core then holds only durable
+// state. Node.Begin and Turn.Wait are steps 1, 2 and 4 split this way.
+//
 // # Recovery
 //
 // Restore (Store.Load) rebuilds a core from its records as a restart at a

@@ -43,14 +43,26 @@ type LoopOptions struct {
 	// OnEvents receives each turn's events once the turn is durable, on the
 	// loop goroutine: it must not block. The slice is reused after it returns.
 	OnEvents func([]spec.Event)
-	// OnTurn is called after each turn, on the loop goroutine, with read
-	// access to the core (for watchers and gauges) and the turn's stats. It
-	// must not block or step the core.
+	// OnTurn is called after each turn is durable, on the loop goroutine,
+	// with the turn's stats and, if no later turn is in flight (so that the
+	// core's state is all durable), read access to the core, for watchers
+	// and gauges; else with nil. It must not block or step the core.
 	OnTurn func(*Core, TurnStats)
 	// QueueMax bounds the inputs waiting for a turn; Submit blocks (or its
 	// context ends) beyond it. Default: four turns' worth.
 	QueueMax int
+	// Pipeline is how many turns may be in flight: stepped and in the log,
+	// waiting for their fsync. Default 4; 1 waits for each turn's fsync
+	// before stepping the next.
+	Pipeline int
+
+	earlyReplies bool // tests only: answer at Begin, before the sync (a planted bug)
 }
+
+// durableEvery bounds the turns between two moments when no turn is in
+// flight: past it the loop takes no new input until the pipeline drains,
+// so that OnTurn and Inspect get to read an all-durable core.
+const durableEvery = 32
 
 // Loop drives a Node from one goroutine: it takes every input waiting (up to
 // InputsPerBatchMax), steps them, commits once with fsync, then answers them
@@ -68,6 +80,24 @@ type Loop struct {
 	quit    chan struct{}
 	done    chan struct{}
 	err     error // why the loop stopped; read after done is closed
+
+	// The pipeline, owned by the loop goroutine: turns begun and not yet
+	// delivered, oldest first. The syncer goroutine waits for each in
+	// order and hands it back on durable.
+	inflight []*turn
+	free     []*turn
+	toSync   chan *turn
+	durable  chan *turn
+	since    int // turns delivered since the pipeline was last empty
+	inputs   []spec.Input
+}
+
+// turn is one turn of the loop in the pipeline.
+type turn struct {
+	Turn
+	calls []*call
+	start spec.Time
+	err   error // from Wait
 }
 
 type call struct {
@@ -87,9 +117,13 @@ func StartLoop(node *Node, opts LoopOptions) *Loop {
 	if opts.QueueMax <= 0 {
 		opts.QueueMax = 4 * batchMax
 	}
+	if opts.Pipeline <= 0 {
+		opts.Pipeline = 4
+	}
 	l := &Loop{node: node, clock: opts.Clock, batchMax: batchMax, opts: opts,
 		calls: make(chan *call, opts.QueueMax), inspect: make(chan func(*Core)),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		quit: make(chan struct{}), done: make(chan struct{}),
+		toSync: make(chan *turn, opts.Pipeline), durable: make(chan *turn, opts.Pipeline)}
 	go l.run()
 	return l
 }
@@ -182,44 +216,169 @@ func (l *Loop) unavailable() spec.Result {
 }
 
 func (l *Loop) run() {
-	batch := make([]*call, 0, l.batchMax)
-	inputs := make([]spec.Input, 0, l.batchMax)
+	go l.syncer()
 	defer func() {
-		if err := l.node.Close(); err != nil && l.err == nil {
-			l.err = err
+		close(l.toSync)
+		if l.err == nil {
+			if err := l.node.Close(); err != nil {
+				l.err = err
+			}
 		}
+		// After a failure the store is left as a crash would leave it
+		// (Store.Close), and a sync may never return: the syncer is not
+		// waited for.
 		if l.err == nil {
 			l.err = ErrLoopStopped
 		}
 		close(l.done)
 	}()
 	// The first turn fires the timers that came due while the node was down.
-	if !l.turn(nil, inputs) {
+	if !l.begin(nil) {
 		return
 	}
+	var held func(*Core) // an Inspect waiting for the pipeline to drain
 	for {
-		wake, stopTimer := l.timer()
-		batch = batch[:0]
+		accept := len(l.inflight) < l.opts.Pipeline && held == nil && l.since < durableEvery
+		var calls <-chan *call
+		var wake <-chan time.Time
+		stopTimer := func() bool { return false }
+		if accept {
+			calls = l.calls
+			wake, stopTimer = l.timer()
+		}
+		var durable <-chan *turn
+		if len(l.inflight) > 0 {
+			durable = l.durable
+		}
+		var inspect <-chan func(*Core)
+		if held == nil {
+			inspect = l.inspect
+		}
+		ok := true
 		select {
-		case c := <-l.calls:
-			batch = l.drain(append(batch, c))
-		case f := <-l.inspect:
-			f(l.node.core)
+		case c := <-calls:
+			ok = l.begin(l.drain(append(l.newBatch(), c)))
 		case <-wake:
+			ok = l.begin(nil)
+		case f := <-inspect:
+			held = f
+		case t := <-durable:
+			ok = l.deliver(t)
 		case <-l.quit:
 			stopTimer()
+			l.finishInflight()
 			return
 		}
 		stopTimer()
-		inputs = inputs[:0]
-		for _, c := range batch {
-			inputs = append(inputs, c.in)
-		}
-		if !l.turn(batch, inputs) {
+		if !ok {
 			l.failQueued()
 			return
 		}
+		if held != nil && len(l.inflight) == 0 {
+			held(l.node.core)
+			held = nil
+		}
 	}
+}
+
+// newBatch returns an empty batch of calls, reusing a free turn's.
+func (l *Loop) newBatch() []*call {
+	if n := len(l.free); n > 0 {
+		return l.free[n-1].calls[:0]
+	}
+	return make([]*call, 0, 16)
+}
+
+// begin steps batch as a new turn and hands it to the syncer. It reports
+// false if the node failed: then every call of this turn and of the turns
+// in flight gets Unavailable.
+func (l *Loop) begin(batch []*call) bool {
+	var t *turn
+	if n := len(l.free); n > 0 {
+		t, l.free = l.free[n-1], l.free[:n-1]
+	} else {
+		t = &turn{}
+	}
+	t.calls, t.start, t.err = batch, l.clock.Now(), nil
+	l.inputs = l.inputs[:0]
+	for _, c := range batch {
+		l.inputs = append(l.inputs, c.in)
+	}
+	if err := l.node.Begin(t.start, l.inputs, &t.Turn); err != nil {
+		l.err = err
+		l.inflight = append(l.inflight, t)
+		l.failInflight()
+		return false
+	}
+	if l.opts.earlyReplies {
+		for i, c := range batch {
+			c.reply <- t.Replies[i]
+		}
+		t.calls = nil
+	}
+	l.inflight = append(l.inflight, t)
+	l.toSync <- t // never blocks: at most Pipeline turns are in flight
+	return true
+}
+
+// syncer waits for each turn's writes to be durable, in order.
+func (l *Loop) syncer() {
+	for t := range l.toSync {
+		t.err = t.Wait(l.node)
+		l.durable <- t
+	}
+}
+
+// deliver answers the oldest turn in flight, t, now durable. It reports
+// false if t's sync failed: then t and every later turn get Unavailable.
+func (l *Loop) deliver(t *turn) bool {
+	if t != l.inflight[0] {
+		panic("engine: turns became durable out of order")
+	}
+	if t.err != nil {
+		l.err = t.err
+		l.failInflight()
+		return false
+	}
+	l.inflight = l.inflight[1:]
+	for i, c := range t.calls {
+		c.reply <- t.Replies[i]
+	}
+	if l.opts.OnEvents != nil && len(t.Events) > 0 {
+		l.opts.OnEvents(t.Events)
+	}
+	l.since++
+	var core *Core
+	if len(l.inflight) == 0 {
+		core, l.since = l.node.core, 0
+	}
+	if l.opts.OnTurn != nil {
+		l.opts.OnTurn(core, TurnStats{Inputs: len(t.calls), Writes: t.Writes, Duration: l.clock.Now().Sub(t.start)})
+	}
+	clear(t.calls) // let the calls go
+	clear(t.Replies[:cap(t.Replies)])
+	l.free = append(l.free, t)
+	return true
+}
+
+// finishInflight delivers the turns in flight (on Stop).
+func (l *Loop) finishInflight() {
+	for len(l.inflight) > 0 {
+		if !l.deliver(<-l.durable) {
+			return
+		}
+	}
+}
+
+// failInflight answers every call of every turn in flight with Unavailable:
+// none of them may be acknowledged once the node has failed.
+func (l *Loop) failInflight() {
+	for _, t := range l.inflight {
+		for _, c := range t.calls {
+			c.reply <- l.unavailable()
+		}
+	}
+	l.inflight = nil
 }
 
 // timer arms a wake-up for the core's next deadline.
@@ -242,30 +401,6 @@ func (l *Loop) drain(batch []*call) []*call {
 		}
 	}
 	return batch
-}
-
-// turn steps the inputs, commits, then answers and delivers. It reports
-// false if the node failed: the batch gets Unavailable.
-func (l *Loop) turn(batch []*call, inputs []spec.Input) bool {
-	start := l.clock.Now()
-	res, err := l.node.Turn(start, inputs)
-	if err != nil {
-		l.err = err
-		for _, c := range batch {
-			c.reply <- l.unavailable()
-		}
-		return false
-	}
-	for i, c := range batch {
-		c.reply <- res.Replies[i]
-	}
-	if l.opts.OnEvents != nil && len(res.Events) > 0 {
-		l.opts.OnEvents(res.Events)
-	}
-	if l.opts.OnTurn != nil {
-		l.opts.OnTurn(l.node.core, TurnStats{Inputs: len(inputs), Writes: res.Writes, Duration: l.clock.Now().Sub(start)})
-	}
-	return true
 }
 
 // failQueued answers every call still queued after a failure.

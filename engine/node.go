@@ -13,9 +13,9 @@ import (
 // steps every input, commits all the writes in one synced batch (group
 // commit), and only then hands back the replies and events.
 type Node struct {
-	core   *Core
-	store  *Store
-	result TurnResult
+	core  *Core
+	store *Store
+	turn  Turn
 }
 
 // NodeOptions configure a node.
@@ -32,6 +32,23 @@ type TurnResult struct {
 	Replies []spec.Result // one per input, in order
 	Events  []spec.Event
 	Writes  int // records written in the turn's batch (0: no fsync)
+}
+
+// Turn is a turn begun (stepped, its batch handed to the log) whose
+// outputs may go out only once Wait returns nil. Its slices are its own.
+type Turn struct {
+	TurnResult
+	applied *Applied // nil: the turn wrote nothing
+}
+
+// Wait waits until the turn's writes are durable. It may run on another
+// goroutine than Begin. A turn that wrote nothing is durable as soon as the
+// turns before it are, which the caller ensures by delivering in order.
+func (t *Turn) Wait(n *Node) error {
+	if t.applied == nil {
+		return nil
+	}
+	return n.store.Synced(t.applied)
 }
 
 // OpenNode opens the store and recovers the core from it, as a restart at
@@ -58,27 +75,45 @@ func OpenNode(opts NodeOptions, now spec.Time) (*Node, error) {
 // error nothing of the turn may be delivered: the node has stopped and must
 // be reopened from its store.
 func (n *Node) Turn(now spec.Time, inputs []spec.Input) (*TurnResult, error) {
-	n.core.Advance() // the previous turn's outputs were delivered
-	r := &n.result
-	clear(r.Replies)
-	r.Replies = r.Replies[:0]
-	if err := n.store.failed; err != nil {
+	t := &n.turn
+	if err := n.Begin(now, inputs, t); err != nil {
 		return nil, err
+	}
+	if err := t.Wait(n); err != nil {
+		return nil, err
+	}
+	return &t.TurnResult, nil
+}
+
+// Begin steps inputs at now into t (reusing its slices) and hands the
+// turn's writes to the log without waiting for them to be durable, so that
+// the next turn can be stepped meanwhile (pipelined group commit). Turns
+// reach the log in the order of Begin; their outputs must be delivered in
+// that order, each only after its Wait returned nil. After an error,
+// nothing of this turn or of any turn begun before it and not yet
+// delivered may be: the node has stopped.
+func (n *Node) Begin(now spec.Time, inputs []spec.Input, t *Turn) error {
+	n.core.Advance() // the previous turn's outputs were copied out
+	t.Replies, t.Events, t.Writes, t.applied = t.Replies[:0], t.Events[:0], 0, nil
+	if err := n.store.failure(); err != nil {
+		return err
 	}
 	if len(inputs) == 0 {
 		n.core.Tick(now)
 	}
 	for i := range inputs {
-		r.Replies = append(r.Replies, n.core.Step(now, &inputs[i]))
+		t.Replies = append(t.Replies, n.core.Step(now, &inputs[i]))
 	}
 	rd := n.core.Ready()
-	r.Events, r.Writes = rd.Events, rd.Writes.Len()
-	if r.Writes > 0 {
-		if err := n.store.Commit(rd.Writes); err != nil {
-			return nil, err
+	t.Events, t.Writes = append(t.Events, rd.Events...), rd.Writes.Len()
+	if t.Writes > 0 {
+		a, err := n.store.Apply(rd.Writes)
+		if err != nil {
+			return err
 		}
+		t.applied = a
 	}
-	return r, nil
+	return nil
 }
 
 // NextDeadline returns when the node next needs a turn without inputs.

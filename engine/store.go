@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/cockroachdb/pebble/v2"
@@ -15,10 +16,23 @@ import (
 // Every turn's writes go in one batch committed with pebble.Sync. A write
 // that fails stops the store for good (fail-stop): it never answers from
 // state it could not persist.
+//
+// A commit is two steps, so that the loop can step the next turn while one
+// syncs: Apply hands a turn's batch to Pebble's write-ahead log (in the
+// order of the calls, on one goroutine) and Synced waits, on any goroutine,
+// until it is durable. Since the log is written in order, a durable batch
+// means every earlier batch is durable too.
 type Store struct {
-	db     *pebble.DB
-	batch  *pebble.Batch
+	db *pebble.DB
+
+	mu     sync.Mutex
 	failed error
+}
+
+// Applied is a batch handed to the log, perhaps not yet durable.
+type Applied struct {
+	b    *pebble.Batch
+	wait bool // false: committed without sync (a planted bug)
 }
 
 // ErrStopped is returned, wrapped, by every call after a write failed.
@@ -56,7 +70,7 @@ func OpenStore(fs vfs.FS, dir string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	return &Store{db: db, batch: db.NewBatch()}, nil
+	return &Store{db: db}, nil
 }
 
 // Load rebuilds the core from every record in the store, as a restart at
@@ -88,10 +102,22 @@ func (s *Store) Load(lim spec.Limits, now spec.Time) (*Core, error) {
 
 // Commit writes w in one batch and syncs it. It returns only once the batch
 // is durable, or with an error after which the store is stopped.
-func (s *Store) Commit(w *Writes) (err error) {
-	if s.failed != nil {
-		return s.failed
+func (s *Store) Commit(w *Writes) error {
+	a, err := s.Apply(w)
+	if err != nil {
+		return err
 	}
+	return s.Synced(a)
+}
+
+// Apply writes w to the log in one batch, without waiting for its sync:
+// nothing of it may be acknowledged before Synced returns nil. An error
+// stops the store.
+func (s *Store) Apply(w *Writes) (a *Applied, err error) {
+	if err := s.failure(); err != nil {
+		return nil, err
+	}
+	b := s.db.NewBatch()
 	defer func() {
 		if p := recover(); p != nil {
 			f, ok := p.(fatalError)
@@ -101,12 +127,9 @@ func (s *Store) Commit(w *Writes) (err error) {
 			err = fmt.Errorf("store: commit: %s", f.msg)
 		}
 		if err != nil {
-			s.failed = fmt.Errorf("%w: %w", ErrStopped, err)
-			err = s.failed
+			err = s.fail(err)
 		}
 	}()
-	b := s.batch
-	b.Reset()
 	err = w.Each(func(key, value []byte, del bool) error {
 		if del {
 			return b.Delete(key, nil)
@@ -114,25 +137,64 @@ func (s *Store) Commit(w *Writes) (err error) {
 		return b.Set(key, value, nil)
 	})
 	if err != nil {
-		return fmt.Errorf("store: batch: %w", err)
+		return nil, fmt.Errorf("store: batch: %w", err)
 	}
-	opt := pebble.Sync
 	if bugzooOn && planted("reply-before-sync") {
-		opt = pebble.NoSync
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return nil, fmt.Errorf("store: commit: %w", err)
+		}
+		return &Applied{b: b}, nil
 	}
-	if err := b.Commit(opt); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+	if err := s.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		return nil, fmt.Errorf("store: commit: %w", err)
 	}
+	return &Applied{b: b, wait: true}, nil
+}
+
+// Synced waits until a is durable. It may run on another goroutine than
+// Apply; an error stops the store.
+func (s *Store) Synced(a *Applied) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, ok := p.(fatalError)
+			if !ok {
+				panic(p)
+			}
+			err = s.fail(fmt.Errorf("store: sync: %s", f.msg))
+		}
+	}()
+	if a.wait {
+		if err := a.b.SyncWait(); err != nil {
+			return s.fail(fmt.Errorf("store: sync: %w", err))
+		}
+	}
+	_ = a.b.Close()
 	return nil
+}
+
+// fail stops the store for good (the first failure is the one reported).
+func (s *Store) fail(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed == nil {
+		s.failed = fmt.Errorf("%w: %w", ErrStopped, err)
+	}
+	return s.failed
+}
+
+// failure is why the store stopped, or nil.
+func (s *Store) failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed
 }
 
 // Close closes the store. After a failed write it only reports that
 // failure: Pebble's state is then unknown and its files are left as a crash
 // would leave them.
 func (s *Store) Close() error {
-	if s.failed != nil {
-		return s.failed
+	if err := s.failure(); err != nil {
+		return err
 	}
-	_ = s.batch.Close()
 	return s.db.Close()
 }

@@ -52,19 +52,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // turn records a turn's figures (on the loop goroutine).
-func (m *metrics) turn(st engine.Stats, t engine.TurnStats) {
-	m.sessions.Store(int64(st.Sessions))
-	m.resources.Store(int64(st.Resources))
-	m.locks.Store(int64(st.Locks))
-	m.queued.Store(int64(st.Queued))
-	if prev := m.lastTok.Swap(int64(st.TokenMax)); prev != 0 && int64(st.TokenMax) > prev {
-		m.grants.Add(float64(int64(st.TokenMax) - prev))
-	}
+func (m *metrics) turn(t engine.TurnStats) {
 	if t.Inputs > 0 {
 		m.batch.Observe(float64(t.Inputs))
 		m.commit.Observe(t.Duration.Seconds())
 	}
 	if t.Writes > 0 {
 		m.fsyncs.Inc()
+	}
+}
+
+// gauges records the state of a durable core.
+func (m *metrics) gauges(st engine.Stats) {
+	m.sessions.Store(int64(st.Sessions))
+	m.resources.Store(int64(st.Resources))
+	m.locks.Store(int64(st.Locks))
+	m.queued.Store(int64(st.Queued))
+	if prev := m.lastTok.Swap(int64(st.TokenMax)); prev != 0 && int64(st.TokenMax) > prev {
+		m.grants.Add(float64(int64(st.TokenMax) - prev))
 	}
 }

@@ -232,10 +232,15 @@ func (s *Server) onEvents(events []spec.Event) {
 	}
 }
 
-// onTurn updates gauges and watchers after each turn (on the loop goroutine).
+// onTurn records each turn and, when the core's state is all durable,
+// updates gauges and watchers (on the loop goroutine).
 func (s *Server) onTurn(c *engine.Core, st engine.TurnStats) {
+	s.metrics.turn(st)
+	if c == nil {
+		return // later turns are in flight: the core's state is not all durable
+	}
 	s.now.Store(int64(c.Now()))
-	s.metrics.turn(c.Stats(), st)
+	s.metrics.gauges(c.Stats())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, ws := range s.watchers {
