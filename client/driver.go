@@ -29,20 +29,20 @@ type answer struct {
 // driver runs the core until the session is closed and drained, or lost.
 func (s *Session) driver(now func() spec.Time) {
 	defer close(s.stopped)
-	var timer *time.Timer
-	var wake <-chan time.Time
+	timer := time.NewTimer(time.Hour) // reset for each wait (Go 1.23 timers: no stale fires)
+	defer timer.Stop()
 	for {
-		s.flush(now())
+		t := now()
+		s.flush(t)
 		if s.finished() {
 			return
 		}
-		if timer != nil {
-			timer.Stop()
-		}
-		wake = nil
+		var wake <-chan time.Time
 		if at, ok := s.core.NextDeadline(); ok {
-			timer = time.NewTimer(max(at.Sub(now()), 0))
+			timer.Reset(max(at.Sub(t), 0))
 			wake = timer.C
+		} else {
+			timer.Stop()
 		}
 		select {
 		case f := <-s.calls:
