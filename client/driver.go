@@ -118,20 +118,21 @@ func (s *Session) deliver(u core.Update) {
 
 // dispatch sends one input to the node; its answer comes back to the
 // driver. A call that fails on the way gets no answer: the core sends it
-// again.
+// again. Nothing here blocks the driver, which must stay free to declare
+// the lease lost on time however the transport hangs.
 func (s *Session) dispatch(snd core.Send) {
 	in := snd.Input
-	switch in.Op {
-	case spec.OpKeepAlive:
-		s.ka.send(snd.Call)
-		return
-	case spec.OpAcquire, spec.OpConvert, spec.OpRelease, spec.OpCancel:
-		s.c.pipe.send(s, snd.Call, in)
+	if in.Op == spec.OpAcquire || in.Op == spec.OpConvert || in.Op == spec.OpRelease || in.Op == spec.OpCancel {
+		s.c.pipe.send(s, snd.Call, in) // queues
 		return
 	}
 	s.inflight.Add(1)
 	s.c.workers.run(func() {
 		defer s.inflight.Done()
+		if in.Op == spec.OpKeepAlive {
+			s.ka.send(snd.Call) // may wait for a stream to open
+			return
+		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.callTimeout)
 		defer cancel()
 		res, ok := s.c.call(ctx, in)

@@ -1,6 +1,8 @@
 package client_test
 
 import (
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,4 +76,62 @@ func TestLeaseLostWhenNodeStaysDown(t *testing.T) {
 	require.ErrorIs(t, s.Err(), client.ErrLeaseLost)
 	_, err = s.Lock(ctx, "again", spec.EX)
 	require.ErrorIs(t, err, client.ErrLeaseLost)
+}
+
+// A node that stops answering without refusing connections (a black hole:
+// TCP accepts, nothing else) must not delay the loss: Done closes when the
+// lease deadline passes, however long the transport hangs.
+func TestLeaseLostOnTimeWhenNodeHangs(t *testing.T) {
+	ctx := testCtx(t)
+	const ttl = 2 * time.Second
+	n := servertest.StartOn(t, vfs.NewMem(), "127.0.0.1:0", server.Options{})
+	c := connect(t, n.Addr, client.Config{TTL: ttl})
+	s, err := c.NewSession(ctx)
+	require.NoError(t, err)
+	l, err := s.Lock(ctx, "job", spec.EX)
+	require.NoError(t, err)
+	n.Stop()
+	blackHole(t, n.Addr)
+	deadline := s.LeaseDeadline()
+	select {
+	case <-l.Done():
+		late := time.Since(deadline)
+		require.Less(t, late, 150*time.Millisecond, "Done closed %v after the lease deadline", late)
+	case <-time.After(3 * ttl):
+		t.Fatal("Done did not close")
+	}
+}
+
+// blackHole accepts TCP connections on addr and never answers.
+func blackHole(t *testing.T, addr string) net.Listener {
+	var lis net.Listener
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if lis, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = lis.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return lis
 }
