@@ -173,6 +173,12 @@ func TestAuthToken(t *testing.T) {
 		_, err = s.Recv()
 	}
 	require.Equal(t, codes.Unauthenticated, status.Code(err))
+	pipe, err := c.Pipe(wrong)
+	if err == nil {
+		_ = pipe.Send(&pb.PipeRequest{Call: 1})
+		_, err = pipe.Recv()
+	}
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "a pipe needs the token too")
 	right := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret")
 	r, err := c.OpenSession(right, &pb.OpenSessionRequest{})
 	require.NoError(t, err)
