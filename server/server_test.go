@@ -2,13 +2,12 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
-	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/server"
+	"github.com/bouncer-dlm/bouncer/server/servertest"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
@@ -32,23 +31,12 @@ func node(t *testing.T, opts server.Options, dial ...grpc.DialOption) (pb.LocksC
 // nodeServer is node, also returning the server.
 func nodeServer(t *testing.T, opts server.Options, dial ...grpc.DialOption) (pb.LocksClient, *grpc.ClientConn, *server.Server) {
 	t.Helper()
-	opts.Limits = spec.DefaultLimits()
-	n, err := engine.OpenNode(engine.NodeOptions{FS: vfs.NewMem(), Dir: "db", Limits: opts.Limits}, engine.WallClock{}.Now())
-	require.NoError(t, err)
-	srv := server.New(n, opts)
-	g := grpc.NewServer(srv.ServerOptions()...)
-	srv.Register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(func() {
-		g.Stop()
-		require.NoError(t, srv.Stop())
-	})
+	n := servertest.StartOn(t, vfs.NewMem(), "127.0.0.1:0", opts)
+	srv := n.Server
 	if len(dial) == 0 {
 		dial = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
-	conn, err := grpc.NewClient(lis.Addr().String(), dial...)
+	conn, err := grpc.NewClient(n.Addr, dial...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return pb.NewLocksClient(conn), conn, srv

@@ -24,8 +24,9 @@ func Start(t testing.TB, opts server.Options) string {
 
 // Node is a running node.
 type Node struct {
-	Addr string
-	FS   vfs.FS // its disk: start another node on it to restart
+	Addr   string
+	FS     vfs.FS // its disk: start another node on it to restart
+	Server *server.Server
 
 	once sync.Once
 	stop func()
@@ -61,7 +62,7 @@ func StartOn(t testing.TB, fs vfs.FS, addr string, opts server.Options) *Node {
 		t.Fatal(err)
 	}
 	go func() { _ = g.Serve(lis) }()
-	node := &Node{Addr: lis.Addr().String(), FS: fs, stop: func() {
+	node := &Node{Addr: lis.Addr().String(), FS: fs, Server: srv, stop: func() {
 		g.Stop()
 		if err := srv.Stop(); err != nil {
 			t.Error(err)
