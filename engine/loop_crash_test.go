@@ -48,6 +48,11 @@ type acked struct {
 
 // loopCrashRun runs one crash and returns the acknowledged outcomes the
 // recovered node does not keep.
+//
+// Besides the try-lock sessions, a holder takes resources q0, q1, ... and
+// queuers queue behind it, one request per resource, never granted: every
+// queued request acknowledged before the crash must still wait in the
+// recovered node's queue.
 func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 	lim := spec.DefaultLimits()
 	mem := vfs.NewCrashableMem()
@@ -63,6 +68,59 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 	var log []acked
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+
+	// The holder takes every q resource, and a primer queues on each (so
+	// that later PR requests queue without a blocking notification).
+	const queues = 200
+	holder := spec.NamedSession(fmt.Sprintf("holder%d", seed))
+	primer := spec.NamedSession(fmt.Sprintf("primer%d", seed))
+	for _, sid := range []spec.SessionID{holder, primer} {
+		_, err = loop.Submit(ctx, spec.Input{Op: spec.OpOpen, Session: sid, TTL: time.Minute})
+		require.NoError(t, err)
+		var setup sync.WaitGroup
+		for q := range queues {
+			setup.Add(1)
+			go func() {
+				defer setup.Done()
+				in := spec.Input{Op: spec.OpAcquire, Session: sid, Request: spec.RequestID(q + 1),
+					Resource: fmt.Sprintf("q%d", q), Mode: spec.EX, NoQueue: true}
+				if sid == primer {
+					in.Mode, in.NoQueue, in.WaitTimeout = spec.PR, false, time.Minute
+				}
+				r, err := loop.Submit(ctx, in)
+				require.NoError(t, err)
+				require.True(t, r.Code == spec.OK, "%v", r)
+			}()
+		}
+		setup.Wait()
+	}
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sid := spec.NamedSession(fmt.Sprintf("queuer%d-%d", seed, i))
+			if _, err := loop.Submit(ctx, spec.Input{Op: spec.OpOpen, Session: sid, TTL: time.Minute}); err != nil {
+				return
+			}
+			for q := range queues {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				in := spec.Input{Op: spec.OpAcquire, Session: sid, Request: spec.RequestID(q + 1),
+					Resource: fmt.Sprintf("q%d", q), Mode: spec.PR, WaitTimeout: time.Minute}
+				r, err := loop.Submit(ctx, in)
+				if err != nil || !r.Pending {
+					return
+				}
+				mu.Lock()
+				log = append(log, acked{in, r})
+				mu.Unlock()
+				time.Sleep(100 * time.Microsecond)
+			}
+		}()
+	}
 	const sessions = 8
 	for i := range sessions {
 		wg.Add(1)
@@ -112,6 +170,17 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 	defer recovered.Close()
 	var lost []string
 	for _, a := range before {
+		if a.res.Pending {
+			// A queued request: it must still wait in the queue.
+			st, _ := recovered.Core().Resource(a.in.Resource)
+			if !slices.ContainsFunc(st.Waiting, func(l spec.LockState) bool {
+				return l.Session == a.in.Session && l.Request == a.in.Request
+			}) {
+				lost = append(lost, fmt.Sprintf("%s request %d on %q: acknowledged as queued, not in the queue after the crash",
+					spec.ShortID(a.in.Session), a.in.Request, a.in.Resource))
+			}
+			continue
+		}
 		res, err := recovered.Turn(engine.WallClock{}.Now(), []spec.Input{a.in})
 		require.NoError(t, err)
 		got := res.Replies[0]

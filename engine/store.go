@@ -114,30 +114,10 @@ func (s *Store) Commit(w *Writes) error {
 // nothing of it may be acknowledged before Synced returns nil. An error
 // stops the store.
 func (s *Store) Apply(w *Writes) (a *Applied, err error) {
-	if err := s.failure(); err != nil {
-		return nil, err
-	}
-	b := s.db.NewBatch()
-	defer func() {
-		if p := recover(); p != nil {
-			f, ok := p.(fatalError)
-			if !ok {
-				panic(p)
-			}
-			err = fmt.Errorf("store: commit: %s", f.msg)
-		}
-		if err != nil {
-			err = s.fail(err)
-		}
-	}()
-	err = w.Each(func(key, value []byte, del bool) error {
-		if del {
-			return b.Delete(key, nil)
-		}
-		return b.Set(key, value, nil)
-	})
+	defer s.guard(&err)
+	b, err := s.batch(w)
 	if err != nil {
-		return nil, fmt.Errorf("store: batch: %w", err)
+		return nil, err
 	}
 	if bugzooOn && planted("reply-before-sync") {
 		if err := b.Commit(pebble.NoSync); err != nil {
@@ -151,21 +131,47 @@ func (s *Store) Apply(w *Writes) (a *Applied, err error) {
 	return &Applied{b: b, wait: true}, nil
 }
 
+// batch builds a batch of w's writes.
+func (s *Store) batch(w *Writes) (*pebble.Batch, error) {
+	if err := s.failure(); err != nil {
+		return nil, err
+	}
+	b := s.db.NewBatch()
+	err := w.Each(func(key, value []byte, del bool) error {
+		if del {
+			return b.Delete(key, nil)
+		}
+		return b.Set(key, value, nil)
+	})
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("store: batch: %w", err)
+	}
+	return b, nil
+}
+
+// guard, deferred by every writing call, turns a Pebble Fatalf (a
+// fatalError panic) into an error and stops the store on any error.
+func (s *Store) guard(err *error) {
+	if p := recover(); p != nil {
+		f, ok := p.(fatalError)
+		if !ok {
+			panic(p)
+		}
+		*err = fmt.Errorf("store: commit: %s", f.msg)
+	}
+	if *err != nil && !errors.Is(*err, ErrStopped) {
+		*err = s.fail(*err)
+	}
+}
+
 // Synced waits until a is durable. It may run on another goroutine than
 // Apply; an error stops the store.
 func (s *Store) Synced(a *Applied) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			f, ok := p.(fatalError)
-			if !ok {
-				panic(p)
-			}
-			err = s.fail(fmt.Errorf("store: sync: %s", f.msg))
-		}
-	}()
+	defer s.guard(&err)
 	if a.wait {
 		if err := a.b.SyncWait(); err != nil {
-			return s.fail(fmt.Errorf("store: sync: %w", err))
+			return fmt.Errorf("store: sync: %w", err)
 		}
 	}
 	_ = a.b.Close()
