@@ -103,6 +103,8 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 	maxMsg := 4*lim.NameBytesMax + 2*lim.ValueBytesMax + 4096
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMsg),
+		// Fixed windows turn off the bandwidth estimator's pings (see the client).
+		grpc.InitialWindowSize(1 << 20), grpc.InitialConnWindowSize(1 << 20),
 		grpc.ChainUnaryInterceptor(s.authUnary),
 		grpc.ChainStreamInterceptor(s.authStream),
 	}
