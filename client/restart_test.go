@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"net"
 	"sync"
 	"testing"
@@ -53,18 +54,24 @@ func TestSessionSurvivesRestart(t *testing.T) {
 	require.NoError(t, s.Close(ctx))
 }
 
-// A node that stays down: the client declares the lease lost before the
-// node could have expired the session (counted from the send time of the
-// last answered keepalive), and closes Done on every lock.
-func TestLeaseLostWhenNodeStaysDown(t *testing.T) {
+// lockedOnNode starts a node and holds "job" on it in a session with ttl.
+func lockedOnNode(t *testing.T, ttl time.Duration) (context.Context, *servertest.Node, *client.Session, *client.Lock) {
 	ctx := testCtx(t)
-	const ttl = 2 * time.Second
 	n := servertest.StartOn(t, vfs.NewMem(), "127.0.0.1:0", server.Options{})
 	c := connect(t, n.Addr, client.Config{TTL: ttl})
 	s, err := c.NewSession(ctx)
 	require.NoError(t, err)
 	l, err := s.Lock(ctx, "job", spec.EX)
 	require.NoError(t, err)
+	return ctx, n, s, l
+}
+
+// A node that stays down: the client declares the lease lost before the
+// node could have expired the session (counted from the send time of the
+// last answered keepalive), and closes Done on every lock.
+func TestLeaseLostWhenNodeStaysDown(t *testing.T) {
+	const ttl = 2 * time.Second
+	ctx, n, s, l := lockedOnNode(t, ttl)
 	deadline := s.LeaseDeadline()
 	require.True(t, deadline.Before(time.Now().Add(ttl)), "the lease ends before the node could expire the session")
 	n.Stop()
@@ -74,7 +81,7 @@ func TestLeaseLostWhenNodeStaysDown(t *testing.T) {
 		t.Fatal("Done did not close after the TTL")
 	}
 	require.ErrorIs(t, s.Err(), client.ErrLeaseLost)
-	_, err = s.Lock(ctx, "again", spec.EX)
+	_, err := s.Lock(ctx, "again", spec.EX)
 	require.ErrorIs(t, err, client.ErrLeaseLost)
 }
 
@@ -82,14 +89,8 @@ func TestLeaseLostWhenNodeStaysDown(t *testing.T) {
 // TCP accepts, nothing else) must not delay the loss: Done closes when the
 // lease deadline passes, however long the transport hangs.
 func TestLeaseLostOnTimeWhenNodeHangs(t *testing.T) {
-	ctx := testCtx(t)
 	const ttl = 2 * time.Second
-	n := servertest.StartOn(t, vfs.NewMem(), "127.0.0.1:0", server.Options{})
-	c := connect(t, n.Addr, client.Config{TTL: ttl})
-	s, err := c.NewSession(ctx)
-	require.NoError(t, err)
-	l, err := s.Lock(ctx, "job", spec.EX)
-	require.NoError(t, err)
+	_, n, s, l := lockedOnNode(t, ttl)
 	n.Stop()
 	blackHole(t, n.Addr)
 	deadline := s.LeaseDeadline()
