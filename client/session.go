@@ -102,13 +102,18 @@ func (s *Session) Blocking() <-chan Blocking { return s.blocking }
 
 // LeaseDeadline is when the lease runs out as the client counts it.
 func (s *Session) LeaseDeadline() time.Time {
-	var d spec.Time
+	var left time.Duration
 	var ok bool
-	err := s.do(func(spec.Time) { d, ok = s.core.LeaseDeadline() })
+	err := s.do(func(now spec.Time) {
+		var d spec.Time
+		if d, ok = s.core.LeaseDeadline(); ok {
+			left = d.Sub(now)
+		}
+	})
 	if err != nil || !ok {
 		return time.Time{}
 	}
-	return time.Now().Add(time.Duration(d) - time.Duration(s.nowTime()))
+	return time.Now().Add(left)
 }
 
 // Close releases every lock of the session and ends it.
@@ -127,10 +132,7 @@ func (s *Session) Close(ctx context.Context) error {
 		s.stop()
 		return ctx.Err()
 	}
-	s.stop()
-	if errors.Is(s.Err(), ErrLeaseLost) {
-		return nil // the lease ran out first: nothing is held anyway
-	}
+	s.stop() // closed, or the lease ran out first: either way nothing is held
 	return nil
 }
 
@@ -168,12 +170,6 @@ func (s *Session) do(f func(now spec.Time)) error {
 		}
 		return ErrLeaseLost
 	}
-}
-
-func (s *Session) nowTime() spec.Time {
-	var t spec.Time
-	_ = s.do(func(now spec.Time) { t = now })
-	return t
 }
 
 // request starts a request on the driver and returns where its outcome
