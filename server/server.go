@@ -49,11 +49,9 @@ type Server struct {
 	drainOnce sync.Once
 
 	mu       sync.Mutex
-	waiting  map[waitKey][]chan spec.Result // queued requests someone waits for
-	subs     map[spec.SessionID]map[*subscriber]struct{}
-	nsubs    int
-	watchers map[string]map[*watcher]struct{}
-	nwatch   int
+	waiting  map[waitKey][]chan spec.Result         // queued requests someone waits for
+	subs     streamSet[spec.SessionID, *subscriber] // Events streams by session
+	watchers streamSet[string, *watcher]            // Watch streams by resource
 }
 
 type waitKey struct {
@@ -80,8 +78,7 @@ func New(node *engine.Node, opts Options) *Server {
 		opts.Clock = engine.WallClock{}
 	}
 	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(),
-		waiting: map[waitKey][]chan spec.Result{}, subs: map[spec.SessionID]map[*subscriber]struct{}{},
-		watchers: map[string]map[*watcher]struct{}{}, draining: make(chan struct{})}
+		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{})}
 	s.metrics = newMetrics(opts.Registry)
 	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -226,7 +223,7 @@ func (s *Server) onEvents(events []spec.Event) {
 			}
 			delete(s.waiting, key)
 		}
-		for sub := range s.subs[e.Session] {
+		for sub := range s.subs.byKey[e.Session] {
 			// map order: each subscriber gets the events in order; the order
 			// among subscribers does not matter
 			sub.send(eventToWire(e))
@@ -245,7 +242,7 @@ func (s *Server) onTurn(c *engine.Core, st engine.TurnStats) {
 	s.metrics.gauges(c.Stats())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for name, ws := range s.watchers {
+	for name, ws := range s.watchers.byKey {
 		// map order: each watcher sees only its resource
 		state, exists := c.Resource(name)
 		for w := range ws {

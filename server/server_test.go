@@ -300,3 +300,36 @@ func TestPipe(t *testing.T) {
 	_, err = pipe.Recv()
 	require.Equal(t, codes.Unavailable, status.Code(err), "%v", err)
 }
+
+// TestStreamBounds: Watch and Events streams are bounded node-wide; a
+// stream past the bound is refused, and a closed one frees its place.
+func TestStreamBounds(t *testing.T) {
+	ctx := testCtx(t)
+	c, _ := node(t, server.Options{WatchersMax: 1, SubscribersMax: 1})
+	a := open(t, ctx, c, "a")
+	for _, start := range []func(context.Context) (func() error, error){
+		func(ctx context.Context) (func() error, error) {
+			w, err := c.Watch(ctx, &pb.WatchRequest{Resource: []byte("r")})
+			return func() error { _, err := w.Recv(); return err }, err
+		},
+		func(ctx context.Context) (func() error, error) {
+			e, err := c.Events(ctx, &pb.EventsRequest{SessionId: a})
+			return func() error { _, err := e.Recv(); return err }, err
+		},
+	} {
+		first, cancel := context.WithCancel(ctx)
+		recv, err := start(first)
+		require.NoError(t, err)
+		require.NoError(t, recv(), "the first stream is served")
+		recv, err = start(ctx)
+		require.NoError(t, err)
+		require.Equal(t, codes.ResourceExhausted, status.Code(recv()), "the second is past the bound")
+		cancel()
+		require.Eventually(t, func() bool {
+			again, stop := context.WithCancel(ctx)
+			defer stop()
+			recv, err := start(again)
+			return err == nil && recv() == nil
+		}, 5*time.Second, 10*time.Millisecond, "a closed stream frees its place")
+	}
+}

@@ -106,23 +106,14 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.Locks_WatchServer) error 
 	name := string(req.Resource)
 	w := &watcher{wake: make(chan struct{}, 1)}
 	s.mu.Lock()
-	if s.nwatch >= s.opts.WatchersMax {
-		s.mu.Unlock()
+	added := s.watchers.add(name, w, s.opts.WatchersMax)
+	s.mu.Unlock()
+	if !added {
 		return resultError(spec.Refuse(spec.LimitExceeded, "watch: the node's WatchersMax streams are open"))
 	}
-	if s.watchers[name] == nil {
-		s.watchers[name] = map[*watcher]struct{}{}
-	}
-	s.watchers[name][w] = struct{}{}
-	s.nwatch++
-	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.watchers[name], w)
-		if len(s.watchers[name]) == 0 {
-			delete(s.watchers, name)
-		}
-		s.nwatch--
+		s.watchers.remove(name, w)
 		s.mu.Unlock()
 	}()
 	// The current state, then every change.
@@ -189,16 +180,11 @@ func (s *Server) Events(req *pb.EventsRequest, stream pb.Locks_EventsServer) err
 	}
 	sub := &subscriber{ch: make(chan *pb.Event, eventBufferMax), behind: make(chan struct{})}
 	s.mu.Lock()
-	if s.nsubs >= s.opts.SubscribersMax {
-		s.mu.Unlock()
+	added := s.subs.add(id, sub, s.opts.SubscribersMax)
+	s.mu.Unlock()
+	if !added {
 		return resultError(spec.Refuse(spec.LimitExceeded, "events: the node's SubscribersMax streams are open"))
 	}
-	if s.subs[id] == nil {
-		s.subs[id] = map[*subscriber]struct{}{}
-	}
-	s.subs[id][sub] = struct{}{}
-	s.nsubs++
-	s.mu.Unlock()
 	if err := stream.Send(&pb.Event{Kind: &pb.Event_Subscribed{Subscribed: &pb.Subscribed{}}}); err != nil {
 		s.unsubscribe(id, sub)
 		return err
@@ -225,9 +211,37 @@ func (s *Server) Events(req *pb.EventsRequest, stream pb.Locks_EventsServer) err
 func (s *Server) unsubscribe(id spec.SessionID, sub *subscriber) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.subs[id], sub)
-	if len(s.subs[id]) == 0 {
-		delete(s.subs, id)
+	s.subs.remove(id, sub)
+}
+
+// streamSet holds the open streams of one kind by key (a session, a
+// resource), at most a bound of them in all. Server.mu guards it.
+type streamSet[K, V comparable] struct {
+	byKey map[K]map[V]struct{}
+	n     int
+}
+
+// add adds v under k, unless max streams are open already.
+func (r *streamSet[K, V]) add(k K, v V, max int) bool {
+	if r.n >= max {
+		return false
 	}
-	s.nsubs--
+	if r.byKey == nil {
+		r.byKey = map[K]map[V]struct{}{}
+	}
+	if r.byKey[k] == nil {
+		r.byKey[k] = map[V]struct{}{}
+	}
+	r.byKey[k][v] = struct{}{}
+	r.n++
+	return true
+}
+
+// remove removes v, added under k.
+func (r *streamSet[K, V]) remove(k K, v V) {
+	delete(r.byKey[k], v)
+	if len(r.byKey[k]) == 0 {
+		delete(r.byKey, k)
+	}
+	r.n--
 }
