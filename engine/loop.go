@@ -233,7 +233,7 @@ func (l *Loop) run() {
 		close(l.done)
 	}()
 	// The first turn fires the timers that came due while the node was down.
-	if !l.begin(nil) {
+	if !l.begin(l.newTurn()) {
 		return
 	}
 	var held func(*Core) // an Inspect waiting for the pipeline to drain
@@ -257,9 +257,11 @@ func (l *Loop) run() {
 		ok := true
 		select {
 		case c := <-calls:
-			ok = l.begin(l.drain(append(l.newBatch(), c)))
+			t := l.newTurn()
+			t.calls = l.drain(append(t.calls, c))
+			ok = l.begin(t)
 		case <-wake:
-			ok = l.begin(nil)
+			ok = l.begin(l.newTurn())
 		case f := <-inspect:
 			held = f
 		case t := <-durable:
@@ -281,27 +283,24 @@ func (l *Loop) run() {
 	}
 }
 
-// newBatch returns an empty batch of calls, reusing a free turn's.
-func (l *Loop) newBatch() []*call {
+// newTurn returns a turn with no calls, reusing a delivered one.
+func (l *Loop) newTurn() *turn {
 	if n := len(l.free); n > 0 {
-		return l.free[n-1].calls[:0]
+		t := l.free[n-1]
+		l.free = l.free[:n-1]
+		t.calls = t.calls[:0]
+		return t
 	}
-	return make([]*call, 0, 16)
+	return &turn{}
 }
 
-// begin steps batch as a new turn and hands it to the syncer. It reports
-// false if the node failed: then every call of this turn and of the turns
-// in flight gets Unavailable.
-func (l *Loop) begin(batch []*call) bool {
-	var t *turn
-	if n := len(l.free); n > 0 {
-		t, l.free = l.free[n-1], l.free[:n-1]
-	} else {
-		t = &turn{}
-	}
-	t.calls, t.start, t.err = batch, l.clock.Now(), nil
+// begin steps t's calls as a new turn and hands it to the syncer. It
+// reports false if the node failed: then every call of this turn and of the
+// turns in flight gets Unavailable.
+func (l *Loop) begin(t *turn) bool {
+	t.start, t.err = l.clock.Now(), nil
 	l.inputs = l.inputs[:0]
-	for _, c := range batch {
+	for _, c := range t.calls {
 		l.inputs = append(l.inputs, c.in)
 	}
 	if err := l.node.Begin(t.start, l.inputs, &t.Turn); err != nil {
@@ -311,7 +310,7 @@ func (l *Loop) begin(batch []*call) bool {
 		return false
 	}
 	if l.opts.earlyReplies {
-		for i, c := range batch {
+		for i, c := range t.calls {
 			c.reply <- t.Replies[i]
 		}
 		t.calls = nil
