@@ -58,9 +58,10 @@ type session struct {
 }
 
 type reply struct {
-	id  spec.RequestID
-	res spec.Result
-	ref opRef // its latest write this turn
+	id     spec.RequestID
+	digest uint64 // spec.Input.Digest of the request: a retry must match it
+	res    spec.Result
+	ref    opRef // its latest write this turn
 }
 
 type tombstone struct {
@@ -226,8 +227,14 @@ func (c *Core) apply(in *spec.Input) spec.Result {
 		_, r := c.session(in.Session)
 		return r
 	}
+	digest := in.Digest()
 	if i, ok := s.replies.find(in.Request); ok && !(bugzooOn && planted("retry-applied-twice")) {
-		return s.replies.live()[i].res // exactly once: a retry gets the recorded outcome
+		// Exactly once: a retry gets the recorded outcome; another request
+		// reusing the id is refused, and changes nothing.
+		if rp := &s.replies.live()[i]; rp.digest == digest {
+			return rp.res
+		}
+		return spec.Refuse(spec.InvalidArgument, spec.DetailRequestReused(in.Request))
 	}
 	if in.Request <= s.acked {
 		return spec.Refuse(spec.InvalidArgument, spec.DetailAcknowledged(in.Request, s.acked))
@@ -249,7 +256,7 @@ func (c *Core) apply(in *spec.Input) spec.Result {
 	case spec.OpCancel:
 		r, res = c.cancel(s, in)
 	}
-	c.record(s, in.Request, r)
+	c.record(s, in.Request, digest, r)
 	if res != nil {
 		c.settle(res)
 	}

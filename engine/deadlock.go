@@ -3,12 +3,9 @@ package engine
 import "github.com/bouncer-dlm/bouncer/spec"
 
 // onCycle reports whether s lies on a cycle of the wait-for graph (see
-// spec/graph.go for the edges). It searches from s's queued requests with
-// fewer edges than the model draws but the same reachability: a new request
-// behind others on a resource follows only the request just ahead of it,
-// which in turn reaches everything further ahead, down to the head, which
-// reaches the conversions. A session with no queued request has no edge
-// out, so it is on no cycle: the common, uncontended case costs nothing.
+// spec/graph.go for the edges), by a depth-first search from s's queued
+// requests. A session with no queued request has no edge out, so it is on
+// no cycle: the common, uncontended case costs nothing.
 func (c *Core) onCycle(s *session) bool {
 	if s.pending.n == 0 {
 		return false
@@ -29,7 +26,13 @@ func (c *Core) onCycle(s *session) bool {
 }
 
 // blockers pushes onto stack the unvisited sessions that queued request p
-// waits for, reporting whether target is among them.
+// waits for, by the rules of spec/graph.go, reporting whether target is
+// among them. It walks back from p through the requests queued ahead of it
+// in serving order (the conversion queue, then the wait queue), keeping the
+// modes wanted from each one visited up to p: a request ahead is waited
+// for if its mode conflicts with one of those. Then a holder is waited for
+// if its mode conflicts with a mode wanted at or ahead of p, its own
+// conversion aside. O(queue + holders) for each request searched.
 func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session, bool) {
 	push := func(t *session) bool {
 		if t == target {
@@ -42,21 +45,73 @@ func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session,
 		return false
 	}
 	r := p.res
-	for h := r.granted.head; h != nil; h = h.links[grantedList].next {
-		if h != p && !spec.Compatible(h.mode, p.want) && push(h.sess) {
+	if bugzooOn && planted("deadlock-ahead-edges") {
+		// The rule before it was found wrong: a new request also waits for
+		// every conversion and every request ahead of it, compatible or not.
+		for h := r.granted.head; h != nil; h = h.links[grantedList].next {
+			if h != p && !spec.Compatible(h.mode, p.want) && push(h.sess) {
+				return stack, true
+			}
+		}
+		for q := aheadOf(p); q != nil && !p.granted; q = aheadOf(q) {
+			if push(q.sess) {
+				return stack, true
+			}
+		}
+		return stack, false
+	}
+	var wanted [spec.ModeCount]int32 // modes wanted at or ahead of p
+	wanted[p.want]++
+	behind := modeBit(p.want) // modes wanted from the request visited up to p
+	for q := aheadOf(p); q != nil; q = aheadOf(q) {
+		if conflictMask[q.want]&behind != 0 && push(q.sess) {
 			return stack, true
 		}
+		behind |= modeBit(q.want)
+		wanted[q.want]++
 	}
-	if p.granted {
-		return stack, false // a conversion waits only for incompatible holders
-	}
-	if ahead := p.links[queueList].prev; ahead != nil {
-		return stack, push(ahead.sess)
-	}
-	for q := r.converting.head; q != nil; q = q.links[queueList].next {
-		if push(q.sess) {
-			return stack, true
+	for h := r.granted.head; h != nil; h = h.links[grantedList].next {
+		own := spec.Mode(spec.ModeCount) // the mode of h's own request at or ahead of p, if any
+		if h.request != 0 && (!p.granted || h.queueSeq <= p.queueSeq) {
+			own = h.want
+		}
+		for m := spec.Mode(0); m < spec.ModeCount; m++ {
+			n := wanted[m]
+			if m == own {
+				n--
+			}
+			if n > 0 && !spec.Compatible(h.mode, m) {
+				if push(h.sess) {
+					return stack, true
+				}
+				break
+			}
 		}
 	}
 	return stack, false
 }
+
+// aheadOf returns the request served just before q: the one ahead of it in
+// its queue, or, for the head of the wait queue, the tail of the
+// conversion queue.
+func aheadOf(q *lock) *lock {
+	if prev := q.links[queueList].prev; prev != nil || q.granted {
+		return prev
+	}
+	return q.res.converting.tail
+}
+
+func modeBit(m spec.Mode) uint8 { return 1 << m }
+
+// conflictMask[m] has the bit of every mode that conflicts with m.
+var conflictMask = func() (masks [spec.ModeCount]uint8) {
+	for a := spec.Mode(0); a < spec.ModeCount; a++ {
+		for b := spec.Mode(0); b < spec.ModeCount; b++ {
+			if !spec.Compatible(a, b) {
+				masks[a] |= modeBit(b)
+			}
+		}
+	}
+	return masks
+}()
+

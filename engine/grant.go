@@ -145,29 +145,19 @@ func (c *Core) unqueue(l *lock, res spec.Result) {
 	c.complete(s, req, name, res)
 }
 
-// settle grants what the DLM's rules allow after any change to r: queued
-// conversions first (the first grantable in queue order, again and again),
-// then, only when no conversion waits, new requests from the head of the
-// wait queue while each is compatible. Then holders that block a request
-// are told, and an unused resource is dropped.
+// settle grants what the DLM's rules allow after any change to r: the head
+// of the conversion queue while it is grantable (queued conversions never
+// overtake one another), then, only when no conversion waits, new requests
+// from the head of the wait queue while each is compatible. Then holders
+// that block a request are told, and an unused resource is dropped.
+// Granting a head adds no wait-for edge, so neither loop checks for a
+// deadlock.
 func (c *Core) settle(r *resource) {
-	for r.converting.n > 0 && !c.delayed(r) {
+	for r.converting.n > 0 && !c.delayed(r) && r.compatible(r.converting.head.want, r.converting.head) {
 		l := r.converting.head
-		for l != nil && !r.compatible(l.want, l) {
-			l = l.links[queueList].next
-		}
-		if l == nil {
-			break
-		}
-		req, want, old := l.request, l.want, l.mode
+		req, want := l.request, l.want
 		c.dequeue(l)
 		c.setMode(l, want)
-		if c.onCycle(l.sess) {
-			c.setMode(l, old)
-			c.putLock(l)
-			c.complete(l.sess, req, r.name, spec.Refuse(spec.Deadlock, spec.DetailDeadlockGrant))
-			continue
-		}
 		l.token, l.notified = c.nextToken(), -1
 		c.putLock(l)
 		c.complete(l.sess, req, r.name, r.grantResult(l))

@@ -14,7 +14,7 @@ import (
 //	key                                  value (every value starts with its format version)
 //	"m"                                  meta: token-max, order seq, tombstone seq
 //	"s" session-id                       session: ttl
-//	"p" session-id request-id(BE64)      reply: the session's acked floor, a recorded outcome
+//	"p" session-id request-id(BE64)      reply: the session's acked floor, the request's digest, a recorded outcome
 //	"r" name                             resource: value block, validity, lock-delay
 //	"l" uvarint(len name) name session   lock: mode, want, token, queued request, ...
 //	"t" seq(BE64)                        tombstone: session id, closed
@@ -27,7 +27,9 @@ import (
 // A resource exists while it has locks or a lock-delay; its record exists
 // only once its value, validity or delay has been changed.
 const (
-	recordVersion = 1
+	// recordVersion 2 added the request digest to reply records; version 1
+	// records are still read (their digests are 0, which no retry matches).
+	recordVersion = 2
 
 	prefixMeta      = 'm'
 	prefixSession   = 's'
@@ -103,6 +105,7 @@ func (c *Core) putReply(s *session, r *reply, existed bool) {
 	w.buf = appendReplyKey(w.buf, s.id, r.id)
 	w.put(&r.ref, existed, k)
 	w.buf = appendUvarint(w.buf, uint64(s.acked))
+	w.buf = binary.LittleEndian.AppendUint64(w.buf, r.digest)
 	var flags byte
 	if r.res.Pending {
 		flags |= flagPending
@@ -206,18 +209,29 @@ func (c *Core) deleteTombstone(seq uint64) {
 
 // decoder reads the fields of one record value, remembering the first error.
 type decoder struct {
-	b   []byte
-	err error
+	b       []byte
+	version byte
+	err     error
 }
 
 func newDecoder(value []byte) *decoder {
 	d := &decoder{b: value}
-	if len(value) == 0 || value[0] != recordVersion {
+	if len(value) == 0 || value[0] < 1 || value[0] > recordVersion {
 		d.err = fmt.Errorf("%w: unknown format version", errCorrupt)
 		return d
 	}
-	d.b = value[1:]
+	d.version, d.b = value[0], value[1:]
 	return d
+}
+
+func (d *decoder) uint64() uint64 {
+	if d.err != nil || len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
 }
 
 func (d *decoder) byte() byte {

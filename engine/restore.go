@@ -33,6 +33,7 @@ type replyRecord struct {
 	session spec.SessionID
 	id      spec.RequestID
 	acked   spec.RequestID // the session's floor when the record was written
+	digest  uint64
 	res     spec.Result
 }
 
@@ -79,6 +80,9 @@ func (rs *restoring) add(key, value []byte) error {
 		}
 		r := replyRecord{id: spec.RequestID(binary.BigEndian.Uint64(body[16:]))}
 		r.acked = spec.RequestID(d.uvarint())
+		if d.version >= 2 {
+			r.digest = d.uint64()
+		}
 		r.res = decodeResult(d)
 		copy(r.session[:], body)
 		rs.replies = append(rs.replies, r)
@@ -147,7 +151,7 @@ func (rs *restoring) build(c *Core) error {
 		if s == nil {
 			return fmt.Errorf("%w: reply of unknown session %s", errCorrupt, r.session)
 		}
-		s.replies.buf = append(s.replies.buf, reply{id: r.id, res: r.res})
+		s.replies.buf = append(s.replies.buf, reply{id: r.id, digest: r.digest, res: r.res})
 		s.acked = max(s.acked, r.acked)
 	}
 	for i := range rs.resources {

@@ -175,7 +175,9 @@ func (sc *scenario) input(t *testing.T, d *datadriven.TestData) spec.Input {
 		if sc.sent[s] == nil {
 			sc.sent[s] = map[spec.RequestID]spec.Input{}
 		}
-		sc.sent[s][in.Request] = in
+		if _, ok := sc.sent[s][in.Request]; !ok {
+			sc.sent[s][in.Request] = in // a retry resends the first request with this id
+		}
 	}
 	return in
 }

@@ -29,9 +29,9 @@ func (t *replyTable) find(id spec.RequestID) (int, bool) {
 	return i, i < len(live) && live[i].id == id
 }
 
-// put records the outcome of request id, replacing a pending one; it
-// returns the entry and whether it was there before.
-func (t *replyTable) put(id spec.RequestID, res spec.Result) (*reply, bool) {
+// put records the outcome of request id, replacing a pending one (whose
+// digest stays); it returns the entry and whether it was there before.
+func (t *replyTable) put(id spec.RequestID, digest uint64, res spec.Result) (*reply, bool) {
 	i, ok := t.find(id)
 	if ok {
 		t.buf[t.start+i].res = res
@@ -42,7 +42,7 @@ func (t *replyTable) put(id spec.RequestID, res spec.Result) (*reply, bool) {
 		clear(t.buf[n:])
 		t.buf, t.start = t.buf[:n], 0
 	}
-	t.buf = slices.Insert(t.buf, t.start+i, reply{id: id, res: res})
+	t.buf = slices.Insert(t.buf, t.start+i, reply{id: id, digest: digest, res: res})
 	return &t.buf[t.start+i], false
 }
 
@@ -97,16 +97,17 @@ func (c *Core) prune(s *session, acked spec.RequestID) {
 	s.replies.prune(acked, func(r *reply) { c.deleteReply(s, r) })
 }
 
-// record stores the outcome of request id, replacing a pending one.
-func (c *Core) record(s *session, id spec.RequestID, res spec.Result) {
-	r, existed := s.replies.put(id, res)
+// record stores the outcome of request id (whose input has digest),
+// replacing a pending one.
+func (c *Core) record(s *session, id spec.RequestID, digest uint64, res spec.Result) {
+	r, existed := s.replies.put(id, digest, res)
 	c.putReply(s, r, existed)
 }
 
 // complete ends a queued request of a live session with res: the outcome is
 // recorded for retries and announced in a Completed event.
 func (c *Core) complete(s *session, req spec.RequestID, resource string, res spec.Result) {
-	c.record(s, req, res)
+	c.record(s, req, 0, res) // pending until now: its digest is recorded
 	c.emit(spec.Event{Kind: spec.Completed, Session: s.id, Request: req, Resource: resource, Result: res})
 }
 

@@ -19,7 +19,7 @@ func (c *Core) State() spec.State {
 	for _, s := range c.sessions {
 		ss := spec.SessionState{ID: s.id, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
 		for _, r := range s.replies.live() {
-			ss.Replies = append(ss.Replies, spec.Reply{Request: r.id, Result: r.res})
+			ss.Replies = append(ss.Replies, spec.Reply{Request: r.id, Digest: r.digest, Result: r.res})
 		}
 		st.Sessions = append(st.Sessions, ss)
 	}

@@ -44,6 +44,18 @@ const (
 	// session" here, and EventuallyServed (liveness) in the TLA+ model.
 	bugExpiryKeepsWaiters
 
+	// bugDeadlockAheadEdges: the wait-for graph of before: a new request
+	// waits for every request queued ahead of it, compatible or not, and
+	// for every conversion; a conversion only for the holders it conflicts
+	// with. Compatible waiters then seem to wait for each other, and a
+	// request that would be granted with them is refused as a deadlock.
+	// Caught by the deadlock oracle (stuck.go), which does not use the graph.
+	bugDeadlockAheadEdges
+	// bugConversionOvertakes: settle grants the first grantable queued
+	// conversion instead of only the head, so conversions overtake one
+	// another. Breaks QueueDiscipline.
+	bugConversionOvertakes
+
 	bugsEnd // one past the last bug
 )
 
@@ -56,6 +68,8 @@ var bugNames = map[bugs]string{
 	bugNoDeadlockCheck:       "NoDeadlockCheck",
 	bugTokenMaxFromLocks:     "TokenMaxFromLocks",
 	bugExpiryKeepsWaiters:    "ExpiryKeepsWaiters",
+	bugDeadlockAheadEdges:    "DeadlockAheadEdges",
+	bugConversionOvertakes:   "ConversionOvertakes",
 }
 
 func (b bugs) has(bug bugs) bool { return b&bug != 0 }

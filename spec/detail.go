@@ -51,3 +51,9 @@ func DetailResources(max int) string {
 func DetailWaiters(max int) string {
 	return fmt.Sprintf("resource: WaitersPerResourceMax %d requests are already queued on it", max)
 }
+
+// DetailRequestReused is the detail for a request id reused by a request
+// that asks for something else than the one it first named.
+func DetailRequestReused(id RequestID) string {
+	return fmt.Sprintf("request: id %d was used by another request (a retry must repeat the operation, resource, mode, options and value)", id)
+}

@@ -527,7 +527,13 @@ func (x *explorer) checkStep(before, mid, after *State, a action, reply Result, 
 		return err
 	}
 	if a.kind == actInput {
-		return checkReply(after, x.input(before, a), reply)
+		in := x.input(before, a)
+		if reply.Code == Deadlock {
+			if err := CheckDeadlockRefusal(before, in, reply.Detail); err != nil {
+				return err
+			}
+		}
+		return checkReply(after, in, reply)
 	}
 	for _, e := range events {
 		if e.Kind != Expired {

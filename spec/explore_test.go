@@ -100,6 +100,8 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 		{bugNoDeadlockCheck, small(2, 2, EX), "wait-for graph has a cycle"},
 		{bugTokenMaxFromLocks, small(1, 1, EX), "token-max went down"},
 		{bugExpiryKeepsWaiters, small(2, 1, EX), "which is not a live session"},
+		{bugDeadlockAheadEdges, small(3, 2, PR, EX), "but had it been let through no request would be stuck"},
+		{bugConversionOvertakes, small(3, 1, NL, CR, PR, PW, EX), "overtook the conversion of"},
 	}
 	seen := bugs(0)
 	for _, c := range cases {

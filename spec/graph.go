@@ -7,52 +7,49 @@ import (
 )
 
 // The wait-for graph has a node per session and an edge S->T when a queued
-// request of S cannot be granted until T changes: on the same resource,
-//   - a queued conversion of S waits for every other holder T whose granted
-//     mode is incompatible with the mode S wants;
-//   - a queued new request of S waits for every holder T whose granted mode
-//     is incompatible with it, for every T with a queued conversion
-//     (conversions are served first), and for every T queued ahead of it
-//     (strict FIFO).
-// A request that would put its session on a cycle, whether by queueing
-// (new edges out of S) or by being granted a stronger mode (new edges into
-// S), is refused with Deadlock; so the graph is acyclic after every step.
+// request of S cannot be granted until T acts (releases, converts down,
+// cancels). On a resource, the queued requests are served in one order:
+// the conversion queue, then the wait queue. A request is granted only
+// after every request ahead of it, and together with those ahead that are
+// compatible with it: a compatible request ahead is granted with you, not
+// before you, so you wait for what it waits for, not for it. So a queued
+// request p of S waits for T when, on p's resource:
+//   - T holds a granted mode that conflicts with the mode wanted by p or by
+//     a request queued ahead of p (other than T's own), since each of those
+//     must be granted first; or
+//   - T has a request queued ahead of p whose wanted mode conflicts with
+//     the mode wanted by p or by a request queued between the two, since
+//     once granted T's lock must go again before those can be granted.
+// The first rule counts a holder's granted mode even against requests
+// queued behind its own conversion: that conversion may time out or be
+// cancelled, leaving the mode in place. It matters only for sideways
+// conversions (PR<->CW), where the check is therefore conservative.
+// A conversion whose own granted mode conflicts with a conversion queued
+// ahead of it waits for its own session: the DLM's conversion deadlock.
+// A request that would put its session on a cycle, by queueing or by being
+// granted a stronger mode in place, is refused with Deadlock; so the graph
+// is acyclic after every step.
 
 // WaitsFor computes the wait-for graph of a state.
-func WaitsFor(st *State) map[SessionID][]SessionID {
+func WaitsFor(st *State) map[SessionID][]SessionID { return waitsFor(st, 0) }
+
+func waitsFor(st *State, b bugs) map[SessionID][]SessionID {
 	g := map[SessionID][]SessionID{}
 	edge := func(from, to SessionID) {
 		if !slices.Contains(g[from], to) {
 			g[from] = append(g[from], to)
 		}
 	}
-	for _, r := range st.Resources {
-		converting := map[SessionID]Mode{}
-		for _, id := range r.Converting {
-			for _, l := range r.Granted {
-				if l.Session == id {
-					converting[id] = l.Want
-				}
+	for ri := range st.Resources {
+		r := &st.Resources[ri]
+		queue := servingOrder(r)
+		for i, p := range queue {
+			waits := waitedFor(r, queue[:i+1])
+			if b.has(bugDeadlockAheadEdges) {
+				waits = waitedForAll(r, queue[:i+1])
 			}
-		}
-		for _, id := range r.Converting {
-			for _, h := range r.Granted {
-				if h.Session != id && !Compatible(h.Mode, converting[id]) {
-					edge(id, h.Session)
-				}
-			}
-		}
-		for i, w := range r.Waiting {
-			for _, h := range r.Granted {
-				if !Compatible(h.Mode, w.Mode) {
-					edge(w.Session, h.Session)
-				}
-			}
-			for _, id := range r.Converting {
-				edge(w.Session, id)
-			}
-			for _, ahead := range r.Waiting[:i] {
-				edge(w.Session, ahead.Session)
+			for _, t := range waits {
+				edge(p.session, t)
 			}
 		}
 	}
@@ -61,6 +58,74 @@ func WaitsFor(st *State) map[SessionID][]SessionID {
 		sort.Slice(to, func(i, j int) bool { return bytes.Compare(to[i][:], to[j][:]) < 0 })
 	}
 	return g
+}
+
+// queued is a request in a resource's serving order.
+type queued struct {
+	session    SessionID
+	want       Mode
+	converting bool
+}
+
+// servingOrder lists r's queued requests in the order they are served: the
+// conversion queue, then the wait queue.
+func servingOrder(r *ResourceState) []queued {
+	var q []queued
+	for _, id := range r.Converting {
+		for _, l := range r.Granted {
+			if l.Session == id {
+				q = append(q, queued{id, l.Want, true})
+			}
+		}
+	}
+	for _, l := range r.Waiting {
+		q = append(q, queued{l.Session, l.Mode, false})
+	}
+	return q
+}
+
+// waitedFor returns the sessions the last request of prefix (a prefix of
+// r's serving order) waits for, by the two rules above.
+func waitedFor(r *ResourceState, prefix []queued) []SessionID {
+	var out []SessionID
+	for _, h := range r.Granted {
+		for _, x := range prefix {
+			if x.session != h.Session && !Compatible(h.Mode, x.want) {
+				out = append(out, h.Session)
+				break
+			}
+		}
+	}
+	for j, e := range prefix[:len(prefix)-1] {
+		for _, x := range prefix[j+1:] {
+			if !Compatible(e.want, x.want) {
+				out = append(out, e.session)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// waitedForAll is the rule before it was found wrong (bugDeadlockAheadEdges):
+// a queued conversion waits for the conflicting holders only, and a new
+// request for the conflicting holders, every conversion and every request
+// queued ahead of it, compatible or not.
+func waitedForAll(r *ResourceState, prefix []queued) []SessionID {
+	p := prefix[len(prefix)-1]
+	var out []SessionID
+	for _, h := range r.Granted {
+		if h.Session != p.session && !Compatible(h.Mode, p.want) {
+			out = append(out, h.Session)
+		}
+	}
+	if p.converting {
+		return out
+	}
+	for _, e := range prefix[:len(prefix)-1] {
+		out = append(out, e.session)
+	}
+	return out
 }
 
 // OnCycle reports whether session s lies on a cycle of g.
@@ -126,5 +191,5 @@ func cycleThrough(g map[SessionID][]SessionID, n SessionID) []SessionID {
 
 func (m *Model) onCycle(s SessionID) bool {
 	st := m.State()
-	return OnCycle(WaitsFor(&st), s)
+	return OnCycle(waitsFor(&st, m.bugs), s)
 }

@@ -43,6 +43,10 @@ func CheckInvariants(st *State, lim *Limits) error {
 	if c := FindCycle(WaitsFor(st)); c != nil {
 		return fmt.Errorf("wait-for graph has a cycle: %v", shortIDs(c))
 	}
+	if stuck := Stuck(st); len(stuck) > 0 {
+		return fmt.Errorf("deadlock: the request of %s on %q can never be granted (%d stuck)",
+			ShortID(stuck[0].Session), stuck[0].Resource, len(stuck))
+	}
 	return nil
 }
 
@@ -181,11 +185,10 @@ func checkSettled(r *ResourceState, delayed bool) error {
 		return true
 	}
 	if !delayed {
-		for _, id := range r.Converting {
-			for _, h := range r.Granted {
-				if h.Session == id && compatibleExcept(h.Want, id) {
-					return fmt.Errorf("conversion of %s to %v is grantable but queued", ShortID(id), h.Want)
-				}
+		if len(r.Converting) > 0 {
+			id := r.Converting[0]
+			if h := lockIn(r.Granted, id); h != nil && compatibleExcept(h.Want, id) {
+				return fmt.Errorf("conversion of %s to %v heads its queue, is grantable, but queued", ShortID(id), h.Want)
 			}
 		}
 		if len(r.Converting) == 0 && len(r.Waiting) > 0 && compatibleExcept(r.Waiting[0].Mode, SessionID{}) {
@@ -256,6 +259,21 @@ func checkFIFO(before, after *ResourceState) error {
 			slices.Contains(after.Converting, id) && a.Request == b.Request {
 			convWaits = id
 			break
+		}
+	}
+	// Queued conversions are served in order: none is granted while one
+	// queued ahead of it still waits with the same request.
+	for i, id := range before.Converting {
+		b, a := lockIn(before.Granted, id), lockIn(after.Granted, id)
+		if a == nil || slices.Contains(after.Converting, id) || a.Mode != b.Want || a.Token == b.Token {
+			continue // not granted its conversion in this step
+		}
+		for _, ahead := range before.Converting[:i] {
+			if bh, ah := lockIn(before.Granted, ahead), lockIn(after.Granted, ahead); ah != nil &&
+				slices.Contains(after.Converting, ahead) && ah.Request == bh.Request {
+				return fmt.Errorf("the conversion of %s overtook the conversion of %s, queued ahead of it",
+					ShortID(id), ShortID(ahead))
+			}
 		}
 	}
 	// ahead[s] is set when a request queued before s's (or before any new

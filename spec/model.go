@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -35,6 +36,7 @@ type mSession struct {
 	deadline Time
 	acked    RequestID
 	replies  map[RequestID]Result
+	digests  map[RequestID]uint64 // Input.Digest of each request in replies
 }
 
 type mResource struct {
@@ -115,11 +117,7 @@ func (m *Model) Clone() *Model {
 	for id, s := range m.sessions {
 		// map order: copying into a map.
 		cs := *s
-		cs.replies = map[RequestID]Result{}
-		for k, v := range s.replies {
-			// map order: copying into a map.
-			cs.replies[k] = v
-		}
+		cs.replies, cs.digests = maps.Clone(s.replies), maps.Clone(s.digests)
 		c.sessions[id] = &cs
 	}
 	for name, r := range m.resources {
@@ -265,8 +263,12 @@ func (m *Model) apply(in *Input) Result {
 	if s == nil {
 		return r
 	}
-	// Exactly once: a retry returns the recorded outcome.
+	// Exactly once: a retry returns the recorded outcome; another request
+	// reusing the id is refused, and changes nothing.
 	if r, ok := s.replies[in.Request]; ok {
+		if s.digests[in.Request] != in.Digest() {
+			return Refuse(InvalidArgument, DetailRequestReused(in.Request))
+		}
 		return r
 	}
 	if in.Request <= s.acked {
@@ -288,6 +290,7 @@ func (m *Model) apply(in *Input) Result {
 		// map order: deleting.
 		if id <= acked && !r.Pending {
 			delete(s.replies, id)
+			delete(s.digests, id)
 		}
 	}
 	var res *mResource
@@ -301,7 +304,7 @@ func (m *Model) apply(in *Input) Result {
 	case OpCancel:
 		r, res = m.cancel(s, in)
 	}
-	s.replies[in.Request] = r
+	s.replies[in.Request], s.digests[in.Request] = r, in.Digest()
 	if res != nil {
 		m.settle(res)
 	}
@@ -335,7 +338,7 @@ func (m *Model) open(in *Input) Result {
 		return Refuse(LimitExceeded, DetailSessions(m.lim.SessionsMax))
 	}
 	m.sessions[in.Session] = &mSession{id: in.Session, ttl: in.TTL,
-		deadline: m.now.Add(in.TTL), replies: map[RequestID]Result{}}
+		deadline: m.now.Add(in.TTL), replies: map[RequestID]Result{}, digests: map[RequestID]uint64{}}
 	return Result{}
 }
 
@@ -548,32 +551,32 @@ func (m *Model) endSession(s *mSession, closed bool) {
 // ---- the grant rules ----
 
 // settle grants what the DLM's rules allow after any change to r, in order:
-// queued conversions first (the first grantable one in queue order, again
-// and again), then, only when no conversion waits, new requests from the
-// head of the wait queue while each is compatible. Then holders that block
-// a request are told, and an unused resource is dropped.
+// the head of the conversion queue while it is grantable (queued
+// conversions never overtake one another, so a queued NL->EX cannot be
+// postponed forever), then, only when no conversion waits, new requests
+// from the head of the wait queue while each is compatible. Then holders
+// that block a request are told, and an unused resource is dropped.
+// Granting a head adds no wait-for edge (graph.go), so neither loop
+// checks for a deadlock.
 func (m *Model) settle(r *mResource) {
-	for {
-		var l *mLock
-		for _, c := range r.converting {
-			if !m.delayed(r) && r.compatible(c.want, c) {
-				l = c
-				break
+	for len(r.converting) > 0 && !m.delayed(r) {
+		l := r.converting[0]
+		if m.bugs.has(bugConversionOvertakes) {
+			l = nil
+			for _, c := range r.converting {
+				if r.compatible(c.want, c) {
+					l = c
+					break
+				}
 			}
 		}
-		if l == nil {
+		if l == nil || !r.compatible(l.want, l) {
 			break
 		}
 		req := l.request
 		r.converting = remove(r.converting, l)
 		l.request, l.deadline = 0, 0
-		old := l.mode
 		l.mode = l.want
-		if m.onCycle(l.session) {
-			l.mode, l.want = old, old
-			m.complete(l.session, req, r.name, Refuse(Deadlock, DetailDeadlockGrant))
-			continue
-		}
 		l.token, l.notified = m.nextToken(), -1
 		m.complete(l.session, req, r.name, r.grantResult(l))
 	}

@@ -11,7 +11,7 @@ func (m *Model) State() State {
 	for _, s := range m.sessions {
 		ss := SessionState{ID: s.id, TTL: s.ttl, Deadline: s.deadline, Acked: s.acked}
 		for id, r := range s.replies {
-			ss.Replies = append(ss.Replies, Reply{Request: id, Result: r})
+			ss.Replies = append(ss.Replies, Reply{Request: id, Digest: s.digests[id], Result: r})
 		}
 		sort.Slice(ss.Replies, func(i, j int) bool { return ss.Replies[i].Request < ss.Replies[j].Request })
 		st.Sessions = append(st.Sessions, ss)

@@ -29,6 +29,7 @@ type SessionState struct {
 // Reply is the recorded outcome of one request (Pending while it waits).
 type Reply struct {
 	Request RequestID
+	Digest  uint64 // Input.Digest of the request: a retry must match it
 	Result  Result
 }
 

@@ -106,6 +106,48 @@ type Input struct {
 	Value      []byte
 }
 
+// Digest identifies what a mutating request asks for: its operation,
+// resource, mode, options and value, but not Request or Acked (a retry may
+// acknowledge more). The node records it with the outcome, so that a retry
+// can be told from another request that reuses the id. FNV-1a, 64 bits:
+// it guards against mistakes, not against an adversary, who could only
+// confuse its own session.
+func (in *Input) Digest() uint64 {
+	flags := uint64(in.Op) | uint64(in.Mode)<<8
+	if in.NoQueue {
+		flags |= 1 << 16
+	}
+	if in.WriteValue {
+		flags |= 1 << 17
+	}
+	h := fnvWord(fnvOffset, flags)
+	h = fnvWord(h, uint64(in.WaitTimeout))
+	h = fnvWord(h, uint64(in.LockDelay))
+	h = fnvWord(h, uint64(len(in.Resource)))
+	for i := 0; i < len(in.Resource); i++ {
+		h = (h ^ uint64(in.Resource[i])) * fnvPrime
+	}
+	h = fnvWord(h, uint64(len(in.Value)))
+	for _, c := range in.Value {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	return h
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// fnvWord hashes the 8 bytes of v, little-endian, into h (FNV-1a).
+func fnvWord(h, v uint64) uint64 {
+	for i := 0; i < 8; i++ {
+		h = (h ^ (v & 0xff)) * fnvPrime
+		v >>= 8
+	}
+	return h
+}
+
 // Result is the outcome of an operation, returned as the reply to an input or
 // carried by a Completed event.
 type Result struct {
