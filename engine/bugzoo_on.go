@@ -20,6 +20,7 @@ var bugs = []struct{ name, doc string }{
 	{"retry-applied-twice", "a retried request id is applied again instead of answered from its record (core.go)"},
 	{"no-grace-period", "recovery gives the sessions no grace period: their leases count as run out (restore.go)"},
 	{"convert-keeps-token", "an up-conversion granted in place keeps its old fencing token (grant.go)"},
+	{"deadlock-ahead-edges", "the old wait-for rule: a queued request waits for every request ahead of it, compatible or not (deadlock.go)"},
 }
 
 // plantedBug is the bug planted in every core of the process ("" none).

@@ -32,6 +32,7 @@ var Zoo = []Bug{
 	{Name: "retry-applied-twice", Checker: Linearizability, Doc: "a retried request id is applied again"},
 	{Name: "no-grace-period", Checker: Mutex, Doc: "recovery does not grant sessions a grace period", Tune: crashy},
 	{Name: "convert-keeps-token", Checker: Linearizability, Doc: "an up-conversion keeps its old fencing token"},
+	{Name: "deadlock-ahead-edges", Checker: Model, Doc: "compatible waiters seem to wait for each other: false Deadlock refusals", Tune: readers},
 	{Name: "client-lease-from-receive", Checker: Mutex, Doc: "the client counts its lease from when the keepalive's answer arrived", Tune: contended},
 	{Name: "client-no-poll", Checker: Liveness, Doc: "the client never asks again about a queued request whose event was lost", Tune: lossy},
 }
@@ -57,6 +58,14 @@ func contended(o *Options) {
 	o.DelayMin, o.DelayMax = 0, 20*time.Millisecond
 	o.DriftPPM, o.LeaseMargin = 0, time.Microsecond
 	o.LivenessBound = o.livenessBound()
+}
+
+// readers: clients take PR and EX locks on a few resources, waiting long,
+// so compatible requests queue behind a writer on several resources at once.
+func readers(o *Options) {
+	o.Resources = max(2, o.Clients/4)
+	o.Modes = [spec.ModeCount]int{spec.PR: 3, spec.EX: 1}
+	o.WaitMax = 4 * o.TTL
 }
 
 // lossy: messages are dropped.
