@@ -140,7 +140,7 @@ func StartNode() (stop func(), addr string, err error) {
 	}
 	lim := spec.DefaultLimits()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	node, err := engine.OpenNode(engine.NodeOptions{FS: vfs.Default, Dir: dir, Limits: lim, Log: log}, engine.WallClock{}.Now())
+	node, err := engine.OpenNode(engine.NodeOptions{FS: vfs.Default, Dir: dir, Limits: lim, Log: log}, 0)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, "", err

@@ -114,4 +114,3 @@ var conflictMask = func() (masks [spec.ModeCount]uint8) {
 	}
 	return masks
 }()
-

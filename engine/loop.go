@@ -9,27 +9,6 @@ import (
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
-// Clock is where the loop gets the time; the loop is the only part of the
-// engine that has one. Production uses the wall clock; tests drive a fake.
-type Clock interface {
-	Now() spec.Time
-	// After returns a channel that receives once d has passed, and a
-	// function that stops it.
-	After(d time.Duration) (<-chan time.Time, func() bool)
-}
-
-// WallClock is the real clock: Unix nanoseconds.
-type WallClock struct{}
-
-// Now returns the wall-clock time.
-func (WallClock) Now() spec.Time { return spec.Time(time.Now().UnixNano()) }
-
-// After starts a real timer.
-func (WallClock) After(d time.Duration) (<-chan time.Time, func() bool) {
-	t := time.NewTimer(d)
-	return t.C, t.Stop
-}
-
 // TurnStats describe one turn of the loop, for metrics.
 type TurnStats struct {
 	Inputs   int           // inputs stepped (0: a turn for time alone)
@@ -39,7 +18,7 @@ type TurnStats struct {
 
 // LoopOptions configure a Loop. Zero values take the defaults.
 type LoopOptions struct {
-	Clock Clock // default WallClock
+	Clock Clock // default: a MonotonicClock from the core's recovered clock
 	// OnEvents receives each turn's events once the turn is durable, on the
 	// loop goroutine: it must not block. The slice is reused after it returns.
 	OnEvents func([]spec.Event)
@@ -112,7 +91,7 @@ var ErrLoopStopped = errors.New("engine: loop stopped")
 func StartLoop(node *Node, opts LoopOptions) *Loop {
 	batchMax := node.core.lim.InputsPerBatchMax
 	if opts.Clock == nil {
-		opts.Clock = WallClock{}
+		opts.Clock = NewMonotonicClock(node.core.now)
 	}
 	if opts.QueueMax <= 0 {
 		opts.QueueMax = 4 * batchMax

@@ -58,7 +58,7 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 	mem := vfs.NewCrashableMem()
 	// Syncs take a millisecond, as on a disk, so that a crash can fall
 	// between an early answer and its sync.
-	node, err := engine.OpenNode(engine.NodeOptions{FS: slowSyncFS{mem}, Dir: "db", Limits: lim}, engine.WallClock{}.Now())
+	node, err := engine.OpenNode(engine.NodeOptions{FS: slowSyncFS{mem}, Dir: "db", Limits: lim}, 0)
 	require.NoError(t, err)
 	loop := engine.StartLoop(node, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -165,7 +165,7 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 	require.NoError(t, loop.Stop())
 	require.NotEmpty(t, before, "nothing was acknowledged before the crash")
 
-	recovered, err := engine.OpenNode(engine.NodeOptions{FS: image, Dir: "db", Limits: lim}, engine.WallClock{}.Now())
+	recovered, err := engine.OpenNode(engine.NodeOptions{FS: image, Dir: "db", Limits: lim}, 0)
 	require.NoError(t, err)
 	defer recovered.Close()
 	var lost []string
@@ -181,7 +181,7 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 			}
 			continue
 		}
-		res, err := recovered.Turn(engine.WallClock{}.Now(), []spec.Input{a.in})
+		res, err := recovered.Turn(recovered.Core().Now(), []spec.Input{a.in})
 		require.NoError(t, err)
 		got := res.Replies[0]
 		if got.Code != a.res.Code || got.Mode != a.res.Mode || got.Token != a.res.Token ||

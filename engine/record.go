@@ -12,7 +12,7 @@ import (
 // Records: how the core's durable state is laid out as keys and values.
 //
 //	key                                  value (every value starts with its format version)
-//	"m"                                  meta: token-max, order seq, tombstone seq
+//	"m"                                  meta: token-max, order seq, tombstone seq, now
 //	"s" session-id                       session: ttl
 //	"p" session-id request-id(BE64)      reply: the session's acked floor, the request's digest, a recorded outcome
 //	"r" name                             resource: value block, validity, lock-delay
@@ -27,8 +27,9 @@ import (
 // A resource exists while it has locks or a lock-delay; its record exists
 // only once its value, validity or delay has been changed.
 const (
-	// recordVersion 2 added the request digest to reply records; version 1
-	// records are still read (their digests are 0, which no retry matches).
+	// recordVersion 2 added the request digest to reply records and the
+	// clock to the meta record; version 1 records are still read (their
+	// digests are 0, which no retry matches; their clock is unknown).
 	recordVersion = 2
 
 	prefixMeta      = 'm'
@@ -71,6 +72,7 @@ func (c *Core) putMeta() {
 	w.buf = appendUvarint(w.buf, uint64(c.tokenMax))
 	w.buf = appendUvarint(w.buf, c.seq)
 	w.buf = appendUvarint(w.buf, c.tombSeq)
+	w.buf = appendVarint(w.buf, int64(c.now))
 	w.end()
 }
 

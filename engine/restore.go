@@ -9,8 +9,10 @@ import (
 )
 
 // Restore rebuilds a core from the records its writes left (in any order),
-// as a restart at now: every session gets a full TTL from now (a grace
-// period), while wait deadlines and lock-delays keep their instants. Timers
+// as a restart at now, or at the clock of the last batch written if that is
+// later (the clock never goes back): every session gets a full TTL from
+// then (a grace period), while wait deadlines and lock-delays keep their
+// instants. Timers
 // already due fire at the first Tick, which the caller makes at once.
 // records calls its argument for each stored key and value.
 func Restore(lim spec.Limits, now spec.Time, records func(func(key, value []byte) error) error) (*Core, error) {
@@ -47,6 +49,7 @@ type lockRecord struct {
 // restoring collects decoded records until all are read.
 type restoring struct {
 	metaSeen   bool
+	now        spec.Time // the clock of the last batch written
 	tokenMax   spec.Token
 	seq        uint64
 	tombSeq    uint64
@@ -67,6 +70,9 @@ func (rs *restoring) add(key, value []byte) error {
 	case prefixMeta:
 		rs.metaSeen = true
 		rs.tokenMax, rs.seq, rs.tombSeq = spec.Token(d.uvarint()), d.uvarint(), d.uvarint()
+		if d.version >= 2 {
+			rs.now = spec.Time(d.varint())
+		}
 	case prefixSession:
 		if len(body) != len(spec.SessionID{}) {
 			return fmt.Errorf("%w: session key %x", errCorrupt, key)
@@ -138,6 +144,7 @@ func (rs *restoring) build(c *Core) error {
 		return fmt.Errorf("%w: records without meta", errCorrupt)
 	}
 	c.tokenMax, c.seq, c.tombSeq = rs.tokenMax, rs.seq, rs.tombSeq
+	c.now = max(c.now, rs.now) // the clock never goes back, also across a restart
 	for i := range rs.sessions {
 		s := c.newSession(rs.sessions[i].id, rs.sessions[i].ttl)
 		c.timers.set(&s.expiry, c.now.Add(s.ttl)) // the grace period

@@ -32,7 +32,7 @@ type Options struct {
 	DefaultTTL time.Duration         // for OpenSession without a TTL; default 10s
 	// WatchersMax bounds Watch streams, SubscribersMax Events streams.
 	WatchersMax, SubscribersMax int
-	Clock                       engine.Clock // default: the wall clock
+	Clock                       engine.Clock // default: the loop's monotonic clock
 }
 
 // Server serves the Locks service over a node.
@@ -73,9 +73,6 @@ func New(node *engine.Node, opts Options) *Server {
 	}
 	if opts.SubscribersMax <= 0 {
 		opts.SubscribersMax = 4096
-	}
-	if opts.Clock == nil {
-		opts.Clock = engine.WallClock{}
 	}
 	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(),
 		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{})}

@@ -99,7 +99,7 @@ func (m *Model) Tick(now Time) []Event {
 // those already due fire at the next Tick or Step, which the caller makes at
 // once (the invariants hold again after it).
 func (m *Model) Recover(now Time) {
-	m.now = now
+	m.now = max(m.now, now) // the clock never goes back
 	for _, s := range m.sessions {
 		// map order: each session is updated alone.
 		s.deadline = now.Add(s.ttl)

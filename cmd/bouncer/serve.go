@@ -81,7 +81,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	lim := spec.DefaultLimits()
 	node, err := engine.OpenNode(engine.NodeOptions{FS: vfs.Default, Dir: f.data, Limits: lim, Log: log},
-		engine.WallClock{}.Now())
+		0) // the node's clock resumes from the store's
 	if err != nil {
 		_ = lis.Close()
 		return err

@@ -44,7 +44,7 @@ func StartOn(t testing.TB, fs vfs.FS, addr string, opts server.Options) *Node {
 	if opts.Limits == (spec.Limits{}) {
 		opts.Limits = spec.DefaultLimits()
 	}
-	n, err := engine.OpenNode(engine.NodeOptions{FS: fs, Dir: "db", Limits: opts.Limits}, engine.WallClock{}.Now())
+	n, err := engine.OpenNode(engine.NodeOptions{FS: fs, Dir: "db", Limits: opts.Limits}, 0) // the store's own clock
 	if err != nil {
 		t.Fatal(err)
 	}
