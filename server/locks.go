@@ -9,15 +9,17 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// OpenSession opens a session (idempotent for a client-chosen id).
+// OpenSession opens a session with an id the node issues: 128 bits from
+// crypto/rand. A client-chosen id is refused, since the node cannot tell a
+// random one from a guessable one (such as "0123456789abcdef"); so is a
+// reopen, which could otherwise be answered with a TTL the session does not
+// have. An open whose answer is lost leaves a session that expires after its
+// TTL, like a client that died.
 func (s *Server) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*pb.OpenSessionResponse, error) {
-	id := newSessionID()
 	if len(req.SessionId) > 0 {
-		var bad *spec.Result
-		if id, bad = sessionID(req.SessionId); bad != nil {
-			return nil, invalid(bad)
-		}
+		return nil, invalid(badField("session_id: the node issues session ids; open without one"))
 	}
+	id := newSessionID()
 	ttl, bad := duration("ttl", req.Ttl)
 	if bad != nil {
 		return nil, invalid(bad)

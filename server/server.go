@@ -43,6 +43,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	health  *health.Server
+	tags    *tagger
 	now     atomic.Int64 // the loop's clock at its latest turn
 
 	draining  chan struct{} // closed by Drain: long-lived streams end
@@ -77,7 +78,7 @@ func New(node *engine.Node, opts Options) *Server {
 	if opts.Clock == nil {
 		opts.Clock = engine.WallClock{}
 	}
-	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(),
+	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(), tags: newTagger(),
 		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{})}
 	s.metrics = newMetrics(opts.Registry)
 	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn})
