@@ -27,13 +27,22 @@ func (s *Server) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*
 	if ttl == 0 {
 		ttl = s.opts.DefaultTTL
 	}
+	client := s.clientOf(ctx)
+	if bad := s.quotas.take(client, quotaSessions); bad != nil {
+		s.refused(reasonSessions, client)
+		return nil, invalid(bad)
+	}
 	r, err := s.submit(ctx, spec.Input{Op: spec.OpOpen, Session: id, TTL: ttl})
+	if err == nil {
+		err = resultError(r)
+	}
 	if err != nil {
+		// The open may still take effect (a cancelled call): the session
+		// then counts for no one and expires after its TTL.
+		s.quotas.give(client, quotaSessions)
 		return nil, err
 	}
-	if err := resultError(r); err != nil {
-		return nil, err
-	}
+	s.quotas.opened(client, id)
 	return &pb.OpenSessionResponse{SessionId: id[:], Ttl: durationpb.New(ttl)}, nil
 }
 
@@ -78,6 +87,9 @@ func (s *Server) CloseSession(ctx context.Context, req *pb.CloseSessionRequest) 
 	r, err := s.submit(ctx, spec.Input{Op: spec.OpClose, Session: id})
 	if err != nil {
 		return nil, err
+	}
+	if r.Code == spec.OK {
+		s.quotas.ended(id)
 	}
 	return &pb.CloseSessionResponse{}, resultError(r)
 }
