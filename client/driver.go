@@ -261,6 +261,7 @@ func (s *Session) watchEvents() {
 			if e, err = stream.Recv(); err != nil {
 				break
 			}
+			s.subOnce.Do(func() { close(s.subscribed) }) // the first event is Subscribed
 			if ev, ok := eventFromWire(s.id, e); ok {
 				select {
 				case s.events <- ev:

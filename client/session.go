@@ -37,6 +37,8 @@ type Session struct {
 	waiters    map[spec.RequestID]chan core.Update // driver-owned
 	opened     chan struct{}
 	openedOnce sync.Once
+	subscribed chan struct{} // closed once the event stream is up
+	subOnce    sync.Once
 	stopOnce   sync.Once
 	blocking   chan Blocking
 	inflight   sync.WaitGroup
@@ -77,22 +79,27 @@ func (c *Client) NewSession(ctx context.Context) (*Session, error) {
 	s := &Session{c: c, id: id, core: cs, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
 		calls: make(chan func(spec.Time)), answers: make(chan answer), events: make(chan spec.Event),
 		conn: make(chan bool), stopped: make(chan struct{}), quit: make(chan struct{}), waiters: map[spec.RequestID]chan core.Update{},
-		opened: make(chan struct{}), blocking: make(chan Blocking, 64), done: make(chan struct{})}
+		opened: make(chan struct{}), subscribed: make(chan struct{}), blocking: make(chan Blocking, 64), done: make(chan struct{})}
 	s.ka.s = s
 	s.inflight.Add(2)
 	go s.watchEvents()
 	go s.watchConnection()
 	go s.driver(now)
-	select {
-	case <-s.opened:
-		return s, nil
-	case <-s.done:
-		s.stop()
-		return nil, s.Err()
-	case <-ctx.Done():
-		s.stop()
-		return nil, ctx.Err()
+	// Return once the session is open and its event stream is up, so that
+	// no notification (Blocking, Expired) is missed from then on.
+	for _, ready := range []chan struct{}{s.opened, s.subscribed} {
+		select {
+		case <-ready:
+			continue
+		case <-s.done:
+			s.stop()
+			return nil, s.Err()
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		}
 	}
+	return s, nil
 }
 
 // ID returns the session id. Keep it secret: it is the session.

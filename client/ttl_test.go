@@ -28,6 +28,14 @@ func (n *shortTTLNode) OpenSession(_ context.Context, req *pb.OpenSessionRequest
 	return &pb.OpenSessionResponse{SessionId: id, Ttl: durationpb.New(n.ttl)}, nil
 }
 
+func (n *shortTTLNode) Events(_ *pb.EventsRequest, stream pb.Locks_EventsServer) error {
+	if err := stream.Send(&pb.Event{Kind: &pb.Event_Subscribed{Subscribed: &pb.Subscribed{}}}); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
 // TestLeaseCountsTheAnsweredTTL: the client counts its lease from the TTL
 // the node answered, not the one it asked for.
 func TestLeaseCountsTheAnsweredTTL(t *testing.T) {
