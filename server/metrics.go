@@ -19,6 +19,8 @@ type metrics struct {
 	grants  prometheus.Counter // tokens issued: grants and up-conversions
 	lastTok atomic.Int64
 
+	diskFull atomic.Int64 // 1 while the disk is full and writes are refused
+
 	conns   prometheus.Gauge       // connections held (Server.Listen)
 	refused *prometheus.CounterVec // calls and connections refused by a bound, by reason
 }
@@ -55,7 +57,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gauge("bouncer_sessions", "Live sessions.", &m.sessions),
 		gauge("bouncer_resources", "Resources in use.", &m.resources),
 		gauge("bouncer_locks_held", "Granted locks.", &m.locks),
-		gauge("bouncer_waiters", "Queued acquires and conversions.", &m.queued))
+		gauge("bouncer_waiters", "Queued acquires and conversions.", &m.queued),
+		gauge("bouncer_disk_full", "1 while the disk is full and the node refuses writes with Unavailable.", &m.diskFull))
 	return m
 }
 

@@ -141,7 +141,8 @@ func New(node *engine.Node, opts Options) *Server {
 		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{}),
 		quotas: newQuotas(&opts), refusals: refusalLog{last: map[string]time.Time{}, hush: map[string]int{}}}
 	s.metrics = newMetrics(opts.Registry)
-	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn})
+	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn,
+		OnDisk: s.onDisk})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(pb.Locks_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	go func() {
@@ -328,6 +329,18 @@ func (s *Server) onTurn(c *engine.Core, st engine.TurnStats) {
 			w.offer(state, exists)
 		}
 	}
+}
+
+// onDisk says once when the disk is full and once when it takes writes
+// again (on the loop goroutine); writes are refused with Unavailable between.
+func (s *Server) onDisk(full error) {
+	if full != nil {
+		s.metrics.diskFull.Store(1)
+		s.log.Error("disk full: refusing writes with Unavailable until a probe write succeeds", "err", full)
+		return
+	}
+	s.metrics.diskFull.Store(0)
+	s.log.Info("disk takes writes again: serving")
 }
 
 func newSessionID() spec.SessionID {
