@@ -27,6 +27,11 @@
 // when the lease runs out ends with ErrLeaseLost: it may or may not have
 // taken effect, and the lock must be treated as lost.
 //
+// NewSession itself makes the open, once per attempt: the node issues the
+// id, so an open is not retried with the same id, and an attempt whose
+// answer was lost leaves a session on the node that expires after its TTL.
+// The lease is counted with the TTL the node answered.
+//
 // All of this protocol logic lives in package client/core, a sans-I/O state
 // machine that the deterministic simulator (package sim) drives through
 // network, clock and crash faults; this package runs the same code on one

@@ -9,7 +9,6 @@ import (
 	"github.com/bouncer-dlm/bouncer/client/core"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // The networked session is the protocol core (package core) driven by one
@@ -186,14 +185,12 @@ func (w *workers) work(f func()) {
 // stop makes idle workers exit (busy ones exit after their call).
 func (w *workers) stop() { w.once.Do(func() { close(w.quit) }) }
 
-// call makes the RPC for in (open or close); ok is false if the call
+// call makes the RPC for in (a close; NewSession makes the open); ok is false if the call
 // failed on the way (no answer from the node).
 func (c *Client) call(ctx context.Context, in spec.Input) (spec.Result, bool) {
 	var err error
 	id := in.Session[:]
 	switch in.Op {
-	case spec.OpOpen:
-		_, err = c.api.OpenSession(ctx, &pb.OpenSessionRequest{SessionId: id, Ttl: durationpb.New(in.TTL)})
 	case spec.OpClose:
 		_, err = c.api.CloseSession(ctx, &pb.CloseSessionRequest{SessionId: id})
 	}
@@ -264,6 +261,7 @@ func (s *Session) watchEvents() {
 			if e, err = stream.Recv(); err != nil {
 				break
 			}
+			s.subOnce.Do(func() { close(s.subscribed) }) // the first event is Subscribed
 			if ev, ok := eventFromWire(s.id, e); ok {
 				select {
 				case s.events <- ev:

@@ -2,13 +2,16 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client/core"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Session is a lease on the node. It renews itself and closes Done as soon
@@ -34,6 +37,8 @@ type Session struct {
 	waiters    map[spec.RequestID]chan core.Update // driver-owned
 	opened     chan struct{}
 	openedOnce sync.Once
+	subscribed chan struct{} // closed once the event stream is up
+	subOnce    sync.Once
 	stopOnce   sync.Once
 	blocking   chan Blocking
 	inflight   sync.WaitGroup
@@ -49,36 +54,52 @@ type Blocking struct {
 	Mode     spec.Mode // the mode wanted
 }
 
-// NewSession opens a session (with the client's TTL) and keeps it alive.
+// NewSession opens a session and keeps it alive. The node issues the id;
+// the lease is counted with the TTL the node answered (never longer than
+// the one asked for), from the moment the open was sent.
 func (c *Client) NewSession(ctx context.Context) (*Session, error) {
-	var id spec.SessionID
-	_, _ = rand.Read(id[:]) // a capability: 128 unguessable bits
 	start := time.Now()
 	now := func() spec.Time { return spec.Time(time.Since(start)) } // monotonic
-	cs, err := core.NewSession(id, c.cfg.core(), now())
+	id, ttl, sent, err := c.open(ctx, now)
 	if err != nil {
 		return nil, err
+	}
+	cfg := c.cfg.core()
+	cfg.TTL = min(cfg.TTL, ttl)
+	cs, err := core.NewSession(id, cfg, sent)
+	if err != nil {
+		return nil, fmt.Errorf("client: the node answered TTL %v: %w", ttl, err)
+	}
+	// The open was made here, not by the core: tell the core it was sent at
+	// sent and answered, so that it counts the lease from then.
+	for _, snd := range cs.Sends(sent) {
+		cs.Reply(now(), snd.Call, spec.Result{})
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{c: c, id: id, core: cs, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
 		calls: make(chan func(spec.Time)), answers: make(chan answer), events: make(chan spec.Event),
 		conn: make(chan bool), stopped: make(chan struct{}), quit: make(chan struct{}), waiters: map[spec.RequestID]chan core.Update{},
-		opened: make(chan struct{}), blocking: make(chan Blocking, 64), done: make(chan struct{})}
+		opened: make(chan struct{}), subscribed: make(chan struct{}), blocking: make(chan Blocking, 64), done: make(chan struct{})}
 	s.ka.s = s
 	s.inflight.Add(2)
 	go s.watchEvents()
 	go s.watchConnection()
 	go s.driver(now)
-	select {
-	case <-s.opened:
-		return s, nil
-	case <-s.done:
-		s.stop()
-		return nil, s.Err()
-	case <-ctx.Done():
-		s.stop()
-		return nil, ctx.Err()
+	// Return once the session is open and its event stream is up, so that
+	// no notification (Blocking, Expired) is missed from then on.
+	for _, ready := range []chan struct{}{s.opened, s.subscribed} {
+		select {
+		case <-ready:
+			continue
+		case <-s.done:
+			s.stop()
+			return nil, s.Err()
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		}
 	}
+	return s, nil
 }
 
 // ID returns the session id. Keep it secret: it is the session.
@@ -212,4 +233,34 @@ func outcome(u core.Update) (spec.Result, error) {
 		return u.Result, &spec.Error{Code: u.Result.Code, Detail: u.Result.Detail}
 	}
 	return u.Result, nil
+}
+
+// open asks the node for a session until it answers or ctx ends. It returns
+// the id and TTL the node answered and when (by now) the answered call was
+// sent. An attempt whose answer was lost may leave a session behind on the
+// node; it expires after its TTL.
+func (c *Client) open(ctx context.Context, now func() spec.Time) (spec.SessionID, time.Duration, spec.Time, error) {
+	var id spec.SessionID
+	retry := min(c.cfg.TTL/8, 500*time.Millisecond)
+	for {
+		sent := now()
+		r, err := c.api.OpenSession(ctx, &pb.OpenSessionRequest{Ttl: durationpb.New(c.cfg.TTL)}, grpc.WaitForReady(true))
+		if err == nil {
+			if len(r.SessionId) != len(id) || r.Ttl == nil || r.Ttl.AsDuration() <= 0 {
+				return id, 0, 0, fmt.Errorf("client: the node answered the open with a malformed session (id %d bytes, ttl %v)", len(r.SessionId), r.Ttl)
+			}
+			copy(id[:], r.SessionId)
+			return id, r.Ttl.AsDuration(), sent, nil
+		}
+		if res, ok := resultOf(err); ok {
+			return id, 0, 0, &spec.Error{Code: res.Code, Detail: res.Detail}
+		}
+		t := time.NewTimer(retry)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return id, 0, 0, ctx.Err()
+		}
+	}
 }

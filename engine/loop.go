@@ -35,6 +35,13 @@ type LoopOptions struct {
 	// before stepping the next.
 	Pipeline int
 
+	// ProbeInterval is how often a node whose disk is full tries a synced
+	// probe write to see if space came back. Default 1s.
+	ProbeInterval time.Duration
+	// OnDisk is told, on the loop goroutine, when the disk is found full
+	// (the error) and when it takes writes again (nil). It must not block.
+	OnDisk func(full error)
+
 	earlyReplies bool // tests only: answer at Begin, before the sync (a planted bug)
 }
 
@@ -98,6 +105,9 @@ func StartLoop(node *Node, opts LoopOptions) *Loop {
 	}
 	if opts.Pipeline <= 0 {
 		opts.Pipeline = 4
+	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = time.Second
 	}
 	l := &Loop{node: node, clock: opts.Clock, batchMax: batchMax, opts: opts,
 		calls: make(chan *call, opts.QueueMax), inspect: make(chan func(*Core)),
@@ -211,12 +221,20 @@ func (l *Loop) run() {
 		}
 		close(l.done)
 	}()
+	// A node restarted on a full disk must not take a turn it cannot persist.
+	_ = l.node.store.Probe()
+	if l.node.store.Full() != nil && !l.degraded() {
+		return
+	}
 	// The first turn fires the timers that came due while the node was down.
 	if !l.begin(l.newTurn()) {
 		return
 	}
 	var held func(*Core) // an Inspect waiting for the pipeline to drain
 	for {
+		if len(l.inflight) == 0 && held == nil && l.node.store.Full() != nil && !l.degraded() {
+			return
+		}
 		accept := len(l.inflight) < l.opts.Pipeline && held == nil && l.since < durableEvery
 		var calls <-chan *call
 		var wake <-chan time.Time
@@ -258,6 +276,39 @@ func (l *Loop) run() {
 		if held != nil && len(l.inflight) == 0 {
 			held(l.node.core)
 			held = nil
+		}
+	}
+}
+
+// degraded serves while the disk is full, with no turn in flight: every
+// input is refused with Unavailable (nothing is stepped, so nothing is
+// lost or acknowledged), Inspect still reads the core, and a probe write
+// every ProbeInterval looks for space. It returns true once the disk takes
+// writes again, false on Stop.
+func (l *Loop) degraded() bool {
+	full := l.node.store.Full()
+	if l.opts.OnDisk != nil {
+		l.opts.OnDisk(full)
+	}
+	refusal := spec.Refuse(spec.Unavailable, fmt.Sprintf("node: the disk is full, writes are refused until space returns: %v", full))
+	wake, stop := l.clock.After(l.opts.ProbeInterval)
+	defer func() { stop() }()
+	for {
+		select {
+		case c := <-l.calls:
+			c.reply <- refusal
+		case f := <-l.inspect:
+			f(l.node.core)
+		case <-wake:
+			if l.node.store.Probe() == nil {
+				if l.opts.OnDisk != nil {
+					l.opts.OnDisk(nil)
+				}
+				return true
+			}
+			wake, stop = l.clock.After(l.opts.ProbeInterval)
+		case <-l.quit:
+			return false
 		}
 	}
 }

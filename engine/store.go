@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/cockroachdb/pebble/v2"
@@ -23,10 +26,14 @@ import (
 // until it is durable. Since the log is written in order, a durable batch
 // means every earlier batch is durable too.
 type Store struct {
-	db *pebble.DB
+	db  *pebble.DB
+	fs  vfs.FS
+	dir string
+	log *storeLogger
 
 	mu     sync.Mutex
 	failed error
+	full   error // the disk is out of space: writes are refused until a probe succeeds
 }
 
 // Applied is a batch handed to the log, perhaps not yet durable.
@@ -42,19 +49,42 @@ var ErrStopped = errors.New("engine stopped after a failed write")
 // failed commit stops this store instead of exiting the process.
 type fatalError struct{ msg string }
 
-// storeLogger routes Pebble's messages to slog; Fatalf panics with a
-// fatalError that Commit recovers.
-type storeLogger struct{ log *slog.Logger }
+// storeLogger routes Pebble's messages to slog, at most one error line per
+// errorLogEvery: a node on a full disk would otherwise log Pebble's
+// retries hundreds of times a second. Fatalf panics with a fatalError
+// that Commit recovers.
+type storeLogger struct {
+	log    *slog.Logger
+	errors atomic.Uint64 // Pebble errors reported, logged or not
 
-func (l storeLogger) Infof(format string, args ...any) {
+	mu     sync.Mutex
+	last   time.Time
+	hushed int
+}
+
+// errorLogEvery is how often Pebble's errors are logged at most.
+const errorLogEvery = 10 * time.Second
+
+func (l *storeLogger) Infof(format string, args ...any) {
 	l.log.Debug(fmt.Sprintf(format, args...))
 }
 
-func (l storeLogger) Errorf(format string, args ...any) {
-	l.log.Error(fmt.Sprintf(format, args...))
+func (l *storeLogger) Errorf(format string, args ...any) {
+	l.errors.Add(1)
+	l.mu.Lock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < errorLogEvery {
+		l.hushed++
+		l.mu.Unlock()
+		return
+	}
+	hushed := l.hushed
+	l.last, l.hushed = now, 0
+	l.mu.Unlock()
+	l.log.Error(fmt.Sprintf(format, args...), "unlogged_since_last", hushed)
 }
 
-func (l storeLogger) Fatalf(format string, args ...any) {
+func (l *storeLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.log.Error(msg)
 	panic(fatalError{msg})
@@ -65,13 +95,90 @@ func OpenStore(fs vfs.FS, dir string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts := &pebble.Options{FS: fs, Logger: storeLogger{log}}
+	s := &Store{fs: fs, dir: dir, log: &storeLogger{log: log}}
+	opts := &pebble.Options{FS: fs, Logger: s.log, EventListener: &pebble.EventListener{
+		BackgroundError: s.background}}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	s.db = db
+	return s, nil
 }
+
+// A full disk is not fail-stop: Pebble's background work (flushes,
+// compactions) fails and retries, and a commit that cannot be written is
+// never acknowledged. The store notes that the disk is full (from a
+// background error or a failed probe); the loop then refuses every input
+// with Unavailable, takes no turn (so nothing is stepped that could not be
+// persisted), and probes with a synced write until one succeeds. A failed
+// write or sync of a commit itself still stops the store: Pebble's log
+// writer keeps such an error.
+
+// background notes Pebble's background errors; out of space marks the
+// disk full.
+func (s *Store) background(err error) {
+	s.log.Errorf("store: background: %v", err)
+	if IsNoSpace(err) {
+		s.mu.Lock()
+		s.full = err
+		s.mu.Unlock()
+	}
+}
+
+// IsNoSpace reports whether err says the disk is out of space.
+func IsNoSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }
+
+// Full returns why the disk is full, or nil.
+func (s *Store) Full() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.full
+}
+
+// probeBytes is the size of the probe write: enough to need a free block.
+const probeBytes = 64 << 10
+
+// Probe writes and syncs a small file beside the store and removes it: it
+// tells whether the disk takes writes again. Out of space marks the disk
+// full; success clears it.
+func (s *Store) Probe() error {
+	err := s.probe()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		s.full = nil
+	case IsNoSpace(err):
+		s.full = err
+	}
+	return err
+}
+
+func (s *Store) probe() error {
+	name := s.fs.PathJoin(s.dir, "bouncer-probe")
+	f, err := s.fs.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("store: probe: %w", err)
+	}
+	_, err = f.Write(make([]byte, probeBytes))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := s.fs.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: probe: %w", err)
+	}
+	return nil
+}
+
+// Errors counts the errors Pebble reported.
+func (s *Store) Errors() uint64 { return s.log.errors.Load() }
 
 // Load rebuilds the core from every record in the store, as a restart at
 // now (see Restore).

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"time"
@@ -62,26 +64,44 @@ func duration(field string, d *durationpb.Duration) (time.Duration, *spec.Result
 	return v, nil
 }
 
-// SessionTag is how a session appears to others (Describe, Watch): a hash
-// of its id, since the id itself is a capability.
-func SessionTag(id spec.SessionID) []byte {
-	sum := sha256.Sum256(id[:])
-	return sum[:8]
+// tagger makes the tag by which a session appears to others (Describe,
+// Watch, List): the id itself is a capability, so the tag is an HMAC of it
+// under a key the node makes at start and never shows. An unkeyed hash
+// would let anyone who reads the tags test guessed ids offline. Tags are
+// stable for the life of the process, not across restarts.
+type tagger struct{ key [32]byte }
+
+func newTagger() *tagger {
+	t := &tagger{}
+	_, _ = rand.Read(t.key[:]) // crypto/rand never fails on supported platforms
+	return t
 }
+
+// tagBytes is the length of a tag, as before it was keyed.
+const tagBytes = 8
+
+func (t *tagger) tag(id spec.SessionID) []byte {
+	m := hmac.New(sha256.New, t.key[:])
+	m.Write(id[:])
+	return m.Sum(nil)[:tagBytes]
+}
+
+// SessionTag is how this node shows the session id to others.
+func (s *Server) SessionTag(id spec.SessionID) []byte { return s.tags.tag(id) }
 
 func grantToWire(r spec.Result) *pb.LockResponse {
 	return &pb.LockResponse{Mode: ModeToWire(r.Mode), Token: uint64(r.Token), Value: r.Value, ValueValid: r.ValueValid}
 }
 
-func lockToWire(l spec.LockState, converting bool) *pb.Lock {
-	w := &pb.Lock{SessionTag: SessionTag(l.Session), Mode: ModeToWire(l.Mode), Token: uint64(l.Token)}
+func (t *tagger) lockToWire(l spec.LockState, converting bool) *pb.Lock {
+	w := &pb.Lock{SessionTag: t.tag(l.Session), Mode: ModeToWire(l.Mode), Token: uint64(l.Token)}
 	if converting {
 		w.ConvertingTo = ModeToWire(l.Want)
 	}
 	return w
 }
 
-func resourceToWire(r spec.ResourceState, now spec.Time) *pb.Resource {
+func (t *tagger) resourceToWire(r spec.ResourceState, now spec.Time) *pb.Resource {
 	w := &pb.Resource{Name: []byte(r.Name), Value: r.Value, ValueValid: r.ValueValid}
 	if r.DelayUntil > now {
 		w.DelayRemaining = durationpb.New(r.DelayUntil.Sub(now))
@@ -91,17 +111,17 @@ func resourceToWire(r spec.ResourceState, now spec.Time) *pb.Resource {
 		converting[id] = true
 	}
 	for _, l := range r.Granted {
-		w.Holders = append(w.Holders, lockToWire(l, converting[l.Session]))
+		w.Holders = append(w.Holders, t.lockToWire(l, converting[l.Session]))
 	}
 	for _, id := range r.Converting {
 		for _, l := range r.Granted {
 			if l.Session == id {
-				w.Converting = append(w.Converting, lockToWire(l, true))
+				w.Converting = append(w.Converting, t.lockToWire(l, true))
 			}
 		}
 	}
 	for _, l := range r.Waiting {
-		w.Waiting = append(w.Waiting, lockToWire(l, false))
+		w.Waiting = append(w.Waiting, t.lockToWire(l, false))
 	}
 	return w
 }

@@ -9,15 +9,17 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// OpenSession opens a session (idempotent for a client-chosen id).
+// OpenSession opens a session with an id the node issues: 128 bits from
+// crypto/rand. A client-chosen id is refused, since the node cannot tell a
+// random one from a guessable one (such as "0123456789abcdef"); so is a
+// reopen, which could otherwise be answered with a TTL the session does not
+// have. An open whose answer is lost leaves a session that expires after its
+// TTL, like a client that died.
 func (s *Server) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*pb.OpenSessionResponse, error) {
-	id := newSessionID()
 	if len(req.SessionId) > 0 {
-		var bad *spec.Result
-		if id, bad = sessionID(req.SessionId); bad != nil {
-			return nil, invalid(bad)
-		}
+		return nil, invalid(badField("session_id: the node issues session ids; open without one"))
 	}
+	id := newSessionID()
 	ttl, bad := duration("ttl", req.Ttl)
 	if bad != nil {
 		return nil, invalid(bad)
@@ -25,13 +27,22 @@ func (s *Server) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*
 	if ttl == 0 {
 		ttl = s.opts.DefaultTTL
 	}
+	client := s.clientOf(ctx)
+	if bad := s.quotas.take(client, quotaSessions); bad != nil {
+		s.refused(reasonSessions, client)
+		return nil, invalid(bad)
+	}
 	r, err := s.submit(ctx, spec.Input{Op: spec.OpOpen, Session: id, TTL: ttl})
+	if err == nil {
+		err = resultError(r)
+	}
 	if err != nil {
+		// The open may still take effect (a cancelled call): the session
+		// then counts for no one and expires after its TTL.
+		s.quotas.give(client, quotaSessions)
 		return nil, err
 	}
-	if err := resultError(r); err != nil {
-		return nil, err
-	}
+	s.quotas.opened(client, id)
 	return &pb.OpenSessionResponse{SessionId: id[:], Ttl: durationpb.New(ttl)}, nil
 }
 
@@ -76,6 +87,9 @@ func (s *Server) CloseSession(ctx context.Context, req *pb.CloseSessionRequest) 
 	r, err := s.submit(ctx, spec.Input{Op: spec.OpClose, Session: id})
 	if err != nil {
 		return nil, err
+	}
+	if r.Code == spec.OK {
+		s.quotas.ended(id)
 	}
 	return &pb.CloseSessionResponse{}, resultError(r)
 }

@@ -18,6 +18,11 @@ type metrics struct {
 	fsyncs  prometheus.Counter
 	grants  prometheus.Counter // tokens issued: grants and up-conversions
 	lastTok atomic.Int64
+
+	diskFull atomic.Int64 // 1 while the disk is full and writes are refused
+
+	conns   prometheus.Gauge       // connections held (Server.Listen)
+	refused *prometheus.CounterVec // calls and connections refused by a bound, by reason
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,6 +40,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Turns that wrote a batch and waited for its sync (turns in flight together may share one fsync)."}),
 		grants: prometheus.NewCounter(prometheus.CounterOpts{Name: "bouncer_tokens_issued_total",
 			Help: "Fencing tokens issued: grants and up-conversions."}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bouncer_connections",
+			Help: "Client connections held, under ConnectionsMax."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bouncer_refused_total",
+			Help: "Connections and calls refused by a bound (connections, sessions, requests, streams per client)."},
+			[]string{"reason"}),
 	}
 	if reg == nil {
 		return m
@@ -43,11 +53,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 			func() float64 { return float64(v.Load()) })
 	}
-	reg.MustRegister(m.wait, m.commit, m.batch, m.fsyncs, m.grants,
+	reg.MustRegister(m.wait, m.commit, m.batch, m.fsyncs, m.grants, m.conns, m.refused,
 		gauge("bouncer_sessions", "Live sessions.", &m.sessions),
 		gauge("bouncer_resources", "Resources in use.", &m.resources),
 		gauge("bouncer_locks_held", "Granted locks.", &m.locks),
-		gauge("bouncer_waiters", "Queued acquires and conversions.", &m.queued))
+		gauge("bouncer_waiters", "Queued acquires and conversions.", &m.queued),
+		gauge("bouncer_disk_full", "1 while the disk is full and the node refuses writes with Unavailable.", &m.diskFull))
 	return m
 }
 

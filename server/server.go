@@ -20,19 +20,85 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
-// Options configure a Server. Zero values take the defaults.
+// Options configure a Server. Zero values take the defaults; no bound is
+// ever unlimited.
 type Options struct {
-	Limits     spec.Limits           // must be the node's limits
-	Log        *slog.Logger          // default: discard
-	AuthToken  string                // if set, every call must carry "authorization: Bearer <token>"
+	Limits    spec.Limits  // must be the node's limits
+	Log       *slog.Logger // default: discard
+	AuthToken string       // if set, every call must carry "authorization: Bearer <token>"
+	// AuthTokens are more accepted tokens (AuthToken joins them). With more
+	// than one, each token names a client for the per-client quotas.
+	AuthTokens []string
 	Registry   prometheus.Registerer // where metrics go; nil: nowhere
 	DefaultTTL time.Duration         // for OpenSession without a TTL; default 10s
 	// WatchersMax bounds Watch streams, SubscribersMax Events streams.
 	WatchersMax, SubscribersMax int
 	Clock                       engine.Clock // default: the loop's monotonic clock
+
+	// Per-client quotas (a client: certificate subject, else token, else
+	// remote address). SessionsPerClientMax bounds a client's live sessions
+	// (default Limits.SessionsMax/10, at least 1); RequestsPerClientMax its
+	// unary calls in flight (default 1024); StreamsPerClientMax its open
+	// streams (default 2 per session it may hold, plus 64: the Go client
+	// keeps a keepalive and an event stream per session).
+	SessionsPerClientMax, RequestsPerClientMax, StreamsPerClientMax int
+
+	// ConnectionsMax bounds the connections a Listen listener holds at
+	// once (default 4096: keep it under the process's file limit).
+	ConnectionsMax int
+	// StreamsPerConnectionMax bounds concurrent streams on one connection
+	// (default StreamsPerClientMax, at least 1024); a client past it waits.
+	StreamsPerConnectionMax int
+	// HandshakeTimeout bounds a new connection's TLS handshake and HTTP/2
+	// preface (default 10s). IdleTimeout closes a connection with no
+	// stream for that long (default 5m).
+	HandshakeTimeout, IdleTimeout time.Duration
+	// KeepAliveTime is how long a connection may be silent before the node
+	// pings it; a connection that does not answer within KeepAliveTimeout
+	// is closed (half-open). Defaults 1m and 20s.
+	KeepAliveTime, KeepAliveTimeout time.Duration
+	// KeepAliveMinTime is the shortest interval between a client's pings
+	// that the node tolerates; a client pinging more often is disconnected.
+	// Default 5s.
+	KeepAliveMinTime time.Duration
+}
+
+// withDefaults fills in the zero fields.
+func (o Options) withDefaults() Options {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.AuthToken != "" {
+		o.AuthTokens = append([]string{o.AuthToken}, o.AuthTokens...)
+	}
+	orDefault := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	orDefaultTime := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	orDefaultTime(&o.DefaultTTL, 10*time.Second)
+	orDefault(&o.WatchersMax, 1024)
+	orDefault(&o.SubscribersMax, 4096)
+	orDefault(&o.SessionsPerClientMax, max(o.Limits.SessionsMax/10, 1))
+	orDefault(&o.RequestsPerClientMax, 1024)
+	orDefault(&o.StreamsPerClientMax, 2*o.SessionsPerClientMax+64)
+	orDefault(&o.ConnectionsMax, 4096)
+	orDefault(&o.StreamsPerConnectionMax, max(o.StreamsPerClientMax, 1024))
+	orDefaultTime(&o.HandshakeTimeout, 10*time.Second)
+	orDefaultTime(&o.IdleTimeout, 5*time.Minute)
+	orDefaultTime(&o.KeepAliveTime, time.Minute)
+	orDefaultTime(&o.KeepAliveTimeout, 20*time.Second)
+	orDefaultTime(&o.KeepAliveMinTime, 5*time.Second)
+	return o
 }
 
 // Server serves the Locks service over a node.
@@ -43,15 +109,20 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	health  *health.Server
-	now     atomic.Int64 // the loop's clock at its latest turn
+	tags    *tagger
+	quotas  *quotas
+
+	refusals refusalLog
+	now      atomic.Int64 // the loop's clock at its latest turn
 
 	draining  chan struct{} // closed by Drain: long-lived streams end
 	drainOnce sync.Once
 
-	mu       sync.Mutex
-	waiting  map[waitKey][]chan spec.Result         // queued requests someone waits for
-	subs     streamSet[spec.SessionID, *subscriber] // Events streams by session
-	watchers streamSet[string, *watcher]            // Watch streams by resource
+	mu        sync.Mutex
+	waiting   map[waitKey][]chan spec.Result         // queued requests someone waits for
+	subs      streamSet[spec.SessionID, *subscriber] // Events streams by session
+	watchers  streamSet[string, *watcher]            // Watch streams by resource
+	listeners []*limitListener
 }
 
 type waitKey struct {
@@ -62,22 +133,13 @@ type waitKey struct {
 // New starts the loop over node and returns the server. The server owns the
 // node from now on: Stop closes it.
 func New(node *engine.Node, opts Options) *Server {
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.DiscardHandler)
-	}
-	if opts.DefaultTTL == 0 {
-		opts.DefaultTTL = 10 * time.Second
-	}
-	if opts.WatchersMax <= 0 {
-		opts.WatchersMax = 1024
-	}
-	if opts.SubscribersMax <= 0 {
-		opts.SubscribersMax = 4096
-	}
-	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(),
-		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{})}
+	opts = opts.withDefaults()
+	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(), tags: newTagger(),
+		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{}),
+		quotas: newQuotas(&opts), refusals: refusalLog{last: map[string]time.Time{}, hush: map[string]int{}}}
 	s.metrics = newMetrics(opts.Registry)
-	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn})
+	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn,
+		OnDisk: s.onDisk})
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(pb.Locks_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	go func() {
@@ -90,19 +152,34 @@ func New(node *engine.Node, opts Options) *Server {
 	return s
 }
 
-// ServerOptions are the grpc.ServerOptions the service needs: auth and
-// message bounds. Pass them to grpc.NewServer along with TLS credentials.
+// ServerOptions are the grpc.ServerOptions the service needs: auth,
+// per-client quotas, message and memory bounds, timeouts and keepalive.
+// Pass them to grpc.NewServer along with TLS credentials, and serve on a
+// Listen listener.
 func (s *Server) ServerOptions() []grpc.ServerOption {
-	lim := s.opts.Limits
+	lim, o := s.opts.Limits, s.opts
 	maxMsg := 4*lim.NameBytesMax + 2*lim.ValueBytesMax + 4096
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMsg),
-		// Fixed windows turn off the bandwidth estimator's pings (see the client).
+		grpc.MaxHeaderListSize(headerBytesMax),
+		// Fixed windows turn off the bandwidth estimator's pings (see the
+		// client); the connection window bounds what one connection can
+		// make the node buffer, whatever its streams.
 		grpc.InitialWindowSize(1 << 20), grpc.InitialConnWindowSize(1 << 20),
-		grpc.ChainUnaryInterceptor(s.authUnary),
-		grpc.ChainStreamInterceptor(s.authStream),
+		grpc.MaxConcurrentStreams(uint32(o.StreamsPerConnectionMax)),
+		grpc.SharedWriteBuffer(true), // an idle connection holds no write buffer
+		grpc.ConnectionTimeout(o.HandshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: o.IdleTimeout,
+			Time: o.KeepAliveTime, Timeout: o.KeepAliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepAliveMinTime,
+			PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(s.authUnary, s.quotaUnary),
+		grpc.ChainStreamInterceptor(s.authStream, s.quotaStream),
 	}
 }
+
+// headerBytesMax bounds a call's metadata (gRPC's default is 16 MiB).
+const headerBytesMax = 16 << 10
 
 // Register registers the Locks and health services on g.
 func (s *Server) Register(g *grpc.Server) {
@@ -210,6 +287,9 @@ func (s *Server) onEvents(events []spec.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range events {
+		if e.Kind == spec.Expired {
+			s.quotas.ended(e.Session) // before anyone hears of it
+		}
 		if e.Kind == spec.Completed {
 			key := waitKey{e.Session, e.Request}
 			for _, ch := range s.waiting[key] {
@@ -246,6 +326,18 @@ func (s *Server) onTurn(c *engine.Core, st engine.TurnStats) {
 			w.offer(state, exists)
 		}
 	}
+}
+
+// onDisk says once when the disk is full and once when it takes writes
+// again (on the loop goroutine); writes are refused with Unavailable between.
+func (s *Server) onDisk(full error) {
+	if full != nil {
+		s.metrics.diskFull.Store(1)
+		s.log.Error("disk full: refusing writes with Unavailable until a probe write succeeds", "err", full)
+		return
+	}
+	s.metrics.diskFull.Store(0)
+	s.log.Info("disk takes writes again: serving")
 }
 
 func newSessionID() spec.SessionID {

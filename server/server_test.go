@@ -48,11 +48,12 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// open opens a session; name only says which, for the reader.
 func open(t *testing.T, ctx context.Context, c pb.LocksClient, name string) []byte {
-	id := spec.NamedSession(name)
-	_, err := c.OpenSession(ctx, &pb.OpenSessionRequest{SessionId: id[:], Ttl: durationpb.New(time.Minute)})
-	require.NoError(t, err)
-	return id[:]
+	t.Helper()
+	r, err := c.OpenSession(ctx, &pb.OpenSessionRequest{Ttl: durationpb.New(time.Minute)})
+	require.NoError(t, err, "open %s", name)
+	return r.SessionId
 }
 
 // code returns the Bouncer code of an RPC error.
@@ -66,7 +67,7 @@ func code(t *testing.T, err error) pb.Code {
 
 func TestAcquireWaitsForRelease(t *testing.T) {
 	ctx := testCtx(t)
-	c, _ := node(t, server.Options{})
+	c, _, srv := nodeServer(t, server.Options{})
 	a, b := open(t, ctx, c, "a"), open(t, ctx, c, "b")
 	g1, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: a, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX})
 	require.NoError(t, err)
@@ -104,8 +105,8 @@ func TestAcquireWaitsForRelease(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, d.Exists)
 	require.Len(t, d.Resource.Holders, 1)
-	require.Equal(t, server.SessionTag(spec.NamedSession("b")), d.Resource.Holders[0].SessionTag)
-	require.NotContains(t, string(d.Resource.Holders[0].SessionTag), "b\x00", "ids never leave the node")
+	require.Equal(t, srv.SessionTag(spec.SessionID(b)), d.Resource.Holders[0].SessionTag)
+	require.NotContains(t, string(d.Resource.Holders[0].SessionTag), string(b), "ids never leave the node")
 }
 
 func TestAcquireHonoursTheCallDeadline(t *testing.T) {

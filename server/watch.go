@@ -32,7 +32,7 @@ func (s *Server) Describe(ctx context.Context, req *pb.DescribeRequest) (*pb.Des
 	}
 	resp := &pb.DescribeResponse{Exists: ok}
 	if ok {
-		resp.Resource = resourceToWire(st, now)
+		resp.Resource = s.tags.resourceToWire(st, now)
 	}
 	return resp, nil
 }
@@ -63,7 +63,7 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	}
 	resp := &pb.ListResponse{}
 	for _, st := range states {
-		resp.Resources = append(resp.Resources, resourceToWire(st, now))
+		resp.Resources = append(resp.Resources, s.tags.resourceToWire(st, now))
 	}
 	if more {
 		resp.Next = []byte(states[len(states)-1].Name)
@@ -145,7 +145,7 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.Locks_WatchServer) error 
 		}
 		resp := &pb.WatchResponse{Exists: exists}
 		if exists {
-			resp.Resource = resourceToWire(st, spec.Time(s.now.Load()))
+			resp.Resource = s.tags.resourceToWire(st, spec.Time(s.now.Load()))
 		}
 		if err := stream.Send(resp); err != nil {
 			return err

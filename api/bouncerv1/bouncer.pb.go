@@ -223,7 +223,7 @@ func (x *ErrorInfo) GetDetail() string {
 
 type OpenSessionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // 16 bytes, or empty for the node to choose
+	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // must be empty: the node issues ids (128 random bits)
 	Ttl           *durationpb.Duration   `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1233,7 +1233,8 @@ func (*CancelResponse) Descriptor() ([]byte, []int) {
 }
 
 // Lock is one lock on a resource as others may see it: sessions appear by
-// tag (a hash of the id), never by id, since an id is a capability.
+// tag (a hash of the id keyed with a secret of the node), never by id,
+// since an id is a capability.
 type Lock struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SessionTag    []byte                 `protobuf:"bytes,1,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`

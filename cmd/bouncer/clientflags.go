@@ -45,11 +45,13 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 // config builds the client configuration from the flags.
 func (f *clientFlags) config() (client.Config, error) {
 	cfg := client.Config{Addr: f.addr}
-	token, err := readToken(f.tokenFile)
+	tokens, err := readTokens(f.tokenFile)
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Token = token
+	if len(tokens) > 0 {
+		cfg.Token = tokens[0] // a client's file holds its own token
+	}
 	if f.tlsCA == "" && f.tlsCert == "" && f.tlsKey == "" {
 		return cfg, nil
 	}

@@ -34,6 +34,7 @@ type serveFlags struct {
 	tlsCert, tlsKey, tlsClientCA  string
 	authTokenFile, logLevel       string
 	defaultTTL, shutdownGraceTime time.Duration
+	quota                         server.Options // the per-client and connection bounds
 }
 
 func newServeCmd() *cobra.Command {
@@ -55,10 +56,17 @@ turn in flight is committed, the store is closed.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key, serve TLS")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA bundle (PEM) that client certificates must chain to; requires client certificates")
-	fl.StringVar(&f.authTokenFile, "auth-token-file", "", "file holding the bearer token every client must present")
+	fl.StringVar(&f.authTokenFile, "auth-token-file", "", "file of bearer tokens, one a line; every client must present one (with several, each is a client for the quotas)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.defaultTTL, "default-ttl", 10*time.Second, "TTL of sessions opened without one")
 	fl.DurationVar(&f.shutdownGraceTime, "shutdown-grace", 10*time.Second, "how long a graceful stop waits for calls in flight")
+	q := &f.quota
+	fl.IntVar(&q.SessionsPerClientMax, "sessions-per-client", 0, "live sessions one client may hold (0: a tenth of the node's)")
+	fl.IntVar(&q.RequestsPerClientMax, "requests-per-client", 0, "calls one client may have in flight (0: 1024)")
+	fl.IntVar(&q.StreamsPerClientMax, "streams-per-client", 0, "streams one client may hold open (0: two per session it may hold, plus 64)")
+	fl.IntVar(&q.ConnectionsMax, "connections-max", 0, "connections the node holds at once; more are refused (0: 4096; keep under the file limit)")
+	fl.DurationVar(&q.HandshakeTimeout, "handshake-timeout", 0, "bound on a new connection's TLS handshake and HTTP/2 preface (0: 10s)")
+	fl.DurationVar(&q.IdleTimeout, "idle-timeout", 0, "close a connection with no stream for this long (0: 5m)")
 	return cmd
 }
 
@@ -71,7 +79,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	token, err := readToken(f.authTokenFile)
+	tokens, err := readTokens(f.authTokenFile)
 	if err != nil {
 		return err
 	}
@@ -88,18 +96,21 @@ func serve(ctx context.Context, f serveFlags) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv := server.New(node, server.Options{Limits: lim, Log: log, AuthToken: token, Registry: reg, DefaultTTL: f.defaultTTL})
-	opts := srv.ServerOptions()
+	opts := f.quota
+	opts.Limits, opts.Log, opts.AuthTokens, opts.Registry, opts.DefaultTTL = lim, log, tokens, reg, f.defaultTTL
+	srv := server.New(node, opts)
+	gopts := srv.ServerOptions()
 	if creds != nil {
-		opts = append(opts, grpc.Creds(creds))
+		gopts = append(gopts, grpc.Creds(creds))
 	}
-	g := grpc.NewServer(opts...)
+	g := grpc.NewServer(gopts...)
 	srv.Register(g)
 	served := make(chan error, 1)
-	go func() { served <- g.Serve(lis) }()
+	limited := srv.Listen(lis, creds != nil)
+	go func() { served <- g.Serve(limited) }()
 	metricsSrv := startMetrics(f.metrics, reg, log)
 	log.Info("serving", "listen", lis.Addr().String(), "data", f.data, "metrics", f.metrics,
-		"tls", creds != nil, "auth", token != "")
+		"tls", creds != nil, "auth_tokens", len(tokens))
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -163,19 +174,27 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-func readToken(path string) (string, error) {
+// readTokens reads the bearer tokens, one a line (blank lines and lines
+// starting with # are skipped). With several, each names a client for the
+// per-client quotas.
+func readTokens(path string) ([]string, error) {
 	if path == "" {
-		return "", nil
+		return nil, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("--auth-token-file: %w", err)
+		return nil, fmt.Errorf("--auth-token-file: %w", err)
 	}
-	token := strings.TrimSpace(string(b))
-	if token == "" {
-		return "", fmt.Errorf("--auth-token-file: %s is empty", path)
+	var tokens []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
+			tokens = append(tokens, t)
+		}
 	}
-	return token, nil
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("--auth-token-file: %s holds no token", path)
+	}
+	return tokens, nil
 }
 
 func serverCredentials(f serveFlags) (credentials.TransportCredentials, error) {

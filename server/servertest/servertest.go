@@ -61,6 +61,7 @@ func StartOn(t testing.TB, fs vfs.FS, addr string, opts server.Options) *Node {
 		_ = srv.Stop()
 		t.Fatal(err)
 	}
+	lis = srv.Listen(lis, false)
 	go func() { _ = g.Serve(lis) }()
 	node := &Node{Addr: lis.Addr().String(), FS: fs, Server: srv, stop: func() {
 		g.Stop()
