@@ -96,15 +96,23 @@ func New(node *engine.Node, opts Options) *Server {
 // ServerOptions are the grpc.ServerOptions the service needs: auth and
 // message bounds. Pass them to grpc.NewServer along with TLS credentials.
 func (s *Server) ServerOptions() []grpc.ServerOption {
-	lim := s.opts.Limits
-	maxMsg := 4*lim.NameBytesMax + 2*lim.ValueBytesMax + 4096
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(maxMsg),
+		grpc.MaxRecvMsgSize(wireMsgMax(&s.opts.Limits)),
 		// Fixed windows turn off the bandwidth estimator's pings (see the client).
 		grpc.InitialWindowSize(1 << 20), grpc.InitialConnWindowSize(1 << 20),
 		grpc.ChainUnaryInterceptor(s.authUnary),
 		grpc.ChainStreamInterceptor(s.authStream),
 	}
+}
+
+// wireMsgMax bounds the messages gRPC accepts. It lies far above what the
+// limits allow (a name and a value at their bounds take a few KiB), so that
+// a request over a limit reaches its handler and is refused alone with
+// LimitExceeded naming the limit. gRPC refuses a message past this bound
+// itself, with a bare RESOURCE_EXHAUSTED that also ends a stream; the
+// bound keeps one message from costing the node more than a little memory.
+func wireMsgMax(lim *spec.Limits) int {
+	return max(1<<20, 8*(lim.NameBytesMax+lim.ValueBytesMax)+4096)
 }
 
 // Register registers the Locks and health services on g.
