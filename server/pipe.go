@@ -69,6 +69,9 @@ func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 func pipeInput(req *pb.PipeRequest, lim *spec.Limits) (spec.Input, *spec.Result) {
 	var in spec.Input
 	var bad *spec.Result
+	if undecodable(req) {
+		return in, errUndecodable
+	}
 	switch op := req.Op.(type) {
 	case *pb.PipeRequest_Acquire:
 		in, bad = acquireInput(op.Acquire)

@@ -100,8 +100,9 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(wireMsgMax(&s.opts.Limits)),
 		// Fixed windows turn off the bandwidth estimator's pings (see the client).
 		grpc.InitialWindowSize(1 << 20), grpc.InitialConnWindowSize(1 << 20),
-		grpc.ChainUnaryInterceptor(s.authUnary),
-		grpc.ChainStreamInterceptor(s.authStream),
+		grpc.ForceServerCodecV2(newLenientCodec()),
+		grpc.ChainUnaryInterceptor(s.authUnary, decodeUnary),
+		grpc.ChainStreamInterceptor(s.authStream, decodeStream),
 	}
 }
 
