@@ -31,12 +31,16 @@ type Config struct {
 	// Default 1000 (0.1%).
 	DriftPPM int64
 	Log      *slog.Logger
+	// Limits are the node's limits (default spec.DefaultLimits()). A
+	// request over one fails at once with the node's code (LimitExceeded
+	// naming the bound, for a name or value too long) and is never sent.
+	Limits spec.Limits
 	// DialOptions are extra gRPC options, applied last.
 	DialOptions []grpc.DialOption
 }
 
 func (cfg Config) core() core.Config {
-	return core.Config{TTL: cfg.TTL, DriftPPM: cfg.DriftPPM}
+	return core.Config{TTL: cfg.TTL, DriftPPM: cfg.DriftPPM, Limits: cfg.Limits}
 }
 
 // Client is a connection to a lock node. gRPC reconnects by itself; the

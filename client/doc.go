@@ -41,5 +41,6 @@
 //
 // Refusals by the node are *Error values with a stable code: test them with
 // errors.Is(err, ErrWouldBlock), ErrTimeout, ErrDeadlock and the others, or
-// with CodeOf.
+// with CodeOf. A Lock or Convert whose context ends first fails with
+// ErrTimeout (or ErrCancelled), which also matches the context's error.
 package client

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -50,8 +51,10 @@ type Lock struct {
 }
 
 // Lock acquires resource in mode, waiting as long as ctx allows. If ctx
-// ends first, the request is cancelled on the node (and released, should it
-// have been granted meanwhile) and ctx's error returned.
+// ends first, Lock returns at once with ErrTimeout (ErrCancelled if ctx was
+// cancelled; errors.Is matches ctx's error too), and the request is
+// cancelled on the node (and released, should it have been granted
+// meanwhile) before the session sends its next acquire or conversion.
 func (s *Session) Lock(ctx context.Context, resource string, mode spec.Mode, opts ...LockOption) (*Lock, error) {
 	return s.acquire(ctx, resource, mode, false, opts)
 }
@@ -66,6 +69,9 @@ func (s *Session) acquire(ctx context.Context, resource string, mode spec.Mode, 
 	var o lockOptions
 	for _, f := range opts {
 		f(&o)
+	}
+	if err := s.settled(ctx); err != nil {
+		return nil, err
 	}
 	opt := core.AcquireOptions{NoQueue: try, LockDelay: o.delay}
 	if !try {
@@ -87,8 +93,73 @@ func (s *Session) acquire(ctx context.Context, resource string, mode spec.Mode, 
 		l.update(res)
 		return l, nil
 	case <-ctx.Done():
-		go s.abandon(resource, ch)
-		return nil, ctx.Err()
+		s.abandoning(+1)
+		go func() {
+			defer s.abandoning(-1)
+			s.abandon(resource, ch)
+		}()
+		return nil, gaveUp(ctx)
+	}
+}
+
+// gaveUp is the error of a call whose context ended before its answer
+// came: Timeout for a deadline, Cancelled for a cancellation, so that
+// CodeOf and errors.Is(err, ErrTimeout) tell what happened; errors.Is also
+// matches ctx.Err().
+func gaveUp(ctx context.Context) error {
+	e := &spec.Error{Code: spec.Cancelled, Detail: "the caller cancelled the wait"}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		e = &spec.Error{Code: spec.Timeout, Detail: "the caller's deadline passed before the answer came"}
+	}
+	return &ctxError{code: e, ctx: ctx.Err()}
+}
+
+// ctxError is a Bouncer code for a context's end, wrapping both.
+type ctxError struct {
+	code *spec.Error
+	ctx  error
+}
+
+func (e *ctxError) Error() string   { return e.code.Error() }
+func (e *ctxError) Unwrap() []error { return []error{e.code, e.ctx} }
+
+// An acquire whose caller gave up is still alive on the node until its
+// cancel lands, and may be granted first. Until it is settled (cancelled,
+// or its late grant released), the session asks for nothing new: a retry
+// on the same resource would be refused as busy, and a request elsewhere
+// could be refused as a Deadlock through a lock the application does not
+// know it holds. Settling takes a round trip or two; a session that cannot
+// settle (the node is unreachable) fails new requests when their contexts
+// end, and ends them all when its lease runs out.
+
+// abandoning counts an abandoned acquire in (+1) or out (-1).
+func (s *Session) abandoning(delta int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unsettled += delta
+	switch {
+	case s.unsettled > 0 && s.settledCh == nil:
+		s.settledCh = make(chan struct{})
+	case s.unsettled == 0 && s.settledCh != nil:
+		close(s.settledCh)
+		s.settledCh = nil
+	}
+}
+
+// settled waits until no abandoned acquire of the session is unsettled,
+// or ctx ends (then its error is gaveUp's).
+func (s *Session) settled(ctx context.Context) error {
+	s.mu.Lock()
+	ch := s.settledCh
+	s.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return gaveUp(ctx)
 	}
 }
 
@@ -158,6 +229,9 @@ func (l *Lock) ConvertWithValue(ctx context.Context, mode spec.Mode, value []byt
 }
 
 func (l *Lock) convert(ctx context.Context, mode spec.Mode, opt core.ConvertOptions) error {
+	if err := l.s.settled(ctx); err != nil {
+		return err
+	}
 	_, ch, err := l.s.request(func(now spec.Time) (spec.RequestID, error) {
 		return l.s.core.Convert(now, l.resource, mode, opt)
 	})
@@ -173,7 +247,7 @@ func (l *Lock) convert(ctx context.Context, mode spec.Mode, opt core.ConvertOpti
 		return err
 	case <-ctx.Done():
 		go func() { <-ch }() // the outcome still arrives; the core tracks the mode
-		return ctx.Err()
+		return gaveUp(ctx)
 	}
 }
 

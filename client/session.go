@@ -43,9 +43,11 @@ type Session struct {
 	blocking   chan Blocking
 	inflight   sync.WaitGroup
 
-	mu   sync.Mutex
-	done chan struct{} // the lease is lost or the session closed
-	err  error
+	mu        sync.Mutex
+	done      chan struct{} // the lease is lost or the session closed
+	err       error
+	unsettled int           // abandoned acquires not yet settled
+	settledCh chan struct{} // closed when unsettled drops to 0; nil while it is 0
 }
 
 // Blocking says that a lock of this session blocks another's request.

@@ -21,6 +21,16 @@ func badField(format string, args ...any) *spec.Result {
 	return &r
 }
 
+// name checks a resource name (or a prefix of one) in field against
+// NameBytesMax, for the calls that do not go through spec.Validate.
+func name(field string, b []byte, lim *spec.Limits) *spec.Result {
+	if len(b) <= lim.NameBytesMax {
+		return nil
+	}
+	r := spec.Refuse(spec.LimitExceeded, fmt.Sprintf("%s: %d bytes exceeds NameBytesMax %d", field, len(b), lim.NameBytesMax))
+	return &r
+}
+
 func sessionID(b []byte) (spec.SessionID, *spec.Result) {
 	var id spec.SessionID
 	if len(b) != len(id) {

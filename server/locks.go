@@ -62,6 +62,9 @@ func (s *Server) KeepAlive(stream pb.Locks_KeepAliveServer) error {
 		}
 		resp := &pb.KeepAliveResponse{SessionId: req.SessionId}
 		id, bad := sessionID(req.SessionId)
+		if undecodable(req) {
+			bad = errUndecodable
+		}
 		r := spec.Result{}
 		if bad != nil {
 			r = *bad

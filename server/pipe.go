@@ -69,6 +69,9 @@ func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 func pipeInput(req *pb.PipeRequest, lim *spec.Limits) (spec.Input, *spec.Result) {
 	var in spec.Input
 	var bad *spec.Result
+	if undecodable(req) {
+		return in, errUndecodable
+	}
 	switch op := req.Op.(type) {
 	case *pb.PipeRequest_Acquire:
 		in, bad = acquireInput(op.Acquire)
@@ -81,10 +84,18 @@ func pipeInput(req *pb.PipeRequest, lim *spec.Limits) (spec.Input, *spec.Result)
 	default:
 		return in, badField("op: one of acquire, convert, release or cancel is required")
 	}
-	if bad == nil && (in.Op == spec.OpAcquire || in.Op == spec.OpConvert) && !in.NoQueue && in.WaitTimeout == 0 {
+	if bad != nil {
+		return in, bad
+	}
+	if (in.Op == spec.OpAcquire || in.Op == spec.OpConvert) && !in.NoQueue && in.WaitTimeout == 0 {
 		in.WaitTimeout = lim.WaitTimeoutMax
 	}
-	return in, bad
+	// Refuse here what the core would refuse on sight (an oversized name,
+	// say), so that junk costs the loop nothing: the answer is the same.
+	if r, ok := spec.Validate(&in, lim); !ok {
+		return in, &r
+	}
+	return in, nil
 }
 
 // pipeReply is the answer to call, whose request was an op, from r.

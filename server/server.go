@@ -157,10 +157,9 @@ func New(node *engine.Node, opts Options) *Server {
 // Pass them to grpc.NewServer along with TLS credentials, and serve on a
 // Listen listener.
 func (s *Server) ServerOptions() []grpc.ServerOption {
-	lim, o := s.opts.Limits, s.opts
-	maxMsg := 4*lim.NameBytesMax + 2*lim.ValueBytesMax + 4096
+	o := s.opts
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(maxMsg),
+		grpc.MaxRecvMsgSize(wireMsgMax(&o.Limits)),
 		grpc.MaxHeaderListSize(headerBytesMax),
 		// Fixed windows turn off the bandwidth estimator's pings (see the
 		// client); the connection window bounds what one connection can
@@ -173,13 +172,24 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 			Time: o.KeepAliveTime, Timeout: o.KeepAliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepAliveMinTime,
 			PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.authUnary, s.quotaUnary),
-		grpc.ChainStreamInterceptor(s.authStream, s.quotaStream),
+		grpc.ForceServerCodecV2(newLenientCodec()),
+		grpc.ChainUnaryInterceptor(s.authUnary, decodeUnary, s.quotaUnary),
+		grpc.ChainStreamInterceptor(s.authStream, decodeStream, s.quotaStream),
 	}
 }
 
 // headerBytesMax bounds a call's metadata (gRPC's default is 16 MiB).
 const headerBytesMax = 16 << 10
+
+// wireMsgMax bounds the messages gRPC accepts. It lies far above what the
+// limits allow (a name and a value at their bounds take a few KiB), so that
+// a request over a limit reaches its handler and is refused alone with
+// LimitExceeded naming the limit. gRPC refuses a message past this bound
+// itself, with a bare RESOURCE_EXHAUSTED that also ends a stream; the
+// bound keeps one message from costing the node more than a little memory.
+func wireMsgMax(lim *spec.Limits) int {
+	return max(1<<20, 8*(lim.NameBytesMax+lim.ValueBytesMax)+4096)
+}
 
 // Register registers the Locks and health services on g.
 func (s *Server) Register(g *grpc.Server) {

@@ -20,6 +20,9 @@ const eventBufferMax = 256
 
 // Describe returns a resource's state.
 func (s *Server) Describe(ctx context.Context, req *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	if bad := name("resource", req.Resource, &s.opts.Limits); bad != nil {
+		return nil, invalid(bad)
+	}
 	var st spec.ResourceState
 	var ok bool
 	var now spec.Time
@@ -45,6 +48,12 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	}
 	if limit > listLimitMax {
 		return nil, invalid(badField("limit: %d exceeds %d", limit, listLimitMax))
+	}
+	if bad := name("prefix", req.Prefix, &s.opts.Limits); bad != nil {
+		return nil, invalid(bad)
+	}
+	if bad := name("start_after", req.StartAfter, &s.opts.Limits); bad != nil {
+		return nil, invalid(bad)
 	}
 	var states []spec.ResourceState
 	var now spec.Time
@@ -103,22 +112,25 @@ func (w *watcher) offer(st spec.ResourceState, exists bool) {
 // Watch streams a resource's state now and after each change. A slow
 // reader skips intermediate states: it always gets the latest.
 func (s *Server) Watch(req *pb.WatchRequest, stream pb.Locks_WatchServer) error {
-	name := string(req.Resource)
+	if bad := name("resource", req.Resource, &s.opts.Limits); bad != nil {
+		return invalid(bad)
+	}
+	resource := string(req.Resource)
 	w := &watcher{wake: make(chan struct{}, 1)}
 	s.mu.Lock()
-	added := s.watchers.add(name, w, s.opts.WatchersMax)
+	added := s.watchers.add(resource, w, s.opts.WatchersMax)
 	s.mu.Unlock()
 	if !added {
 		return resultError(spec.Refuse(spec.LimitExceeded, "watch: the node's WatchersMax streams are open"))
 	}
 	defer func() {
 		s.mu.Lock()
-		s.watchers.remove(name, w)
+		s.watchers.remove(resource, w)
 		s.mu.Unlock()
 	}()
 	// The current state, then every change.
 	err := s.loop.Inspect(stream.Context(), func(c *engine.Core) {
-		st, ok := c.Resource(name)
+		st, ok := c.Resource(resource)
 		s.mu.Lock()
 		w.offer(st, ok)
 		s.mu.Unlock()

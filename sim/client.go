@@ -64,7 +64,7 @@ func newSimClient(s *Sim, i int) *simClient {
 	if o.DriftPPM > 0 {
 		c.clk.ppm = s.rng.Int64N(2*o.DriftPPM+1) - o.DriftPPM
 	}
-	c.cfg = core.Config{TTL: o.TTL, DriftPPM: o.DriftPPM, Margin: o.LeaseMargin}
+	c.cfg = core.Config{TTL: o.TTL, DriftPPM: o.DriftPPM, Margin: o.LeaseMargin, Limits: s.lim}
 	if o.DriftPPM == 0 {
 		c.cfg.DriftPPM = -1
 	}

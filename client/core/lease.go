@@ -31,6 +31,10 @@ type Config struct {
 	// AtRisk: a held lock is reported AtRisk once the lease has less than
 	// this left. Default TTL/3.
 	AtRisk time.Duration
+	// Limits are the node's limits: a request that breaks one (a name or a
+	// value over its bound, say) is refused before it is sent, as the node
+	// would refuse it. Default spec.DefaultLimits().
+	Limits spec.Limits
 }
 
 // DefaultDriftPPM is the default clock-rate bound: 0.1%.
@@ -68,6 +72,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AtRisk == 0 {
 		c.AtRisk = c.TTL / 3
+	}
+	if c.Limits == (spec.Limits{}) {
+		c.Limits = spec.DefaultLimits()
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return c, fmt.Errorf("client: config: %w", err)
 	}
 	switch {
 	case c.KeepAliveInterval <= 0 || c.RetryInterval <= 0 || c.PollInterval <= 0 || c.AtRisk < 0:

@@ -64,7 +64,9 @@ type Update struct {
 }
 
 // Errors of misuse: the application asked for something the session cannot
-// do. They are Go errors, not protocol outcomes.
+// do. They are Go errors, not protocol outcomes. (A request the node would
+// refuse on sight, such as a name over NameBytesMax, fails at once with a
+// *spec.Error carrying the node's code: see Config.Limits.)
 var (
 	ErrNotOpen = errors.New("client: the session is not open")
 	ErrClosing = errors.New("client: the session is closing or closed")
@@ -195,6 +197,9 @@ func (s *Session) Acquire(now spec.Time, resource string, mode spec.Mode, opt Ac
 	}
 	in := spec.Input{Op: spec.OpAcquire, Resource: resource, Mode: mode, NoQueue: opt.NoQueue,
 		WaitTimeout: opt.WaitTimeout, LockDelay: opt.LockDelay}
+	if err := s.check(in); err != nil {
+		return 0, err
+	}
 	id := s.request(now, in)
 	s.locks[resource] = &lock{resource: resource, acquire: id}
 	return id, nil
@@ -220,6 +225,9 @@ func (s *Session) Convert(now spec.Time, resource string, mode spec.Mode, opt Co
 	}
 	in := spec.Input{Op: spec.OpConvert, Resource: resource, Mode: mode, NoQueue: opt.NoQueue,
 		WaitTimeout: opt.WaitTimeout, WriteValue: opt.WriteValue, Value: spec.CloneValue(opt.Value)}
+	if err := s.check(in); err != nil {
+		return 0, err
+	}
 	id := s.request(now, in)
 	l.op = id
 	r := s.reqs[len(s.reqs)-1]
@@ -254,8 +262,11 @@ func (s *Session) Release(now spec.Time, resource string, opt ReleaseOptions) (s
 	if err != nil {
 		return 0, err
 	}
-	id := s.request(now, spec.Input{Op: spec.OpRelease, Resource: resource,
-		WriteValue: opt.WriteValue, Value: spec.CloneValue(opt.Value)})
+	in := spec.Input{Op: spec.OpRelease, Resource: resource, WriteValue: opt.WriteValue, Value: spec.CloneValue(opt.Value)}
+	if err := s.check(in); err != nil {
+		return 0, err
+	}
+	id := s.request(now, in)
 	l.op, l.held = id, false
 	return id, nil
 }
@@ -315,6 +326,18 @@ func (s *Session) heldLock(now spec.Time, resource string) (*lock, error) {
 		return nil, ErrBusy
 	}
 	return l, nil
+}
+
+// check refuses, before anything is sent or changed, an input the node
+// would refuse on sight (a name or a value over its bound, a bad mode or
+// wait timeout), with the node's code and detail: such a request could
+// never succeed, so it never travels.
+func (s *Session) check(in spec.Input) error {
+	in.Session, in.Request, in.Acked = s.id, s.nextReq+1, s.acked
+	if r, ok := spec.Validate(&in, &s.cfg.Limits); !ok {
+		return &spec.Error{Code: r.Code, Detail: r.Detail}
+	}
+	return nil
 }
 
 // request numbers a new mutating request and queues it for sending.

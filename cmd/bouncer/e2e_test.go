@@ -192,6 +192,17 @@ func TestE2ENoWaitOnAHeldLock(t *testing.T) {
 	require.NoError(t, s.Close(ctx))
 }
 
+// A name over the node's bound is refused at once with a clear error (and
+// a usage status); it never holds up the client.
+func TestE2ELockWithOversizedName(t *testing.T) {
+	p := startNode(t, t.TempDir(), "127.0.0.1:0")
+	code, out := run(t, "lock", "--addr", p.addr, strings.Repeat("n", 8000), "--", "sh", "-c", "echo ran")
+	require.Equal(t, exitUsage, code, out)
+	require.Contains(t, out, "NameBytesMax")
+	require.NotContains(t, out, "ran")
+	require.Less(t, len(out), 1000, "the error does not echo the name")
+}
+
 func TestE2ETLSAndAuth(t *testing.T) {
 	dir := t.TempDir()
 	ca, cert, key := writeTestPKI(t, dir)

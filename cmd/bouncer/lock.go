@@ -120,7 +120,7 @@ func acquire(ctx context.Context, s *client.Session, f lockFlags, name string, m
 	if f.noWait {
 		l, err := s.TryLock(ctx, name, mode)
 		if errors.Is(err, client.ErrWouldBlock) {
-			return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s is held (--no-wait)", name)}
+			return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s is held (--no-wait)", spec.QuoteName(name))}
 		}
 		return l, lockError(err)
 	}
@@ -130,7 +130,7 @@ func acquire(ctx context.Context, s *client.Session, f lockFlags, name string, m
 	}
 	l, err := s.Lock(ctx, name, mode, opts...)
 	if errors.Is(err, client.ErrTimeout) {
-		return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s: still held after waiting %v", name, f.wait)}
+		return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s: still held after waiting %v", spec.QuoteName(name), f.wait)}
 	}
 	return l, lockError(err)
 }
@@ -172,7 +172,7 @@ func runUnder(l *client.Lock, name string, argv []string) (int, error) {
 			_ = cmd.Process.Signal(s) // pass it on; we release when it exits
 		case <-done:
 			lost, done = true, nil
-			fmt.Fprintf(os.Stderr, "bouncer: the lease on %s may be lost; sending SIGTERM to %s\n", name, argv[0])
+			fmt.Fprintf(os.Stderr, "bouncer: the lease on %s may be lost; sending SIGTERM to %s\n", spec.QuoteName(name), argv[0])
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client"
+	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -72,7 +73,7 @@ func status(ctx context.Context, f statusFlags, args []string, out io.Writer) er
 			return nodeError(err)
 		}
 		if !d.Exists {
-			fmt.Fprintf(os.Stderr, "%s is not in use\n", args[0])
+			fmt.Fprintf(os.Stderr, "%s is not in use\n", spec.QuoteName(args[0]))
 			return nil
 		}
 		resources = append(resources, d.Resource)
@@ -114,7 +115,7 @@ func printResources(out io.Writer, resources []*pb.Resource) error {
 		if r.DelayRemaining != nil {
 			value += fmt.Sprintf(" lock-delay %v", r.DelayRemaining.AsDuration())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, locks(r.Holders, true), locks(r.Converting, false),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", spec.QuoteName(string(r.Name)), locks(r.Holders, true), locks(r.Converting, false),
 			locks(r.Waiting, false), value)
 	}
 	return tw.Flush()
@@ -194,7 +195,7 @@ func watch(ctx context.Context, f watchFlags, name string, out io.Writer) error 
 			}
 			fmt.Fprintln(out, string(b))
 		case !w.Exists:
-			fmt.Fprintf(out, "%s: not in use\n", name)
+			fmt.Fprintf(out, "%s: not in use\n", spec.QuoteName(name))
 		default:
 			if err := printResources(out, []*pb.Resource{w.Resource}); err != nil {
 				return err
