@@ -315,6 +315,9 @@ func (n *nodeSim) stepModel(inputs []spec.Input, res *engine.TurnResult, ok bool
 		out.events = n.model.Tick(s.now)
 	}
 	for i := range inputs {
+		if ok && res.Replies[i].Code == spec.Deadlock {
+			n.checkDeadlock(&inputs[i], res.Replies[i].Detail)
+		}
 		r, ev := n.model.Step(s.now, inputs[i])
 		if ok && !sameResult(&r, &res.Replies[i]) {
 			n.modelFail(fmt.Sprintf("at %v, %s: the engine replied %s, the model %s",
@@ -333,6 +336,21 @@ func (n *nodeSim) stepModel(inputs []spec.Input, res *engine.TurnResult, ok bool
 		out.replies = []spec.Result{}
 	}
 	return out
+}
+
+// checkDeadlock judges a Deadlock refusal by the oracle (spec/stuck.go),
+// which does not use the wait-for graph that decided it: in the state the
+// input met (the model's, with due timers fired), letting the request
+// through must have left a request stuck. Refusals are rare, so the clone
+// costs little.
+func (n *nodeSim) checkDeadlock(in *spec.Input, detail string) {
+	m := n.model.Clone()
+	m.Tick(n.s.now)
+	st := m.State()
+	if err := spec.CheckDeadlockRefusal(&st, *in, detail); err != nil {
+		n.invOK = false
+		n.s.fail(Invariants, fmt.Sprintf("at %v: deadlock oracle: %v", n.s.now, err))
+	}
 }
 
 func (n *nodeSim) modelFail(detail string) {
