@@ -24,7 +24,9 @@ import (
 //	cancel S R [req=N] [acked=N]
 //	retry S req=N        (send request N of S again, unchanged)
 //	advance D            (move the clock; due timers fire)
-//	restart [advance=D]  (recover from the records written so far)
+//	restart [advance=D] [at=T]  (recover from the records written so far,
+//	                     with the clock moved on by D or reading T; the node
+//	                     resumes from its persisted clock if that is later)
 //	state                (print the whole state)
 //
 // Request ids count from 1 per session unless req= is given.
@@ -70,12 +72,18 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			d.ScanArgs(t, "advance", &s)
 			sc.now = sc.now.Add(duration(t, s))
 		}
+		if d.HasArg("at") { // the machine's clock at the restart, maybe behind the node's
+			var s string
+			d.ScanArgs(t, "at", &s)
+			sc.now = spec.Time(duration(t, s))
+		}
 		sc.model.Recover(sc.now)
 		c, err := engine.Restore(sc.lim, sc.now, sc.kv.records)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sc.core = c
+		sc.now = c.Now() // the clock never goes back
 		ev := sc.model.Tick(sc.now)
 		sc.core.Tick(sc.now)
 		return sc.finish(t, d, "", ev)

@@ -24,8 +24,10 @@
 //   - Grant: the moment a request takes effect. The rules, after the
 //     OpenVMS/Linux DLM: a conversion is granted in place at once if its
 //     mode is compatible with every other granted mode (a down-conversion
-//     always is); queued conversions are served first, the first grantable
-//     in queue order, again and again; a new request is granted at once
+//     always is), even past queued conversions (the DLM without QUECVT);
+//     queued conversions are served first, and only the head of their
+//     queue, while it fits (they never overtake one another, so a queued
+//     NL->EX cannot be put off forever); a new request is granted at once
 //     only if no conversion and no request waits (strict FIFO: no
 //     overtaking, so no starvation); a queued new request only when it is
 //     first in line and no conversion waits. After every release, cancel,
@@ -34,23 +36,40 @@
 //     token greater than every token returned before, for any resource,
 //     across crashes. A resource that rejects writes bearing a lower token
 //     than the highest it has seen stays safe from clients that hold on
-//     past their lease.
+//     past their lease. Tokens serve one writer at a time: fence PW and EX
+//     holders only (CW holders write concurrently).
 //   - Value block: a small value stored with a resource, returned with every
 //     grant, written by a PW or EX holder on release or down-conversion, and
-//     marked invalid when a PW or EX holder's session expires.
+//     marked invalid when a PW or EX holder's session expires. The mark
+//     lasts as long as the resource: if the expiring writer was its last
+//     user, the resource is dropped with its block, and the next holder
+//     gets a new, empty, valid one. Hold an NL lock to keep it.
 //   - Blocking notification: a holder whose mode blocks a queued request of
 //     another session is told the wanted mode, once per higher mode since
 //     its own mode last changed, so that a cooperative holder can let go.
+//     Unlike VMS, a holder with a queued conversion is told too: its
+//     granted mode still blocks.
 //   - Deadlock: a request that would close a cycle in the wait-for graph
-//     (see graph.go), by queueing or by being granted, is refused.
+//     (see graph.go), by queueing or by being granted in place, is refused.
+//     A request waits for what must act before it can be granted: holders
+//     that conflict with it or with a request ahead of it, and requests
+//     ahead that conflict with a later one up to it (a compatible request
+//     ahead is granted with it). The DLM's conversion deadlock is one case.
+//     Unlike the Linux DLM, which detects only conversion deadlocks, cycles
+//     across resources are refused too; the check is conservative for
+//     sideways conversions (PR<->CW). The oracle in stuck.go judges every
+//     refusal and every state by what a deadlock means instead.
 //   - Lock-delay: if a session expires holding a lock taken with a
-//     lock-delay (in a mode other than NL), the resource grants nothing new
-//     until that delay has passed (Chubby), for resources that cannot check
-//     tokens.
+//     lock-delay (in a mode other than NL), the resource grants nothing new,
+//     of any mode, nor any up-conversion, until that delay has passed
+//     (Chubby), for resources that cannot check tokens. A reader's death
+//     starts it too: ask for it on PW and EX locks only.
 //   - Request id: a client's id for a mutating request, unique in its
 //     session. A retry of an id is never applied twice: it returns the
-//     recorded outcome, also after a restart. Clients acknowledge outcomes
-//     (Input.Acked) so that the node can forget them.
+//     recorded outcome, also after a restart. A retry must repeat the
+//     request: another request reusing the id (by Input.Digest) is refused
+//     with InvalidArgument. Clients acknowledge outcomes (Input.Acked) so
+//     that the node can forget them.
 //   - Tombstone: the memory of an ended session, so that its late requests
 //     learn SessionExpired (or, once closed, UnknownSession) and a retried
 //     Close succeeds; at most TombstonesMax are kept.
@@ -58,9 +77,10 @@
 //     accepted. Exceeding a bound is LimitExceeded naming it; malformed
 //     input is InvalidArgument naming the field. Neither changes anything.
 //   - Time: nanoseconds since an arbitrary epoch, carried by every input;
-//     the model and the engine never read a clock. A restart gives every
-//     session a full TTL (Recover), since the node cannot know how long it
-//     was down.
+//     the model and the engine never read a clock, and the node's clock is
+//     monotonic (never the wall clock) and never goes back, across restarts
+//     too. A restart gives every session a full TTL (Recover), since the
+//     node cannot know how long it was down.
 //
 // # The model
 //

@@ -93,8 +93,9 @@ func (m *Model) Tick(now Time) []Event {
 }
 
 // Recover is what a restart does to the durable state: the clock becomes
-// now (the node cannot know how long it was down) and every session gets a
-// full TTL from now, a grace period for its client to reconnect. Wait
+// now, unless it was later already (it never goes back), since the node
+// cannot know how long it was down; and every session gets a full TTL from
+// then, a grace period for its client to reconnect. Wait
 // deadlines and lock-delays are absolute instants and stay as they were;
 // those already due fire at the next Tick or Step, which the caller makes at
 // once (the invariants hold again after it).
@@ -102,7 +103,7 @@ func (m *Model) Recover(now Time) {
 	m.now = max(m.now, now) // the clock never goes back
 	for _, s := range m.sessions {
 		// map order: each session is updated alone.
-		s.deadline = now.Add(s.ttl)
+		s.deadline = m.now.Add(s.ttl)
 	}
 	if m.bugs.has(bugTokenMaxFromLocks) {
 		m.tokenMax = m.highestHeldToken()
