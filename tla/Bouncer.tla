@@ -49,7 +49,8 @@ CONSTANTS
 \* property must then fail: README.md lists which, and what TLC printed.
 Bugs == {"none", "NewIgnoreConversions", "Overtake", "ExpiryKeepsValue",
          "UpConvertKeepsToken", "ConvertIgnoresHolders", "NoDeadlockCheck",
-         "TokenMaxFromLocks", "AckBeforeSync", "NoDriftMargin", "ExpiryKeepsWaiters"}
+         "TokenMaxFromLocks", "AckBeforeSync", "NoDriftMargin", "ExpiryKeepsWaiters",
+         "DeadlockAheadEdges", "ConversionOvertakes"}
 
 ASSUME /\ TTL \in Nat /\ Drift \in Nat /\ Margin \in Nat /\ TTL > Margin
        /\ MaxRequests \in Nat /\ MaxCrashes \in Nat /\ MaxPauses \in Nat
@@ -116,13 +117,14 @@ VARIABLES
     lost,       \* lost[r]: a PW/EX holder of r expired since r's block was written
     budget,     \* acquires and conversions left in this run
     crashes,    \* crashes so far
-    pauses      \* ticks of suspension so far
+    pauses,     \* ticks of suspension so far
+    falseDeadlock \* some request was refused as a deadlock that the oracle finds none in
 
 nodeVars == <<up, status, leaseLeft, held, want, convQ, waitQ, token, valid, tokenMax,
               dirty, outbox, disk>>
 lockVars == <<held, want, convQ, waitQ, token, valid, lost>>
 clientVars == <<cLive, cElapsed, cLag, cHeld, cToken, lastToken>>
-vars == <<nodeVars, clientVars, lost, budget, crashes, pauses>>
+vars == <<nodeVars, clientVars, lost, budget, crashes, pauses, falseDeadlock>>
 
 \* What a write puts on disk: everything but the leases, which a restart
 \* renews anyway, and the ghost lost, which rolls back with the state.
@@ -157,15 +159,31 @@ Fits(h, r, m, self) == \A t \in Session \ {self} : Compatible(h[r][t], m)
 Unused(h, w, r) == \A s \in Session : h[r][s] = NoLock /\ w[r][s] = NoLock
 
 \* The wait-for graph (spec/graph.go): s waits for t when a queued request
-\* of s cannot be granted until t changes.
+\* of s cannot be granted until t acts. A resource serves its queued
+\* requests in one order, the conversion queue then the wait queue, and a
+\* request is granted only after every request ahead of it and together
+\* with those ahead that are compatible with it. So s's request at place i
+\* of that order waits for a holder t whose granted mode conflicts with a
+\* request at or ahead of i (not t's own), and for a t queued ahead of it
+\* whose wanted mode conflicts with a request between t's place and i.
+Serving(cq, wq, r) == cq[r] \o wq[r]
+WaitsForOn(h, w, q, r, s, t) ==
+    \E i \in DOMAIN q :
+        /\ q[i] = s
+        /\ \/ \E j \in 1..i : q[j] # t /\ ~Compatible(h[r][t], w[r][q[j]])
+           \/ \E j \in 1..(i - 1) : q[j] = t /\ \E k \in (j + 1)..i : ~Compatible(w[r][t], w[r][q[k]])
+\* The rule before it was found wrong (planted bug DeadlockAheadEdges): a new
+\* request waits for every conversion and every request ahead of it.
+WaitsForBefore(h, w, cq, wq, r, s, t) ==
+    \/ /\ s \in Range(cq[r]) /\ t # s /\ ~Compatible(h[r][t], w[r][s])
+    \/ /\ s \in Range(wq[r])
+       /\ \/ ~Compatible(h[r][t], w[r][s])
+          \/ t \in Range(cq[r])
+          \/ t \in Ahead(wq[r], s)
 WaitsFor(h, w, cq, wq, s, t) ==
     \E r \in Resource :
-        \/ /\ s \in Range(cq[r]) /\ t # s               \* a conversion waits for
-           /\ ~Compatible(h[r][t], w[r][s])             \* ... conflicting holders
-        \/ /\ s \in Range(wq[r])                        \* a new request waits for
-           /\ \/ ~Compatible(h[r][t], w[r][s])          \* ... conflicting holders,
-              \/ t \in Range(cq[r])                     \* ... every conversion,
-              \/ t \in Ahead(wq[r], s)                  \* ... and all ahead of it
+        IF Bug = "DeadlockAheadEdges" THEN WaitsForBefore(h, w, cq, wq, r, s, t)
+        ELSE WaitsForOn(h, w, Serving(cq, wq, r), r, s, t)
 Edges(h, w, cq, wq) ==
     {e \in Session \X Session : WaitsFor(h, w, cq, wq, e[1], e[2])}
 
@@ -175,6 +193,44 @@ Reach(E, from, n) ==
     IF n = 0 THEN from
     ELSE Reach(E, from \cup {e[2] : e \in {x \in E : x[1] \in from}}, n - 1)
 OnCycle(E, s) == s \in Reach(E, {e[2] : e \in {x \in E : x[1] = s}}, Cardinality(Session))
+
+\* The deadlock oracle (spec/stuck.go), which does not use the graph: a
+\* session with nothing queued is free and lets go of all its locks; then
+\* the head of each conversion queue is granted if it fits, else, with no
+\* conversion queued, the head of the wait queue; and again, until nothing
+\* changes. A request still queued then can never be granted: stuck.
+OracleRound(st) ==
+    LET free == {s \in Session : \A r \in Resource : st.w[r][s] = NoLock}
+        h1 == [r \in Resource |-> [s \in Session |-> IF s \in free THEN NoLock ELSE st.h[r][s]]]
+        fits(r, m, self) == \A t \in Session \ {self} : Compatible(h1[r][t], m)
+        convOK == [r \in Resource |->
+                     st.cq[r] # <<>> /\ fits(r, st.w[r][Head(st.cq[r])], Head(st.cq[r]))]
+        waitOK == [r \in Resource |->
+                     st.cq[r] = <<>> /\ st.wq[r] # <<>> /\ fits(r, st.w[r][Head(st.wq[r])], NoLock)]
+        grantee == [r \in Resource |-> IF convOK[r] THEN Head(st.cq[r])
+                                       ELSE IF waitOK[r] THEN Head(st.wq[r]) ELSE NoLock]
+    IN [h |-> [r \in Resource |-> IF grantee[r] = NoLock THEN h1[r]
+                                   ELSE [h1[r] EXCEPT ![grantee[r]] = st.w[r][grantee[r]]]],
+        w |-> [r \in Resource |-> IF grantee[r] = NoLock THEN st.w[r]
+                                   ELSE [st.w[r] EXCEPT ![grantee[r]] = NoLock]],
+        cq |-> [r \in Resource |-> IF convOK[r] THEN Tail(st.cq[r]) ELSE st.cq[r]],
+        wq |-> [r \in Resource |-> IF ~convOK[r] /\ waitOK[r] THEN Tail(st.wq[r]) ELSE st.wq[r]]]
+RECURSIVE OracleFix(_, _)
+\* Rounds until nothing changes; each round that changes anything grants a
+\* request or releases locks, so n rounds are always enough.
+OracleFix(st, n) == LET next == OracleRound(st)
+                    IN IF n = 0 \/ next = st THEN st ELSE OracleFix(next, n - 1)
+Deadlocked(h, w, cq, wq) ==
+    LET f == OracleFix([h |-> h, w |-> w, cq |-> cq, wq |-> wq],
+                       2 * Cardinality(Session) * Cardinality(Resource) + 2)
+    IN \E r \in Resource : f.cq[r] # <<>> \/ f.wq[r] # <<>>
+
+\* A Deadlock refusal: nothing changes but the request budget, and the
+\* ghost notes whether the oracle finds a deadlock in the state where the
+\* request had been let through (h, w, cq, wq) instead.
+RefuseDeadlock(h, w, cq, wq) ==
+    /\ falseDeadlock' = (falseDeadlock \/ ~Deadlocked(h, w, cq, wq))
+    /\ UNCHANGED <<held, want, convQ, waitQ, token, valid, lost, tokenMax, dirty, outbox, clientVars>>
 
 -----------------------------------------------------------------------------
 (* The planted bugs, as alternative definitions selected by Bug.            *)
@@ -275,6 +331,7 @@ Init ==
     /\ budget = MaxRequests
     /\ crashes = 0
     /\ pauses = 0
+    /\ falseDeadlock = FALSE
 
 -----------------------------------------------------------------------------
 (* Client requests. Each is one input to the node, applied in memory as    *)
@@ -289,7 +346,7 @@ OpenSession(c) ==
     /\ leaseLeft' = [leaseLeft EXCEPT ![c] = TTL]
     /\ dirty' = TRUE
     /\ Tell({Msg(c, NoResource, NoLock, 0)})
-    /\ UNCHANGED <<up, lockVars, tokenMax, disk, budget, crashes, pauses>>
+    /\ UNCHANGED <<up, lockVars, tokenMax, disk, budget, crashes, pauses, falseDeadlock>>
 
 \* KeepAlive(c): renews the lease; it changes nothing durable, so its reply
 \* needs no write. The client counts its new lease from the moment it sent
@@ -309,7 +366,7 @@ KeepAlive(c) ==
             /\ cLag' = [cLag EXCEPT ![c] = 0]
             /\ UNCHANGED leaseLeft
     /\ UNCHANGED <<up, status, lockVars, tokenMax, dirty, outbox, disk, lastToken,
-                   budget, crashes, pauses>>
+                   budget, crashes, pauses, falseDeadlock>>
 
 \* Conditions shared by the lock requests of client c.
 Requesting(c) == NodeReady /\ cLive[c] /\ status[c] = "alive"
@@ -327,13 +384,14 @@ Acquire(c, r, m) ==
             /\ tokenMax' = tokenMax + 1
             /\ dirty' = TRUE
             /\ Tell({Msg(c, r, m, tokenMax + 1)})
+            /\ UNCHANGED falseDeadlock
        ELSE LET w == [want EXCEPT ![r][c] = m]
                 wq == [waitQ EXCEPT ![r] = Append(@, c)]
             IN IF QueueDeadlocks(held, w, convQ, wq, c)
-               THEN UNCHANGED <<lockVars, tokenMax, dirty, outbox, clientVars>>
+               THEN RefuseDeadlock(held, w, convQ, wq)
                ELSE /\ SetLocks(held, w, convQ, wq, token, valid, lost)
                     /\ dirty' = TRUE
-                    /\ UNCHANGED <<tokenMax, outbox, clientVars>>
+                    /\ UNCHANGED <<tokenMax, outbox, clientVars, falseDeadlock>>
     /\ UNCHANGED <<up, status, leaseLeft, disk, crashes, pauses>>
 
 \* Convert(c, r, m): Model.convert. Down: in place, same token; a PW/EX
@@ -355,22 +413,23 @@ Convert(c, r, m) ==
                            [lost EXCEPT ![r] = @ /\ ~writes])
             /\ dirty' = TRUE
             /\ Tell({Msg(c, r, m, token[r][c])})
-            /\ UNCHANGED tokenMax
+            /\ UNCHANGED <<tokenMax, falseDeadlock>>
        ELSE IF UpFits(r, m, c)
        THEN IF OnCycle(Edges(h, want, convQ, waitQ), c)
-            THEN UNCHANGED <<lockVars, tokenMax, dirty, outbox, clientVars>>
+            THEN RefuseDeadlock(h, want, convQ, waitQ)
             ELSE /\ SetLocks(h, want, convQ, waitQ,
                              [token EXCEPT ![r][c] = UpToken(r, c)], valid, lost)
                  /\ tokenMax' = IF Bug = "UpConvertKeepsToken" THEN tokenMax ELSE tokenMax + 1
                  /\ dirty' = TRUE
                  /\ Tell({Msg(c, r, m, UpToken(r, c))})
+                 /\ UNCHANGED falseDeadlock
        ELSE LET w == [want EXCEPT ![r][c] = m]
                 cq == [convQ EXCEPT ![r] = Append(@, c)]
             IN IF OnCycle(Edges(held, w, cq, waitQ), c)
-               THEN UNCHANGED <<lockVars, tokenMax, dirty, outbox, clientVars>>
+               THEN RefuseDeadlock(held, w, cq, waitQ)
                ELSE /\ SetLocks(held, w, cq, waitQ, token, valid, lost)
                     /\ dirty' = TRUE
-                    /\ UNCHANGED <<tokenMax, outbox, clientVars>>
+                    /\ UNCHANGED <<tokenMax, outbox, clientVars, falseDeadlock>>
     /\ UNCHANGED <<up, status, leaseLeft, disk, crashes, pauses>>
 
 \* Release(c, r): Model.release. Cancels a queued conversion of the lock;
@@ -384,7 +443,7 @@ Release(c, r) ==
                    [valid EXCEPT ![r] = @ \/ writes], [lost EXCEPT ![r] = @ /\ ~writes])
     /\ dirty' = TRUE
     /\ Tell({Msg(c, r, NoLock, 0)})
-    /\ UNCHANGED <<up, status, leaseLeft, tokenMax, disk, budget, crashes, pauses>>
+    /\ UNCHANGED <<up, status, leaseLeft, tokenMax, disk, budget, crashes, pauses, falseDeadlock>>
 
 \* Ends s's queued request on r (Cancelled or Timeout): a new request goes
 \* away, a conversion leaves the lock in its granted mode.
@@ -394,7 +453,7 @@ Unqueue(r, s) ==
                 [waitQ EXCEPT ![r] = Remove(@, s)], token, valid, lost)
     /\ dirty' = TRUE
     /\ UNCHANGED <<up, status, leaseLeft, tokenMax, outbox, disk, clientVars,
-                   budget, crashes, pauses>>
+                   budget, crashes, pauses, falseDeadlock>>
 
 \* Cancel(c, r): Model.cancel.
 Cancel(c, r) == Requesting(c) /\ Unqueue(r, c)
@@ -422,11 +481,15 @@ Expire(s) ==
                    [r \in Resource |-> ValidAfterExpiry(r, held[r][s])],
                    [r \in Resource |-> lost[r] \/ WritesValue(held[r][s])])
     /\ dirty' = TRUE
-    /\ UNCHANGED <<up, leaseLeft, tokenMax, outbox, disk, clientVars, budget, crashes, pauses>>
+    /\ UNCHANGED <<up, leaseLeft, tokenMax, outbox, disk, clientVars, budget, crashes, pauses, falseDeadlock>>
 
-\* The first queued conversion on r, in queue order, whose mode fits every
-\* other granted mode (Model.settle serves these first, again and again).
-GrantableConversions(r) == {i \in DOMAIN convQ[r] : Fits(held, r, want[r][convQ[r][i]], convQ[r][i])}
+\* The queued conversion Model.settle grants next: the head of the
+\* conversion queue, if its mode fits every other granted mode (queued
+\* conversions never overtake one another). With the planted bug
+\* ConversionOvertakes, the first in queue order that fits.
+GrantableConversions(r) ==
+    {i \in DOMAIN convQ[r] : /\ i = 1 \/ Bug = "ConversionOvertakes"
+                             /\ Fits(held, r, want[r][convQ[r][i]], convQ[r][i])}
 
 \* The head of r's wait queue can be granted: no conversion waits, and its
 \* mode fits every granted mode.
@@ -434,24 +497,20 @@ WaiterGrantable(r) ==
     /\ waitQ[r] # <<>> /\ WaitersServed(r)
     /\ Fits(held, r, want[r][Head(waitQ[r])], NoLock)
 
-\* GrantConversion(r): Model.settle, first loop. Granting must not close a
-\* wait-for cycle (waiters now wait for the stronger mode); if it would, the
-\* conversion is refused with Deadlock and the lock keeps its mode.
+\* GrantConversion(r): Model.settle, first loop. Granting the head adds no
+\* wait-for edge (what it waited for, the requests behind it already did),
+\* so it needs no deadlock check.
 GrantConversion(r) ==
     /\ up /\ GrantableConversions(r) # {}
     /\ LET s == convQ[r][CHOOSE i \in GrantableConversions(r) :
                              \A j \in GrantableConversions(r) : i <= j]
-           h == [held EXCEPT ![r][s] = want[r][s]]
-           w == [want EXCEPT ![r][s] = NoLock]
-           cq == [convQ EXCEPT ![r] = Remove(@, s)]
-       IN IF OnCycle(Edges(h, w, cq, waitQ), s)    \* as granted: no longer queued
-          THEN /\ SetLocks(held, w, cq, waitQ, token, valid, lost)
-               /\ UNCHANGED <<tokenMax, outbox, clientVars>>
-          ELSE /\ SetLocks(h, w, cq, waitQ, [token EXCEPT ![r][s] = tokenMax + 1], valid, lost)
-               /\ tokenMax' = tokenMax + 1
-               /\ Tell({Msg(s, r, want[r][s], tokenMax + 1)})
+       IN /\ SetLocks([held EXCEPT ![r][s] = want[r][s]], [want EXCEPT ![r][s] = NoLock],
+                      [convQ EXCEPT ![r] = Remove(@, s)], waitQ,
+                      [token EXCEPT ![r][s] = tokenMax + 1], valid, lost)
+          /\ tokenMax' = tokenMax + 1
+          /\ Tell({Msg(s, r, want[r][s], tokenMax + 1)})
     /\ dirty' = TRUE
-    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, pauses>>
+    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, pauses, falseDeadlock>>
 
 \* GrantWaiter(r): Model.settle, second loop: the head of the wait queue,
 \* once no conversion waits, if its mode fits every granted mode.
@@ -464,7 +523,7 @@ GrantWaiter(r) ==
           /\ tokenMax' = tokenMax + 1
           /\ Tell({Msg(s, r, want[r][s], tokenMax + 1)})
     /\ dirty' = TRUE
-    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, pauses>>
+    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, pauses, falseDeadlock>>
 
 \* Nothing the rules would grant is left queued.
 Settled == \A r \in Resource : GrantableConversions(r) = {} /\ ~WaiterGrantable(r)
@@ -477,7 +536,7 @@ Persist ==
     /\ dirty' = FALSE
     /\ outbox' = {}
     /\ Deliver(outbox)
-    /\ UNCHANGED <<up, status, leaseLeft, lockVars, tokenMax, budget, crashes, pauses>>
+    /\ UNCHANGED <<up, status, leaseLeft, lockVars, tokenMax, budget, crashes, pauses, falseDeadlock>>
 
 \* Crash: the node stops. Its memory, the unwritten batch and its unsent
 \* replies are gone; what is on disk stays.
@@ -492,7 +551,7 @@ Crash ==
     /\ lost' = disk.lost
     /\ dirty' = FALSE
     /\ outbox' = {}
-    /\ UNCHANGED <<disk, clientVars, budget, pauses>>
+    /\ UNCHANGED <<disk, clientVars, budget, pauses, falseDeadlock>>
 
 \* Recover: Model.Recover. The node restarts from its disk; it cannot know
 \* how long it was down, so every session gets a full lease from now.
@@ -501,7 +560,7 @@ Recover ==
     /\ up' = TRUE
     /\ leaseLeft' = [s \in Session |-> IF status[s] = "alive" THEN TTL ELSE 0]
     /\ tokenMax' = RecoveredTokenMax
-    /\ UNCHANGED <<status, lockVars, dirty, outbox, disk, clientVars, budget, crashes, pauses>>
+    /\ UNCHANGED <<status, lockVars, dirty, outbox, disk, clientVars, budget, crashes, pauses, falseDeadlock>>
 
 -----------------------------------------------------------------------------
 (* Time.                                                                   *)
@@ -535,7 +594,7 @@ Tick ==
           /\ cLag' = [c \in Session |-> IF ~cLive'[c] THEN 0
                                         ELSE IF c \in slow THEN cLag[c] + 1 ELSE cLag[c]]
     /\ UNCHANGED <<up, status, lockVars, tokenMax, dirty, outbox, disk, lastToken,
-                   budget, crashes, pauses>>
+                   budget, crashes, pauses, falseDeadlock>>
 
 \* Pause(c): client c's process is suspended for a tick of true time, and
 \* its clock with it (a VM suspend, say): this is outside the drift bound.
@@ -547,7 +606,7 @@ Pause(c) ==
     /\ cLag' = [x \in Session |-> IF cLive'[x] THEN cLag[x] ELSE 0]
     /\ pauses' = pauses + 1
     /\ UNCHANGED <<up, status, lockVars, tokenMax, dirty, outbox, disk, lastToken,
-                   budget, crashes>>
+                   budget, crashes, falseDeadlock>>
 
 -----------------------------------------------------------------------------
 Next ==
@@ -600,6 +659,7 @@ TypeOK ==
     /\ lastToken \in [Resource -> Nat]
     /\ lost \in [Resource -> BOOLEAN]
     /\ budget \in 0..MaxRequests /\ crashes \in 0..MaxCrashes /\ pauses \in 0..MaxPauses
+    /\ falseDeadlock \in BOOLEAN
 
 \* Granted modes on a resource are pairwise compatible.
 CompatibleGrants ==
@@ -612,9 +672,12 @@ CompatibleGrants ==
 \* the disk, which grants nothing: it is not a step of the lock service.)
 QueueDisciplineStep ==
     up' => \A r \in Resource, s \in Session :
-               (held[r][s] = NoLock /\ held'[r][s] # NoLock) =>
-                   /\ \A c \in Range(convQ[r]) : c \notin Range(convQ'[r])
-                   /\ \A w \in Ahead(waitQ[r], s) : w \notin Range(waitQ'[r])
+               /\ (held[r][s] = NoLock /\ held'[r][s] # NoLock) =>
+                     /\ \A c \in Range(convQ[r]) : c \notin Range(convQ'[r])
+                     /\ \A w \in Ahead(waitQ[r], s) : w \notin Range(waitQ'[r])
+               \* and a queued conversion is granted only once none is ahead of it
+               /\ (s \in Range(convQ[r]) /\ held'[r][s] = want[r][s]) =>
+                     \A c \in Ahead(convQ[r], s) : c \notin Range(convQ'[r])
 QueueDiscipline == [][QueueDisciplineStep]_vars
 
 \* Every token a client is given with a new lock or an up-conversion is
@@ -646,6 +709,14 @@ ValueValidity == \A r \in Resource : lost[r] => ~valid[r]
 
 \* The wait-for graph has no cycle: every deadlock is refused.
 WaitForAcyclic == LET E == Edges(held, want, convQ, waitQ) IN \A s \in Session : ~OnCycle(E, s)
+
+\* By the oracle, which does not use the graph: no queued request is ever
+\* stuck, and every Deadlock refusal refused a request that would have
+\* left one stuck. (The Go oracle also accepts a refusal that a timed-out
+\* sideways conversion, PR<->CW, would justify; no configuration here asks
+\* for CW.)
+NoDeadlock == ~Deadlocked(held, want, convQ, waitQ)
+DeadlockRefusalsJustified == ~falseDeadlock
 
 \* Under Fairness, a queued request is eventually granted or refused
 \* (deadlock, timeout, cancel, release, expiry): nothing waits forever.

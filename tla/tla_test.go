@@ -79,6 +79,13 @@ func tlcRuns() []tlcRun {
 		bugRun("AckBeforeSync", one, "Invariant NoAckLost is violated"),
 		bugRun("NoDriftMargin", one, "Invariant ClientViewExclusion is violated"),
 		bugRun("ExpiryKeepsWaiters", "MCBouncerLive.cfg", "Temporal properties were violated"),
+		// The old wait-for rule refuses compatible waiters as a deadlock: it
+		// takes three clients on two resources (a reader queued behind a
+		// reader that waits elsewhere), and only the oracle sees it.
+		{name: "DeadlockAheadEdges", cfg: two, want: "Invariant DeadlockRefusalsJustified is violated",
+			replace: map[string]string{`Bug = "none"`: `Bug = "DeadlockAheadEdges"`,
+				"Session = {a, b}": "Session = {a, b, c}", `Modes = {"CR", "PR", "EX"}`: `Modes = {"PR", "EX"}`,
+				"MaxRequests = 4": "MaxRequests = 5", "MaxCrashes = 1": "MaxCrashes = 0"}},
 	}
 }
 
