@@ -1,4 +1,4 @@
-package engine_test
+package lint
 
 import (
 	"fmt"
@@ -7,7 +7,10 @@ import (
 	"go/parser"
 	"go/token"
 	"go/types"
+	"io"
 	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -18,20 +21,54 @@ import (
 
 const module = "github.com/bouncer-dlm/bouncer"
 
-// impureFiles are the engine files that are edges, not core: they may do
-// I/O, start goroutines and read the clock.
-var impureFiles = []string{"store.go", "node.go", "loop.go", "clock.go"}
+// root is the module's root, from this package's directory.
+const root = "../.."
 
-// bannedImports may not appear in the core (engine minus impureFiles, spec).
-var bannedImports = []string{"os", "net", "sync", "sync/atomic", "math/rand", "math/rand/v2",
-	"crypto/rand", "io", "syscall", "unsafe", "runtime", "log", "log/slog",
-	"github.com/cockroachdb/pebble/v2"}
+// pure lists the packages that promise determinism, by directory from the
+// module root, with the rule set each keeps and the files that are its
+// edges (they may do I/O, start goroutines and read the clock).
+var pure = []struct {
+	dir   string
+	rules *ruleSet
+	edges []string
+}{
+	{dir: "spec", rules: core},
+	{dir: "engine", rules: core, edges: []string{"clock.go", "store.go", "node.go", "loop.go"}},
+	{dir: "client/core", rules: core},
+	{dir: "sim", rules: seeded},
+}
+
+// ruleSet is what a pure package promises.
+type ruleSet struct {
+	name string
+	// bannedImports may not appear, nor any package under them.
+	bannedImports []string
+	// seededRand allows math/rand/v2, but only its constructors of
+	// generators (which the package seeds), never its global functions.
+	seededRand bool
+}
+
+var core = &ruleSet{name: "core",
+	bannedImports: []string{"os", "net", "sync", "sync/atomic", "math/rand", "math/rand/v2",
+		"crypto/rand", "io", "syscall", "unsafe", "runtime", "log", "log/slog",
+		"github.com/cockroachdb/pebble/v2"},
+}
+
+var seeded = &ruleSet{name: "seeded",
+	bannedImports: []string{"os", "net", "sync/atomic", "math/rand", "crypto/rand", "syscall", "unsafe",
+		"log", "log/slog", "github.com/cockroachdb/pebble/v2/vfs/atomicfs"},
+	seededRand: true,
+}
+
+// randConstructors are the math/rand/v2 functions that make a generator
+// from a seed the caller gives.
+var randConstructors = []string{"New", "NewPCG", "NewChaCha8", "NewZipf"}
 
 // bannedTimeCalls read or wait for the clock.
 var bannedTimeCalls = []string{"Now", "Since", "Until", "Sleep", "After", "AfterFunc", "NewTimer", "NewTicker", "Tick"}
 
 // allowedImports says which of our packages each top-level package may
-// import (DESIGN.md: imports point down, never back up).
+// import: imports point down, never back up.
 var allowedImports = map[string][]string{
 	"spec":            {},
 	"engine":          {"spec"},
@@ -42,42 +79,73 @@ var allowedImports = map[string][]string{
 	"server":          {"engine", "api", "spec"},
 	"bench":           {"spec", "engine", "api", "client", "server", "linearizability"},
 	"cmd":             {"spec", "engine", "api", "client", "server", "sim", "linearizability", "bench"},
+	"internal":        {},
 	"tla":             {},
 }
 
-// TestLint enforces the determinism of the core and the direction of
-// imports, and shows on a planted file that the core lint can fail.
-func TestLint(t *testing.T) {
-	t.Run("core", func(t *testing.T) {
-		for _, dir := range []string{".", "../spec"} {
-			for _, p := range lintCore(t, dir, impureFiles) {
-				t.Error(p)
+// TestPure holds every package in pure to its rule set.
+func TestPure(t *testing.T) {
+	for _, p := range pure {
+		t.Run(strings.ReplaceAll(p.dir, "/", "_"), func(t *testing.T) {
+			for _, problem := range lintPure(t, filepath.Join(root, p.dir), p.rules, p.edges) {
+				t.Error(problem)
 			}
-		}
-	})
-	t.Run("planted", func(t *testing.T) {
-		problems := strings.Join(lintCore(t, "testdata/lint/badcore", nil), "\n")
-		for _, want := range []string{`imports "os"`, `imports "math/rand"`, "time.Now", "go statement",
-			"channel", "range over a map"} {
-			if !strings.Contains(problems, want) {
-				t.Errorf("the lint missed %q in the planted file; it said:\n%s", want, problems)
-			}
-		}
-	})
-	t.Run("imports", func(t *testing.T) {
-		for _, p := range lintImports(t, "..") {
-			t.Error(p)
-		}
-	})
+		})
+	}
 }
 
-// lintCore checks the non-test Go files of dir, except skip.
-func lintCore(t *testing.T, dir string, skip []string) []string {
+// TestPlanted shows that each rule of each rule set can fail: the planted
+// file of a rule set breaks each of its rules once.
+func TestPlanted(t *testing.T) {
+	for _, c := range []struct {
+		rules *ruleSet
+		want  []string
+	}{
+		{core, []string{`imports "os"`, `imports "math/rand"`, `imports "sync"`, "time.Now", "go statement",
+			"channel", "range over a map"}},
+		{seeded, []string{`imports "os"`, `imports "crypto/rand"`, "rand.IntN", "time.Since", "go statement",
+			"channel", "range over a map"}},
+	} {
+		t.Run(c.rules.name, func(t *testing.T) {
+			problems := lintPure(t, filepath.Join("testdata", c.rules.name), c.rules, nil)
+			all := strings.Join(problems, "\n")
+			for _, want := range c.want {
+				if !strings.Contains(all, want) {
+					t.Errorf("the %s lint missed %q in its planted file; it said:\n%s", c.rules.name, want, all)
+				}
+			}
+			// Seeded generators, sorted map ranges and "map order:" loops pass.
+			if len(problems) != len(c.want) {
+				t.Errorf("the %s lint said %d things of its planted file, want %d:\n%s", c.rules.name, len(problems), len(c.want), all)
+			}
+		})
+	}
+}
+
+// TestImports checks the direction of imports across the module, and shows
+// on a planted tree that the check can fail.
+func TestImports(t *testing.T) {
+	for _, p := range lintImports(t, root) {
+		t.Error(p)
+	}
+	problems := strings.Join(lintImports(t, filepath.Join("testdata", "imports")), "\n")
+	for _, want := range []string{"spec may not import " + module + "/engine", `under "replica", which the import lint does not know`} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("the import lint missed %q in the planted tree; it said:\n%s", want, problems)
+		}
+	}
+}
+
+// lintPure checks the non-test Go files of dir, except skip, against rules.
+func lintPure(t *testing.T, dir string, rules *ruleSet, skip []string) []string {
 	fset := token.NewFileSet()
 	var files []*ast.File
 	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(names) == 0 {
+		t.Fatalf("%s: no Go files to lint", dir)
 	}
 	for _, name := range names {
 		base := filepath.Base(name)
@@ -94,44 +162,61 @@ func lintCore(t *testing.T, dir string, skip []string) []string {
 		files = append(files, f)
 	}
 	info := &types.Info{Types: map[ast.Expr]types.TypeAndValue{}}
-	conf := types.Config{Importer: importer.ForCompiler(fset, "source", nil), Error: func(error) {}}
+	conf := types.Config{Importer: exportImporter(t, fset, files), Error: func(error) {}}
 	_, _ = conf.Check(dir, fset, files, info) // partial type information suffices
 	var problems []string
 	report := func(pos token.Pos, format string, args ...any) {
 		problems = append(problems, fset.Position(pos).String()+": "+fmt.Sprintf(format, args...))
 	}
 	for _, f := range files {
+		randName := ""
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
-			for _, b := range bannedImports {
+			for _, b := range rules.bannedImports {
+				if rules.seededRand && path == "math/rand/v2" {
+					break // its global functions are checked below
+				}
 				if path == b || strings.HasPrefix(path, b+"/") {
-					report(imp.Pos(), "core imports %q", path)
+					report(imp.Pos(), "%s package imports %q", rules.name, path)
+				}
+			}
+			if path == "math/rand/v2" {
+				randName = "rand"
+				if imp.Name != nil {
+					randName = imp.Name.Name
 				}
 			}
 		}
 		for _, decl := range f.Decls {
 			if fn, ok := decl.(*ast.FuncDecl); ok && fn.Body != nil {
-				lintFunc(fn, f.Comments, info, report)
+				lintFunc(fn, f.Comments, info, rules, randName, report)
 			}
 		}
 	}
 	return problems
 }
 
-func lintFunc(fn *ast.FuncDecl, comments []*ast.CommentGroup, info *types.Info, report func(token.Pos, string, ...any)) {
+func lintFunc(fn *ast.FuncDecl, comments []*ast.CommentGroup, info *types.Info, rules *ruleSet, randName string,
+	report func(token.Pos, string, ...any)) {
 	ast.Inspect(fn.Body, func(n ast.Node) bool {
 		switch n := n.(type) {
 		case *ast.GoStmt:
-			report(n.Pos(), "go statement in the core")
+			report(n.Pos(), "go statement in a %s package", rules.name)
 		case *ast.ChanType, *ast.SendStmt, *ast.SelectStmt:
-			report(n.Pos(), "channel in the core")
+			report(n.Pos(), "channel in a %s package", rules.name)
 		case *ast.UnaryExpr:
 			if n.Op == token.ARROW {
-				report(n.Pos(), "channel in the core")
+				report(n.Pos(), "channel in a %s package", rules.name)
 			}
 		case *ast.SelectorExpr:
-			if id, ok := n.X.(*ast.Ident); ok && id.Name == "time" && slices.Contains(bannedTimeCalls, n.Sel.Name) {
+			id, ok := n.X.(*ast.Ident)
+			switch {
+			case !ok:
+			case id.Name == "time" && slices.Contains(bannedTimeCalls, n.Sel.Name):
 				report(n.Pos(), "time.%s reads the clock", n.Sel.Name)
+			case rules.seededRand && id.Name == randName && !slices.Contains(randConstructors, n.Sel.Name) &&
+				ast.IsExported(n.Sel.Name) && isFunc(info, n):
+				report(n.Pos(), "rand.%s draws from the unseeded global generator: draw from a seeded *rand.Rand", n.Sel.Name)
 			}
 		case *ast.RangeStmt:
 			if tv, ok := info.Types[n.X]; ok {
@@ -142,6 +227,47 @@ func lintFunc(fn *ast.FuncDecl, comments []*ast.CommentGroup, info *types.Info, 
 		}
 		return true
 	})
+}
+
+// exportImporter imports the packages that files import from the export
+// data the go command has built (and cached), which is much faster than
+// type-checking them again from source.
+func exportImporter(t *testing.T, fset *token.FileSet, files []*ast.File) types.Importer {
+	args := []string{"list", "-export", "-deps", "-f", "{{.ImportPath}}={{.Export}}"}
+	for _, f := range files {
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if !slices.Contains(args, path) {
+				args = append(args, path)
+			}
+		}
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	exports := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if path, file, ok := strings.Cut(line, "="); ok && file != "" {
+			exports[path] = file
+		}
+	}
+	return importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
+		file, ok := exports[path]
+		if !ok {
+			return nil, fmt.Errorf("no export data for %s", path)
+		}
+		return os.Open(file)
+	})
+}
+
+// isFunc reports whether sel names a function (not a type such as
+// rand.Rand), when the type checker knows; unknown counts as a function.
+func isFunc(info *types.Info, sel *ast.SelectorExpr) bool {
+	tv, ok := info.Types[sel]
+	return !ok || !tv.IsType()
 }
 
 // sortedAfter reports whether fn calls a sort after the range statement r:
@@ -186,15 +312,15 @@ func hasBuildTag(f *ast.File, tag string) bool {
 	return false
 }
 
-// lintImports checks every package of the module against allowedImports.
-func lintImports(t *testing.T, root string) []string {
+// lintImports checks every package under dir against allowedImports.
+func lintImports(t *testing.T, dir string) []string {
 	var problems []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if name := d.Name(); path != root && (name == "testdata" || strings.HasPrefix(name, ".")) {
+			if name := d.Name(); path != dir && (name == "testdata" || strings.HasPrefix(name, ".")) {
 				return filepath.SkipDir
 			}
 			return nil
@@ -202,7 +328,7 @@ func lintImports(t *testing.T, root string) []string {
 		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return nil
 		}
-		rel, _ := filepath.Rel(root, path)
+		rel, _ := filepath.Rel(dir, path)
 		top := strings.Split(filepath.ToSlash(rel), "/")[0]
 		allowed, known := allowedImports[top]
 		if !known {

@@ -1,20 +1,24 @@
-// Package badcore breaks every rule of the core lint once; TestLint
-// requires that the lint reports each.
-package badcore
+// Package core breaks every rule of the core rule set once; TestPlanted
+// requires that the lint reports each, and nothing else (the sorted and
+// the commented map ranges are allowed).
+package core
 
 import (
 	"math/rand"
 	"os"
+	"sort"
+	"sync"
 	"time"
 )
 
-type core struct {
+type state struct {
+	mu   sync.Mutex
 	m    map[string]int
 	out  []string
 	wake chan struct{}
 }
 
-func (c *core) step() {
+func (c *state) step() {
 	_ = os.Getpid()
 	_ = rand.Int()
 	_ = time.Now()
@@ -23,4 +27,17 @@ func (c *core) step() {
 		c.out = append(c.out, k)
 	}
 	<-c.wake
+}
+
+func (c *state) allowed() int {
+	var keys []string
+	for k := range c.m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	n := 0
+	for _, v := range c.m {
+		n += v // map order: a sum does not depend on it
+	}
+	return n + len(keys)
 }
