@@ -51,12 +51,16 @@
 //
 // # Checking
 //
-// Built with -tags invariants, the core checks every invariant of
-// spec.CheckInvariants and of its own structures after every step and
-// panics on a broken one (a programmer error). Tests compare it step by step
+// Built with -tags invariants (or -race), the core checks every invariant
+// of spec.CheckInvariants and of its own structures after every step and
+// panics on a broken one (a programmer error). Cheap local assertions
+// (assert.go: counts never negative, a lock on the lists it should be on, a
+// queued request with a timer, an outcome recorded once) are on in every
+// build. Tests compare it step by step
 // with spec.Model (model_test.go, testdata/scenarios), cut power in the
-// middle of commits (crash_test.go), inject I/O errors (errorfs_test.go) and
-// lint the core's imports and calls (lint_test.go).
+// middle of commits (crash_test.go) and inject I/O errors (errorfs_test.go);
+// package internal/lint lints the core's imports and calls (clock.go,
+// store.go, node.go and loop.go are the edges it leaves out).
 //
 // Files: core.go (the Core, Step, dispatch, sessions), grant.go (the grant
 // rules), session.go (replies, expiry, tombstones), deadlock.go (wait-for

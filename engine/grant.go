@@ -257,6 +257,7 @@ func (c *Core) useResource(r *resource, name string) *resource {
 // gone (its value block with it); the struct stays idle in the map for a
 // while in case the name is locked again.
 func (c *Core) dropResource(r *resource) {
+	assert(c.live > 0 && !r.idle && r.locks == 0, "a resource in use is dropped, with no lock")
 	if r.stored {
 		c.deleteResource(r)
 	}
@@ -303,6 +304,7 @@ func (c *Core) freeLock(l *lock) {
 
 func (c *Core) freeLockQuietly(l *lock) {
 	r := l.res
+	assert(!l.granted && l.request == 0 && r.locks > 0, "a freed lock is neither granted nor queued")
 	l.sess.locks.remove(sessionList, l)
 	r.locks--
 	if r.bySession != nil {
@@ -314,6 +316,7 @@ func (c *Core) freeLockQuietly(l *lock) {
 
 func (c *Core) grantNew(l *lock) {
 	r := l.res
+	assert(!l.granted && l.request == 0, "a lock is granted twice, or while queued")
 	l.granted = true
 	l.token = c.nextToken()
 	l.grantSeq = c.nextSeq()
@@ -324,6 +327,7 @@ func (c *Core) grantNew(l *lock) {
 
 func (c *Core) ungrant(l *lock) {
 	r := l.res
+	assert(l.granted && r.grantedModes[l.mode] > 0 && c.grantedTotal > 0, "an ungranted lock is ungranted")
 	r.granted.remove(grantedList, l)
 	r.grantedModes[l.mode]--
 	l.granted = false
@@ -332,6 +336,8 @@ func (c *Core) ungrant(l *lock) {
 
 // setMode changes the granted mode of l.
 func (c *Core) setMode(l *lock, m spec.Mode) {
+	assert(l.granted && l.res.grantedModes[l.mode] > 0 && (l.links[grantedList].prev != nil || l.res.granted.head == l),
+		"a lock changes mode while not on its resource's granted list")
 	l.res.grantedModes[l.mode]--
 	l.mode, l.want = m, m
 	l.res.grantedModes[m]++
@@ -346,11 +352,14 @@ func (c *Core) enqueue(l *lock, q *lockList, want spec.Mode, req spec.RequestID,
 	l.res.wantedModes[want]++
 	c.queuedTotal++
 	c.timers.set(&l.timeout, deadline)
+	assert(req != 0 && l.timeout.index >= 0, "a queued request has an id and a timer")
 }
 
 // dequeue takes l's queued request off its queue.
 func (c *Core) dequeue(l *lock) {
 	r := l.res
+	assert(l.request != 0 && l.timeout.index >= 0 && r.wantedModes[l.want] > 0 && c.queuedTotal > 0,
+		"a dequeued request was queued, with a timer")
 	if l.granted {
 		r.converting.remove(queueList, l)
 	} else {

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 
@@ -41,7 +40,7 @@ func (kv memKV) records(f func(key, value []byte) error) error {
 
 // diffResults describes how two replies differ, or returns "".
 func diffResults(model, eng spec.Result) string {
-	if reflect.DeepEqual(model, eng) {
+	if model.Equal(&eng) {
 		return ""
 	}
 	return fmt.Sprintf("model: %#v\nengine: %#v", model, eng)
@@ -49,7 +48,7 @@ func diffResults(model, eng spec.Result) string {
 
 // diffEvents describes how two event sequences differ, or returns "".
 func diffEvents(model, eng []spec.Event) string {
-	if len(model) == 0 && len(eng) == 0 || reflect.DeepEqual(model, eng) {
+	if spec.EventsEqual(model, eng) {
 		return ""
 	}
 	var b strings.Builder
@@ -66,7 +65,7 @@ func diffEvents(model, eng []spec.Event) string {
 
 // diffStates describes how two states differ, or returns "".
 func diffStates(model, eng *spec.State) string {
-	if reflect.DeepEqual(model, eng) {
+	if model.Equal(eng) {
 		return ""
 	}
 	a, b := model.String(), eng.String()

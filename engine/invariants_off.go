@@ -1,7 +1,7 @@
-//go:build !invariants
+//go:build !invariants && !race
 
 package engine
 
 // invariantsOn makes the core check every invariant after every step; build
-// with -tags invariants to turn it on (tests and the simulator do).
+// with -tags invariants (tests and the simulator do) or -race to turn it on.
 const invariantsOn = false

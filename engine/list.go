@@ -23,6 +23,7 @@ type lockList struct {
 
 func (ls *lockList) pushBack(k listKind, l *lock) {
 	ln := &l.links[k]
+	assert(ln.prev == nil && ln.next == nil && ls.head != l, "a lock joins a list it is on")
 	ln.prev, ln.next = ls.tail, nil
 	if ls.tail != nil {
 		ls.tail.links[k].next = l
@@ -35,6 +36,8 @@ func (ls *lockList) pushBack(k listKind, l *lock) {
 
 func (ls *lockList) remove(k listKind, l *lock) {
 	ln := &l.links[k]
+	assert(ls.n > 0 && (ln.prev != nil || ls.head == l) && (ln.next != nil || ls.tail == l),
+		"a lock leaves a list it is not on")
 	if ln.prev != nil {
 		ln.prev.links[k].next = ln.next
 	} else {

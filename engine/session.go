@@ -34,6 +34,7 @@ func (t *replyTable) find(id spec.RequestID) (int, bool) {
 func (t *replyTable) put(id spec.RequestID, digest uint64, res spec.Result) (*reply, bool) {
 	i, ok := t.find(id)
 	if ok {
+		assert(t.buf[t.start+i].res.Pending, "an outcome is recorded twice (only a pending one is replaced)")
 		t.buf[t.start+i].res = res
 		return &t.buf[t.start+i], true
 	}

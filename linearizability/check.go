@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"time"
 
@@ -12,30 +11,31 @@ import (
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
-// Result is the verdict of a check.
-type Result string
+// Verdict is what a check concludes.
+type Verdict string
 
 const (
 	// Ok: every resource's history is linearizable.
-	Ok Result = "Ok"
+	Ok Verdict = "Ok"
 	// Illegal: some resource's history is not.
-	Illegal Result = "Illegal"
+	Illegal Verdict = "Illegal"
 	// Unknown: the checker ran out of time. It counts as a failure, never as
 	// a pass.
-	Unknown Result = "Unknown"
+	Unknown Verdict = "Unknown"
 )
 
 // DefaultTimeout bounds a check unless the caller gives another bound.
 const DefaultTimeout = time.Minute
 
-// Verdict is the outcome of Check.
-type Verdict struct {
-	Result     Result
+// Report is the outcome of Check.
+type Report struct {
+	Verdict    Verdict
 	Operations int      // Porcupine operations checked
 	Resources  int      // partitions
 	Illegal    []string // resources whose history is not linearizable, sorted
 	// Problems are violations found before Porcupine runs, in the history's
-	// times alone (an outcome earlier than the rules allow).
+	// times alone (an outcome earlier than the rules allow), and entries
+	// that are not well formed.
 	Problems []string
 
 	model porcupine.Model
@@ -43,10 +43,10 @@ type Verdict struct {
 }
 
 // OK reports whether the history passed: Ok, and no problems.
-func (v *Verdict) OK() bool { return v.Result == Ok && len(v.Problems) == 0 }
+func (v *Report) OK() bool { return v.Verdict == Ok && len(v.Problems) == 0 }
 
-func (v *Verdict) String() string {
-	s := fmt.Sprintf("%s: %d operations on %d resources", v.Result, v.Operations, v.Resources)
+func (v *Report) String() string {
+	s := fmt.Sprintf("%s: %d operations on %d resources", v.Verdict, v.Operations, v.Resources)
 	if len(v.Illegal) > 0 {
 		s += fmt.Sprintf("; not linearizable on %q", v.Illegal)
 	}
@@ -58,17 +58,17 @@ func (v *Verdict) String() string {
 
 // Check checks h for linearizability against the per-resource model,
 // partitioned by resource, within timeout (which must be positive).
-func Check(h []Entry, timeout time.Duration) Verdict {
+func Check(h []Entry, timeout time.Duration) Report {
 	ops, names, problems := operations(h)
 	m := newModel(names)
-	v := Verdict{Operations: len(ops), Problems: problems, model: m, ops: ops}
+	v := Report{Operations: len(ops), Problems: problems, model: m, ops: ops}
 	parts := m.Partition(ops)
 	v.Resources = len(parts)
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	v.Result = Result(porcupine.CheckOperationsTimeout(m, ops, timeout))
-	if v.Result == Illegal {
+	v.Verdict = Verdict(porcupine.CheckOperationsTimeout(m, ops, timeout))
+	if v.Verdict == Illegal {
 		for _, p := range parts {
 			if porcupine.CheckOperationsTimeout(m, p, timeout) == porcupine.Illegal {
 				v.Illegal = append(v.Illegal, p[0].Input.(*input).resource)
@@ -76,15 +76,15 @@ func Check(h []Entry, timeout time.Duration) Verdict {
 		}
 		sort.Strings(v.Illegal)
 	}
-	if len(problems) > 0 && v.Result == Ok {
-		v.Result = Illegal
+	if len(problems) > 0 && v.Verdict == Ok {
+		v.Verdict = Illegal
 	}
 	return v
 }
 
 // WriteHTML writes Porcupine's visualization of the history: for each
 // resource, the longest linearizable prefixes and where they fail.
-func (v *Verdict) WriteHTML(w io.Writer, timeout time.Duration) error {
+func (v *Report) WriteHTML(w io.Writer, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -170,10 +170,6 @@ func describeOp(in *input, out *output) string {
 	return s + " → ?"
 }
 
-// infinity is the return time of an operation whose outcome is unknown and
-// unbounded.
-const infinity = math.MaxInt64
-
 // immediateOnly reports whether a code can only be the node's immediate
 // answer to a request, never the later outcome of a queued one.
 func immediateOnly(c spec.Code) bool {
@@ -199,23 +195,21 @@ func operations(h []Entry) ([]porcupine.Operation, []string, []string) {
 	}
 	for i := range h {
 		e := &h[i]
-		id, ok := sessions[e.Session]
+		if err := e.validate(); err != nil {
+			problems = append(problems, fmt.Sprintf("entry %d: %v", i, err))
+			continue
+		}
+		id, ok := sessions[e.Input.Session]
 		if !ok {
 			id = int32(len(names))
-			sessions[e.Session] = id
-			names = append(names, fmt.Sprintf("c%d/%s", e.Client, spec.ShortID(e.Session)[:min(6, len(spec.ShortID(e.Session)))]))
+			sessions[e.Input.Session] = id
+			short := spec.ShortID(e.Input.Session)
+			names = append(names, fmt.Sprintf("c%d/%s", e.Client, short[:min(6, len(short))]))
 		}
-		end := int64(infinity)
-		switch {
-		case e.Known:
-			end = int64(e.Return)
-		case e.Bounded:
-			end = int64(e.Until)
-		}
-		switch e.Kind {
-		case Close, Expire:
-			kind, out := opClose, &output{known: e.Known, res: e.Result}
-			if e.Kind == Expire {
+		end := int64(e.Return) // Never for an unbounded unknown outcome
+		if !e.request() {
+			kind, out := opClose, &output{known: e.Known, res: e.Output}
+			if e.Expiry() {
 				kind, out = opExpire, &output{}
 				if end < int64(e.Call) {
 					problems = append(problems, fmt.Sprintf("session %s ended by %v, before its lease could have run out at %v",
@@ -227,21 +221,22 @@ func operations(h []Entry) ([]porcupine.Operation, []string, []string) {
 			}
 			continue
 		}
-		in := &input{kind: opApply, session: id, request: e.Request, op: e.Kind.op(), mode: e.Mode,
-			noQueue: e.NoQueue, lockDelay: e.LockDelay > 0, writeValue: e.WriteValue, value: string(e.Value),
-			resource: e.Resource, name: names[id]}
-		waits := e.Kind == Acquire || e.Kind == Convert
+		r := &e.Input
+		in := &input{kind: opApply, session: id, request: r.Request, op: r.Op, mode: r.Mode,
+			noQueue: r.NoQueue, lockDelay: r.LockDelay > 0, writeValue: r.WriteValue, value: string(r.Value),
+			resource: r.Resource, name: names[id]}
+		waits := r.Op == spec.OpAcquire || r.Op == spec.OpConvert
 		switch {
-		case !waits && e.Known, waits && !e.HasPending && e.Known && immediateOnly(e.Result.Code):
-			add(e, in, &output{known: true, res: e.Result}, int64(e.Call), end)
+		case !waits && e.Known, waits && !e.Queued && e.Known && immediateOnly(e.Output.Code):
+			add(e, in, &output{known: true, res: e.Output}, int64(e.Call), end)
 			continue
 		case !waits:
 			add(e, in, &output{}, int64(e.Call), end)
 			continue
-		case e.HasPending:
-			add(e, in, &output{pending: true, final: e.Known, res: e.Result}, int64(e.Call), int64(e.Pending))
+		case e.Queued:
+			add(e, in, &output{pending: true, final: e.Known, res: e.Output}, int64(e.Call), int64(e.Pending))
 		default:
-			add(e, in, &output{final: e.Known, res: e.Result}, int64(e.Call), end)
+			add(e, in, &output{final: e.Known, res: e.Output}, int64(e.Call), end)
 		}
 		oc := *in
 		oc.kind = opOutcome
@@ -250,32 +245,18 @@ func operations(h []Entry) ([]porcupine.Operation, []string, []string) {
 			// Whatever the outcome was, the model needs it no earlier than
 			// a timeout could have come; a grant or a cancel it recorded
 			// before waits for it.
-			call = min(int64(e.Call.Add(e.WaitTimeout)), end)
+			call = min(int64(e.Call.Add(r.WaitTimeout)), end)
 		}
-		if e.Known && e.Result.Code == spec.Timeout {
+		if e.Known && e.Output.Code == spec.Timeout {
 			// The node timed the request out no earlier than WaitTimeout
 			// after it received it, which was after the call.
-			call = int64(e.Call.Add(e.WaitTimeout))
+			call = int64(e.Call.Add(r.WaitTimeout))
 			if call > end {
 				problems = append(problems, fmt.Sprintf("%s request %d on %q timed out by %v, before its wait timeout %v ran out",
-					names[id], e.Request, e.Resource, spec.Time(end), e.WaitTimeout))
+					names[id], r.Request, r.Resource, spec.Time(end), r.WaitTimeout))
 			}
 		}
-		add(e, &oc, &output{known: e.Known, res: e.Result}, call, end)
+		add(e, &oc, &output{known: e.Known, res: e.Output}, call, end)
 	}
 	return ops, names, problems
-}
-
-func (k Kind) op() spec.Op {
-	switch k {
-	case Acquire:
-		return spec.OpAcquire
-	case Convert:
-		return spec.OpConvert
-	case Release:
-		return spec.OpRelease
-	case Cancel:
-		return spec.OpCancel
-	}
-	return 0
 }

@@ -31,15 +31,15 @@ func parse(t *testing.T, text string) []Entry {
 			c = len(clients)
 			clients[f[0]] = c
 		}
-		e := Entry{Client: c, Session: spec.NamedSession(f[0])}
-		kind, ok := parseKind(f[1])
+		op, ok := parseOp(f[1])
 		require.True(t, ok, line)
-		e.Kind = kind
+		e := Entry{Client: c, Input: spec.Input{Op: op, Session: spec.NamedSession(f[0])}, Return: Never}
+		in := &e.Input
 		rest := f[2:]
-		if kind == Close || kind == Expire {
-			e.Resources = strings.Split(rest[0], ",")
+		if e.request() {
+			in.Resource = rest[0]
 		} else {
-			e.Resource = rest[0]
+			e.Resources = strings.Split(rest[0], ",")
 		}
 		rest = rest[1:]
 		for len(rest) > 0 {
@@ -47,17 +47,17 @@ func parse(t *testing.T, text string) []Entry {
 			rest = rest[1:]
 			switch {
 			case w == "try":
-				e.NoQueue = true
+				in.NoQueue = true
 			case strings.HasPrefix(w, "#"):
-				fmt.Sscanf(w, "#%d", &e.Request)
+				fmt.Sscanf(w, "#%d", &in.Request)
 			case strings.HasPrefix(w, "wait="):
 				d, err := time.ParseDuration(w[5:])
 				require.NoError(t, err)
-				e.WaitTimeout = d
+				in.WaitTimeout = d
 			case w == "delay":
-				e.LockDelay = time.Second
+				in.LockDelay = time.Second
 			case strings.HasPrefix(w, "value=") && !e.Known:
-				e.WriteValue, e.Value = true, []byte(w[6:])
+				in.WriteValue, in.Value = true, []byte(w[6:])
 			case strings.HasPrefix(w, "["):
 				var call int64
 				var ret string
@@ -73,32 +73,32 @@ func parse(t *testing.T, text string) []Entry {
 			case strings.HasPrefix(w, "Pending@"):
 				var p int64
 				fmt.Sscanf(w, "Pending@%d", &p)
-				e.HasPending, e.Pending = true, spec.Time(p*int64(time.Millisecond))
+				e.Queued, e.Pending = true, spec.Time(p*int64(time.Millisecond))
 			case strings.HasPrefix(w, "?<"):
 				var u int64
 				fmt.Sscanf(w, "?<%d", &u)
-				e.Known, e.Bounded, e.Until = false, true, spec.Time(u*int64(time.Millisecond))
+				e.Known, e.Return = false, spec.Time(u*int64(time.Millisecond))
 			case w == "?":
 				e.Known = false
 			case strings.HasPrefix(w, "t="):
-				fmt.Sscanf(w, "t=%d", &e.Result.Token)
+				fmt.Sscanf(w, "t=%d", &e.Output.Token)
 			case strings.HasPrefix(w, "value="):
-				e.Result.Value = []byte(w[6:])
+				e.Output.Value = []byte(w[6:])
 			case w == "invalid":
-				e.Result.ValueValid = false
+				e.Output.ValueValid = false
 			default:
 				if m, err := spec.ParseMode(w); err == nil && e.Call == 0 && !e.Known {
-					e.Mode = m
+					in.Mode = m
 					continue
 				}
 				if m, err := spec.ParseMode(w); err == nil {
-					e.Result.Mode = m
+					e.Output.Mode = m
 					continue
 				}
 				code, ok := spec.ParseCode(w)
 				require.True(t, ok, "word %q in %q", w, line)
-				e.Result.Code = code
-				e.Result.ValueValid = code == spec.OK && e.Kind <= Convert
+				e.Output.Code = code
+				e.Output.ValueValid = code == spec.OK && (op == spec.OpAcquire || op == spec.OpConvert)
 			}
 		}
 		h = append(h, e)
@@ -106,7 +106,7 @@ func parse(t *testing.T, text string) []Entry {
 	return h
 }
 
-func check(t *testing.T, text string) Verdict {
+func check(t *testing.T, text string) Report {
 	t.Helper()
 	return Check(parse(t, text), 10*time.Second)
 }
@@ -196,7 +196,7 @@ func TestNotLinearizable(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			v := check(t, text)
-			require.Equal(t, Illegal, v.Result, "%s", v.String())
+			require.Equal(t, Illegal, v.Verdict, "%s", v.String())
 			require.Equal(t, []string{"r"}, v.Illegal)
 			var html bytes.Buffer
 			require.NoError(t, v.WriteHTML(&html, time.Second))
@@ -218,13 +218,28 @@ func TestProblemsFromTimes(t *testing.T) {
 	require.Contains(t, v.Problems[0], "before its wait timeout")
 }
 
+// TestMalformedEntries: Check judges entries built in Go, not only those
+// read from a file: an unknown outcome whose Return was left zero (Never
+// was meant) is a problem, not a request that took effect at once.
+func TestMalformedEntries(t *testing.T) {
+	h := parse(t, `A acquire r EX #1 [10,?] ?`)
+	h[0].Return = 0
+	v := Check(h, time.Second)
+	require.False(t, v.OK())
+	require.Contains(t, strings.Join(v.Problems, "; "), "returns before its call")
+	h = parse(t, `A acquire r EX #1 [10,?] ?`)
+	h[0].Input.Op = spec.OpKeepAlive
+	v = Check(h, time.Second)
+	require.Contains(t, strings.Join(v.Problems, "; "), "not recorded in a history")
+}
+
 func TestPartitionedByResource(t *testing.T) {
 	v := check(t, `
 		A acquire r EX #1 [0,10] OK EX t=1
 		B acquire q EX #1 [0,10] OK EX t=2
 		B acquire r EX #2 [20,30] OK EX t=3
 		A close r [40,50] OK`)
-	require.Equal(t, Illegal, v.Result)
+	require.Equal(t, Illegal, v.Verdict)
 	require.Equal(t, []string{"r"}, v.Illegal)
 	require.Equal(t, 2, v.Resources)
 }
@@ -239,7 +254,7 @@ func TestTimeoutIsUnknown(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "Z acquire r EX #1 [5,6] OK EX t=1\n")
 	v := Check(parse(t, b.String()), time.Millisecond)
-	require.Equal(t, Unknown, v.Result, "%s", v.String())
+	require.Equal(t, Unknown, v.Verdict, "%s", v.String())
 	require.False(t, v.OK())
 }
 

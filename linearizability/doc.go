@@ -23,7 +23,8 @@
 //     learned of it.
 //   - An outcome the client never learned is unknown: the request may have
 //     taken effect at any point after its call, or never. Its operation
-//     ends when the client learned the session had ended, or at infinity.
+//     ends when the client learned the session had ended, or Never (at
+//     infinity).
 //   - What one resource cannot decide (Deadlock, which depends on other
 //     resources' queues; LimitExceeded, which depends on global counts; the
 //     end of a lock-delay) the model allows both ways; the simulator's trace

@@ -5,82 +5,78 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
-// Kind is the kind of an Entry.
-type Kind uint8
-
-const (
-	Acquire Kind = iota + 1 // a request (spec.OpAcquire) on Resource
-	Convert                 // a request (spec.OpConvert)
-	Release                 // a request (spec.OpRelease)
-	Cancel                  // a request (spec.OpCancel)
-	Close                   // the session's close, for each of Resources
-	Expire                  // the session's expiry, for each of Resources
-)
-
-var kindNames = [...]string{"", "acquire", "convert", "release", "cancel", "close", "expire"}
-
-func (k Kind) String() string {
-	if int(k) < len(kindNames) && k != 0 {
-		return kindNames[k]
-	}
-	return fmt.Sprintf("Kind(%d)", uint8(k))
-}
-
-func parseKind(s string) (Kind, bool) {
-	for k, name := range kindNames {
-		if name == s && k != 0 {
-			return Kind(k), true
-		}
-	}
-	return 0, false
-}
+// Never is the return time of an outcome the client never learned and that
+// nothing bounds: like Porcupine's, it may have taken effect at any time
+// after its call, or never.
+const Never = spec.Time(math.MaxInt64)
 
 // Entry is one line of a history: what one client observed of one request,
 // of its session's close, or of its session's expiry. Times are the true
 // times of the observer (in a simulation, simulated true time), in
-// nanoseconds.
+// nanoseconds. Like a Porcupine operation, it is an input, its call, and its
+// output with its return; Pending and Resources are what a lock service
+// adds.
 //
-// A request (Acquire, Convert, Release, Cancel) was called at Call. If the
-// client learned it was queued, Pending is set with the time it learned
-// so. If it learned the final outcome, Known is set with Return and Result.
-// Otherwise the outcome is unknown: the request may have taken effect at any
-// time after Call, or never; if Bounded, not after Until (the client learned
-// its session had ended by then).
+// A request (Input.Op is OpAcquire, OpConvert, OpRelease or OpCancel, with
+// Input.Session, Request, Resource and the request's options) was called at
+// Call. If the client learned it was queued, Queued is set and Pending is
+// when. If the client learned the final outcome, Known is set, Output is
+// that outcome and Return is when the client learned it. Otherwise the
+// outcome is unknown: the request may have taken effect at any time after
+// Call, or never, and not after Return (the client learned its session had
+// ended by then; Never if nothing bounds it).
 //
-// Close: Call, and the answer (Known, Return, Result) or unknown.
+// Close (Input.Op is OpClose): Call, and the answer (Known, Return, Output)
+// or unknown, as for a request.
 //
-// Expire: the session's lease ran out and the node ended it, at some time no
-// earlier than Call (the send time of its last answered keepalive plus the
-// TTL) and, if Known, no later than Return (when the client learned it).
-// Result is not used.
+// Expiry (Input.Op is zero: no client called it): the session's lease ran
+// out and the node ended it, at some time no earlier than Call (the send
+// time of its last answered keepalive plus the TTL) and no later than
+// Return (when the client learned it, if Known; else Never). Output is not
+// used.
 type Entry struct {
-	Client    int // zero-based, for the visualization
-	Session   spec.SessionID
-	Kind      Kind
-	Resource  string   // requests
-	Resources []string // Close, Expire: every resource the session ever named
-	Request   spec.RequestID
+	Client    int        // zero-based, for the visualization
+	Input     spec.Input // what was called; Op is zero for an expiry
+	Resources []string   // close and expiry: every resource the session named
 
-	Mode        spec.Mode
-	NoQueue     bool
-	WaitTimeout time.Duration
-	LockDelay   time.Duration
-	WriteValue  bool
-	Value       []byte
+	Call    spec.Time
+	Queued  bool      // the client learned the request was queued,
+	Pending spec.Time // at this time
+	Known   bool      // the client learned Output,
+	Return  spec.Time // at this time; if not Known, the latest the outcome can have taken effect
+	Output  spec.Result
+}
 
-	Call       spec.Time
-	HasPending bool
-	Pending    spec.Time
-	Known      bool
-	Return     spec.Time
-	Result     spec.Result
-	Bounded    bool
-	Until      spec.Time
+// Expiry reports whether e is a session's expiry rather than a call.
+func (e *Entry) Expiry() bool { return e.Input.Op == 0 }
+
+// request reports whether e is a request on one resource.
+func (e *Entry) request() bool { return e.Input.Op.Mutating() }
+
+// opName is the name of e's operation in the history format.
+func (e *Entry) opName() string {
+	if e.Expiry() {
+		return "expire"
+	}
+	return e.Input.Op.String()
+}
+
+func parseOp(s string) (spec.Op, bool) {
+	if s == "expire" {
+		return 0, true
+	}
+	for _, op := range []spec.Op{spec.OpAcquire, spec.OpConvert, spec.OpRelease, spec.OpCancel, spec.OpClose} {
+		if op.String() == s {
+			return op, true
+		}
+	}
+	return 0, false
 }
 
 // entryJSON is the wire form of an Entry: one JSON object per line.
@@ -119,28 +115,29 @@ func ptr(t spec.Time) *int64 {
 
 // MarshalJSON writes e in the history format (see the package docs).
 func (e Entry) MarshalJSON() ([]byte, error) {
-	j := entryJSON{Client: e.Client, Session: e.Session.String(), Op: e.Kind.String(),
-		Resource: e.Resource, Resources: e.Resources, Request: uint64(e.Request),
-		NoQueue: e.NoQueue, WaitTimeout: int64(e.WaitTimeout), LockDelay: int64(e.LockDelay),
-		WriteValue: e.WriteValue, Value: e.Value, Call: int64(e.Call)}
-	if e.Kind == Acquire || e.Kind == Convert {
-		j.Mode = e.Mode.String()
+	in := &e.Input
+	j := entryJSON{Client: e.Client, Session: in.Session.String(), Op: e.opName(),
+		Resource: in.Resource, Resources: e.Resources, Request: uint64(in.Request),
+		NoQueue: in.NoQueue, WaitTimeout: int64(in.WaitTimeout), LockDelay: int64(in.LockDelay),
+		WriteValue: in.WriteValue, Value: in.Value, Call: int64(e.Call)}
+	if in.Op == spec.OpAcquire || in.Op == spec.OpConvert {
+		j.Mode = in.Mode.String()
 	}
-	if e.HasPending {
+	if e.Queued {
 		j.Pending = ptr(e.Pending)
 	}
-	if e.Known {
+	switch {
+	case e.Known:
 		j.Return = ptr(e.Return)
-		if e.Kind != Expire {
-			r := e.Result
+		if !e.Expiry() {
+			r := e.Output
 			j.Result = &resultJSON{Code: r.Code.String(), Token: uint64(r.Token), Value: r.Value, ValueValid: r.ValueValid}
 			if r.Code == spec.OK && r.Token != 0 {
 				j.Result.Mode = r.Mode.String()
 			}
 		}
-	}
-	if e.Bounded {
-		j.Until = ptr(e.Until)
+	case e.Return != Never:
+		j.Until = ptr(e.Return)
 	}
 	return json.Marshal(j)
 }
@@ -155,36 +152,38 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	kind, ok := parseKind(j.Op)
+	op, ok := parseOp(j.Op)
 	if !ok {
 		return fmt.Errorf("op %q: want acquire, convert, release, cancel, close or expire", j.Op)
 	}
-	*e = Entry{Client: j.Client, Session: id, Kind: kind, Resource: j.Resource, Resources: j.Resources,
-		Request: spec.RequestID(j.Request), NoQueue: j.NoQueue, WaitTimeout: time.Duration(j.WaitTimeout),
-		LockDelay: time.Duration(j.LockDelay), WriteValue: j.WriteValue, Value: spec.CloneValue(j.Value),
-		Call: spec.Time(j.Call)}
+	*e = Entry{Client: j.Client, Resources: j.Resources, Call: spec.Time(j.Call), Return: Never,
+		Input: spec.Input{Op: op, Session: id, Resource: j.Resource, Request: spec.RequestID(j.Request),
+			NoQueue: j.NoQueue, WaitTimeout: time.Duration(j.WaitTimeout), LockDelay: time.Duration(j.LockDelay),
+			WriteValue: j.WriteValue, Value: spec.CloneValue(j.Value)}}
 	if j.Mode != "" {
-		if e.Mode, err = spec.ParseMode(j.Mode); err != nil {
+		if e.Input.Mode, err = spec.ParseMode(j.Mode); err != nil {
 			return err
 		}
 	}
 	if j.Pending != nil {
-		e.HasPending, e.Pending = true, spec.Time(*j.Pending)
+		e.Queued, e.Pending = true, spec.Time(*j.Pending)
 	}
-	if j.Until != nil {
-		e.Bounded, e.Until = true, spec.Time(*j.Until)
-	}
-	if j.Return != nil {
+	switch {
+	case j.Return != nil && j.Until != nil:
+		return fmt.Errorf("both a return and an until")
+	case j.Return != nil:
 		e.Known, e.Return = true, spec.Time(*j.Return)
-		if j.Result == nil && kind != Expire {
+		if j.Result == nil && op != 0 {
 			return fmt.Errorf("return without a result")
 		}
+	case j.Until != nil:
+		e.Return = spec.Time(*j.Until)
 	}
 	if j.Result != nil {
 		if !e.Known {
 			return fmt.Errorf("result without a return time")
 		}
-		r := &e.Result
+		r := &e.Output
 		if r.Code, ok = spec.ParseCode(j.Result.Code); !ok {
 			return fmt.Errorf("result code %q is unknown", j.Result.Code)
 		}
@@ -198,14 +197,24 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	return e.validate()
 }
 
+// validate checks what the checker relies on. A request's outcome, known
+// or bounded, comes no earlier than its call (an expiry's may: its call is
+// the earliest the lease could have run out, which the node may have
+// passed before the client learned it). A zero Return on an unknown
+// outcome, where Never was meant, fails here.
 func (e *Entry) validate() error {
+	in := &e.Input
 	switch {
-	case e.Kind <= Cancel && (e.Resource == "" || e.Request == 0):
-		return fmt.Errorf("%v: resource and request are required", e.Kind)
-	case e.Kind > Cancel && len(e.Resources) == 0:
-		return fmt.Errorf("%v: resources are required", e.Kind)
-	case e.Known && e.Return < e.Call && e.Kind != Expire:
-		return fmt.Errorf("%v of request %d returns before its call", e.Kind, e.Request)
+	case e.request() && (in.Resource == "" || in.Request == 0):
+		return fmt.Errorf("%s: resource and request are required", e.opName())
+	case !e.request() && in.Op != spec.OpClose && !e.Expiry():
+		return fmt.Errorf("op %v is not recorded in a history", in.Op)
+	case !e.request() && len(e.Resources) == 0:
+		return fmt.Errorf("%s: resources are required", e.opName())
+	case e.Return < e.Call && !e.Expiry():
+		return fmt.Errorf("%s of request %d returns before its call", e.opName(), in.Request)
+	case e.Queued && e.Pending < e.Call:
+		return fmt.Errorf("%s of request %d is queued before its call", e.opName(), in.Request)
 	case e.Client < 0:
 		return fmt.Errorf("client must not be negative")
 	}

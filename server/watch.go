@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"reflect"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/engine"
@@ -99,7 +98,7 @@ type watcher struct {
 // offer records a state if it differs from the last one (loop goroutine,
 // under s.mu).
 func (w *watcher) offer(st spec.ResourceState, exists bool) {
-	if w.sent && exists == w.exists && reflect.DeepEqual(st, w.last) {
+	if w.sent && exists == w.exists && st.Equal(&w.last) {
 		return
 	}
 	w.last, w.exists, w.fresh, w.sent = st, exists, true, true

@@ -87,12 +87,8 @@ func (r *sessRec) nodeEnded(now spec.Time) {
 
 // called records a request the workload made.
 func (r *sessRec) called(now spec.Time, id spec.RequestID, in spec.Input) {
-	kinds := map[spec.Op]linearizability.Kind{spec.OpAcquire: linearizability.Acquire,
-		spec.OpConvert: linearizability.Convert, spec.OpRelease: linearizability.Release,
-		spec.OpCancel: linearizability.Cancel}
-	e := &linearizability.Entry{Client: r.client, Session: r.id, Kind: kinds[in.Op], Resource: in.Resource,
-		Request: id, Mode: in.Mode, NoQueue: in.NoQueue, WaitTimeout: in.WaitTimeout, LockDelay: in.LockDelay,
-		WriteValue: in.WriteValue, Value: spec.CloneValue(in.Value), Call: now}
+	in.Session, in.Request, in.Value = r.id, id, spec.CloneValue(in.Value)
+	e := &linearizability.Entry{Client: r.client, Input: in, Call: now, Return: linearizability.Never}
 	r.reqs[id] = e
 	r.order = append(r.order, id)
 	if i, found := slices.BinarySearch(r.resources, in.Resource); !found {
@@ -102,20 +98,20 @@ func (r *sessRec) called(now spec.Time, id spec.RequestID, in spec.Input) {
 
 func (r *sessRec) requestResource(id spec.RequestID) string {
 	if e := r.reqs[id]; e != nil {
-		return e.Resource
+		return e.Input.Resource
 	}
 	return ""
 }
 
 func (r *sessRec) queued(now spec.Time, id spec.RequestID) {
-	if e := r.reqs[id]; e != nil && !e.HasPending {
-		e.HasPending, e.Pending = true, now
+	if e := r.reqs[id]; e != nil && !e.Queued {
+		e.Queued, e.Pending = true, now
 	}
 }
 
 func (r *sessRec) finished(now spec.Time, u core.Update) {
 	if e := r.reqs[u.Request]; e != nil && !u.Unknown {
-		e.Known, e.Return, e.Result = true, now, u.Result
+		e.Known, e.Return, e.Output = true, now, u.Result
 	}
 }
 
@@ -146,23 +142,35 @@ func (s *Sim) history() []linearizability.Entry {
 		}
 		for _, id := range r.order {
 			e := *r.reqs[id]
-			if !e.Known && r.endKnown {
-				e.Bounded, e.Until = true, r.endAt
-			}
+			r.bound(&e)
 			h = append(h, e)
 		}
 		if r.closeCall {
-			e := linearizability.Entry{Client: r.client, Session: r.id, Kind: linearizability.Close,
-				Resources: r.resources, Call: r.closeAt, Known: r.closeKnown, Return: r.closeReturn, Result: r.closeResult}
-			if !e.Known && r.endKnown {
-				e.Bounded, e.Until = true, r.endAt
+			e := linearizability.Entry{Client: r.client, Input: spec.Input{Op: spec.OpClose, Session: r.id},
+				Resources: r.resources, Call: r.closeAt, Return: linearizability.Never}
+			if r.closeKnown {
+				e.Known, e.Return, e.Output = true, r.closeReturn, r.closeResult
 			}
+			r.bound(&e)
 			h = append(h, e)
 		}
 		if r.opened && !(r.closeKnown && r.closeResult.Code == spec.OK) {
-			h = append(h, linearizability.Entry{Client: r.client, Session: r.id, Kind: linearizability.Expire,
-				Resources: r.resources, Call: r.base.Add(r.ttl), Known: r.endKnown, Return: r.endAt})
+			e := linearizability.Entry{Client: r.client, Input: spec.Input{Session: r.id},
+				Resources: r.resources, Call: r.base.Add(r.ttl), Return: linearizability.Never}
+			if r.endKnown {
+				e.Known, e.Return = true, r.endAt
+			}
+			h = append(h, e)
 		}
 	}
 	return h
+}
+
+// bound ends an unknown outcome where the client learned its session had
+// ended (no earlier than the call: a request called after that took effect
+// at once or never).
+func (r *sessRec) bound(e *linearizability.Entry) {
+	if !e.Known && r.endKnown {
+		e.Return = max(r.endAt, e.Call)
+	}
 }

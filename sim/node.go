@@ -1,12 +1,10 @@
 package sim
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -319,7 +317,7 @@ func (n *nodeSim) stepModel(inputs []spec.Input, res *engine.TurnResult, ok bool
 			n.checkDeadlock(&inputs[i], res.Replies[i].Detail)
 		}
 		r, ev := n.model.Step(s.now, inputs[i])
-		if ok && !sameResult(&r, &res.Replies[i]) {
+		if ok && !r.Equal(&res.Replies[i]) {
 			n.modelFail(fmt.Sprintf("at %v, %s: the engine replied %s, the model %s",
 				s.now, describeInput(&inputs[i]), res.Replies[i].String(), r.String()))
 			return turnOut{}
@@ -327,7 +325,7 @@ func (n *nodeSim) stepModel(inputs []spec.Input, res *engine.TurnResult, ok bool
 		out.replies = append(out.replies, r)
 		out.events = append(out.events, ev...)
 	}
-	if ok && !sameEvents(out.events, res.Events) {
+	if ok && !spec.EventsEqual(out.events, res.Events) {
 		n.modelFail(fmt.Sprintf("at %v: the engine's events %s differ from the model's %s",
 			s.now, eventsString(res.Events), eventsString(out.events)))
 		return turnOut{}
@@ -383,37 +381,10 @@ func (n *nodeSim) check(internals bool) {
 	}
 	n.last = &st
 	if n.modelOK {
-		if ms := n.model.State(); !sameState(&ms, &st) {
+		if ms := n.model.State(); !ms.Equal(&st) {
 			n.modelFail(fmt.Sprintf("at %v the states differ\nmodel:\n%s\nengine:\n%s", s.now, ms.String(), st.String()))
 		}
 	}
-}
-
-// sameState is reflect.DeepEqual for states, without reflection.
-func sameState(a, b *spec.State) bool {
-	if a.Now != b.Now || a.TokenMax != b.TokenMax || len(a.Sessions) != len(b.Sessions) ||
-		len(a.Resources) != len(b.Resources) || !slices.Equal(a.Tombstones, b.Tombstones) {
-		return false
-	}
-	for i := range a.Sessions {
-		x, y := &a.Sessions[i], &b.Sessions[i]
-		if x.ID != y.ID || x.TTL != y.TTL || x.Deadline != y.Deadline || x.Acked != y.Acked || len(x.Replies) != len(y.Replies) {
-			return false
-		}
-		for j := range x.Replies {
-			if x.Replies[j].Request != y.Replies[j].Request || !sameResult(&x.Replies[j].Result, &y.Replies[j].Result) {
-				return false
-			}
-		}
-	}
-	for i := range a.Resources {
-		x, y := &a.Resources[i], &b.Resources[i]
-		if x.Name != y.Name || !bytes.Equal(x.Value, y.Value) || x.ValueValid != y.ValueValid || x.DelayUntil != y.DelayUntil ||
-			!slices.Equal(x.Granted, y.Granted) || !slices.Equal(x.Converting, y.Converting) || !slices.Equal(x.Waiting, y.Waiting) {
-			return false
-		}
-	}
-	return true
 }
 
 // turnDone: the commit is durable; the outputs go out.
@@ -548,7 +519,7 @@ func (n *nodeSim) recovered(res *engine.TurnResult) bool {
 		m.Recover(s.now)
 		ev := m.Tick(s.now)
 		want := m.State()
-		if sameState(&want, &got) && sameEvents(ev, res.Events) {
+		if want.Equal(&got) && spec.EventsEqual(ev, res.Events) {
 			n.model = m
 			return true
 		}
@@ -578,25 +549,6 @@ func (n *nodeSim) checkEmpty() {
 	if n.invOK && n.modelOK {
 		n.check(true)
 	}
-}
-
-func sameResult(a, b *spec.Result) bool {
-	return a.Code == b.Code && a.Detail == b.Detail && a.Pending == b.Pending && a.Mode == b.Mode &&
-		a.Token == b.Token && bytes.Equal(a.Value, b.Value) && a.ValueValid == b.ValueValid
-}
-
-func sameEvents(a, b []spec.Event) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := &a[i], &b[i]
-		if x.Kind != y.Kind || x.Session != y.Session || x.Request != y.Request || x.Resource != y.Resource ||
-			x.Mode != y.Mode || !sameResult(&x.Result, &y.Result) {
-			return false
-		}
-	}
-	return true
 }
 
 func eventsString(evs []spec.Event) string {

@@ -81,7 +81,7 @@ type Report struct {
 	Crash    string // the panic or recovery error, for Kind Crash
 	Stats    Stats
 	History  []linearizability.Entry
-	lin      *linearizability.Verdict
+	lin      *linearizability.Report
 	linLimit time.Duration
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -569,7 +568,7 @@ func checkReply(after *State, in Input, r Result) error {
 			continue
 		}
 		i := slices.IndexFunc(s.Replies, func(rp Reply) bool { return rp.Request == in.Request })
-		if i < 0 || !reflect.DeepEqual(s.Replies[i].Result, r) {
+		if i < 0 || !s.Replies[i].Result.Equal(&r) {
 			return fmt.Errorf("%v %s request=%d: reply %v is not the recorded outcome", in.Op, ShortID(in.Session), in.Request, r)
 		}
 	}
@@ -599,7 +598,7 @@ func checkRecovered(before, mid *State) error {
 	for i := range m.Sessions {
 		m.Sessions[i].Deadline = 0
 	}
-	if !reflect.DeepEqual(b, m) {
+	if !b.Equal(&m) {
 		return fmt.Errorf("restart lost or changed acknowledged state:\nbefore:\n%safter:\n%s", b.String(), m.String())
 	}
 	return nil

@@ -31,7 +31,7 @@ const (
 
 var modeNames = [ModeCount]string{"NL", "CR", "CW", "PR", "PW", "EX"}
 
-// compatible is the matrix of DESIGN.md: compatible[a][b] is true when a lock
+// compatible is the DLM's compatibility matrix: compatible[a][b] is true when a lock
 // granted in mode a and one granted in mode b may be held at once.
 var compatible = [ModeCount][ModeCount]bool{
 	//        NL    CR     CW     PR     PW     EX

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The matrix of DESIGN.md, as text, checked against Compatible.
+// The DLM's compatibility matrix, as text, checked against Compatible.
 const designMatrix = `
    NL CR CW PR PW EX
 NL  y  y  y  y  y  y

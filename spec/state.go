@@ -8,7 +8,7 @@ import (
 
 // State is the canonical, comparable snapshot of a lock service's state: the
 // model and the engine both produce it, sorted the same way, so that tests
-// compare them with reflect.DeepEqual or as text.
+// compare them with Equal or as text.
 type State struct {
 	Now        Time
 	TokenMax   Token // the highest token ever returned (0: none yet)

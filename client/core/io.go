@@ -248,6 +248,7 @@ func (s *Session) Event(now spec.Time, e spec.Event) {
 // application is told, and the acknowledgement floor moves.
 func (s *Session) resolve(id spec.RequestID, res spec.Result) {
 	i, r := s.findReq(id)
+	assert(r != nil && !s.resolved[id] && id > s.acked, "a request is resolved once, while tracked")
 	s.reqs = append(s.reqs[:i], s.reqs[i+1:]...)
 	for cid, c := range s.calls {
 		// map order: only which entries are deleted, all of them

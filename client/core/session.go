@@ -344,6 +344,10 @@ func (s *Session) check(in spec.Input) error {
 func (s *Session) request(now spec.Time, in spec.Input) spec.RequestID {
 	s.nextReq++
 	in.Session, in.Request, in.Acked = s.id, s.nextReq, s.acked
+	// Ids increase, so s.reqs stays sorted (findReq searches it) and no id
+	// is used twice in the session.
+	assert(in.Request > s.acked && (len(s.reqs) == 0 || s.reqs[len(s.reqs)-1].in.Request < in.Request),
+		"request ids increase")
 	s.reqs = append(s.reqs, &request{in: in, next: now})
 	return in.Request
 }

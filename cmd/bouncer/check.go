@@ -65,7 +65,7 @@ func check(path, html string, timeout time.Duration, out io.Writer) error {
 		fmt.Fprintf(out, "wrote %s\n", html)
 	}
 	switch {
-	case v.Result == linearizability.Unknown:
+	case v.Verdict == linearizability.Unknown:
 		return &exitError{code: exitLiveness, err: fmt.Errorf("the check ran out of time after %v", timeout), quiet: true}
 	case !v.OK():
 		return &exitError{code: exitCorrectness, err: fmt.Errorf("not linearizable"), quiet: true}

@@ -372,9 +372,9 @@ func TestE2ECrashRestart(t *testing.T) {
 				g := grant{sent: time.Now()}
 				resource := fmt.Sprintf("r%d", (i+n)%8)
 				deadline, _ := ctx.Deadline()
-				acq := linearizability.Entry{Client: i, Session: s.ID(), Kind: linearizability.Acquire,
-					Resource: resource, Request: spec.RequestID(2*n + 1), Mode: spec.EX,
-					WaitTimeout: time.Until(deadline), Call: hist.now()}
+				acq := linearizability.Entry{Client: i, Call: hist.now(), Return: linearizability.Never,
+					Input: spec.Input{Op: spec.OpAcquire, Session: s.ID(), Resource: resource,
+						Request: spec.RequestID(2*n + 1), Mode: spec.EX, WaitTimeout: time.Until(deadline)}}
 				l, err := s.Lock(ctx, resource, spec.EX)
 				if err != nil {
 					hist.add(acq) // outcome unknown
@@ -386,10 +386,10 @@ func TestE2ECrashRestart(t *testing.T) {
 				g.token, g.answered = l.Token(), time.Now()
 				value, valid := l.Value()
 				acq.Known, acq.Return = true, hist.now()
-				acq.Result = spec.Result{Code: spec.OK, Mode: l.Mode(), Token: l.Token(), Value: value, ValueValid: valid}
+				acq.Output = spec.Result{Code: spec.OK, Mode: l.Mode(), Token: l.Token(), Value: value, ValueValid: valid}
 				hist.add(acq)
-				rel := linearizability.Entry{Client: i, Session: s.ID(), Kind: linearizability.Release,
-					Resource: resource, Request: spec.RequestID(2*n + 2), Call: hist.now()}
+				rel := linearizability.Entry{Client: i, Call: hist.now(), Return: linearizability.Never,
+					Input: spec.Input{Op: spec.OpRelease, Session: s.ID(), Resource: resource, Request: spec.RequestID(2*n + 2)}}
 				err = l.Unlock(ctx)
 				g.released = err == nil
 				if err == nil {
@@ -459,14 +459,14 @@ func TestE2ECrashRestart(t *testing.T) {
 	bad := slices.Clone(hist.entries)
 	first := -1
 	for i, e := range bad {
-		if e.Kind == linearizability.Acquire && e.Known && (first < 0 || e.Call < bad[first].Call) {
+		if e.Input.Op == spec.OpAcquire && e.Known && (first < 0 || e.Call < bad[first].Call) {
 			first = i
 		}
 	}
-	bad[first].Result.Token = 0
+	bad[first].Output.Token = 0
 	start := time.Now()
 	v := linearizability.Check(bad, time.Minute)
-	require.Equal(t, linearizability.Illegal, v.Result, "a token that went back must fail the check: %v", &v)
+	require.Equal(t, linearizability.Illegal, v.Verdict, "a token that went back must fail the check: %v", &v)
 	t.Logf("the corrupted history: %v, in %v", &v, time.Since(start).Round(time.Millisecond))
 	require.NoError(t, p.stop(t))
 }
