@@ -18,7 +18,7 @@
 //     waits but NextDeadline has come), passing the time of the turn. Keep
 //     each reply; do not send it yet.
 //  2. Call Ready. If rd.Writes is not empty, write all of it to stable
-//     storage in one atomic batch and sync it (Store.Commit does both). If
+//     storage in one atomic batch and sync it (Store.Apply, then Store.Synced). If
 //     that fails, stop: never send a reply or event of this turn, never
 //     step this core again; restart from the store (fail-stop).
 //  3. Only now send the replies of step 1 and deliver rd.Events.

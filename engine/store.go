@@ -207,16 +207,6 @@ func (s *Store) Load(lim spec.Limits, now spec.Time) (*Core, error) {
 	return c, nil
 }
 
-// Commit writes w in one batch and syncs it. It returns only once the batch
-// is durable, or with an error after which the store is stopped.
-func (s *Store) Commit(w *Writes) error {
-	a, err := s.Apply(w)
-	if err != nil {
-		return err
-	}
-	return s.Synced(a)
-}
-
 // Apply writes w to the log in one batch, without waiting for its sync:
 // nothing of it may be acknowledged before Synced returns nil. An error
 // stops the store.

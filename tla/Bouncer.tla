@@ -65,7 +65,7 @@ ASSUME Modes \subseteq AllModes
 NoLock == "-"            \* no mode held, or no request queued
 NoResource == "-"        \* the resource field of a message that names none
 
-\* The compatibility matrix of DESIGN.md, as the pairs that conflict.
+\* The compatibility matrix (spec/mode.go), as the pairs that conflict.
 Conflicts == {<<"CR", "EX">>, <<"CW", "PR">>, <<"CW", "PW">>, <<"CW", "EX">>,
               <<"PR", "PW">>, <<"PR", "EX">>, <<"PW", "PW">>, <<"PW", "EX">>,
               <<"EX", "EX">>}

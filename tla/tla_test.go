@@ -86,6 +86,12 @@ func tlcRuns() []tlcRun {
 			replace: map[string]string{`Bug = "none"`: `Bug = "DeadlockAheadEdges"`,
 				"Session = {a, b}": "Session = {a, b, c}", `Modes = {"CR", "PR", "EX"}`: `Modes = {"PR", "EX"}`,
 				"MaxRequests = 4": "MaxRequests = 5", "MaxCrashes = 1": "MaxCrashes = 0"}},
+		// Conversions overtaking one another need an NL holder converting
+		// behind another (any other mode would block the head itself).
+		{name: "ConversionOvertakes", cfg: one, want: "Action property QueueDiscipline is violated",
+			replace: map[string]string{`Bug = "none"`: `Bug = "ConversionOvertakes"`,
+				`Modes = {"CR", "PR", "EX"}`: `Modes = {"NL", "PR", "EX"}`,
+				"MaxRequests = 4": "MaxRequests = 6", "MaxCrashes = 1": "MaxCrashes = 0"}},
 	}
 }
 

@@ -101,7 +101,7 @@ func (rep Report) Markdown() string {
 	rep.header(&b)
 	b.WriteString("\n## Results\n\n")
 	rep.table(&b)
-	b.WriteString("\n## Targets (issue 6, at 64 clients)\n\n")
+	b.WriteString("\n## Targets (at 64 clients)\n\n")
 	rep.targets(&b)
 	if rep.Plot != "" {
 		fmt.Fprintf(&b, "\n![throughput and p99 acquire latency by client count](%s)\n", rep.Plot)
