@@ -281,7 +281,8 @@ func (c *Core) open(in *spec.Input) spec.Result {
 	if _, ok := c.sessions[in.Session]; ok {
 		return spec.Result{} // a retry of the open that created it
 	}
-	if _, r := c.session(in.Session); r.Detail != spec.DetailUnknownSession {
+	if _, ended := c.tombIndex[in.Session]; ended {
+		_, r := c.session(in.Session)
 		return r // ended sessions stay ended
 	}
 	if len(c.sessions) >= c.lim.SessionsMax {
@@ -303,7 +304,7 @@ func (c *Core) newSession(id spec.SessionID, ttl time.Duration) *session {
 func (c *Core) close(in *spec.Input) spec.Result {
 	s, r := c.session(in.Session)
 	if s == nil {
-		if r.Detail == spec.DetailSessionClosed {
+		if closed := c.tombIndex[in.Session]; closed {
 			return spec.Result{} // a retry of the close
 		}
 		return r

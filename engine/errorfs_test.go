@@ -77,11 +77,11 @@ func errorRun(t *rapid.T) bool {
 		_ = node.Close()
 		return false
 	}
-	if !errors.Is(err, engine.ErrStopped) {
-		t.Fatalf("turn failed with %v, want ErrStopped", err)
+	if !errors.Is(err, engine.ErrStoreFailed) {
+		t.Fatalf("turn failed with %v, want ErrStoreFailed", err)
 	}
-	if _, err := node.Turn(now, nil); !errors.Is(err, engine.ErrStopped) {
-		t.Fatalf("a turn after the failure gave %v, want ErrStopped", err)
+	if _, err := node.Turn(now, nil); !errors.Is(err, engine.ErrStoreFailed) {
+		t.Fatalf("a turn after the failure gave %v, want ErrStoreFailed", err)
 	}
 	// The stopped Pebble instance is abandoned, as a dead process would
 	// leave it; restart from what a power cut would leave of its files.

@@ -173,5 +173,5 @@ func TestLoopFailStop(t *testing.T) {
 	r, err = loop.Submit(ctx, spec.Input{Op: spec.OpKeepAlive, Session: s})
 	require.NoError(t, err)
 	require.Equal(t, spec.Unavailable, r.Code)
-	require.ErrorIs(t, loop.Stop(), engine.ErrStopped)
+	require.ErrorIs(t, loop.Stop(), engine.ErrStoreFailed)
 }

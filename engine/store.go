@@ -42,8 +42,9 @@ type Applied struct {
 	wait bool // false: committed without sync (a planted bug)
 }
 
-// ErrStopped is returned, wrapped, by every call after a write failed.
-var ErrStopped = errors.New("engine stopped after a failed write")
+// ErrStoreFailed is returned, wrapped, by every call after a write failed
+// (the store stopped itself; compare ErrLoopStopped: Stop was called).
+var ErrStoreFailed = errors.New("engine stopped after a failed write")
 
 // fatalError carries a Pebble Fatalf out of the commit as a panic, so that a
 // failed commit stops this store instead of exiting the process.
@@ -257,7 +258,7 @@ func (s *Store) guard(err *error) {
 		}
 		*err = fmt.Errorf("store: commit: %s", f.msg)
 	}
-	if *err != nil && !errors.Is(*err, ErrStopped) {
+	if *err != nil && !errors.Is(*err, ErrStoreFailed) {
 		*err = s.fail(*err)
 	}
 }
@@ -280,7 +281,7 @@ func (s *Store) fail(err error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failed == nil {
-		s.failed = fmt.Errorf("%w: %w", ErrStopped, err)
+		s.failed = fmt.Errorf("%w: %w", ErrStoreFailed, err)
 	}
 	return s.failed
 }

@@ -218,7 +218,7 @@ func (n *nodeSim) turn(msgs []*message, first bool) bool {
 		res, err = n.node.Turn(s.now, inputs)
 		return err
 	})
-	if err != nil && !errors.Is(err, engine.ErrStopped) {
+	if err != nil && !errors.Is(err, engine.ErrStoreFailed) {
 		s.crashed(fmt.Sprintf("turn at %v: %v", s.now, err))
 		return false
 	}

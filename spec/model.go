@@ -317,22 +317,32 @@ func (m *Model) session(id SessionID) (*mSession, Result) {
 	if s, ok := m.sessions[id]; ok {
 		return s, Result{}
 	}
-	for _, t := range m.tombstones {
-		if t.Session == id {
-			if t.Closed {
-				return nil, Refuse(UnknownSession, DetailSessionClosed)
-			}
-			return nil, Refuse(SessionExpired, DetailSessionExpired)
+	if closed, ok := m.tombstone(id); ok {
+		if closed {
+			return nil, Refuse(UnknownSession, DetailSessionClosed)
 		}
+		return nil, Refuse(SessionExpired, DetailSessionExpired)
 	}
 	return nil, Refuse(UnknownSession, DetailUnknownSession)
+}
+
+// tombstone reports whether id names an ended session, and whether it was
+// closed (else it expired).
+func (m *Model) tombstone(id SessionID) (closed, ok bool) {
+	for _, t := range m.tombstones {
+		if t.Session == id {
+			return t.Closed, true
+		}
+	}
+	return false, false
 }
 
 func (m *Model) open(in *Input) Result {
 	if _, ok := m.sessions[in.Session]; ok {
 		return Result{} // a retry of the open that created it
 	}
-	if _, r := m.session(in.Session); r.Detail != DetailUnknownSession {
+	if _, ok := m.tombstone(in.Session); ok {
+		_, r := m.session(in.Session)
 		return r // ended sessions stay ended
 	}
 	if len(m.sessions) >= m.lim.SessionsMax {
@@ -346,7 +356,7 @@ func (m *Model) open(in *Input) Result {
 func (m *Model) close(in *Input) Result {
 	s, r := m.session(in.Session)
 	if s == nil {
-		if r.Detail == DetailSessionClosed {
+		if closed, _ := m.tombstone(in.Session); closed {
 			return Result{} // a retry of the close
 		}
 		return r
