@@ -91,7 +91,7 @@ func tlcRuns() []tlcRun {
 		{name: "ConversionOvertakes", cfg: one, want: "Action property QueueDiscipline is violated",
 			replace: map[string]string{`Bug = "none"`: `Bug = "ConversionOvertakes"`,
 				`Modes = {"CR", "PR", "EX"}`: `Modes = {"NL", "PR", "EX"}`,
-				"MaxRequests = 4": "MaxRequests = 6", "MaxCrashes = 1": "MaxCrashes = 0"}},
+				"MaxRequests = 4":            "MaxRequests = 6", "MaxCrashes = 1": "MaxCrashes = 0"}},
 	}
 }
 
