@@ -4,6 +4,9 @@ package sim
 
 import (
 	"fmt"
+
+	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/engine"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -70,6 +73,31 @@ func TestBugZoo(t *testing.T) {
 	for _, c := range Checkers {
 		if !caught[c] {
 			t.Errorf("no planted bug made checker %s fail", c)
+		}
+	}
+}
+
+// TestZooCoversEveryBug: every bug the engine and the client core can plant
+// has its row in the zoo (and so a checker shown to catch it), and every
+// row names a bug one of them knows.
+func TestZooCoversEveryBug(t *testing.T) {
+	known := map[string]bool{}
+	for name := range engine.Bugs() {
+		known[name] = true
+	}
+	for name := range core.Bugs() {
+		known[name] = true
+	}
+	inZoo := map[string]bool{}
+	for _, b := range Zoo {
+		inZoo[b.Name] = true
+		if !known[b.Name] {
+			t.Errorf("zoo row %q: neither the engine nor the client core plants it", b.Name)
+		}
+	}
+	for name := range known {
+		if !inZoo[name] {
+			t.Errorf("bug %q has no row in the zoo: no checker is shown to catch it", name)
 		}
 	}
 }

@@ -2,8 +2,8 @@
 
 package core
 
-// bugzooOn is false outside the bugzoo build: every planted-bug hook is a
-// constant-false test that the compiler removes.
+// bugzooOn is false outside the bugzoo build: every planted-bug hook
+// (`if bugzooOn && planted("...")`) is constant false and compiled away.
 const bugzooOn = false
 
-func planted(bug) bool { return false }
+func planted(string) bool { return false }

@@ -8,30 +8,27 @@ import "fmt"
 // that the simulator's checkers can be seen to catch them. Never ship it.
 const bugzooOn = true
 
-// plantedBug is the bug planted in every session of the process.
-var plantedBug bug
+// plantedBug is the bug planted in every session of the process ("" none).
+var plantedBug string
 
-func planted(b bug) bool { return plantedBug == b }
+func planted(name string) bool { return plantedBug == name }
 
-// Bugs lists the client bugs that PlantBug knows, by name.
-func Bugs() []string {
-	var names []string
-	for b := bug(1); b < bugsEnd; b++ {
-		names = append(names, bugNames[b])
+// Bugs returns the names of the client bugs PlantBug knows, and what each
+// gets wrong.
+func Bugs() map[string]string {
+	out := map[string]string{}
+	for _, b := range bugs {
+		out[b.name] = b.doc
 	}
-	return names
+	return out
 }
 
 // PlantBug plants the named client bug in every session of the process
 // ("" removes it). Only the bugzoo build has it.
 func PlantBug(name string) error {
-	if name == "" {
-		plantedBug = 0
-		return nil
-	}
-	for b := bug(1); b < bugsEnd; b++ {
-		if bugNames[b] == name {
-			plantedBug = b
+	for _, b := range bugs {
+		if b.name == name || name == "" {
+			plantedBug = name
 			return nil
 		}
 	}

@@ -45,7 +45,7 @@ func (s *Session) Sends(now spec.Time) []Send {
 		if r.sent && now < r.next {
 			continue
 		}
-		if r.sent && r.queued && bugzooOn && planted(bugNoPoll) {
+		if r.sent && r.queued && bugzooOn && planted("client-no-poll") {
 			continue
 		}
 		s.send(now, callRequest, r.in.Request, r.in)
@@ -93,7 +93,7 @@ func (s *Session) NextDeadline() (spec.Time, bool) {
 	case s.status == Open:
 		take(s.kaNext)
 		for _, r := range s.reqs {
-			if r.queued && bugzooOn && planted(bugNoPoll) {
+			if r.queued && bugzooOn && planted("client-no-poll") {
 				continue
 			}
 			take(r.next)
@@ -158,7 +158,7 @@ func (s *Session) openReply(now spec.Time, res spec.Result) {
 	// The node created the session on receiving the first open to arrive,
 	// which was sent no earlier than the first attempt.
 	s.status, s.opened, s.base = Open, true, s.openFirst
-	if bugzooOn && planted(bugLeaseFromReceive) {
+	if bugzooOn && planted("client-lease-from-receive") {
 		s.base = now
 	}
 	s.kaNext = s.base.Add(s.cfg.KeepAliveInterval)
@@ -175,7 +175,7 @@ func (s *Session) keepAliveReply(now spec.Time, c callRef, res spec.Result) {
 		return
 	}
 	sent := c.sentAt
-	if bugzooOn && planted(bugLeaseFromReceive) {
+	if bugzooOn && planted("client-lease-from-receive") {
 		sent = now
 	}
 	if sent > s.base {
