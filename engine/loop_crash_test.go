@@ -66,6 +66,10 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 
 	var mu sync.Mutex
 	var log []acked
+	// The crash comes at a random moment after the first acknowledgement
+	// (a slow build, -race with the invariant checks, may take a while to
+	// give one).
+	firstAck, firstOnce := make(chan struct{}), sync.Once{}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 
@@ -117,6 +121,7 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 				mu.Lock()
 				log = append(log, acked{in, r})
 				mu.Unlock()
+				firstOnce.Do(func() { close(firstAck) })
 				time.Sleep(100 * time.Microsecond)
 			}
 		}()
@@ -136,6 +141,7 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 				mu.Lock()
 				log = append(log, acked{in, r})
 				mu.Unlock()
+				firstOnce.Do(func() { close(firstAck) })
 				return r
 			}
 			submit(spec.Input{Op: spec.OpOpen, TTL: time.Minute})
@@ -155,6 +161,11 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions) []string {
 		}()
 	}
 	rng := rand.New(rand.NewPCG(seed, 7))
+	select {
+	case <-firstAck:
+	case <-time.After(time.Minute):
+		t.Fatal("no request acknowledged within a minute")
+	}
 	time.Sleep(time.Duration(5+rng.IntN(40)) * time.Millisecond)
 	mu.Lock()
 	before := slices.Clone(log)
