@@ -5,6 +5,7 @@ import (
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/bouncer-dlm/bouncer/wire"
 )
 
 // pipeInFlightMax bounds the requests of one Pipe stream waiting for the
@@ -44,7 +45,7 @@ func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 		}
 		in, bad := pipeInput(req, &s.opts.Limits)
 		if bad != nil {
-			send(pipeReply(req.Call, in.Op, *bad))
+			send(wire.PipeReplyToWire(req.Call, in.Op, *bad))
 			continue
 		}
 		select {
@@ -59,7 +60,7 @@ func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 			if err != nil {
 				return // the stream ended; the client resends the request id
 			}
-			send(pipeReply(call, in.Op, r))
+			send(wire.PipeReplyToWire(call, in.Op, r))
 		}(req.Call)
 	}
 }
@@ -67,25 +68,12 @@ func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 // pipeInput translates one pipelined request; acquire and convert are
 // always async, so their default wait is the node's longest.
 func pipeInput(req *pb.PipeRequest, lim *spec.Limits) (spec.Input, *spec.Result) {
-	var in spec.Input
-	var bad *spec.Result
 	if undecodable(req) {
-		return in, errUndecodable
+		return spec.Input{}, errUndecodable
 	}
-	switch op := req.Op.(type) {
-	case *pb.PipeRequest_Acquire:
-		in, bad = acquireInput(op.Acquire)
-	case *pb.PipeRequest_Convert:
-		in, bad = convertInput(op.Convert)
-	case *pb.PipeRequest_Release:
-		in, bad = releaseInput(op.Release)
-	case *pb.PipeRequest_Cancel:
-		in, bad = cancelInput(op.Cancel)
-	default:
-		return in, badField("op: one of acquire, convert, release or cancel is required")
-	}
-	if bad != nil {
-		return in, bad
+	in, err := wire.PipeRequestFromWire(req)
+	if err != nil {
+		return in, wireRefusal(err)
 	}
 	if (in.Op == spec.OpAcquire || in.Op == spec.OpConvert) && !in.NoQueue && in.WaitTimeout == 0 {
 		in.WaitTimeout = lim.WaitTimeoutMax
@@ -96,16 +84,4 @@ func pipeInput(req *pb.PipeRequest, lim *spec.Limits) (spec.Input, *spec.Result)
 		return in, &r
 	}
 	return in, nil
-}
-
-// pipeReply is the answer to call, whose request was an op, from r.
-func pipeReply(call uint64, op spec.Op, r spec.Result) *pb.PipeReply {
-	out := &pb.PipeReply{Call: call, Code: pb.Code(r.Code), Detail: r.Detail}
-	switch {
-	case r.Pending:
-		out.Lock = &pb.LockResponse{Queued: true}
-	case r.Code == spec.OK && (op == spec.OpAcquire || op == spec.OpConvert):
-		out.Lock = grantToWire(r)
-	}
-	return out
 }
