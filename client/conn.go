@@ -11,6 +11,7 @@ import (
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client/core"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/bouncer-dlm/bouncer/wire"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -155,14 +156,14 @@ func CodeOf(err error) spec.Code {
 }
 
 // resultOf turns an RPC error into the node's answer; ok is false if the
-// call failed on the way and the outcome is unknown (the core resends).
+// call failed on the way and the outcome is unknown (the core resends),
+// which is also what an answer whose code this side does not know is.
 func resultOf(err error) (spec.Result, bool) {
-	if info, ok := pb.ErrorInfoOf(err); ok {
-		code := spec.Code(info.Code)
-		if !code.Valid() || code == spec.Unavailable {
+	if r, ok := wire.ResultFromStatus(err); ok {
+		if r.Code == spec.Unavailable {
 			return spec.Result{}, false // could not persist: nothing happened; resend
 		}
-		return spec.Refuse(code, info.Detail), true
+		return r, true
 	}
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.PermissionDenied:
@@ -170,13 +171,4 @@ func resultOf(err error) (spec.Result, bool) {
 		return spec.Refuse(spec.InvalidArgument, err.Error()), true
 	}
 	return spec.Result{}, false
-}
-
-func modeToWire(m spec.Mode) pb.Mode { return pb.Mode(m) + pb.Mode_MODE_NL }
-
-func modeFromWire(m pb.Mode) (spec.Mode, bool) {
-	if m < pb.Mode_MODE_NL || m > pb.Mode_MODE_EX {
-		return 0, false
-	}
-	return spec.Mode(m - pb.Mode_MODE_NL), true
 }

@@ -8,6 +8,7 @@ import (
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client/core"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/bouncer-dlm/bouncer/wire"
 	"google.golang.org/grpc/connectivity"
 )
 
@@ -189,10 +190,9 @@ func (w *workers) stop() { w.once.Do(func() { close(w.quit) }) }
 // failed on the way (no answer from the node).
 func (c *Client) call(ctx context.Context, in spec.Input) (spec.Result, bool) {
 	var err error
-	id := in.Session[:]
 	switch in.Op {
 	case spec.OpClose:
-		_, err = c.api.CloseSession(ctx, &pb.CloseSessionRequest{SessionId: id})
+		_, err = c.api.CloseSession(ctx, wire.CloseToWire(in))
 	}
 	if err != nil {
 		return resultOf(err)
@@ -220,7 +220,7 @@ func (k *keepAlives) send(call core.CallID) {
 		k.stream, k.pending = stream, nil
 		go k.receive(stream)
 	}
-	if err := k.stream.Send(&pb.KeepAliveRequest{SessionId: k.s.id[:]}); err != nil {
+	if err := k.stream.Send(wire.KeepAliveToWire(spec.Input{Op: spec.OpKeepAlive, Session: k.s.id})); err != nil {
 		k.stream = nil
 		return
 	}
@@ -241,7 +241,10 @@ func (k *keepAlives) receive(stream pb.Locks_KeepAliveClient) {
 		call := k.pending[0]
 		k.pending = k.pending[1:]
 		k.mu.Unlock()
-		res := spec.Result{Code: spec.Code(resp.Code), Detail: resp.Detail}
+		res, err := wire.KeepAliveResponseFromWire(resp)
+		if err != nil {
+			continue // an answer that does not read is none: the core sends another keepalive
+		}
 		select {
 		case k.s.answers <- answer{call, res}:
 		case <-k.s.stopped:
@@ -255,14 +258,20 @@ func (k *keepAlives) receive(stream pb.Locks_KeepAliveClient) {
 func (s *Session) watchEvents() {
 	defer s.inflight.Done()
 	for s.ctx.Err() == nil {
-		stream, err := s.c.api.Events(s.ctx, &pb.EventsRequest{SessionId: s.id[:]})
+		stream, err := s.c.api.Events(s.ctx, &pb.EventsRequest{SessionId: wire.SessionToWire(s.id)})
 		for err == nil {
 			var e *pb.Event
 			if e, err = stream.Recv(); err != nil {
 				break
 			}
 			s.subOnce.Do(func() { close(s.subscribed) }) // the first event is Subscribed
-			if ev, ok := eventFromWire(s.id, e); ok {
+			ev, ok, bad := wire.EventFromWire(s.id, e)
+			if bad != nil {
+				// Never a guess: the core polls queued requests, so a lost
+				// completion is learned all the same.
+				s.c.cfg.Log.Warn("client: ignoring an event it cannot read", "err", bad)
+			}
+			if ok {
 				select {
 				case s.events <- ev:
 				case <-s.stopped:
@@ -275,25 +284,6 @@ func (s *Session) watchEvents() {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func eventFromWire(id spec.SessionID, e *pb.Event) (spec.Event, bool) {
-	switch {
-	case e.GetCompleted() != nil:
-		c := e.GetCompleted()
-		res := spec.Result{Code: spec.Code(c.Code), Detail: c.Detail}
-		if g := c.Grant; g != nil && res.Code == spec.OK {
-			res = grantResult(g)
-		}
-		return spec.Event{Kind: spec.Completed, Session: id, Request: spec.RequestID(c.RequestId),
-			Resource: string(c.Resource), Result: res}, true
-	case e.GetBlocking() != nil:
-		m, _ := modeFromWire(e.GetBlocking().Mode)
-		return spec.Event{Kind: spec.Blocking, Session: id, Resource: string(e.GetBlocking().Resource), Mode: m}, true
-	case e.GetExpired() != nil:
-		return spec.Event{Kind: spec.Expired, Session: id}, true
-	}
-	return spec.Event{}, false // Subscribed
 }
 
 // watchConnection tells the driver when the connection goes up or down.

@@ -8,7 +8,7 @@ import (
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client/core"
 	"github.com/bouncer-dlm/bouncer/spec"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"github.com/bouncer-dlm/bouncer/wire"
 )
 
 // pipe carries the lock requests (acquire, convert, release, cancel) of
@@ -56,7 +56,7 @@ func newPipe(c *Client) *pipe {
 func (p *pipe) send(s *Session, call core.CallID, in spec.Input) {
 	p.mu.Lock()
 	p.next++
-	p.queue = append(p.queue, pipeItem{req: pipeRequest(p.next, in), to: pipeWaiter{s: s, call: call, op: in.Op}})
+	p.queue = append(p.queue, pipeItem{req: wire.PipeRequestToWire(p.next, in), to: pipeWaiter{s: s, call: call, op: in.Op}})
 	start := p.next == 1
 	p.mu.Unlock()
 	if start {
@@ -191,55 +191,10 @@ func (p *pipe) receive(st *pipeStream) {
 }
 
 // pipeResult is the node's answer in reply; ok is false if the node could
-// not apply the request (Unavailable), which is no answer.
+// not apply the request (Unavailable), which is no answer, or if the reply
+// does not read (a code or mode this side does not know): the core then
+// sends the request again, as after a lost answer.
 func pipeResult(reply *pb.PipeReply) (spec.Result, bool) {
-	code := spec.Code(reply.Code)
-	switch {
-	case !code.Valid() || code == spec.Unavailable:
-		return spec.Result{}, false
-	case code != spec.OK:
-		return spec.Refuse(code, reply.Detail), true
-	case reply.Lock == nil:
-		return spec.Result{}, true
-	case reply.Lock.Queued:
-		return spec.Result{Pending: true}, true
-	}
-	return grantResult(reply.Lock), true
-}
-
-// grantResult is the Result of a grant on the wire.
-func grantResult(g *pb.LockResponse) spec.Result {
-	m, _ := modeFromWire(g.Mode)
-	return spec.Result{Code: spec.OK, Mode: m, Token: spec.Token(g.Token), Value: spec.CloneValue(g.Value),
-		ValueValid: g.ValueValid}
-}
-
-// pipeRequest is in as a pipelined request numbered call.
-func pipeRequest(call uint64, in spec.Input) *pb.PipeRequest {
-	id := in.Session[:]
-	req := &pb.PipeRequest{Call: call}
-	switch in.Op {
-	case spec.OpAcquire:
-		req.Op = &pb.PipeRequest_Acquire{Acquire: &pb.AcquireRequest{SessionId: id, RequestId: uint64(in.Request),
-			Acked: uint64(in.Acked), Resource: []byte(in.Resource), Mode: modeToWire(in.Mode), NoQueue: in.NoQueue,
-			WaitTimeout: optDuration(in.WaitTimeout), LockDelay: optDuration(in.LockDelay), Async: true}}
-	case spec.OpConvert:
-		req.Op = &pb.PipeRequest_Convert{Convert: &pb.ConvertRequest{SessionId: id, RequestId: uint64(in.Request),
-			Acked: uint64(in.Acked), Resource: []byte(in.Resource), Mode: modeToWire(in.Mode), NoQueue: in.NoQueue,
-			WaitTimeout: optDuration(in.WaitTimeout), WriteValue: in.WriteValue, Value: in.Value, Async: true}}
-	case spec.OpRelease:
-		req.Op = &pb.PipeRequest_Release{Release: &pb.ReleaseRequest{SessionId: id, RequestId: uint64(in.Request),
-			Acked: uint64(in.Acked), Resource: []byte(in.Resource), WriteValue: in.WriteValue, Value: in.Value}}
-	case spec.OpCancel:
-		req.Op = &pb.PipeRequest_Cancel{Cancel: &pb.CancelRequest{SessionId: id, RequestId: uint64(in.Request),
-			Acked: uint64(in.Acked), Resource: []byte(in.Resource)}}
-	}
-	return req
-}
-
-func optDuration(d time.Duration) *durationpb.Duration {
-	if d == 0 {
-		return nil
-	}
-	return durationpb.New(d)
+	r, err := wire.PipeReplyFromWire(reply)
+	return r, err == nil && r.Code != spec.Unavailable
 }

@@ -7,11 +7,10 @@ import (
 	"sync"
 	"time"
 
-	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client/core"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/bouncer-dlm/bouncer/wire"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Session is a lease on the node. It renews itself and closes Done as soon
@@ -246,13 +245,13 @@ func (c *Client) open(ctx context.Context, now func() spec.Time) (spec.SessionID
 	retry := min(c.cfg.TTL/8, 500*time.Millisecond)
 	for {
 		sent := now()
-		r, err := c.api.OpenSession(ctx, &pb.OpenSessionRequest{Ttl: durationpb.New(c.cfg.TTL)}, grpc.WaitForReady(true))
+		r, err := c.api.OpenSession(ctx, wire.OpenToWire(spec.Input{Op: spec.OpOpen, TTL: c.cfg.TTL}), grpc.WaitForReady(true))
 		if err == nil {
-			if len(r.SessionId) != len(id) || r.Ttl == nil || r.Ttl.AsDuration() <= 0 {
-				return id, 0, 0, fmt.Errorf("client: the node answered the open with a malformed session (id %d bytes, ttl %v)", len(r.SessionId), r.Ttl)
+			id, ttl, err := wire.OpenedFromWire(r)
+			if err != nil {
+				return id, 0, 0, fmt.Errorf("client: the node answered the open with a malformed session: %w", err)
 			}
-			copy(id[:], r.SessionId)
-			return id, r.Ttl.AsDuration(), sent, nil
+			return id, ttl, sent, nil
 		}
 		if res, ok := resultOf(err); ok {
 			return id, 0, 0, &spec.Error{Code: res.Code, Detail: res.Detail}

@@ -28,7 +28,8 @@ type LoopOptions struct {
 	// and gauges; else with nil. It must not block or step the core.
 	OnTurn func(*Core, TurnStats)
 	// QueueMax bounds the inputs waiting for a turn; Submit blocks (or its
-	// context ends) beyond it. Default: four turns' worth.
+	// context ends) beyond it, Enqueue fails with ErrQueueFull. Default:
+	// four turns' worth.
 	QueueMax int
 	// Pipeline is how many turns may be in flight: stepped and in the log,
 	// waiting for their fsync. Default 4; 1 waits for each turn's fsync
@@ -86,13 +87,40 @@ type turn struct {
 	err   error // from Wait
 }
 
+// call is one input waiting for its reply: on reply (Submit), or with its
+// tag on to (Enqueue). Both are buffered: the loop never blocks on them.
 type call struct {
 	in    spec.Input
-	reply chan spec.Result // buffered: the loop never blocks on it
+	reply chan spec.Result
+	tag   uint64
+	to    chan<- Reply
 }
 
-// ErrLoopStopped is the error of calls made after Stop.
-var ErrLoopStopped = errors.New("engine: loop stopped")
+// answer sends the call its reply.
+func (c *call) answer(r spec.Result) {
+	if c.to == nil {
+		c.reply <- r
+		return
+	}
+	select {
+	case c.to <- Reply{Tag: c.tag, Result: r}:
+	default:
+		panic("engine: an Enqueue reply channel is full: the loop would block on it")
+	}
+}
+
+// Reply is the answer to an input handed to Enqueue, with its tag.
+type Reply struct {
+	Tag    uint64
+	Result spec.Result
+}
+
+var (
+	// ErrLoopStopped is the error of calls made after Stop.
+	ErrLoopStopped = errors.New("engine: loop stopped")
+	// ErrQueueFull is Enqueue's error when QueueMax inputs wait already.
+	ErrQueueFull = errors.New("engine: the loop's queue is full")
+)
 
 // StartLoop starts the loop goroutine over node.
 func StartLoop(node *Node, opts LoopOptions) *Loop {
@@ -142,6 +170,29 @@ func (l *Loop) Submit(ctx context.Context, in spec.Input) (spec.Result, error) {
 		}
 	case <-ctx.Done():
 		return spec.Result{}, ctx.Err()
+	}
+}
+
+// Enqueue hands in to the loop without waiting: its reply, with tag, goes
+// to replyTo once the turn that stepped it is durable (Unavailable if the
+// node fails first). Replies to the inputs one goroutine enqueues arrive
+// in the order it enqueued them. replyTo must have room for every reply
+// outstanding on it: the loop never waits, and panics on a full channel.
+// Enqueue fails at once with ErrQueueFull when QueueMax inputs wait, and
+// with the loop's error once it has stopped; then no reply comes. An input
+// enqueued as the loop stops may get no reply either: callers also watch
+// Done.
+func (l *Loop) Enqueue(in spec.Input, tag uint64, replyTo chan<- Reply) error {
+	select {
+	case <-l.done:
+		return l.stopErr()
+	default:
+	}
+	select {
+	case l.calls <- &call{in: in, tag: tag, to: replyTo}:
+		return nil
+	default:
+		return ErrQueueFull
 	}
 }
 
@@ -296,7 +347,7 @@ func (l *Loop) degraded() bool {
 	for {
 		select {
 		case c := <-l.calls:
-			c.reply <- refusal
+			c.answer(refusal)
 		case f := <-l.inspect:
 			f(l.node.core)
 		case <-wake:
@@ -341,7 +392,7 @@ func (l *Loop) begin(t *turn) bool {
 	}
 	if l.opts.earlyReplies {
 		for i, c := range t.calls {
-			c.reply <- t.Replies[i]
+			c.answer(t.Replies[i])
 		}
 		t.calls = nil
 	}
@@ -371,7 +422,7 @@ func (l *Loop) deliver(t *turn) bool {
 	}
 	l.inflight = l.inflight[1:]
 	for i, c := range t.calls {
-		c.reply <- t.Replies[i]
+		c.answer(t.Replies[i])
 	}
 	if l.opts.OnEvents != nil && len(t.Events) > 0 {
 		l.opts.OnEvents(t.Events)
@@ -404,7 +455,7 @@ func (l *Loop) finishInflight() {
 func (l *Loop) failInflight() {
 	for _, t := range l.inflight {
 		for _, c := range t.calls {
-			c.reply <- l.unavailable()
+			c.answer(l.unavailable())
 		}
 	}
 	l.inflight = nil
@@ -437,7 +488,7 @@ func (l *Loop) failQueued() {
 	for {
 		select {
 		case c := <-l.calls:
-			c.reply <- l.unavailable()
+			c.answer(l.unavailable())
 		default:
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/bouncer-dlm/bouncer/wire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -54,19 +55,19 @@ func FuzzRequests(f *testing.F) {
 		var inputs []spec.Input
 		var acq pb.AcquireRequest
 		if proto.Unmarshal(data, &acq) == nil {
-			if in, bad := acquireInput(&acq); bad == nil {
+			if in, err := wire.AcquireFromWire(&acq); err == nil {
 				inputs = append(inputs, in)
 			}
 		}
 		var conv pb.ConvertRequest
 		if proto.Unmarshal(data, &conv) == nil {
-			if in, bad := convertInput(&conv); bad == nil {
+			if in, err := wire.ConvertFromWire(&conv); err == nil {
 				inputs = append(inputs, in)
 			}
 		}
 		var rel pb.ReleaseRequest
 		if proto.Unmarshal(data, &rel) == nil {
-			if in, bad := releaseInput(&rel); bad == nil {
+			if in, err := wire.ReleaseFromWire(&rel); err == nil {
 				inputs = append(inputs, in)
 			}
 		}

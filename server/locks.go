@@ -6,7 +6,7 @@ import (
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/spec"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"github.com/bouncer-dlm/bouncer/wire"
 )
 
 // OpenSession opens a session with an id the node issues: 128 bits from
@@ -16,25 +16,22 @@ import (
 // have. An open whose answer is lost leaves a session that expires after its
 // TTL, like a client that died.
 func (s *Server) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*pb.OpenSessionResponse, error) {
-	if len(req.SessionId) > 0 {
-		return nil, invalid(badField("session_id: the node issues session ids; open without one"))
+	in, err := wire.OpenFromWire(req)
+	if err != nil {
+		return nil, invalid(wireRefusal(err))
 	}
-	id := newSessionID()
-	ttl, bad := duration("ttl", req.Ttl)
-	if bad != nil {
-		return nil, invalid(bad)
-	}
-	if ttl == 0 {
-		ttl = s.opts.DefaultTTL
+	in.Session = newSessionID()
+	if in.TTL == 0 {
+		in.TTL = s.opts.DefaultTTL
 	}
 	client := s.clientOf(ctx)
 	if bad := s.quotas.take(client, quotaSessions); bad != nil {
 		s.refused(reasonSessions, client)
 		return nil, invalid(bad)
 	}
-	r, err := s.submit(ctx, spec.Input{Op: spec.OpOpen, Session: id, TTL: ttl})
+	r, err := s.submit(ctx, in)
 	if err == nil {
-		err = resultError(r)
+		err = wire.StatusError(r)
 	}
 	if err != nil {
 		// The open may still take effect (a cancelled call): the session
@@ -42,8 +39,8 @@ func (s *Server) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*
 		s.quotas.give(client, quotaSessions)
 		return nil, err
 	}
-	s.quotas.opened(client, id)
-	return &pb.OpenSessionResponse{SessionId: id[:], Ttl: durationpb.New(ttl)}, nil
+	s.quotas.opened(client, in.Session)
+	return wire.OpenedToWire(in.Session, in.TTL), nil
 }
 
 // KeepAlive renews each session named on the stream and answers each.
@@ -60,22 +57,18 @@ func (s *Server) KeepAlive(stream pb.Locks_KeepAliveServer) error {
 		case <-s.draining:
 			return errStopped
 		}
-		resp := &pb.KeepAliveResponse{SessionId: req.SessionId}
-		id, bad := sessionID(req.SessionId)
+		in, err := wire.KeepAliveFromWire(req)
+		bad := wireRefusal(err)
 		if undecodable(req) {
 			bad = errUndecodable
 		}
 		r := spec.Result{}
 		if bad != nil {
 			r = *bad
-		} else {
-			var err error
-			if r, err = s.submit(stream.Context(), spec.Input{Op: spec.OpKeepAlive, Session: id}); err != nil {
-				return err
-			}
+		} else if r, err = s.submit(stream.Context(), in); err != nil {
+			return err
 		}
-		resp.Code, resp.Detail = pb.Code(r.Code), r.Detail
-		if err := stream.Send(resp); err != nil {
+		if err := stream.Send(wire.KeepAliveResponseToWire(req.SessionId, r)); err != nil {
 			return err
 		}
 	}
@@ -83,28 +76,18 @@ func (s *Server) KeepAlive(stream pb.Locks_KeepAliveServer) error {
 
 // CloseSession closes a session.
 func (s *Server) CloseSession(ctx context.Context, req *pb.CloseSessionRequest) (*pb.CloseSessionResponse, error) {
-	id, bad := sessionID(req.SessionId)
-	if bad != nil {
-		return nil, invalid(bad)
+	in, err := wire.CloseFromWire(req)
+	if err != nil {
+		return nil, invalid(wireRefusal(err))
 	}
-	r, err := s.submit(ctx, spec.Input{Op: spec.OpClose, Session: id})
+	r, err := s.submit(ctx, in)
 	if err != nil {
 		return nil, err
 	}
 	if r.Code == spec.OK {
-		s.quotas.ended(id)
+		s.quotas.ended(in.Session)
 	}
-	return &pb.CloseSessionResponse{}, resultError(r)
-}
-
-// request translates the fields every mutating request has.
-func request(session []byte, reqID, acked uint64, resource []byte, op spec.Op) (spec.Input, *spec.Result) {
-	id, bad := sessionID(session)
-	if bad != nil {
-		return spec.Input{}, bad
-	}
-	return spec.Input{Op: op, Session: id, Request: spec.RequestID(reqID), Acked: spec.RequestID(acked),
-		Resource: string(resource)}, nil
+	return &pb.CloseSessionResponse{}, wire.StatusError(r)
 }
 
 // waitTimeout is how long a request that did not say may queue: until
@@ -121,50 +104,20 @@ func (s *Server) waitTimeout(ctx context.Context) time.Duration {
 	return min(max(left, lim.WaitTimeoutMin), lim.WaitTimeoutMax)
 }
 
-// acquireInput translates an AcquireRequest; a zero WaitTimeout is filled
-// in by the handler from the call's deadline.
-func acquireInput(req *pb.AcquireRequest) (spec.Input, *spec.Result) {
-	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpAcquire)
-	if bad == nil {
-		in.Mode, bad = mode(req.Mode)
-	}
-	if bad == nil {
-		in.LockDelay, bad = duration("lock_delay", req.LockDelay)
-	}
-	if bad == nil {
-		in.WaitTimeout, bad = duration("wait_timeout", req.WaitTimeout)
-	}
-	in.NoQueue = req.NoQueue
-	return in, bad
-}
-
-// convertInput translates a ConvertRequest, like acquireInput.
-func convertInput(req *pb.ConvertRequest) (spec.Input, *spec.Result) {
-	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpConvert)
-	if bad == nil {
-		in.Mode, bad = mode(req.Mode)
-	}
-	if bad == nil {
-		in.WaitTimeout, bad = duration("wait_timeout", req.WaitTimeout)
-	}
-	in.NoQueue, in.WriteValue, in.Value = req.NoQueue, req.WriteValue, req.Value
-	return in, bad
-}
-
 // Acquire requests a lock and waits for the outcome.
 func (s *Server) Acquire(ctx context.Context, req *pb.AcquireRequest) (*pb.LockResponse, error) {
-	in, bad := acquireInput(req)
-	if bad != nil {
-		return nil, invalid(bad)
+	in, err := wire.AcquireFromWire(req)
+	if err != nil {
+		return nil, invalid(wireRefusal(err))
 	}
 	return s.grant(ctx, in, req.Async)
 }
 
 // Convert changes the mode of a held lock, waiting if it must.
 func (s *Server) Convert(ctx context.Context, req *pb.ConvertRequest) (*pb.LockResponse, error) {
-	in, bad := convertInput(req)
-	if bad != nil {
-		return nil, invalid(bad)
+	in, err := wire.ConvertFromWire(req)
+	if err != nil {
+		return nil, invalid(wireRefusal(err))
 	}
 	return s.grant(ctx, in, req.Async)
 }
@@ -188,47 +141,33 @@ func (s *Server) grant(ctx context.Context, in spec.Input, async bool) (*pb.Lock
 	if err != nil {
 		return nil, err
 	}
-	if r.Pending {
-		return &pb.LockResponse{Queued: true}, nil
-	}
-	if err := resultError(r); err != nil {
+	if err := wire.StatusError(r); err != nil {
 		return nil, err
 	}
-	return grantToWire(r), nil
-}
-
-func releaseInput(req *pb.ReleaseRequest) (spec.Input, *spec.Result) {
-	in, bad := request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpRelease)
-	in.WriteValue, in.Value = req.WriteValue, req.Value
-	return in, bad
+	return wire.GrantToWire(r), nil
 }
 
 // Release gives a lock up.
 func (s *Server) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.ReleaseResponse, error) {
-	in, bad := releaseInput(req)
-	if bad != nil {
-		return nil, invalid(bad)
-	}
-	r, err := s.submit(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	return &pb.ReleaseResponse{}, resultError(r)
-}
-
-func cancelInput(req *pb.CancelRequest) (spec.Input, *spec.Result) {
-	return request(req.SessionId, req.RequestId, req.Acked, req.Resource, spec.OpCancel)
+	in, err := wire.ReleaseFromWire(req)
+	return &pb.ReleaseResponse{}, s.apply(ctx, in, err)
 }
 
 // Cancel cancels a queued request.
 func (s *Server) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.CancelResponse, error) {
-	in, bad := cancelInput(req)
-	if bad != nil {
-		return nil, invalid(bad)
+	in, err := wire.CancelFromWire(req)
+	return &pb.CancelResponse{}, s.apply(ctx, in, err)
+}
+
+// apply runs an input that has no answer but its code; err says why the
+// request could not be read, if it could not.
+func (s *Server) apply(ctx context.Context, in spec.Input, err error) error {
+	if err != nil {
+		return invalid(wireRefusal(err))
 	}
 	r, err := s.submit(ctx, in)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &pb.CancelResponse{}, resultError(r)
+	return wire.StatusError(r)
 }

@@ -1,37 +1,68 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"sync"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/bouncer-dlm/bouncer/wire"
 )
 
-// pipeInFlightMax bounds the requests of one Pipe stream waiting for the
-// loop; past it the stream is read no further until answers go out, which
-// pushes back on the client through gRPC's flow control.
+// pipeInFlightMax bounds the requests of one Pipe stream waiting for their
+// answers; past it the stream is read no further until answers go out,
+// which pushes back on the client through gRPC's flow control.
 const pipeInFlightMax = 1024
 
+// errBusy answers a pipelined request the loop's queue had no room for:
+// Unavailable, since nothing was done, and the client resends it.
+var errBusy = spec.Refuse(spec.Unavailable, "node busy: its queue is full; resend")
+
 // Pipe serves mutating requests of any sessions pipelined on one stream.
-// Each request is translated and validated as its unary call is, handed to
-// the loop, and answered when its turn is durable; answers go out in the
-// order they are ready.
+// Each request is translated and validated as its unary call is and handed
+// to the loop without waiting (Loop.Enqueue); one writer goroutine sends
+// the answers in the order they come, each once its turn is durable. No
+// goroutine waits per request. A request that queues is answered queued;
+// its outcome comes later as an event.
 func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 	ctx := stream.Context()
-	var mu sync.Mutex // stream.Send is not safe for concurrent use
-	failed := false
-	send := func(r *pb.PipeReply) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !failed && stream.Send(r) != nil {
-			failed = true // the stream is broken; Recv will say so too
-		}
-	}
-	slots := make(chan struct{}, pipeInFlightMax)
-	var wg sync.WaitGroup
-	defer wg.Wait() // no Send after the handler returns
+	p := &pipeCalls{replies: make(chan engine.Reply, pipeInFlightMax), slots: make(chan struct{}, pipeInFlightMax),
+		calls: map[uint64]pipeCall{}, read: make(chan struct{})}
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		s.pipeWriter(ctx, stream, p)
+	}()
+	err := s.pipeReader(ctx, stream, p)
+	close(p.read)
+	<-written // no Send after the handler returns
+	return err
+}
+
+// pipeCalls are a Pipe stream's requests waiting for their answers, by
+// the tag the stream gave each.
+type pipeCalls struct {
+	replies chan engine.Reply // answers, from the loop or the reader
+	slots   chan struct{}     // one per request waiting for its answer
+	read    chan struct{}     // closed when the reader is done
+
+	mu    sync.Mutex
+	calls map[uint64]pipeCall
+}
+
+type pipeCall struct {
+	call uint64 // the client's number
+	op   spec.Op
+}
+
+// pipeReader reads requests and hands them to the loop, or answers them at
+// once (a bad request, a full queue), until the stream ends or the node
+// drains.
+func (s *Server) pipeReader(ctx context.Context, stream pb.Locks_PipeServer, p *pipeCalls) error {
 	reqs := received(ctx, stream.Recv)
-	for {
+	for tag := uint64(1); ; tag++ {
 		var req *pb.PipeRequest
 		select {
 		case r, ok := <-reqs:
@@ -40,52 +71,81 @@ func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 			}
 			req = r
 		case <-s.draining:
-			return errStopped // after the answers in flight (wg)
-		}
-		in, bad := pipeInput(req, &s.opts.Limits)
-		if bad != nil {
-			send(pipeReply(req.Call, in.Op, *bad))
-			continue
+			return errStopped // after the answers in flight (pipeWriter)
 		}
 		select {
-		case slots <- struct{}{}:
+		case p.slots <- struct{}{}:
 		case <-ctx.Done():
 			return nil
 		}
-		wg.Add(1)
-		go func(call uint64) {
-			defer func() { <-slots; wg.Done() }()
-			r, err := s.loop.Submit(ctx, in)
-			if err != nil {
-				return // the stream ended; the client resends the request id
+		in, bad := pipeInput(req, &s.opts.Limits)
+		p.mu.Lock()
+		p.calls[tag] = pipeCall{req.Call, in.Op}
+		p.mu.Unlock()
+		if bad == nil {
+			err := s.loop.Enqueue(in, tag, p.replies)
+			if err == nil {
+				continue
 			}
-			send(pipeReply(call, in.Op, r))
-		}(req.Call)
+			if !errors.Is(err, engine.ErrQueueFull) {
+				return errStopped
+			}
+			s.refused(reasonQueue, s.clientOf(ctx))
+			bad = &errBusy
+		}
+		p.replies <- engine.Reply{Tag: tag, Result: *bad} // never blocks: it holds a slot
+	}
+}
+
+// pipeWriter sends the answers in the order they come, until the reader is
+// done and every request it read is answered, the stream ends, or the node
+// stops.
+func (s *Server) pipeWriter(ctx context.Context, stream pb.Locks_PipeServer, p *pipeCalls) {
+	failed := false // the stream is broken; the reader will hear of it too
+	send := func(r engine.Reply) {
+		p.mu.Lock()
+		c := p.calls[r.Tag]
+		delete(p.calls, r.Tag)
+		p.mu.Unlock()
+		<-p.slots
+		if !failed && stream.Send(wire.PipeReplyToWire(c.call, c.op, r.Result)) != nil {
+			failed = true
+		}
+	}
+	read := p.read
+	for {
+		if read == nil && len(p.slots) == 0 {
+			return
+		}
+		select {
+		case r := <-p.replies:
+			send(r)
+		case <-read:
+			read = nil
+		case <-ctx.Done():
+			return
+		case <-s.loop.Done():
+			for { // what the loop answered before it stopped
+				select {
+				case r := <-p.replies:
+					send(r)
+				default:
+					return
+				}
+			}
+		}
 	}
 }
 
 // pipeInput translates one pipelined request; acquire and convert are
 // always async, so their default wait is the node's longest.
 func pipeInput(req *pb.PipeRequest, lim *spec.Limits) (spec.Input, *spec.Result) {
-	var in spec.Input
-	var bad *spec.Result
 	if undecodable(req) {
-		return in, errUndecodable
+		return spec.Input{}, errUndecodable
 	}
-	switch op := req.Op.(type) {
-	case *pb.PipeRequest_Acquire:
-		in, bad = acquireInput(op.Acquire)
-	case *pb.PipeRequest_Convert:
-		in, bad = convertInput(op.Convert)
-	case *pb.PipeRequest_Release:
-		in, bad = releaseInput(op.Release)
-	case *pb.PipeRequest_Cancel:
-		in, bad = cancelInput(op.Cancel)
-	default:
-		return in, badField("op: one of acquire, convert, release or cancel is required")
-	}
-	if bad != nil {
-		return in, bad
+	in, err := wire.PipeRequestFromWire(req)
+	if err != nil {
+		return in, wireRefusal(err)
 	}
 	if (in.Op == spec.OpAcquire || in.Op == spec.OpConvert) && !in.NoQueue && in.WaitTimeout == 0 {
 		in.WaitTimeout = lim.WaitTimeoutMax
@@ -96,16 +156,4 @@ func pipeInput(req *pb.PipeRequest, lim *spec.Limits) (spec.Input, *spec.Result)
 		return in, &r
 	}
 	return in, nil
-}
-
-// pipeReply is the answer to call, whose request was an op, from r.
-func pipeReply(call uint64, op spec.Op, r spec.Result) *pb.PipeReply {
-	out := &pb.PipeReply{Call: call, Code: pb.Code(r.Code), Detail: r.Detail}
-	switch {
-	case r.Pending:
-		out.Lock = &pb.LockResponse{Queued: true}
-	case r.Code == spec.OK && (op == spec.OpAcquire || op == spec.OpConvert):
-		out.Lock = grantToWire(r)
-	}
-	return out
 }

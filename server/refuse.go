@@ -11,6 +11,7 @@ const (
 	reasonSessions    = "sessions_per_client"
 	reasonRequests    = "requests_per_client"
 	reasonStreams     = "streams_per_client"
+	reasonQueue       = "queue_full"
 )
 
 // refusalLogEvery is how often a kind of refusal is logged at most: an

@@ -15,6 +15,7 @@ import (
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/bouncer-dlm/bouncer/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -313,7 +314,7 @@ func (s *Server) onEvents(events []spec.Event) {
 		for sub := range s.subs.byKey[e.Session] {
 			// map order: each subscriber gets the events in order; the order
 			// among subscribers does not matter
-			sub.send(eventToWire(e))
+			sub.send(wire.EventToWire(e))
 		}
 	}
 }
@@ -357,6 +358,6 @@ func newSessionID() spec.SessionID {
 }
 
 // invalid turns a translation failure into its status error.
-func invalid(r *spec.Result) error { return resultError(*r) }
+func invalid(r *spec.Result) error { return wire.StatusError(*r) }
 
 var errStopped = status.Error(codes.Unavailable, "node stopped")

@@ -6,6 +6,7 @@ import (
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/bouncer-dlm/bouncer/wire"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -120,7 +121,7 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.Locks_WatchServer) error 
 	added := s.watchers.add(resource, w, s.opts.WatchersMax)
 	s.mu.Unlock()
 	if !added {
-		return resultError(spec.Refuse(spec.LimitExceeded, "watch: the node's WatchersMax streams are open"))
+		return wire.StatusError(spec.Refuse(spec.LimitExceeded, "watch: the node's WatchersMax streams are open"))
 	}
 	defer func() {
 		s.mu.Lock()
@@ -185,16 +186,16 @@ func (sub *subscriber) send(e *pb.Event) {
 
 // Events streams a session's events.
 func (s *Server) Events(req *pb.EventsRequest, stream pb.Locks_EventsServer) error {
-	id, bad := sessionID(req.SessionId)
-	if bad != nil {
-		return invalid(bad)
+	id, err := wire.SessionFromWire(req.SessionId)
+	if err != nil {
+		return invalid(wireRefusal(err))
 	}
 	sub := &subscriber{ch: make(chan *pb.Event, eventBufferMax), behind: make(chan struct{})}
 	s.mu.Lock()
 	added := s.subs.add(id, sub, s.opts.SubscribersMax)
 	s.mu.Unlock()
 	if !added {
-		return resultError(spec.Refuse(spec.LimitExceeded, "events: the node's SubscribersMax streams are open"))
+		return wire.StatusError(spec.Refuse(spec.LimitExceeded, "events: the node's SubscribersMax streams are open"))
 	}
 	if err := stream.Send(&pb.Event{Kind: &pb.Event_Subscribed{Subscribed: &pb.Subscribed{}}}); err != nil {
 		s.unsubscribe(id, sub)

@@ -12,6 +12,7 @@ import (
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/bouncer-dlm/bouncer/wire"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -127,11 +128,9 @@ func locks(ls []*pb.Lock, tokens bool) string {
 	}
 	var parts []string
 	for _, l := range ls {
-		m, _ := modeName(l.Mode)
-		p := hex.EncodeToString(l.SessionTag)[:8] + ":" + m
+		p := hex.EncodeToString(l.SessionTag)[:8] + ":" + modeName(l.Mode)
 		if l.ConvertingTo != pb.Mode_MODE_UNSPECIFIED {
-			to, _ := modeName(l.ConvertingTo)
-			p += "->" + to
+			p += "->" + modeName(l.ConvertingTo)
 		}
 		if tokens && l.Token != 0 {
 			p += fmt.Sprintf("#%d", l.Token)
@@ -141,9 +140,14 @@ func locks(ls []*pb.Lock, tokens bool) string {
 	return strings.Join(parts, " ")
 }
 
-func modeName(m pb.Mode) (string, bool) {
-	s, ok := strings.CutPrefix(m.String(), "MODE_")
-	return s, ok
+// modeName is spec's name of a wire mode; one this side does not know is
+// shown by its number, never as another mode.
+func modeName(m pb.Mode) string {
+	sm, err := wire.ModeFromWire(m)
+	if err != nil {
+		return fmt.Sprintf("?%d", int32(m))
+	}
+	return sm.String()
 }
 
 type watchFlags struct {
