@@ -56,7 +56,7 @@ func TestLockUnlockAndTokens(t *testing.T) {
 	}()
 	select {
 	case n := <-a.Blocking():
-		require.Equal(t, client.Blocking{Resource: "job", Mode: spec.PR}, n)
+		require.Equal(t, client.Notification{Resource: "job", Mode: spec.PR}, n)
 	case <-ctx.Done():
 		t.Fatal("no blocking notification")
 	}

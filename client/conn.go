@@ -9,7 +9,7 @@ import (
 	"time"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/bouncer-dlm/bouncer/wire"
 	"google.golang.org/grpc"
@@ -40,8 +40,8 @@ type Config struct {
 	DialOptions []grpc.DialOption
 }
 
-func (cfg Config) core() core.Config {
-	return core.Config{TTL: cfg.TTL, DriftPPM: cfg.DriftPPM, Limits: cfg.Limits}
+func (cfg Config) protocol() protocol.Config {
+	return protocol.Config{TTL: cfg.TTL, DriftPPM: cfg.DriftPPM, Limits: cfg.Limits}
 }
 
 // Client is a connection to a lock node. gRPC reconnects by itself; the
@@ -64,7 +64,7 @@ func Connect(cfg Config) (*Client, error) {
 	if cfg.TTL == 0 {
 		cfg.TTL = 10 * time.Second
 	}
-	if _, err := core.NewSession(spec.NamedSession("check"), cfg.core(), 0); err != nil {
+	if _, err := protocol.NewSession(spec.NamedSession("check"), cfg.protocol(), 0); err != nil {
 		return nil, err // the configuration is checked once, here
 	}
 	if cfg.Log == nil {

@@ -32,7 +32,7 @@
 // answer was lost leaves a session on the node that expires after its TTL.
 // The lease is counted with the TTL the node answered.
 //
-// All of this protocol logic lives in package client/core, a sans-I/O state
+// All of this protocol logic lives in package client/protocol, a sans-I/O state
 // machine that the deterministic simulator (package sim) drives through
 // network, clock and crash faults; this package runs the same code on one
 // goroutine per session and carries its messages over gRPC.

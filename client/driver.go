@@ -6,13 +6,13 @@ import (
 	"time"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/bouncer-dlm/bouncer/wire"
 	"google.golang.org/grpc/connectivity"
 )
 
-// The networked session is the protocol core (package core) driven by one
+// The networked session is the protocol core (package protocol) driven by one
 // goroutine, the driver, which owns it: the application's calls, the
 // answers of RPCs, the session's events and changes of the connection all
 // reach the driver on channels; after each, it hands the core's Sends to
@@ -22,7 +22,7 @@ import (
 
 // answer is the node's answer to one Send.
 type answer struct {
-	call core.CallID
+	call protocol.CallID
 	res  spec.Result
 }
 
@@ -38,7 +38,7 @@ func (s *Session) driver(now func() spec.Time) {
 			return
 		}
 		var wake <-chan time.Time
-		if at, ok := s.core.NextDeadline(); ok {
+		if at, ok := s.proto.NextDeadline(); ok {
 			timer.Reset(max(at.Sub(t), 0))
 			wake = timer.C
 		} else {
@@ -48,20 +48,20 @@ func (s *Session) driver(now func() spec.Time) {
 		case f := <-s.calls:
 			f(now())
 		case a := <-s.answers:
-			s.core.Reply(now(), a.call, a.res)
+			s.proto.Reply(now(), a.call, a.res)
 		case e := <-s.events:
-			s.core.Event(now(), e)
+			s.proto.Event(now(), e)
 		case up := <-s.conn:
 			if up {
-				s.core.Connected(now())
+				s.proto.Connected(now())
 			} else {
-				s.core.Disconnected(now())
+				s.proto.Disconnected(now())
 			}
 		case <-wake:
-			s.core.Tick(now())
+			s.proto.Tick(now())
 		case <-s.quit:
 			for id, w := range s.waiters {
-				w <- core.Update{Kind: core.Done, Request: id, Unknown: true}
+				w <- protocol.Update{Kind: protocol.Done, Request: id, Unknown: true}
 			}
 			clear(s.waiters)
 			return
@@ -83,35 +83,35 @@ func (s *Session) finished() bool {
 // flush hands the core's sends to the transport and its updates to their
 // waiters.
 func (s *Session) flush(now spec.Time) {
-	for _, snd := range s.core.Sends(now) {
+	for _, snd := range s.proto.Sends(now) {
 		s.dispatch(snd)
 	}
-	for _, u := range s.core.Updates() {
+	for _, u := range s.proto.Updates() {
 		s.deliver(u)
 	}
 }
 
-func (s *Session) deliver(u core.Update) {
+func (s *Session) deliver(u protocol.Update) {
 	switch u.Kind {
-	case core.Opened:
+	case protocol.Opened:
 		s.openedOnce.Do(func() { close(s.opened) })
-	case core.Done:
+	case protocol.Done:
 		if w, ok := s.waiters[u.Request]; ok {
 			w <- u
 			delete(s.waiters, u.Request)
 		}
-	case core.Blocking:
+	case protocol.Blocking:
 		select {
-		case s.blocking <- Blocking{Resource: u.Resource, Mode: u.Mode}:
+		case s.blocking <- Notification{Resource: u.Resource, Mode: u.Mode}:
 		default: // a full channel drops the hint
 		}
-	case core.SessionLost:
+	case protocol.SessionLost:
 		err := ErrLeaseLost
 		if u.ByNode {
 			err = &spec.Error{Code: u.Result.Code, Detail: u.Result.Detail}
 		}
 		s.end(err)
-	case core.SessionClosed:
+	case protocol.SessionClosed:
 		s.end(nil)
 	}
 }
@@ -120,7 +120,7 @@ func (s *Session) deliver(u core.Update) {
 // driver. A call that fails on the way gets no answer: the core sends it
 // again. Nothing here blocks the driver, which must stay free to declare
 // the lease lost on time however the transport hangs.
-func (s *Session) dispatch(snd core.Send) {
+func (s *Session) dispatch(snd protocol.Send) {
 	in := snd.Input
 	if in.Op == spec.OpAcquire || in.Op == spec.OpConvert || in.Op == spec.OpRelease || in.Op == spec.OpCancel {
 		s.c.pipe.send(s, snd.Call, in) // queues
@@ -206,10 +206,10 @@ type keepAlives struct {
 	s       *Session
 	mu      sync.Mutex
 	stream  pb.Locks_KeepAliveClient
-	pending []core.CallID
+	pending []protocol.CallID
 }
 
-func (k *keepAlives) send(call core.CallID) {
+func (k *keepAlives) send(call protocol.CallID) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.stream == nil {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
@@ -73,12 +73,12 @@ func (s *Session) acquire(ctx context.Context, resource string, mode spec.Mode, 
 	if err := s.settled(ctx); err != nil {
 		return nil, err
 	}
-	opt := core.AcquireOptions{NoQueue: try, LockDelay: o.delay}
+	opt := protocol.AcquireOptions{NoQueue: try, LockDelay: o.delay}
 	if !try {
 		opt.WaitTimeout = o.waitFor(ctx)
 	}
 	_, ch, err := s.request(func(now spec.Time) (spec.RequestID, error) {
-		return s.core.Acquire(now, resource, mode, opt)
+		return s.proto.Acquire(now, resource, mode, opt)
 	})
 	if err != nil {
 		return nil, err
@@ -165,9 +165,9 @@ func (s *Session) settled(ctx context.Context) error {
 
 // abandon settles an acquire whose caller gave up: cancel it, and release
 // the lock should it have been granted first.
-func (s *Session) abandon(resource string, ch chan core.Update) {
+func (s *Session) abandon(resource string, ch chan protocol.Update) {
 	_, cancelled, err := s.request(func(now spec.Time) (spec.RequestID, error) {
-		return s.core.Cancel(now, resource)
+		return s.proto.Cancel(now, resource)
 	})
 	if err == nil {
 		<-cancelled
@@ -220,20 +220,20 @@ func (l *Lock) Convert(ctx context.Context, mode spec.Mode, opts ...LockOption) 
 	for _, f := range opts {
 		f(&o)
 	}
-	return l.convert(ctx, mode, core.ConvertOptions{WaitTimeout: o.waitFor(ctx)})
+	return l.convert(ctx, mode, protocol.ConvertOptions{WaitTimeout: o.waitFor(ctx)})
 }
 
 // ConvertWithValue converts down from PW or EX, writing the value block.
 func (l *Lock) ConvertWithValue(ctx context.Context, mode spec.Mode, value []byte) error {
-	return l.convert(ctx, mode, core.ConvertOptions{WaitTimeout: time.Minute, WriteValue: true, Value: value})
+	return l.convert(ctx, mode, protocol.ConvertOptions{WaitTimeout: time.Minute, WriteValue: true, Value: value})
 }
 
-func (l *Lock) convert(ctx context.Context, mode spec.Mode, opt core.ConvertOptions) error {
+func (l *Lock) convert(ctx context.Context, mode spec.Mode, opt protocol.ConvertOptions) error {
 	if err := l.s.settled(ctx); err != nil {
 		return err
 	}
 	_, ch, err := l.s.request(func(now spec.Time) (spec.RequestID, error) {
-		return l.s.core.Convert(now, l.resource, mode, opt)
+		return l.s.proto.Convert(now, l.resource, mode, opt)
 	})
 	if err != nil {
 		return err
@@ -252,16 +252,16 @@ func (l *Lock) convert(ctx context.Context, mode spec.Mode, opt core.ConvertOpti
 }
 
 // Unlock releases the lock.
-func (l *Lock) Unlock(ctx context.Context) error { return l.release(ctx, core.ReleaseOptions{}) }
+func (l *Lock) Unlock(ctx context.Context) error { return l.release(ctx, protocol.ReleaseOptions{}) }
 
 // UnlockWithValue releases a PW or EX lock, writing the value block.
 func (l *Lock) UnlockWithValue(ctx context.Context, value []byte) error {
-	return l.release(ctx, core.ReleaseOptions{WriteValue: true, Value: value})
+	return l.release(ctx, protocol.ReleaseOptions{WriteValue: true, Value: value})
 }
 
-func (l *Lock) release(ctx context.Context, opt core.ReleaseOptions) error {
+func (l *Lock) release(ctx context.Context, opt protocol.ReleaseOptions) error {
 	_, ch, err := l.s.request(func(now spec.Time) (spec.RequestID, error) {
-		return l.s.core.Release(now, l.resource, opt)
+		return l.s.proto.Release(now, l.resource, opt)
 	})
 	if err != nil {
 		return err

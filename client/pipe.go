@@ -6,7 +6,7 @@ import (
 	"time"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/bouncer-dlm/bouncer/wire"
 )
@@ -38,7 +38,7 @@ type pipeItem struct {
 // pipeWaiter is where the answer to a call goes.
 type pipeWaiter struct {
 	s    *Session
-	call core.CallID
+	call protocol.CallID
 	op   spec.Op
 }
 
@@ -53,7 +53,7 @@ func newPipe(c *Client) *pipe {
 }
 
 // send queues in (a lock request) for s's call; it never blocks.
-func (p *pipe) send(s *Session, call core.CallID, in spec.Input) {
+func (p *pipe) send(s *Session, call protocol.CallID, in spec.Input) {
 	p.mu.Lock()
 	p.next++
 	p.queue = append(p.queue, pipeItem{req: wire.PipeRequestToWire(p.next, in), to: pipeWaiter{s: s, call: call, op: in.Op}})

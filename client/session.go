@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/bouncer-dlm/bouncer/wire"
 	"google.golang.org/grpc"
@@ -20,7 +20,7 @@ import (
 type Session struct {
 	c           *Client
 	id          spec.SessionID
-	core        *core.Session // owned by the driver goroutine
+	proto       *protocol.Session // owned by the driver goroutine
 	ctx         context.Context
 	cancel      context.CancelFunc
 	callTimeout time.Duration
@@ -33,13 +33,13 @@ type Session struct {
 	quit    chan struct{} // closed by stop: the driver must exit
 	ka      keepAlives
 
-	waiters    map[spec.RequestID]chan core.Update // driver-owned
+	waiters    map[spec.RequestID]chan protocol.Update // driver-owned
 	opened     chan struct{}
 	openedOnce sync.Once
 	subscribed chan struct{} // closed once the event stream is up
 	subOnce    sync.Once
 	stopOnce   sync.Once
-	blocking   chan Blocking
+	blocking   chan Notification
 	inflight   sync.WaitGroup
 
 	mu        sync.Mutex
@@ -49,8 +49,8 @@ type Session struct {
 	settledCh chan struct{} // closed when unsettled drops to 0; nil while it is 0
 }
 
-// Blocking says that a lock of this session blocks another's request.
-type Blocking struct {
+// Notification says that a lock of this session blocks another's request.
+type Notification struct {
 	Resource string
 	Mode     spec.Mode // the mode wanted
 }
@@ -65,9 +65,9 @@ func (c *Client) NewSession(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := c.cfg.core()
+	cfg := c.cfg.protocol()
 	cfg.TTL = min(cfg.TTL, ttl)
-	cs, err := core.NewSession(id, cfg, sent)
+	cs, err := protocol.NewSession(id, cfg, sent)
 	if err != nil {
 		return nil, fmt.Errorf("client: the node answered TTL %v: %w", ttl, err)
 	}
@@ -77,10 +77,10 @@ func (c *Client) NewSession(ctx context.Context) (*Session, error) {
 		cs.Reply(now(), snd.Call, spec.Result{})
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &Session{c: c, id: id, core: cs, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
+	s := &Session{c: c, id: id, proto: cs, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
 		calls: make(chan func(spec.Time)), answers: make(chan answer), events: make(chan spec.Event),
-		conn: make(chan bool), stopped: make(chan struct{}), quit: make(chan struct{}), waiters: map[spec.RequestID]chan core.Update{},
-		opened: make(chan struct{}), subscribed: make(chan struct{}), blocking: make(chan Blocking, 64), done: make(chan struct{})}
+		conn: make(chan bool), stopped: make(chan struct{}), quit: make(chan struct{}), waiters: map[spec.RequestID]chan protocol.Update{},
+		opened: make(chan struct{}), subscribed: make(chan struct{}), blocking: make(chan Notification, 64), done: make(chan struct{})}
 	s.ka.s = s
 	s.inflight.Add(2)
 	go s.watchEvents()
@@ -120,7 +120,7 @@ func (s *Session) Err() error {
 // Blocking delivers notifications that a lock of this session blocks a
 // request of another; a cooperative holder releases early. Notifications
 // that find the channel full are dropped.
-func (s *Session) Blocking() <-chan Blocking { return s.blocking }
+func (s *Session) Blocking() <-chan Notification { return s.blocking }
 
 // LeaseDeadline is when the lease runs out as the client counts it.
 func (s *Session) LeaseDeadline() time.Time {
@@ -128,7 +128,7 @@ func (s *Session) LeaseDeadline() time.Time {
 	var ok bool
 	err := s.do(func(now spec.Time) {
 		var d spec.Time
-		if d, ok = s.core.LeaseDeadline(); ok {
+		if d, ok = s.proto.LeaseDeadline(); ok {
 			left = d.Sub(now)
 		}
 	})
@@ -141,7 +141,7 @@ func (s *Session) LeaseDeadline() time.Time {
 // Close releases every lock of the session and ends it.
 func (s *Session) Close(ctx context.Context) error {
 	var err error
-	if e := s.do(func(now spec.Time) { err = s.core.Close(now) }); e != nil {
+	if e := s.do(func(now spec.Time) { err = s.proto.Close(now) }); e != nil {
 		s.stop()
 		return nil // already ended
 	}
@@ -196,10 +196,10 @@ func (s *Session) do(f func(now spec.Time)) error {
 
 // request starts a request on the driver and returns where its outcome
 // will arrive.
-func (s *Session) request(start func(now spec.Time) (spec.RequestID, error)) (spec.RequestID, chan core.Update, error) {
+func (s *Session) request(start func(now spec.Time) (spec.RequestID, error)) (spec.RequestID, chan protocol.Update, error) {
 	var id spec.RequestID
 	var err error
-	ch := make(chan core.Update, 1)
+	ch := make(chan protocol.Update, 1)
 	if e := s.do(func(now spec.Time) {
 		if id, err = start(now); err == nil {
 			s.waiters[id] = ch
@@ -215,18 +215,18 @@ func misuse(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, core.ErrBusy):
+	case errors.Is(err, protocol.ErrBusy):
 		return &spec.Error{Code: spec.AlreadyHeld, Detail: "a request on this resource is still in flight"}
-	case errors.Is(err, core.ErrNoLock):
+	case errors.Is(err, protocol.ErrNoLock):
 		return &spec.Error{Code: spec.NotHeld, Detail: "no lock held on this resource"}
-	case errors.Is(err, core.ErrNotOpen), errors.Is(err, core.ErrClosing):
+	case errors.Is(err, protocol.ErrNotOpen), errors.Is(err, protocol.ErrClosing):
 		return ErrLeaseLost
 	}
 	return err
 }
 
 // outcome turns a Done update into this package's result.
-func outcome(u core.Update) (spec.Result, error) {
+func outcome(u protocol.Update) (spec.Result, error) {
 	switch {
 	case u.Unknown:
 		return u.Result, ErrLeaseLost

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
@@ -77,7 +77,7 @@ var planted string
 // "" removes it.
 func PlantBug(name string) error {
 	_ = engine.PlantBug("")
-	_ = core.PlantBug("")
+	_ = protocol.PlantBug("")
 	planted = ""
 	if name == "" {
 		return nil
@@ -86,7 +86,7 @@ func PlantBug(name string) error {
 		planted = name
 		return nil
 	}
-	if err := core.PlantBug(name); err == nil {
+	if err := protocol.PlantBug(name); err == nil {
 		planted = name
 		return nil
 	}

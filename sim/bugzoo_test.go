@@ -5,7 +5,7 @@ package sim
 import (
 	"fmt"
 
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/engine"
 	"strings"
 	"testing"
@@ -85,7 +85,7 @@ func TestZooCoversEveryBug(t *testing.T) {
 	for name := range engine.Bugs() {
 		known[name] = true
 	}
-	for name := range core.Bugs() {
+	for name := range protocol.Bugs() {
 		known[name] = true
 	}
 	inZoo := map[string]bool{}

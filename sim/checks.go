@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
@@ -41,9 +41,9 @@ func (c *simClient) sampleBeliefs() {
 	local := c.local()
 	for _, rec := range c.sessions() {
 		var now []belief
-		if d, ok := rec.core.LeaseDeadline(); ok {
+		if d, ok := rec.proto.LeaseDeadline(); ok {
 			deadline := c.clk.trueAt(d)
-			for _, l := range rec.core.Locks(local) {
+			for _, l := range rec.proto.Locks(local) {
 				if l.State.Believed() && l.Mode != spec.NL {
 					now = append(now, belief{resource: l.Resource, mode: l.Mode, start: s.now, deadline: deadline})
 				}
@@ -306,7 +306,7 @@ func (s *Sim) observeGrants(out *turnOut) {
 }
 
 // believedLocks is for tests: what client i's current session believes.
-func (s *Sim) believedLocks(i int) []core.LockInfo {
+func (s *Sim) believedLocks(i int) []protocol.LockInfo {
 	c := s.clients[i]
 	if c.cur == nil {
 		return nil

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/linearizability"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
-// simClient is one client process: the real core.Session core for each of
+// simClient is one client process: the real protocol.Session core for each of
 // its sessions (the current one, and lost ones it is still closing), driven
 // by a workload, with a drifting clock, a connection to the node that can
 // be reset or partitioned, and the ability to stop the world.
@@ -21,7 +21,7 @@ type simClient struct {
 	idx    int
 	clk    clock
 	rng    *rand.Rand // its workload's own stream
-	cfg    core.Config
+	cfg    protocol.Config
 	cur    *sessRec
 	old    []*sessRec // lost or closing sessions not yet answered
 	epoch  uint64     // its connection; messages of older ones are lost
@@ -64,7 +64,7 @@ func newSimClient(s *Sim, i int) *simClient {
 	if o.DriftPPM > 0 {
 		c.clk.ppm = s.rng.Int64N(2*o.DriftPPM+1) - o.DriftPPM
 	}
-	c.cfg = core.Config{TTL: o.TTL, DriftPPM: o.DriftPPM, Margin: o.LeaseMargin, Limits: s.lim}
+	c.cfg = protocol.Config{TTL: o.TTL, DriftPPM: o.DriftPPM, Margin: o.LeaseMargin, Limits: s.lim}
 	if o.DriftPPM == 0 {
 		c.cfg.DriftPPM = -1
 	}
@@ -120,11 +120,11 @@ func (c *simClient) deliver(m *message) {
 	local := c.local()
 	if m.event != nil {
 		rec.observeEvent(c.s.now, m.event)
-		rec.core.Event(local, *m.event)
+		rec.proto.Event(local, *m.event)
 		return
 	}
 	rec.observeReply(c.s.now, m.call, &m.reply)
-	rec.core.Reply(local, m.call, m.reply)
+	rec.proto.Reply(local, m.call, m.reply)
 }
 
 func (c *simClient) setConn(up bool) {
@@ -134,9 +134,9 @@ func (c *simClient) setConn(up bool) {
 	c.conn = up
 	for _, rec := range c.sessions() {
 		if up {
-			rec.core.Connected(c.local())
+			rec.proto.Connected(c.local())
 		} else {
-			rec.core.Disconnected(c.local())
+			rec.proto.Disconnected(c.local())
 		}
 	}
 }
@@ -181,7 +181,7 @@ func (c *simClient) process() {
 	}
 	for round := 0; round < 8; round++ {
 		for _, rec := range c.sessions() {
-			rec.core.Tick(local)
+			rec.proto.Tick(local)
 		}
 		if !c.handleUpdates() && round > 0 {
 			break
@@ -198,7 +198,7 @@ func (c *simClient) flush() {
 	s := c.s
 	local := c.local()
 	for _, rec := range c.sessions() {
-		for _, send := range rec.core.Sends(local) {
+		for _, send := range rec.proto.Sends(local) {
 			rec.sent(s.now, send)
 			if s.tr != nil {
 				s.tr.ev(s.now, "send").int("c", int64(c.idx)).str("s", short(rec.id)).int("call", int64(send.Call)).
@@ -214,7 +214,7 @@ func (c *simClient) flush() {
 func (c *simClient) handleUpdates() bool {
 	any := false
 	for _, rec := range c.sessions() {
-		for _, u := range rec.core.Updates() {
+		for _, u := range rec.proto.Updates() {
 			any = true
 			c.update(rec, u)
 		}
@@ -222,46 +222,46 @@ func (c *simClient) handleUpdates() bool {
 	return any
 }
 
-func (c *simClient) update(rec *sessRec, u core.Update) {
+func (c *simClient) update(rec *sessRec, u protocol.Update) {
 	s := c.s
 	if s.tr != nil {
 		t := s.tr.ev(s.now, "update").int("c", int64(c.idx)).str("s", short(rec.id)).str("kind", u.Kind.String())
 		if u.Request != 0 {
 			t.int("req", int64(u.Request))
 		}
-		if u.Kind == core.Done || u.Kind == core.SessionLost || u.Kind == core.SessionClosed {
+		if u.Kind == protocol.Done || u.Kind == protocol.SessionLost || u.Kind == protocol.SessionClosed {
 			t.str("res", u.Result.String()).bool("unknown", u.Unknown)
 		}
 		t.end()
 	}
 	switch u.Kind {
-	case core.Queued:
+	case protocol.Queued:
 		rec.queued(s.now, u.Request)
 		if u.Request == c.app.op && percent(c.rng, s.opts.CancelPercent) {
 			c.app.cancelAt = s.now.Add(between(c.rng, 0, s.opts.WaitMax))
 		}
-	case core.Done:
+	case protocol.Done:
 		rec.finished(s.now, u)
 		if u.Request == c.app.op && rec == c.app.opOn {
 			c.app.op, c.app.opOn, c.app.cancelAt = 0, nil, 0
 		}
-	case core.Blocking:
+	case protocol.Blocking:
 		if percent(c.rng, s.opts.YieldPercent) {
 			c.app.yield = true
 			c.app.nextAt = min(c.app.nextAt, s.now)
 		}
-	case core.SessionLost:
+	case protocol.SessionLost:
 		rec.lost(s.now, u.ByNode)
 		if rec == c.cur {
 			c.cur = nil
 			c.old = append(c.old, rec)
 			c.app.nextAt = s.now.Add(between(c.rng, 0, s.opts.ThinkMax))
 		}
-		if !rec.core.Closing() {
-			_ = rec.core.Close(c.local())
+		if !rec.proto.Closing() {
+			_ = rec.proto.Close(c.local())
 			rec.closeCalled(s.now)
 		}
-	case core.SessionClosed:
+	case protocol.SessionClosed:
 		rec.closeAnswered(s.now, u.Result)
 		if rec == c.cur {
 			c.cur = nil
@@ -286,7 +286,7 @@ func (c *simClient) scheduleNext() {
 		}
 	}
 	for _, rec := range c.sessions() {
-		if d, has := rec.core.NextDeadline(); has {
+		if d, has := rec.proto.NextDeadline(); has {
 			take(c.clk.trueAt(d))
 		}
 	}
@@ -340,13 +340,13 @@ func (c *simClient) step() {
 	}
 	rec := c.cur
 	local := c.local()
-	if rec.core.Status(local) != core.Open {
+	if rec.proto.Status(local) != protocol.StatusOpen {
 		return
 	}
 	if c.app.op != 0 {
 		if c.app.cancelAt != 0 && s.now >= c.app.cancelAt {
 			c.app.cancelAt = 0
-			if id, err := rec.core.Cancel(local, rec.requestResource(c.app.op)); err == nil {
+			if id, err := rec.proto.Cancel(local, rec.requestResource(c.app.op)); err == nil {
 				rec.called(s.now, id, spec.Input{Op: spec.OpCancel, Resource: rec.requestResource(c.app.op)})
 			}
 		}
@@ -375,9 +375,9 @@ func (c *simClient) step() {
 	}
 }
 
-func (c *simClient) believed(rec *sessRec, local spec.Time) []core.LockInfo {
-	var held []core.LockInfo
-	for _, l := range rec.core.Locks(local) {
+func (c *simClient) believed(rec *sessRec, local spec.Time) []protocol.LockInfo {
+	var held []protocol.LockInfo
+	for _, l := range rec.proto.Locks(local) {
 		if l.State.Believed() && !l.Busy {
 			held = append(held, l)
 		}
@@ -393,14 +393,14 @@ func (c *simClient) openSession() {
 			id[i] = byte(c.rng.Uint32())
 		}
 	}
-	core, err := core.NewSession(id, c.cfg, c.local())
+	proto, err := protocol.NewSession(id, c.cfg, c.local())
 	if err != nil {
 		panic(fmt.Sprintf("sim: client config: %v", err))
 	}
 	if !c.conn {
-		core.Disconnected(c.local())
+		proto.Disconnected(c.local())
 	}
-	rec := &sessRec{id: id, client: c.idx, core: core, ttl: c.s.opts.TTL, reqs: map[spec.RequestID]*linearizability.Entry{}}
+	rec := &sessRec{id: id, client: c.idx, proto: proto, ttl: c.s.opts.TTL, reqs: map[spec.RequestID]*linearizability.Entry{}}
 	c.cur = rec
 	s.owners[id] = rec
 	s.sessions = append(s.sessions, rec)
@@ -409,7 +409,7 @@ func (c *simClient) openSession() {
 }
 
 func (c *simClient) closeSession(rec *sessRec) {
-	if err := rec.core.Close(c.local()); err == nil {
+	if err := rec.proto.Close(c.local()); err == nil {
 		rec.closeCalled(c.s.now)
 		c.old = append(c.old, rec)
 		c.cur = nil
@@ -436,7 +436,7 @@ func (c *simClient) acquire(rec *sessRec) {
 	o := &s.opts
 	var free []string
 	for _, r := range s.resources {
-		if rec.core.Lock(c.local(), r).State == core.None {
+		if rec.proto.Lock(c.local(), r).State == protocol.None {
 			free = append(free, r)
 		}
 	}
@@ -444,7 +444,7 @@ func (c *simClient) acquire(rec *sessRec) {
 		return
 	}
 	in := spec.Input{Op: spec.OpAcquire, Resource: free[c.rng.IntN(len(free))], Mode: c.pickMode()}
-	opt := core.AcquireOptions{NoQueue: percent(c.rng, o.TryPercent)}
+	opt := protocol.AcquireOptions{NoQueue: percent(c.rng, o.TryPercent)}
 	if !opt.NoQueue {
 		opt.WaitTimeout = between(c.rng, o.WaitMin, o.WaitMax)
 	}
@@ -452,13 +452,13 @@ func (c *simClient) acquire(rec *sessRec) {
 		opt.LockDelay = between(c.rng, 10*time.Millisecond, lockDelayMax)
 	}
 	in.NoQueue, in.WaitTimeout, in.LockDelay = opt.NoQueue, opt.WaitTimeout, opt.LockDelay
-	id, err := rec.core.Acquire(c.local(), in.Resource, in.Mode, opt)
+	id, err := rec.proto.Acquire(c.local(), in.Resource, in.Mode, opt)
 	c.did(rec, id, err, in)
 }
 
 // onHeld decides what to do with a held lock: write under it, convert it,
 // close the whole session, or release it.
-func (c *simClient) onHeld(rec *sessRec, l core.LockInfo) {
+func (c *simClient) onHeld(rec *sessRec, l protocol.LockInfo) {
 	o := &c.s.opts
 	switch {
 	case l.Mode.WritesValue() && percent(c.rng, o.WritePercent):
@@ -473,13 +473,13 @@ func (c *simClient) onHeld(rec *sessRec, l core.LockInfo) {
 	c.app.nextAt = c.s.now.Add(between(c.rng, 0, o.HoldMax))
 }
 
-func (c *simClient) convert(rec *sessRec, l core.LockInfo) {
+func (c *simClient) convert(rec *sessRec, l protocol.LockInfo) {
 	o := &c.s.opts
 	mode := c.pickMode()
 	if mode == l.Mode {
 		mode = spec.Mode(c.rng.IntN(spec.ModeCount))
 	}
-	opt := core.ConvertOptions{NoQueue: percent(c.rng, o.TryPercent)}
+	opt := protocol.ConvertOptions{NoQueue: percent(c.rng, o.TryPercent)}
 	if !opt.NoQueue {
 		opt.WaitTimeout = between(c.rng, o.WaitMin, o.WaitMax)
 	}
@@ -488,17 +488,17 @@ func (c *simClient) convert(rec *sessRec, l core.LockInfo) {
 	}
 	in := spec.Input{Op: spec.OpConvert, Resource: l.Resource, Mode: mode, NoQueue: opt.NoQueue,
 		WaitTimeout: opt.WaitTimeout, WriteValue: opt.WriteValue, Value: opt.Value}
-	id, err := rec.core.Convert(c.local(), l.Resource, mode, opt)
+	id, err := rec.proto.Convert(c.local(), l.Resource, mode, opt)
 	c.did(rec, id, err, in)
 }
 
-func (c *simClient) release(rec *sessRec, l core.LockInfo) {
-	var opt core.ReleaseOptions
+func (c *simClient) release(rec *sessRec, l protocol.LockInfo) {
+	var opt protocol.ReleaseOptions
 	if l.Mode.WritesValue() && percent(c.rng, c.s.opts.ValuePercent) {
 		opt.WriteValue, opt.Value = true, c.value()
 	}
 	in := spec.Input{Op: spec.OpRelease, Resource: l.Resource, WriteValue: opt.WriteValue, Value: opt.Value}
-	id, err := rec.core.Release(c.local(), l.Resource, opt)
+	id, err := rec.proto.Release(c.local(), l.Resource, opt)
 	c.did(rec, id, err, in)
 }
 
@@ -517,7 +517,7 @@ func (c *simClient) did(rec *sessRec, id spec.RequestID, err error, in spec.Inpu
 // decideWrite: the client checked it holds a PW or EX lock and will write
 // under its token. Between the check and the send a pause may come: on
 // resuming it writes anyway, as a process that did not look again would.
-func (c *simClient) decideWrite(rec *sessRec, l core.LockInfo) {
+func (c *simClient) decideWrite(rec *sessRec, l protocol.LockInfo) {
 	s := c.s
 	w := &write{client: c.idx, session: rec.id, resource: l.Resource, token: l.Token, grant: l.Grant,
 		at: s.now.Add(between(c.rng, 0, time.Millisecond))}
@@ -640,12 +640,12 @@ func (c *simClient) describe() string {
 	var parts []string
 	for _, rec := range c.sessions() {
 		local := c.local()
-		st := rec.core.Status(local)
+		st := rec.proto.Status(local)
 		desc := fmt.Sprintf("session %s %v", short(rec.id), st)
-		if rec.core.Closing() {
+		if rec.proto.Closing() {
 			desc += " closing"
 		}
-		if u := rec.core.Unresolved(); len(u) > 0 {
+		if u := rec.proto.Unresolved(); len(u) > 0 {
 			desc += fmt.Sprintf(" unresolved requests %v", u)
 		}
 		parts = append(parts, desc)

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/linearizability"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
@@ -14,10 +14,10 @@ import (
 type sessRec struct {
 	id     spec.SessionID
 	client int
-	core   *core.Session
+	proto  *protocol.Session
 	ttl    time.Duration
 
-	calls     map[core.CallID]callRec
+	calls     map[protocol.CallID]callRec
 	openSent  bool
 	openFirst spec.Time // true time of the first open sent
 	opened    bool
@@ -45,9 +45,9 @@ type callRec struct {
 }
 
 // sent records a call the session's core sent.
-func (r *sessRec) sent(now spec.Time, s core.Send) {
+func (r *sessRec) sent(now spec.Time, s protocol.Send) {
 	if r.calls == nil {
-		r.calls = map[core.CallID]callRec{}
+		r.calls = map[protocol.CallID]callRec{}
 	}
 	r.calls[s.Call] = callRec{op: s.Input.Op, at: now}
 	if s.Input.Op == spec.OpOpen && !r.openSent {
@@ -58,7 +58,7 @@ func (r *sessRec) sent(now spec.Time, s core.Send) {
 // observeReply learns from a reply what the node says of the session: an
 // answered open or keepalive proves it was live when it was stepped, so
 // the node cannot expire it before the call's send time plus the TTL.
-func (r *sessRec) observeReply(now spec.Time, call core.CallID, res *spec.Result) {
+func (r *sessRec) observeReply(now spec.Time, call protocol.CallID, res *spec.Result) {
 	c, ok := r.calls[call]
 	if !ok {
 		return
@@ -109,7 +109,7 @@ func (r *sessRec) queued(now spec.Time, id spec.RequestID) {
 	}
 }
 
-func (r *sessRec) finished(now spec.Time, u core.Update) {
+func (r *sessRec) finished(now spec.Time, u protocol.Update) {
 	if e := r.reqs[u.Request]; e != nil && !u.Unknown {
 		e.Known, e.Return, e.Output = true, now, u.Result
 	}

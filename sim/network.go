@@ -1,7 +1,7 @@
 package sim
 
 import (
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
@@ -11,7 +11,7 @@ type message struct {
 	client  int
 	epoch   uint64
 	session spec.SessionID
-	call    core.CallID
+	call    protocol.CallID
 	input   spec.Input  // to the node
 	reply   spec.Result // to the client, unless event is set
 	event   *spec.Event

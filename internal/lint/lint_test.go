@@ -34,7 +34,7 @@ var pure = []struct {
 }{
 	{dir: "spec", rules: core},
 	{dir: "engine", rules: core, edges: []string{"clock.go", "store.go", "node.go", "loop.go"}},
-	{dir: "client/core", rules: core},
+	{dir: "client/protocol", rules: core},
 	{dir: "wire", rules: core},
 	{dir: "sim", rules: seeded},
 }

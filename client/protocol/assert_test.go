@@ -1,4 +1,4 @@
-package core
+package protocol
 
 import (
 	"strings"
@@ -32,7 +32,7 @@ func TestAssertions(t *testing.T) {
 			s.request(0, acquire) // request 2
 			defer func() {
 				p, _ := recover().(string)
-				if !strings.HasPrefix(p, "client/core: assertion failed") {
+				if !strings.HasPrefix(p, "client/protocol: assertion failed") {
 					t.Fatalf("the session did not assert (recovered %q)", p)
 				}
 			}()

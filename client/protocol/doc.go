@@ -1,4 +1,4 @@
-// Package core is the protocol logic of Bouncer's client: a sans-I/O
+// Package protocol is the protocol logic of Bouncer's client: a sans-I/O
 // Session, a plain struct with no goroutines, no clock and no network, so
 // that the simulator (package sim) drives exactly the code that the
 // networked client (package client) wraps.
@@ -55,4 +55,4 @@
 // it may or may not have taken effect. Close a lost session (the core keeps
 // sending Close until the node answers) so that the node releases its locks
 // without waiting for the TTL, and open a new session to go on.
-package core
+package protocol

@@ -1,6 +1,6 @@
 //go:build !bugzoo
 
-package core
+package protocol
 
 // bugzooOn is false outside the bugzoo build: every planted-bug hook
 // (`if bugzooOn && planted("...")`) is constant false and compiled away.

@@ -1,4 +1,4 @@
-package core
+package protocol
 
 import (
 	"testing"
@@ -220,7 +220,7 @@ func TestLostWhenLeaseRunsOut(t *testing.T) {
 	h.at(4*time.Second + 500*time.Millisecond)
 	h.one(spec.OpClose)
 	h.s.Reply(h.now, c.Call, spec.Result{})
-	require.Equal(t, Closed, h.s.Status(h.now))
+	require.Equal(t, StatusClosed, h.s.Status(h.now))
 	require.Equal(t, SessionClosed, h.s.Updates()[0].Kind)
 }
 

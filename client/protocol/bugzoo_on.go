@@ -1,6 +1,6 @@
 //go:build bugzoo
 
-package core
+package protocol
 
 import "fmt"
 

@@ -1,4 +1,4 @@
-package core
+package protocol
 
 // Assertions state what must hold where it must hold, and stay on in every
 // build: each is O(1) and allocates nothing unless it fails. A failed one is
@@ -8,6 +8,6 @@ package core
 // assert panics with msg, which names what was broken, unless cond holds.
 func assert(cond bool, msg string) {
 	if !cond {
-		panic("client/core: assertion failed: " + msg)
+		panic("client/protocol: assertion failed: " + msg)
 	}
 }

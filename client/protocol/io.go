@@ -1,4 +1,4 @@
-package core
+package protocol
 
 import (
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -12,7 +12,7 @@ import (
 func (s *Session) Sends(now spec.Time) []Send {
 	s.expireIfDue(now)
 	s.sends = s.sends[:0]
-	if !s.connected || s.status == Closed {
+	if !s.connected || s.status == StatusClosed {
 		return s.sends
 	}
 	if s.closing {
@@ -23,7 +23,7 @@ func (s *Session) Sends(now spec.Time) []Send {
 		return s.sends
 	}
 	switch s.status {
-	case Opening:
+	case StatusOpening:
 		if now >= s.openNext {
 			if !s.openSent {
 				s.openFirst, s.openSent = now, true
@@ -76,7 +76,7 @@ func (s *Session) NextDeadline() (spec.Time, bool) {
 			at, ok = t, true
 		}
 	}
-	if s.status == Closed {
+	if s.status == StatusClosed {
 		return 0, false
 	}
 	if d, live := s.LeaseDeadline(); live && !s.closing {
@@ -88,9 +88,9 @@ func (s *Session) NextDeadline() (spec.Time, bool) {
 	switch {
 	case s.closing:
 		take(s.closeNext)
-	case s.status == Opening:
+	case s.status == StatusOpening:
 		take(s.openNext)
-	case s.status == Open:
+	case s.status == StatusOpen:
 		take(s.kaNext)
 		for _, r := range s.reqs {
 			if r.queued && bugzooOn && planted("client-no-poll") {
@@ -131,7 +131,7 @@ func (s *Session) Connected(now spec.Time) {
 func (s *Session) Reply(now spec.Time, call CallID, res spec.Result) {
 	s.expireIfDue(now)
 	c, ok := s.calls[call]
-	if !ok || s.status == Closed {
+	if !ok || s.status == StatusClosed {
 		return
 	}
 	delete(s.calls, call)
@@ -148,7 +148,7 @@ func (s *Session) Reply(now spec.Time, call CallID, res spec.Result) {
 }
 
 func (s *Session) openReply(now spec.Time, res spec.Result) {
-	if s.status != Opening {
+	if s.status != StatusOpening {
 		return
 	}
 	if res.Code != spec.OK {
@@ -157,7 +157,7 @@ func (s *Session) openReply(now spec.Time, res spec.Result) {
 	}
 	// The node created the session on receiving the first open to arrive,
 	// which was sent no earlier than the first attempt.
-	s.status, s.opened, s.base = Open, true, s.openFirst
+	s.status, s.opened, s.base = StatusOpen, true, s.openFirst
 	if bugzooOn && planted("client-lease-from-receive") {
 		s.base = now
 	}
@@ -167,7 +167,7 @@ func (s *Session) openReply(now spec.Time, res spec.Result) {
 }
 
 func (s *Session) keepAliveReply(now spec.Time, c callRef, res spec.Result) {
-	if s.status != Open {
+	if s.status != StatusOpen {
 		return
 	}
 	if res.Code != spec.OK {
@@ -201,14 +201,14 @@ func (s *Session) closeReply(res spec.Result) {
 		return
 	}
 	s.endRequests()
-	s.status = Closed
+	s.status = StatusClosed
 	s.calls = map[CallID]callRef{}
 	s.updates = append(s.updates, Update{Kind: SessionClosed, Result: res})
 }
 
 func (s *Session) requestReply(now spec.Time, id spec.RequestID, res spec.Result) {
 	_, r := s.findReq(id)
-	if r == nil || s.status != Open {
+	if r == nil || s.status != StatusOpen {
 		return
 	}
 	if res.Pending {
@@ -227,7 +227,7 @@ func (s *Session) requestReply(now spec.Time, id spec.RequestID, res spec.Result
 // Event hands the session an event the node sent it.
 func (s *Session) Event(now spec.Time, e spec.Event) {
 	s.expireIfDue(now)
-	if e.Session != s.id || s.status != Open {
+	if e.Session != s.id || s.status != StatusOpen {
 		return
 	}
 	switch e.Kind {
@@ -305,7 +305,7 @@ func (s *Session) learn(r *request, res spec.Result) {
 // lose makes the session lost (terminal): every unresolved request ends
 // with an unknown outcome and every lock is lost.
 func (s *Session) lose(now spec.Time, byNode bool, why spec.Result) {
-	if s.status == StatusLost || s.status == Closed {
+	if s.status == StatusLost || s.status == StatusClosed {
 		return
 	}
 	s.status = StatusLost

@@ -1,4 +1,4 @@
-package core
+package protocol
 
 // bugs are the mistakes the bugzoo build can plant in the client core (see
 // bugzoo_on.go), by name, with what each gets wrong. Each is a real mistake

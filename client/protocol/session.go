@@ -1,4 +1,4 @@
-package core
+package protocol
 
 import (
 	"errors"
@@ -292,7 +292,7 @@ func (s *Session) Cancel(now spec.Time, resource string) (spec.RequestID, error)
 // core sends Close until the node answers (SessionClosed). A lost session
 // may be closed too, so that the node frees its locks early.
 func (s *Session) Close(now spec.Time) error {
-	if s.closing || s.status == Closed {
+	if s.closing || s.status == StatusClosed {
 		return ErrClosing
 	}
 	s.expireIfDue(now)
@@ -308,7 +308,7 @@ func (s *Session) usable(now spec.Time) error {
 	switch {
 	case s.closing:
 		return ErrClosing
-	case s.status != Open:
+	case s.status != StatusOpen:
 		return ErrNotOpen
 	}
 	return nil
@@ -357,7 +357,7 @@ func (s *Session) request(now spec.Time, in spec.Input) spec.RequestID {
 // LockInfo is what the client believes of its lock on one resource.
 type LockInfo struct {
 	Resource   string
-	State      LockState
+	State      Belief
 	Mode       spec.Mode  // the mode believed held (Held, AtRisk)
 	Token      spec.Token // its fencing token
 	Grant      spec.RequestID

@@ -1,11 +1,11 @@
-package core_test
+package protocol_test
 
 import (
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/bouncer-dlm/bouncer/client/core"
+	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"pgregory.net/rapid"
 )
@@ -30,7 +30,7 @@ func TestBeliefsHeldByNode(t *testing.T) {
 type flight struct {
 	toNode  bool
 	client  int
-	call    core.CallID
+	call    protocol.CallID
 	input   spec.Input
 	reply   spec.Result
 	event   *spec.Event
@@ -41,7 +41,7 @@ type world struct {
 	t        *rapid.T
 	now      spec.Time
 	model    *spec.Model
-	sessions []*core.Session
+	sessions []*protocol.Session
 	owner    map[spec.SessionID]int
 	inFlight []flight
 	names    int
@@ -60,7 +60,7 @@ func newWorld(t *rapid.T) *world {
 func (w *world) newSession() {
 	w.names++
 	id := spec.NamedSession(fmt.Sprintf("c%d", w.names))
-	s, err := core.NewSession(id, core.Config{TTL: 2 * time.Second, DriftPPM: -1, Margin: -1}, w.now)
+	s, err := protocol.NewSession(id, protocol.Config{TTL: 2 * time.Second, DriftPPM: -1, Margin: -1}, w.now)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -95,13 +95,13 @@ func (w *world) step() {
 	case 2:
 		mode := spec.Mode(rapid.IntRange(0, spec.ModeCount-1).Draw(t, "mode"))
 		_, _ = s.Acquire(w.now, rapid.SampledFrom(resources).Draw(t, "res"), mode,
-			core.AcquireOptions{WaitTimeout: time.Second})
+			protocol.AcquireOptions{WaitTimeout: time.Second})
 	case 3:
 		mode := spec.Mode(rapid.IntRange(0, spec.ModeCount-1).Draw(t, "mode"))
 		_, _ = s.Convert(w.now, rapid.SampledFrom(resources).Draw(t, "res"), mode,
-			core.ConvertOptions{NoQueue: rapid.Bool().Draw(t, "try")})
+			protocol.ConvertOptions{NoQueue: rapid.Bool().Draw(t, "try")})
 	case 4:
-		_, _ = s.Release(w.now, rapid.SampledFrom(resources).Draw(t, "res"), core.ReleaseOptions{})
+		_, _ = s.Release(w.now, rapid.SampledFrom(resources).Draw(t, "res"), protocol.ReleaseOptions{})
 	case 5:
 		if rapid.IntRange(0, 5).Draw(t, "close?") == 0 {
 			_ = s.Close(w.now)

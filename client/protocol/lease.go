@@ -1,4 +1,4 @@
-package core
+package protocol
 
 import (
 	"errors"
@@ -110,12 +110,12 @@ func LeaseFor(ttl time.Duration, driftPPM int64, margin time.Duration) time.Dura
 	return d - margin
 }
 
-// LockState is what the client believes of one lock.
-type LockState uint8
+// Belief is what the client believes of one lock.
+type Belief uint8
 
 const (
 	// None: no lock and no request on the resource.
-	None LockState = iota
+	None Belief = iota
 	// Waiting: an acquire is in flight or queued; nothing is held yet.
 	Waiting
 	// Held: granted, and the lease is comfortably valid.
@@ -128,31 +128,31 @@ const (
 	Lost
 )
 
-var lockStateNames = [...]string{"none", "waiting", "held", "at-risk", "lost"}
+var beliefNames = [...]string{"none", "waiting", "held", "at-risk", "lost"}
 
-func (s LockState) String() string {
-	if int(s) < len(lockStateNames) {
-		return lockStateNames[s]
+func (s Belief) String() string {
+	if int(s) < len(beliefNames) {
+		return beliefNames[s]
 	}
-	return fmt.Sprintf("LockState(%d)", uint8(s))
+	return fmt.Sprintf("Belief(%d)", uint8(s))
 }
 
 // Believed reports whether a lock in this state counts as held: the
 // application may act on it (with its fencing token).
-func (s LockState) Believed() bool { return s == Held || s == AtRisk }
+func (s Belief) Believed() bool { return s == Held || s == AtRisk }
 
 // Status is the state of a session.
 type Status uint8
 
 const (
-	// Opening: the open has not been answered yet.
-	Opening Status = iota
-	// Open: the session is live (its lease has not run out).
-	Open
-	// Lost: the lease ran out or the node ended the session; terminal.
+	// StatusOpening: the open has not been answered yet.
+	StatusOpening Status = iota
+	// StatusOpen: the session is live (its lease has not run out).
+	StatusOpen
+	// StatusLost: the lease ran out or the node ended the session; terminal.
 	StatusLost
-	// Closed: the node answered the close; terminal.
-	Closed
+	// StatusClosed: the node answered the close; terminal.
+	StatusClosed
 )
 
 var statusNames = [...]string{"opening", "open", "lost", "closed"}
@@ -167,7 +167,7 @@ func (s Status) String() string {
 // LeaseDeadline returns the local instant at which the lease runs out, if
 // the session was opened and is not lost or closed.
 func (s *Session) LeaseDeadline() (spec.Time, bool) {
-	if s.status != Open {
+	if s.status != StatusOpen {
 		return 0, false
 	}
 	return s.base.Add(s.lease), true
@@ -176,7 +176,7 @@ func (s *Session) LeaseDeadline() (spec.Time, bool) {
 // LeaseBase returns the local send time from which the lease is counted:
 // that of the first open attempt, or of the latest answered keepalive.
 func (s *Session) LeaseBase() (spec.Time, bool) {
-	return s.base, s.status == Open || s.status == StatusLost && s.opened
+	return s.base, s.status == StatusOpen || s.status == StatusLost && s.opened
 }
 
 // expireIfDue makes the session lost if its lease ran out by now.
@@ -187,7 +187,7 @@ func (s *Session) expireIfDue(now spec.Time) {
 }
 
 // lockState is the state of l at now.
-func (s *Session) lockState(now spec.Time, l *lock) LockState {
+func (s *Session) lockState(now spec.Time, l *lock) Belief {
 	switch {
 	case s.status == StatusLost:
 		return Lost
