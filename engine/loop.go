@@ -43,13 +43,15 @@ type LoopOptions struct {
 	// (the error) and when it takes writes again (nil). It must not block.
 	OnDisk func(full error)
 
+	// DurableEvery bounds the turns between two moments when no turn is in
+	// flight: past it the loop takes no new input until the pipeline
+	// drains, so that OnTurn and Inspect get to read an all-durable core.
+	// Default 32.
+	DurableEvery int
+
 	earlyReplies bool // tests only: answer at Begin, before the sync (a planted bug)
 }
 
-// durableEvery bounds the turns between two moments when no turn is in
-// flight: past it the loop takes no new input until the pipeline drains,
-// so that OnTurn and Inspect get to read an all-durable core.
-const durableEvery = 32
 
 // Loop drives a Node from one goroutine: it takes every input waiting (up to
 // InputsPerBatchMax), steps them, commits once with fsync, then answers them
@@ -133,6 +135,9 @@ func StartLoop(node *Node, opts LoopOptions) *Loop {
 	}
 	if opts.Pipeline <= 0 {
 		opts.Pipeline = 4
+	}
+	if opts.DurableEvery <= 0 {
+		opts.DurableEvery = 32
 	}
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = time.Second
@@ -286,7 +291,7 @@ func (l *Loop) run() {
 		if len(l.inflight) == 0 && held == nil && l.node.store.Full() != nil && !l.degraded() {
 			return
 		}
-		accept := len(l.inflight) < l.opts.Pipeline && held == nil && l.since < durableEvery
+		accept := len(l.inflight) < l.opts.Pipeline && held == nil && l.since < l.opts.DurableEvery
 		var calls <-chan *call
 		var wake <-chan time.Time
 		stopTimer := func() bool { return false }

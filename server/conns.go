@@ -20,7 +20,7 @@ import (
 // Pass tls true if the gRPC server wraps these connections in TLS.
 func (s *Server) Listen(lis net.Listener, tls bool) net.Listener {
 	l := &limitListener{Listener: lis, s: s, tls: tls, max: s.opts.ConnectionsMax,
-		refusing: make(chan struct{}, refusingMax)}
+		refusing: make(chan struct{}, s.opts.RefusingMax)}
 	s.mu.Lock()
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
@@ -39,10 +39,6 @@ func (s *Server) connections() int {
 	}
 	return n
 }
-
-// refusingMax bounds the refusals being written at once; past it, a
-// connection over the limit is closed without a word.
-const refusingMax = 64
 
 // refuseTimeout bounds how long writing a refusal may take.
 const refuseTimeout = time.Second

@@ -11,11 +11,6 @@ import (
 	"github.com/bouncer-dlm/bouncer/wire"
 )
 
-// pipeInFlightMax bounds the requests of one Pipe stream waiting for their
-// answers; past it the stream is read no further until answers go out,
-// which pushes back on the client through gRPC's flow control.
-const pipeInFlightMax = 1024
-
 // errBusy answers a pipelined request the loop's queue had no room for:
 // Unavailable, since nothing was done, and the client resends it.
 var errBusy = spec.Refuse(spec.Unavailable, "node busy: its queue is full; resend")
@@ -28,7 +23,7 @@ var errBusy = spec.Refuse(spec.Unavailable, "node busy: its queue is full; resen
 // its outcome comes later as an event.
 func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 	ctx := stream.Context()
-	p := &pipeCalls{replies: make(chan engine.Reply, pipeInFlightMax), slots: make(chan struct{}, pipeInFlightMax),
+	p := &pipeCalls{replies: make(chan engine.Reply, s.opts.PipeInFlightMax), slots: make(chan struct{}, s.opts.PipeInFlightMax),
 		calls: map[uint64]pipeCall{}, read: make(chan struct{})}
 	written := make(chan struct{})
 	go func() {

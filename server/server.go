@@ -38,6 +38,21 @@ type Options struct {
 	DefaultTTL time.Duration         // for OpenSession without a TTL; default 10s
 	// WatchersMax bounds Watch streams, SubscribersMax Events streams.
 	WatchersMax, SubscribersMax int
+	// PipeInFlightMax bounds the requests of one Pipe stream waiting for
+	// their answers; past it the stream is read no further until answers go
+	// out, which pushes back on the client through gRPC's flow control
+	// (default 1024).
+	PipeInFlightMax int
+	// ListLimitMax bounds a List page (default 1000).
+	ListLimitMax int
+	// EventBufferMax bounds the events waiting for one slow Events stream;
+	// a stream that falls this far behind is ended and the client
+	// reconnects (default 256).
+	EventBufferMax int
+	// RefusingMax bounds the refusals of connections over ConnectionsMax
+	// being written at once; past it, such a connection is closed without
+	// a word (default 64).
+	RefusingMax int
 	Clock                       engine.Clock // default: the loop's monotonic clock
 
 	// Per-client quotas (a client: certificate subject, else token, else
@@ -89,6 +104,10 @@ func (o Options) withDefaults() Options {
 	orDefaultTime(&o.DefaultTTL, 10*time.Second)
 	orDefault(&o.WatchersMax, 1024)
 	orDefault(&o.SubscribersMax, 4096)
+	orDefault(&o.PipeInFlightMax, 1024)
+	orDefault(&o.ListLimitMax, 1000)
+	orDefault(&o.EventBufferMax, 256)
+	orDefault(&o.RefusingMax, 64)
 	orDefault(&o.SessionsPerClientMax, max(o.Limits.SessionsMax/10, 1))
 	orDefault(&o.RequestsPerClientMax, 1024)
 	orDefault(&o.StreamsPerClientMax, 2*o.SessionsPerClientMax+64)

@@ -11,12 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// listLimitMax bounds a List page.
-const listLimitMax = 1000
-
-// eventBufferMax bounds the events waiting for one slow Events stream; a
-// stream that falls this far behind is ended (the client reconnects).
-const eventBufferMax = 256
 
 // Describe returns a resource's state.
 func (s *Server) Describe(ctx context.Context, req *pb.DescribeRequest) (*pb.DescribeResponse, error) {
@@ -46,8 +40,8 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 	if limit == 0 {
 		limit = 100
 	}
-	if limit > listLimitMax {
-		return nil, invalid(badField("limit: %d exceeds %d", limit, listLimitMax))
+	if limit > s.opts.ListLimitMax {
+		return nil, invalid(badField("limit: %d exceeds ListLimitMax %d", limit, s.opts.ListLimitMax))
 	}
 	if bad := name("prefix", req.Prefix, &s.opts.Limits); bad != nil {
 		return nil, invalid(bad)
@@ -190,7 +184,7 @@ func (s *Server) Events(req *pb.EventsRequest, stream pb.Locks_EventsServer) err
 	if err != nil {
 		return invalid(wireRefusal(err))
 	}
-	sub := &subscriber{ch: make(chan *pb.Event, eventBufferMax), behind: make(chan struct{})}
+	sub := &subscriber{ch: make(chan *pb.Event, s.opts.EventBufferMax), behind: make(chan struct{})}
 	s.mu.Lock()
 	added := s.subs.add(id, sub, s.opts.SubscribersMax)
 	s.mu.Unlock()
