@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -339,12 +340,18 @@ func (n *nodeSim) stepModel(inputs []spec.Input, res *engine.TurnResult, ok bool
 // checkDeadlock judges a Deadlock refusal by the oracle (spec/stuck.go),
 // which does not use the wait-for graph that decided it: in the state the
 // input met (the model's, with due timers fired), letting the request
-// through must have left a request stuck. Refusals are rare, so the clone
+// through must have left a request stuck. A retry's refusal comes from the
+// record, and was judged when it was first given. Refusals are rare, so the clone
 // costs little.
 func (n *nodeSim) checkDeadlock(in *spec.Input, detail string) {
 	m := n.model.Clone()
 	m.Tick(n.s.now)
 	st := m.State()
+	for _, ss := range st.Sessions {
+		if ss.ID == in.Session && slices.ContainsFunc(ss.Replies, func(r spec.Reply) bool { return r.Request == in.Request }) {
+			return // a retry, answered from the record of a refusal judged when it was made
+		}
+	}
 	if err := spec.CheckDeadlockRefusal(&st, *in, detail); err != nil {
 		n.invOK = false
 		n.s.fail(Invariants, fmt.Sprintf("at %v: deadlock oracle: %v", n.s.now, err))
