@@ -15,7 +15,7 @@ import (
 // the empty lock service it takes every action a few well-behaved clients
 // could take (open, keepalive, close, acquire, convert, release, cancel, one
 // tick of time, a restart), in every order, and checks CheckInvariants on
-// every distinct state it reaches and CheckTransition (with three checks of
+// every distinct state it reaches and CheckTransition (with four checks of
 // its own: see checkStep) on every transition it takes. Within its Bounds it visits
 // every reachable state: it is a proof for small configurations, where the
 // rapid tests and the simulator only sample large ones.
@@ -501,7 +501,7 @@ func (x *explorer) apply(m *Model, st *State, a action) (Result, []Event, *State
 	return r, events, nil
 }
 
-// checkStep checks one transition: CheckTransition, and two properties that
+// checkStep checks one transition: CheckTransition, and the properties that
 // need to know what the step was.
 //
 // ValueValidity: in a step that applies no input (a tick or a restart),
@@ -511,6 +511,10 @@ func (x *explorer) apply(m *Model, st *State, a action) (Result, []Event, *State
 // NoAckLost: a restart (Recover) keeps everything but the clock and the
 // sessions' deadlines: every lock, queue, value block, token and recorded
 // outcome the clients were told of survives it.
+//
+// A Deadlock refusal is justified by the deadlock oracle (stuck.go), which
+// does not use the wait-for graph that decided it; and every reply matches
+// the state it leaves (checkReply).
 func (x *explorer) checkStep(before, mid, after *State, a action, reply Result, events []Event) error {
 	if mid != nil {
 		if err := CheckTransition(before, mid); err != nil {
