@@ -52,7 +52,6 @@ type LoopOptions struct {
 	earlyReplies bool // tests only: answer at Begin, before the sync (a planted bug)
 }
 
-
 // Loop drives a Node from one goroutine: it takes every input waiting (up to
 // InputsPerBatchMax), steps them, commits once with fsync, then answers them
 // all and delivers the events (group commit); and it wakes at the core's

@@ -53,7 +53,7 @@ type Options struct {
 	// being written at once; past it, such a connection is closed without
 	// a word (default 64).
 	RefusingMax int
-	Clock                       engine.Clock // default: the loop's monotonic clock
+	Clock       engine.Clock // default: the loop's monotonic clock
 
 	// Per-client quotas (a client: certificate subject, else token, else
 	// remote address). SessionsPerClientMax bounds a client's live sessions

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-
 // Describe returns a resource's state.
 func (s *Server) Describe(ctx context.Context, req *pb.DescribeRequest) (*pb.DescribeResponse, error) {
 	if bad := name("resource", req.Resource, &s.opts.Limits); bad != nil {
