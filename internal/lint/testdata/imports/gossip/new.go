@@ -1,2 +1,2 @@
-// Package replica is a top-level package the import lint does not know yet.
-package replica
+// Package gossip is a top-level package the import lint does not know yet.
+package gossip
