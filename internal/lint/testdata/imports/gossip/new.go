@@ -1,0 +1,2 @@
+// Package gossip is a top-level package the import lint does not know yet.
+package gossip

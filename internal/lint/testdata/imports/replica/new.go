@@ -1,2 +1,0 @@
-// Package replica is a top-level package the import lint does not know yet.
-package replica

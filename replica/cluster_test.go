@@ -1,0 +1,514 @@
+package replica_test
+
+import (
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"testing/cryptotest"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/replica"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// The harness runs a group of replicas and a few clients in virtual time,
+// one millisecond per step, with a seeded network: every message is
+// delayed, some are dropped, and the replicas are partitioned now and then.
+// A run has two phases: faults until healAt (clients make requests), then a
+// healed network in which a leader must emerge and every request must be
+// answered within liveBound. One seed fixes the whole run, raft's election
+// jitter included (cryptotest.SetGlobalRandom), so one seed is one trace.
+
+const (
+	ms            = spec.Time(time.Millisecond)
+	tickInterval  = 10 * ms
+	delayMax      = 12 // ms; each message takes 1 to delayMax
+	retryAfter    = 150 * ms
+	sessionTTL    = 30 * time.Second
+	partitionMin  = 200 // ms a network layout lasts, at least
+	partitionSpan = 600 // ms more, at most
+)
+
+var resourceNames = []string{"a", "b", "c"}
+
+type config struct {
+	replicas, clients int
+	healAt            spec.Time
+	liveBound         spec.Time
+	dropPermille      int
+}
+
+// failure is a checker's finding: its kind names the checker.
+type failure struct {
+	kind string
+	at   spec.Time
+	msg  string
+}
+
+func (f failure) String() string { return fmt.Sprintf("%s at %v: %s", f.kind, f.at, f.msg) }
+
+type result struct {
+	trace    uint64 // hash of the trace
+	failures []failure
+	leaders  int // leaderships seen (term, id)
+	answered int // requests answered
+	applied  uint64
+}
+
+type cluster struct {
+	cfg   config
+	lim   spec.Limits
+	rng   *rand.Rand
+	now   spec.Time
+	reps  []*replica.Replica // id i+1 at i
+	ticks []spec.Time        // next tick of each replica
+	side  []int              // partition side of each replica
+	next  spec.Time          // next change of the network layout
+	net   packets
+	seq   uint64
+	cls   []*client
+	trace hash.Hash64
+	batch [][]*request // client requests delivered to each replica this step
+
+	// checker state
+	leaders   map[uint64]uint64            // term -> leader
+	hashAt    map[uint64]uint64            // applied index -> state hash
+	committed map[uint64]replica.Applied   // index -> entry
+	proposals map[replica.ProposalID]*prop // accepted proposals
+	answered  map[replica.ProposalID]bool  // proposals answered
+	sessions  map[spec.SessionID]*client   // by session
+	res       result
+}
+
+// prop is an accepted proposal: who took it, and the requests in it.
+type prop struct {
+	by   uint64
+	reqs []*request
+}
+
+type client struct {
+	addr      int
+	session   spec.SessionID
+	opened    bool
+	target    uint64
+	next      spec.Time
+	req       *request
+	requestID spec.RequestID
+	acked     spec.RequestID
+	held      []string
+}
+
+type request struct {
+	c        *client
+	in       spec.Input
+	deadline spec.Time // retry then
+	pending  bool      // queued: waiting for the Completed event
+	refused  bool      // the last attempt was refused: c.target is where to go
+}
+
+type packet struct {
+	at, seq  uint64
+	from, to uint64 // replicas 1..N, clients 100+i
+	msg      *raftpb.Message
+	req      *request
+	reply    *clientReply
+}
+
+type clientReply struct {
+	req     *request
+	refused bool
+	leader  uint64
+	res     spec.Result
+}
+
+type packets []*packet
+
+func (p packets) Len() int { return len(p) }
+func (p packets) Less(i, j int) bool {
+	return p[i].at < p[j].at || p[i].at == p[j].at && p[i].seq < p[j].seq
+}
+func (p packets) Swap(i, j int) { p[i], p[j] = p[j], p[i] }
+func (p *packets) Push(x any)   { *p = append(*p, x.(*packet)) }
+func (p *packets) Pop() any {
+	old := *p
+	x := old[len(old)-1]
+	*p = old[:len(old)-1]
+	return x
+}
+
+// run runs one seed and returns its trace hash and the checkers' findings.
+func run(t *testing.T, cfg config, seed uint64) result {
+	t.Helper()
+	cryptotest.SetGlobalRandom(t, seed) // raft's election jitter
+	c := &cluster{cfg: cfg, lim: spec.DefaultLimits(), rng: rand.New(rand.NewPCG(seed, 0x5eed)),
+		trace: fnv.New64a(), leaders: map[uint64]uint64{}, hashAt: map[uint64]uint64{},
+		committed: map[uint64]replica.Applied{}, proposals: map[replica.ProposalID]*prop{},
+		answered: map[replica.ProposalID]bool{}, sessions: map[spec.SessionID]*client{}}
+	peers := make([]uint64, cfg.replicas)
+	for i := range peers {
+		peers[i] = uint64(i + 1)
+	}
+	for _, id := range peers {
+		r, err := replica.New(replica.Config{ID: id, Peers: peers, Limits: c.lim})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.reps = append(c.reps, r)
+		c.ticks = append(c.ticks, spec.Time(c.rng.IntN(int(tickInterval/ms)))*ms)
+	}
+	c.side = make([]int, cfg.replicas)
+	c.batch = make([][]*request, cfg.replicas)
+	for i := range cfg.clients {
+		cl := &client{addr: 100 + i, target: uint64(1 + c.rng.IntN(cfg.replicas))}
+		binary.LittleEndian.PutUint64(cl.session[:8], c.rng.Uint64())
+		binary.LittleEndian.PutUint64(cl.session[8:], c.rng.Uint64())
+		c.sessions[cl.session] = cl
+		c.cls = append(c.cls, cl)
+	}
+	end := cfg.healAt + cfg.liveBound
+	for c.now = 0; c.now <= end; c.now += ms {
+		c.layout()
+		c.deliver()
+		c.proposeBatches()
+		c.tick()
+		for _, cl := range c.cls {
+			c.act(cl)
+		}
+		for _, r := range c.reps {
+			c.ready(r)
+		}
+		c.checkLeaders()
+	}
+	c.checkLive()
+	c.res.trace = c.trace.Sum64()
+	return c.res
+}
+
+func (c *cluster) fail(kind, format string, args ...any) {
+	if len(c.res.failures) < 20 {
+		c.res.failures = append(c.res.failures, failure{kind: kind, at: c.now, msg: fmt.Sprintf(format, args...)})
+	}
+}
+
+func (c *cluster) faulty() bool { return c.now < c.cfg.healAt }
+
+// layout changes the partition now and then during the safety phase: all
+// connected, one replica cut off, or a random split in two.
+func (c *cluster) layout() {
+	if !c.faulty() {
+		clear(c.side)
+		return
+	}
+	if c.now < c.next {
+		return
+	}
+	c.next = c.now + spec.Time(partitionMin+c.rng.IntN(partitionSpan))*ms
+	clear(c.side)
+	switch c.rng.IntN(3) {
+	case 0: // all connected
+	case 1:
+		c.side[c.rng.IntN(len(c.side))] = 1
+	case 2:
+		for i := range c.side {
+			c.side[i] = c.rng.IntN(2)
+		}
+	}
+	fmt.Fprintf(c.trace, "%d layout %v\n", c.now, c.side)
+}
+
+// send puts a packet on the network, unless the layout or a drop loses it.
+func (c *cluster) send(p *packet) {
+	if p.from <= uint64(len(c.reps)) && p.to <= uint64(len(c.reps)) && c.side[p.from-1] != c.side[p.to-1] {
+		return
+	}
+	if c.faulty() && c.rng.IntN(1000) < c.cfg.dropPermille {
+		return
+	}
+	c.seq++
+	p.at, p.seq = uint64(c.now)+uint64(1+c.rng.IntN(delayMax))*uint64(ms), c.seq
+	heap.Push(&c.net, p)
+}
+
+func (c *cluster) deliver() {
+	for len(c.net) > 0 && c.net[0].at <= uint64(c.now) {
+		p := heap.Pop(&c.net).(*packet)
+		switch {
+		case p.msg != nil:
+			if p.from <= uint64(len(c.reps)) && c.side[p.from-1] != c.side[p.to-1] {
+				continue // cut while in flight
+			}
+			m := p.msg
+			fmt.Fprintf(c.trace, "%d %d->%d %v t%d i%d c%d n%d\n", c.now, p.from, p.to, m.GetType(), m.GetTerm(),
+				m.GetIndex(), m.GetCommit(), len(m.GetEntries()))
+			_ = c.reps[p.to-1].Step(m) // a message for no one is dropped, as a network would
+		case p.req != nil:
+			c.batch[p.to-1] = append(c.batch[p.to-1], p.req)
+		case p.reply != nil:
+			c.receive(p.reply)
+		}
+	}
+}
+
+// proposeBatches proposes, on each replica, the requests it received this
+// step as one turn.
+func (c *cluster) proposeBatches() {
+	for i, reqs := range c.batch {
+		if len(reqs) == 0 {
+			continue
+		}
+		r := c.reps[i]
+		inputs := make([]spec.Input, len(reqs))
+		for j, q := range reqs {
+			inputs[j] = q.in
+		}
+		id, err := r.Propose(c.now, inputs)
+		var nl *replica.NotLeader
+		switch {
+		case errors.As(err, &nl):
+			for _, q := range reqs {
+				c.send(&packet{from: r.ID(), to: uint64(q.c.addr), reply: &clientReply{req: q, refused: true, leader: nl.Leader}})
+			}
+		case errors.Is(err, replica.ErrDropped):
+			for _, q := range reqs {
+				c.send(&packet{from: r.ID(), to: uint64(q.c.addr), reply: &clientReply{req: q, refused: true}})
+			}
+		case err != nil:
+			c.fail("harness", "propose: %v", err)
+		default:
+			c.proposals[id] = &prop{by: r.ID(), reqs: slices.Clone(reqs)}
+			fmt.Fprintf(c.trace, "%d propose %d/%d n%d\n", c.now, id.Replica, id.Seq, len(reqs))
+		}
+		c.batch[i] = reqs[:0]
+	}
+}
+
+func (c *cluster) tick() {
+	for i, r := range c.reps {
+		if c.ticks[i] <= c.now {
+			c.ticks[i] += tickInterval
+			r.Tick(c.now)
+		}
+	}
+}
+
+// act makes a client retry its request, or start a new one while the
+// faults last.
+func (c *cluster) act(cl *client) {
+	if q := cl.req; q != nil {
+		if c.now >= q.deadline {
+			if !q.pending && !q.refused {
+				cl.target = cl.target%uint64(len(c.reps)) + 1 // no answer: try the next replica
+			}
+			c.request(q)
+		}
+		return
+	}
+	if !c.faulty() || c.now < cl.next {
+		return
+	}
+	in := spec.Input{Session: cl.session}
+	switch {
+	case !cl.opened:
+		in.Op, in.TTL = spec.OpOpen, sessionTTL
+	case len(cl.held) > 0 && c.rng.IntN(2) == 0:
+		in.Op, in.Resource = spec.OpRelease, cl.held[c.rng.IntN(len(cl.held))]
+	default:
+		in.Op, in.Resource, in.Mode = spec.OpAcquire, resourceNames[c.rng.IntN(len(resourceNames))], spec.EX
+		if slices.Contains(cl.held, in.Resource) {
+			in.Op = spec.OpRelease
+			break
+		}
+		if c.rng.IntN(3) == 0 {
+			in.Mode = spec.PR
+		}
+		if c.rng.IntN(3) == 0 {
+			in.NoQueue = true
+		} else {
+			in.WaitTimeout = time.Duration(100+c.rng.IntN(300)) * time.Millisecond
+		}
+	}
+	if in.Op.Mutating() {
+		cl.requestID++
+		in.Request, in.Acked = cl.requestID, cl.acked
+	}
+	cl.req = &request{c: cl, in: in}
+	c.request(cl.req)
+}
+
+func (c *cluster) request(q *request) {
+	q.deadline, q.refused = c.now+retryAfter, false
+	if q.pending {
+		q.deadline += spec.Time(q.in.WaitTimeout)
+	}
+	fmt.Fprintf(c.trace, "%d client %d %v %q #%d to %d\n", c.now, q.c.addr, q.in.Op, q.in.Resource, q.in.Request, q.c.target)
+	c.send(&packet{from: uint64(q.c.addr), to: q.c.target, req: q})
+}
+
+// receive gives a client a replica's answer to one of its requests.
+func (c *cluster) receive(rp *clientReply) {
+	cl := rp.req.c
+	if cl.req != rp.req {
+		return // an answer to an attempt already settled
+	}
+	switch {
+	case rp.refused:
+		if rp.leader != 0 {
+			cl.target = rp.leader
+		} else {
+			cl.target = cl.target%uint64(len(c.reps)) + 1
+		}
+		cl.req.deadline, cl.req.refused = c.now+5*ms, true // go there soon
+	case rp.res.Pending:
+		if !cl.req.pending {
+			cl.req.pending = true
+			cl.req.deadline = c.now + retryAfter + spec.Time(cl.req.in.WaitTimeout)
+		}
+	default:
+		c.complete(cl, rp.res)
+	}
+}
+
+func (c *cluster) complete(cl *client, res spec.Result) {
+	q := cl.req
+	fmt.Fprintf(c.trace, "%d client %d answered %v %q #%d: %v\n", c.now, cl.addr, q.in.Op, q.in.Resource, q.in.Request, res.Code)
+	c.res.answered++
+	switch q.in.Op {
+	case spec.OpOpen:
+		cl.opened = res.Code == spec.OK
+	case spec.OpAcquire:
+		if res.Code == spec.OK && !slices.Contains(cl.held, q.in.Resource) {
+			cl.held = append(cl.held, q.in.Resource)
+		}
+	case spec.OpRelease:
+		cl.held = slices.DeleteFunc(cl.held, func(n string) bool { return n == q.in.Resource })
+	}
+	if q.in.Op.Mutating() {
+		cl.acked = q.in.Request
+	}
+	cl.req, cl.next = nil, c.now+spec.Time(c.rng.IntN(40))*ms
+}
+
+// ready handles one replica's Ready: checks what it applied and answered,
+// sends its messages, delivers its replies and events.
+func (c *cluster) ready(r *replica.Replica) {
+	if !r.HasReady() {
+		return
+	}
+	rd := r.Ready()
+	c.checkApplied(r, rd.Applied)
+	for _, rp := range rd.Replies {
+		c.checkReply(r, rp)
+	}
+	for _, m := range rd.Messages {
+		c.send(&packet{from: r.ID(), to: m.GetTo(), msg: proto.CloneOf(m)}) // as if serialized
+	}
+	for _, ev := range rd.Events {
+		if cl := c.sessions[ev.Session]; cl != nil && ev.Kind == spec.Completed && cl.req != nil &&
+			cl.req.in.Request == ev.Request {
+			c.send(&packet{from: r.ID(), to: uint64(cl.addr), reply: &clientReply{req: cl.req, res: ev.Result}})
+		}
+	}
+	for _, id := range rd.Lost {
+		for _, q := range c.proposals[id].reqs {
+			if q.c.req == q && !q.pending {
+				q.deadline = c.now // unknown outcome: retry now
+			}
+		}
+	}
+	r.Advance()
+}
+
+// checkApplied: every replica applies the same entry at each index, its
+// core passes the invariants, and equal applied indexes mean equal states.
+func (c *cluster) checkApplied(r *replica.Replica, applied []replica.Applied) {
+	for _, a := range applied {
+		if prev, ok := c.committed[a.Index]; ok && prev != a {
+			c.fail("agreement", "replica %d applied %+v at index %d where another applied %+v", r.ID(), a, a.Index, prev)
+		}
+		c.committed[a.Index] = a
+		c.res.applied = max(c.res.applied, a.Index)
+	}
+	if len(applied) == 0 {
+		return
+	}
+	st := r.Core().State()
+	if err := spec.CheckInvariants(&st, &c.lim); err != nil {
+		c.fail("invariants", "replica %d at index %d: %v", r.ID(), r.Applied(), err)
+	}
+	h := replica.HashState(&st)
+	if prev, ok := c.hashAt[r.Applied()]; ok && prev != h {
+		c.fail("hash", "replica %d at index %d has state hash %x, another had %x", r.ID(), r.Applied(), h, prev)
+	}
+	c.hashAt[r.Applied()] = h
+	fmt.Fprintf(c.trace, "%d replica %d applied %d hash %x\n", c.now, r.ID(), r.Applied(), h)
+}
+
+// checkReply: only the proposer answers, once, an entry that is committed
+// and applied, with one result per input it proposed.
+func (c *cluster) checkReply(r *replica.Replica, rp replica.Reply) {
+	p := c.proposals[rp.Proposal]
+	switch {
+	case p == nil || p.by != r.ID() || rp.Proposal.Replica != r.ID():
+		c.fail("answer", "replica %d answered proposal %+v, which it did not propose", r.ID(), rp.Proposal)
+		return
+	case c.answered[rp.Proposal]:
+		c.fail("answer", "replica %d answered proposal %+v twice", r.ID(), rp.Proposal)
+		return
+	case len(rp.Results) != len(p.reqs):
+		c.fail("answer", "replica %d answered proposal %+v with %d results for %d inputs", r.ID(), rp.Proposal, len(rp.Results), len(p.reqs))
+		return
+	case rp.Index > r.Applied() || c.committed[rp.Index] != (replica.Applied{Index: rp.Index, Term: rp.Term, Proposal: rp.Proposal}):
+		c.fail("uncommitted", "replica %d answered proposal %+v at index %d, term %d, not applied there (applied %d: %+v)",
+			r.ID(), rp.Proposal, rp.Index, rp.Term, r.Applied(), c.committed[rp.Index])
+	}
+	c.answered[rp.Proposal] = true
+	fmt.Fprintf(c.trace, "%d replica %d answers %d/%d at %d\n", c.now, r.ID(), rp.Proposal.Replica, rp.Proposal.Seq, rp.Index)
+	for i, q := range p.reqs {
+		c.send(&packet{from: r.ID(), to: uint64(q.c.addr), reply: &clientReply{req: q, res: rp.Results[i]}})
+	}
+}
+
+// checkLeaders: at most one leader per term.
+func (c *cluster) checkLeaders() {
+	for _, r := range c.reps {
+		if !r.IsLeader() {
+			continue
+		}
+		_, term := r.Leader()
+		switch prev, ok := c.leaders[term]; {
+		case !ok:
+			c.leaders[term] = r.ID()
+			c.res.leaders++
+			fmt.Fprintf(c.trace, "%d leader %d term %d\n", c.now, r.ID(), term)
+		case prev != r.ID():
+			c.fail("leader", "replicas %d and %d both lead term %d", prev, r.ID(), term)
+		}
+	}
+}
+
+// checkLive runs at the end of the healed phase: one leader that every
+// replica knows, every request answered, every replica caught up.
+func (c *cluster) checkLive() {
+	lead, _ := c.reps[0].Leader()
+	for _, r := range c.reps {
+		if l, _ := r.Leader(); l == 0 || l != lead {
+			c.fail("liveness", "%v after healing, replica %d knows leader %d, replica 1 knows %d", c.cfg.liveBound, r.ID(), l, lead)
+		}
+		if r.Applied() != c.reps[0].Applied() || r.StateHash() != c.reps[0].StateHash() {
+			c.fail("liveness", "%v after healing, replica %d applied %d, replica 1 applied %d", c.cfg.liveBound, r.ID(), r.Applied(), c.reps[0].Applied())
+		}
+	}
+	for _, cl := range c.cls {
+		if q := cl.req; q != nil {
+			c.fail("liveness", "%v after healing, client %d's %v %q #%d is unanswered", c.cfg.liveBound, cl.addr, q.in.Op, q.in.Resource, q.in.Request)
+		}
+	}
+}
