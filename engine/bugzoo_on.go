@@ -2,7 +2,7 @@
 
 package engine
 
-import "fmt"
+import "github.com/bouncer-dlm/bouncer/internal/bugzoo"
 
 // The bugzoo build plants real mistakes of lock services in the engine, one
 // at a time, so that the simulator's checkers can be seen to catch them
@@ -10,42 +10,25 @@ import "fmt"
 // to the rule it breaks. Never ship this build.
 const bugzooOn = true
 
-// bugs are the engine bugs, with what each breaks.
-var bugs = []struct{ name, doc string }{
-	{"grant-incompatible", "an uncontended acquire is granted without the compatibility check (grant.go)"},
-	{"fifo-overtake", "a new request is granted at once although others wait ahead of it (grant.go)"},
-	{"reply-before-sync", "a turn is committed without sync, so replies go out before the batch is durable (store.go)"},
-	{"token-not-persisted", "recovery rebuilds the token counter from the tokens of held locks (restore.go)"},
-	{"expiry-keeps-locks", "a session's expiry forgets to release the locks it held (session.go)"},
-	{"retry-applied-twice", "a retried request id is applied again instead of answered from its record (core.go)"},
-	{"no-grace-period", "recovery gives the sessions no grace period: their leases count as run out (restore.go)"},
-	{"convert-keeps-token", "an up-conversion granted in place keeps its old fencing token (grant.go)"},
-	{"deadlock-ahead-edges", "the old wait-for rule: a queued request waits for every request ahead of it, compatible or not (deadlock.go)"},
-}
+// zoo holds the engine bugs, with what each breaks.
+var zoo = bugzoo.New("engine",
+	bugzoo.Bug{Name: "grant-incompatible", Doc: "an uncontended acquire is granted without the compatibility check (grant.go)"},
+	bugzoo.Bug{Name: "fifo-overtake", Doc: "a new request is granted at once although others wait ahead of it (grant.go)"},
+	bugzoo.Bug{Name: "reply-before-sync", Doc: "a turn is committed without sync, so replies go out before the batch is durable (store.go)"},
+	bugzoo.Bug{Name: "token-not-persisted", Doc: "recovery rebuilds the token counter from the tokens of held locks (restore.go)"},
+	bugzoo.Bug{Name: "expiry-keeps-locks", Doc: "a session's expiry forgets to release the locks it held (session.go)"},
+	bugzoo.Bug{Name: "retry-applied-twice", Doc: "a retried request id is applied again instead of answered from its record (core.go)"},
+	bugzoo.Bug{Name: "no-grace-period", Doc: "recovery gives the sessions no grace period: their leases count as run out (restore.go)"},
+	bugzoo.Bug{Name: "convert-keeps-token", Doc: "an up-conversion granted in place keeps its old fencing token (grant.go)"},
+	bugzoo.Bug{Name: "deadlock-ahead-edges", Doc: "the old wait-for rule: a queued request waits for every request ahead of it, compatible or not (deadlock.go)"},
+)
 
-// plantedBug is the bug planted in every core of the process ("" none).
-var plantedBug string
-
-func planted(name string) bool { return plantedBug == name }
+func planted(name string) bool { return zoo.Planted(name) }
 
 // Bugs returns the names of the engine bugs PlantBug knows, and what each
 // breaks.
-func Bugs() map[string]string {
-	out := map[string]string{}
-	for _, b := range bugs {
-		out[b.name] = b.doc
-	}
-	return out
-}
+func Bugs() map[string]string { return zoo.Bugs() }
 
 // PlantBug plants the named bug in every core of the process ("" removes
 // it). Only the bugzoo build has it.
-func PlantBug(name string) error {
-	for _, b := range bugs {
-		if b.name == name || name == "" {
-			plantedBug = name
-			return nil
-		}
-	}
-	return fmt.Errorf("engine: no planted bug %q", name)
-}
+func PlantBug(name string) error { return zoo.Plant(name) }

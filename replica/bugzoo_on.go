@@ -3,8 +3,7 @@
 package replica
 
 import (
-	"fmt"
-
+	"github.com/bouncer-dlm/bouncer/internal/bugzoo"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -14,39 +13,22 @@ import (
 // them (bugzoo_test.go). Never ship this build.
 const bugzooOn = true
 
-// bugs are the replica bugs, with what each breaks.
-var bugs = []struct{ name, doc string }{
-	{"apply-own-clock", "a replica applies entries at its own clock instead of the entry's time"},
-	{"follower-answers", "every replica answers every entry it applies, not only the proposer"},
-	{"reply-on-append", "the leader answers its proposal once appended to its log, before commit"},
-	{"hint-self", "a follower's refusal names itself as the leader"},
-	{"lone-voter", "the lowest id is bootstrapped with itself as the only voter"},
-}
+// zoo holds the replica bugs, with what each breaks.
+var zoo = bugzoo.New("replica",
+	bugzoo.Bug{Name: "apply-own-clock", Doc: "a replica applies entries at its own clock instead of the entry's time"},
+	bugzoo.Bug{Name: "follower-answers", Doc: "every replica answers every entry it applies, not only the proposer"},
+	bugzoo.Bug{Name: "reply-on-append", Doc: "the leader answers its proposal once appended to its log, before commit"},
+	bugzoo.Bug{Name: "hint-self", Doc: "a follower's refusal names itself as the leader"},
+	bugzoo.Bug{Name: "lone-voter", Doc: "the lowest id is bootstrapped with itself as the only voter"},
+)
 
-// plantedBug is the bug planted in every replica of the process ("" none).
-var plantedBug string
-
-func planted(name string) bool { return plantedBug == name }
+func planted(name string) bool { return zoo.Planted(name) }
 
 // PlantBug plants the named bug in every replica made afterwards ("": none).
-func PlantBug(name string) error {
-	for _, b := range bugs {
-		if b.name == name || name == "" {
-			plantedBug = name
-			return nil
-		}
-	}
-	return fmt.Errorf("replica: no planted bug %q", name)
-}
+func PlantBug(name string) error { return zoo.Plant(name) }
 
 // Bugs returns the names of the planted bugs and what each breaks.
-func Bugs() map[string]string {
-	out := map[string]string{}
-	for _, b := range bugs {
-		out[b.name] = b.doc
-	}
-	return out
-}
+func Bugs() map[string]string { return zoo.Bugs() }
 
 // replyOnAppend answers the replica's own turn, optimistically "ok" for
 // every input, as soon as its entry is in the local log.
