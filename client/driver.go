@@ -45,7 +45,7 @@ func (s *Session) driver(now func() spec.Time) {
 			timer.Stop()
 		}
 		select {
-		case f := <-s.calls:
+		case f := <-s.onDriver:
 			f(now())
 		case a := <-s.answers:
 			s.proto.Reply(now(), a.call, a.res)

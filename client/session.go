@@ -25,13 +25,13 @@ type Session struct {
 	cancel      context.CancelFunc
 	callTimeout time.Duration
 
-	calls   chan func(now spec.Time)
-	answers chan answer
-	events  chan spec.Event
-	conn    chan bool
-	stopped chan struct{} // the driver exited
-	quit    chan struct{} // closed by stop: the driver must exit
-	ka      keepAlives
+	onDriver chan func(now spec.Time)
+	answers  chan answer
+	events   chan spec.Event
+	conn     chan bool
+	stopped  chan struct{} // the driver exited
+	quit     chan struct{} // closed by stop: the driver must exit
+	ka       keepAlives
 
 	waiters    map[spec.RequestID]chan protocol.Update // driver-owned
 	opened     chan struct{}
@@ -78,7 +78,7 @@ func (c *Client) NewSession(ctx context.Context) (*Session, error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{c: c, id: id, proto: cs, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
-		calls: make(chan func(spec.Time)), answers: make(chan answer), events: make(chan spec.Event),
+		onDriver: make(chan func(spec.Time)), answers: make(chan answer), events: make(chan spec.Event),
 		conn: make(chan bool), stopped: make(chan struct{}), quit: make(chan struct{}), waiters: map[spec.RequestID]chan protocol.Update{},
 		opened: make(chan struct{}), subscribed: make(chan struct{}), blocking: make(chan Notification, 64), done: make(chan struct{})}
 	s.ka.s = s
@@ -183,7 +183,7 @@ func (s *Session) stop() {
 func (s *Session) do(f func(now spec.Time)) error {
 	ran := make(chan struct{})
 	select {
-	case s.calls <- func(now spec.Time) { f(now); close(ran) }:
+	case s.onDriver <- func(now spec.Time) { f(now); close(ran) }:
 		<-ran
 		return nil
 	case <-s.stopped:

@@ -55,7 +55,7 @@ type LoopOptions struct {
 // Loop drives a Node from one goroutine: it takes every input waiting (up to
 // InputsPerBatchMax), steps them, commits once with fsync, then answers them
 // all and delivers the events (group commit); and it wakes at the core's
-// next deadline. After a failed write it stops: every call in flight or
+// next deadline. After a failed write it stops: every submission in flight or
 // later gets Unavailable, and nothing unpersisted is ever answered.
 type Loop struct {
 	node     *Node
@@ -63,7 +63,7 @@ type Loop struct {
 	batchMax int
 	opts     LoopOptions
 
-	calls   chan *call
+	subs    chan *submission
 	inspect chan func(*Core)
 	quit    chan struct{}
 	done    chan struct{}
@@ -83,22 +83,22 @@ type Loop struct {
 // turn is one turn of the loop in the pipeline.
 type turn struct {
 	Turn
-	calls []*call
+	subs  []*submission
 	start spec.Time
 	err   error // from Wait
 }
 
-// call is one input waiting for its reply: on reply (Submit), or with its
+// submission is one input waiting for its reply: on reply (Submit), or with its
 // tag on to (Enqueue). Both are buffered: the loop never blocks on them.
-type call struct {
+type submission struct {
 	in    spec.Input
 	reply chan spec.Result
 	tag   uint64
 	to    chan<- Reply
 }
 
-// answer sends the call its reply.
-func (c *call) answer(r spec.Result) {
+// answer sends the submission its reply.
+func (c *submission) answer(r spec.Result) {
 	if c.to == nil {
 		c.reply <- r
 		return
@@ -117,7 +117,7 @@ type Reply struct {
 }
 
 var (
-	// ErrLoopStopped is the error of calls made after Stop.
+	// ErrLoopStopped is the error of inputs submitted after Stop.
 	ErrLoopStopped = errors.New("engine: loop stopped")
 	// ErrQueueFull is Enqueue's error when QueueMax inputs wait already.
 	ErrQueueFull = errors.New("engine: the loop's queue is full")
@@ -142,7 +142,7 @@ func StartLoop(node *Node, opts LoopOptions) *Loop {
 		opts.ProbeInterval = time.Second
 	}
 	l := &Loop{node: node, clock: opts.Clock, batchMax: batchMax, opts: opts,
-		calls: make(chan *call, opts.QueueMax), inspect: make(chan func(*Core)),
+		subs: make(chan *submission, opts.QueueMax), inspect: make(chan func(*Core)),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		toSync: make(chan *turn, opts.Pipeline), durable: make(chan *turn, opts.Pipeline)}
 	go l.run()
@@ -154,9 +154,9 @@ func StartLoop(node *Node, opts LoopOptions) *Loop {
 // is Unavailable. If ctx ends first, Submit returns ctx's error; the input
 // may still take effect (a retry with the same request id is safe).
 func (l *Loop) Submit(ctx context.Context, in spec.Input) (spec.Result, error) {
-	c := &call{in: in, reply: make(chan spec.Result, 1)}
+	c := &submission{in: in, reply: make(chan spec.Result, 1)}
 	select {
-	case l.calls <- c:
+	case l.subs <- c:
 	case <-l.done:
 		return l.unavailable(), nil
 	case <-ctx.Done():
@@ -193,7 +193,7 @@ func (l *Loop) Enqueue(in spec.Input, tag uint64, replyTo chan<- Reply) error {
 	default:
 	}
 	select {
-	case l.calls <- &call{in: in, tag: tag, to: replyTo}:
+	case l.subs <- &submission{in: in, tag: tag, to: replyTo}:
 		return nil
 	default:
 		return ErrQueueFull
@@ -291,11 +291,11 @@ func (l *Loop) run() {
 			return
 		}
 		accept := len(l.inflight) < l.opts.Pipeline && held == nil && l.since < l.opts.DurableEvery
-		var calls <-chan *call
+		var subs <-chan *submission
 		var wake <-chan time.Time
 		stopTimer := func() bool { return false }
 		if accept {
-			calls = l.calls
+			subs = l.subs
 			wake, stopTimer = l.timer()
 		}
 		var durable <-chan *turn
@@ -308,9 +308,9 @@ func (l *Loop) run() {
 		}
 		ok := true
 		select {
-		case c := <-calls:
+		case c := <-subs:
 			t := l.newTurn()
-			t.calls = l.drain(append(t.calls, c))
+			t.subs = l.drain(append(t.subs, c))
 			ok = l.begin(t)
 		case <-wake:
 			ok = l.begin(l.newTurn())
@@ -350,7 +350,7 @@ func (l *Loop) degraded() bool {
 	defer func() { stop() }()
 	for {
 		select {
-		case c := <-l.calls:
+		case c := <-l.subs:
 			c.answer(refusal)
 		case f := <-l.inspect:
 			f(l.node.core)
@@ -368,24 +368,24 @@ func (l *Loop) degraded() bool {
 	}
 }
 
-// newTurn returns a turn with no calls, reusing a delivered one.
+// newTurn returns a turn with no subs, reusing a delivered one.
 func (l *Loop) newTurn() *turn {
 	if n := len(l.free); n > 0 {
 		t := l.free[n-1]
 		l.free = l.free[:n-1]
-		t.calls = t.calls[:0]
+		t.subs = t.subs[:0]
 		return t
 	}
 	return &turn{}
 }
 
-// begin steps t's calls as a new turn and hands it to the syncer. It
-// reports false if the node failed: then every call of this turn and of the
+// begin steps t's subs as a new turn and hands it to the syncer. It
+// reports false if the node failed: then every submission of this turn and of the
 // turns in flight gets Unavailable.
 func (l *Loop) begin(t *turn) bool {
 	t.start, t.err = l.clock.Now(), nil
 	l.inputs = l.inputs[:0]
-	for _, c := range t.calls {
+	for _, c := range t.subs {
 		l.inputs = append(l.inputs, c.in)
 	}
 	if err := l.node.Begin(t.start, l.inputs, &t.Turn); err != nil {
@@ -395,10 +395,10 @@ func (l *Loop) begin(t *turn) bool {
 		return false
 	}
 	if l.opts.earlyReplies {
-		for i, c := range t.calls {
+		for i, c := range t.subs {
 			c.answer(t.Replies[i])
 		}
-		t.calls = nil
+		t.subs = nil
 	}
 	l.inflight = append(l.inflight, t)
 	l.toSync <- t // never blocks: at most Pipeline turns are in flight
@@ -425,7 +425,7 @@ func (l *Loop) deliver(t *turn) bool {
 		return false
 	}
 	l.inflight = l.inflight[1:]
-	for i, c := range t.calls {
+	for i, c := range t.subs {
 		c.answer(t.Replies[i])
 	}
 	if l.opts.OnEvents != nil && len(t.Events) > 0 {
@@ -437,9 +437,9 @@ func (l *Loop) deliver(t *turn) bool {
 		core, l.since = l.node.core, 0
 	}
 	if l.opts.OnTurn != nil {
-		l.opts.OnTurn(core, TurnStats{Inputs: len(t.calls), Writes: t.Writes, Duration: l.clock.Now().Sub(t.start)})
+		l.opts.OnTurn(core, TurnStats{Inputs: len(t.subs), Writes: t.Writes, Duration: l.clock.Now().Sub(t.start)})
 	}
-	clear(t.calls) // let the calls go
+	clear(t.subs) // let the subs go
 	clear(t.Replies[:cap(t.Replies)])
 	l.free = append(l.free, t)
 	return true
@@ -454,11 +454,11 @@ func (l *Loop) finishInflight() {
 	}
 }
 
-// failInflight answers every call of every turn in flight with Unavailable:
+// failInflight answers every submission of every turn in flight with Unavailable:
 // none of them may be acknowledged once the node has failed.
 func (l *Loop) failInflight() {
 	for _, t := range l.inflight {
-		for _, c := range t.calls {
+		for _, c := range t.subs {
 			c.answer(l.unavailable())
 		}
 	}
@@ -474,11 +474,11 @@ func (l *Loop) timer() (<-chan time.Time, func() bool) {
 	return l.clock.After(max(at.Sub(l.clock.Now()), 0))
 }
 
-// drain adds the calls already waiting, up to a batch.
-func (l *Loop) drain(batch []*call) []*call {
+// drain adds the subs already waiting, up to a batch.
+func (l *Loop) drain(batch []*submission) []*submission {
 	for len(batch) < l.batchMax {
 		select {
-		case c := <-l.calls:
+		case c := <-l.subs:
 			batch = append(batch, c)
 		default:
 			return batch
@@ -487,11 +487,11 @@ func (l *Loop) drain(batch []*call) []*call {
 	return batch
 }
 
-// failQueued answers every call still queued after a failure.
+// failQueued answers every submission still queued after a failure.
 func (l *Loop) failQueued() {
 	for {
 		select {
-		case c := <-l.calls:
+		case c := <-l.subs:
 			c.answer(l.unavailable())
 		default:
 			return
