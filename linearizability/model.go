@@ -17,9 +17,10 @@ import (
 //
 //   - Deadlock depends on other resources' queues: wherever spec refuses
 //     with Deadlock (a request that would queue, a conversion granted in
-//     place or from the queue), the model allows both the refusal and the
-//     normal course; the spec model, replayed by the simulator on the same
-//     inputs, checks the choice exactly.
+//     place), the model allows both the refusal and the normal course; the
+//     spec model, replayed by the simulator on the same inputs, checks the
+//     choice exactly. A queued request is never refused with Deadlock later:
+//     granting the head of a queue adds no wait-for edge.
 //   - LimitExceeded depends on global counts: any request may be refused
 //     with it, changing nothing.
 //   - A lock-delay ends at an instant the model does not see: while one may
@@ -341,10 +342,6 @@ func (s *state) queued(in *input, out *output) []*state {
 	if out.final {
 		switch out.res.Code {
 		case spec.OK, spec.Timeout, spec.Cancelled, spec.SessionExpired:
-		case spec.Deadlock: // a queued conversion may be refused when granted
-			if in.op != spec.OpConvert {
-				return nil
-			}
 		default:
 			return nil
 		}
@@ -453,29 +450,20 @@ func (s *state) endSession(id int32, closed bool) []*state {
 
 // ---- the grant rules ----
 
-// settle grants what the rules allow, as spec's settle: queued conversions
-// first (each may instead be refused with Deadlock), then new requests from
-// the head of the wait queue; an unused resource drops its value block.
+// settle grants what the rules allow, as spec's settle: the head of the
+// conversion queue while it fits, then new requests from the head of the
+// wait queue; an unused resource drops its value block.
 func (s *state) settle() []*state {
-	if !s.delayed {
-		for i, id := range s.conv {
-			h := &s.holders[s.holder(id)]
-			if !s.compatible(h.want, id) {
-				continue
-			}
-			var next []*state
-			if h.expect.allows(spec.Deadlock) {
-				refused := s.clone()
-				refused.endConversion(i, outcome{code: spec.Deadlock})
-				next = refused.settle()
-			}
-			if !h.expect.allows(spec.OK) {
-				return next // it was not granted: this order of events is impossible
-			}
-			h.mode, h.floor = h.want, s.tokenMax
-			s.endConversion(i, s.grant(h.want, s.tokenMax))
-			return append(s.settle(), next...)
+	for !s.delayed && len(s.conv) > 0 {
+		h := &s.holders[s.holder(s.conv[0])]
+		if !s.compatible(h.want, s.conv[0]) {
+			break
 		}
+		if !h.expect.allows(spec.OK) {
+			return nil // the rules grant it now, but it was not granted
+		}
+		h.mode, h.floor = h.want, s.tokenMax
+		s.endConversion(0, s.grant(h.want, s.tokenMax))
 	}
 	for len(s.conv) == 0 && len(s.waiting) > 0 && !s.delayed && s.compatible(s.waiting[0].mode, -1) {
 		w := s.waiting[0]
