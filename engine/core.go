@@ -146,6 +146,42 @@ func (c *Core) Tick(now spec.Time) {
 	c.checkInvariants()
 }
 
+// Failover is a change of leader in a replicated group, exactly
+// spec.Model.Failover: the clock moves to now (never backwards) and every
+// live session's expiry moves out to at least the clock plus grace; nothing
+// else changes and nothing fires (the caller Ticks at once, as after
+// Restore). It writes no record, like a keepalive: deadlines are not
+// stored, because a restart gives every session a full TTL from the restart
+// whatever its deadline was (Restore, spec.Model.Recover), and that is
+// enough, for no client counts its lease from later than its last answered
+// keepalive, which came before the restart. The clock rides along with the
+// next batch that has writes, as after Tick. A replicated core keeps the
+// failover in its log and applies it again on replay.
+func (c *Core) Failover(now spec.Time, grace time.Duration) {
+	if now > c.now {
+		c.now = now
+	}
+	until := c.now.Add(grace)
+	for _, s := range c.sessions {
+		// map order: each timer moves alone; the heap's order is total.
+		if s.expiry.at < until {
+			c.timers.set(&s.expiry, until)
+		}
+	}
+	// No invariant check here: a timer already due fires at the next Tick.
+}
+
+// SessionTTLMax returns the longest TTL of a live session (0: none): the
+// longest lease a client of this core may count on.
+func (c *Core) SessionTTLMax() time.Duration {
+	var ttl time.Duration
+	for _, s := range c.sessions {
+		// map order: a maximum does not depend on it.
+		ttl = max(ttl, s.ttl)
+	}
+	return ttl
+}
+
 // NextDeadline returns the instant of the earliest timer, if any: the
 // caller should Tick the core then.
 func (c *Core) NextDeadline() (spec.Time, bool) {

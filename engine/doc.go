@@ -49,6 +49,12 @@
 // node cannot know how long it was down) — exactly what spec.Model.Recover
 // says. The caller makes a turn at once to fire timers that came due.
 //
+// Failover is the same for a change of leader in a replicated group
+// (spec.Model.Failover): the core keeps its state and every session's
+// expiry moves out to at least the failover's instant plus a grace. It
+// writes nothing (see Core.Failover for why that is enough); the caller
+// Ticks at once.
+//
 // # Checking
 //
 // Built with -tags invariants (or -race), the core checks every invariant

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -95,6 +96,12 @@ func (w *twin) restart(now spec.Time) []spec.Event {
 	return w.tick(now)
 }
 
+func (w *twin) failover(now spec.Time, grace time.Duration) []spec.Event {
+	w.model.Failover(now, grace)
+	w.core.Failover(now, grace)
+	return w.tick(now)
+}
+
 func (w *twin) finish(mev []spec.Event, what string) {
 	rd := w.core.Ready()
 	if d := diffEvents(mev, rd.Events); d != "" {
@@ -117,7 +124,7 @@ func (w *twin) finish(mev []spec.Event, what string) {
 
 // TestEngineMatchesModel is the rapid state-machine test: random sessions,
 // resources, all six modes, conversions, try-locks, timeouts, time jumps,
-// expiries, retried request ids and restarts; the engine must agree with
+// expiries, retried request ids, restarts and failovers; the engine must agree with
 // the model at every step.
 func TestEngineMatchesModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
@@ -142,6 +149,10 @@ func TestEngineMatchesModel(t *testing.T) {
 			},
 			"restart": func(t *rapid.T) {
 				g.ObserveEvents(w.restart(g.Advance(t)))
+			},
+			"failover": func(t *rapid.T) {
+				grace := time.Duration(rapid.Int64Range(0, int64(w.lim.TTLMax)).Draw(t, "grace"))
+				g.ObserveEvents(w.failover(g.Advance(t), grace))
 			},
 		})
 	})

@@ -27,6 +27,8 @@ import (
 //	restart [advance=D] [at=T]  (recover from the records written so far,
 //	                     with the clock moved on by D or reading T; the node
 //	                     resumes from its persisted clock if that is later)
+//	failover [now=T] [grace=D]  (a change of leader at instant T, default the
+//	                     current one, with grace D, default 0; due timers fire)
 //	state                (print the whole state)
 //
 // Request ids count from 1 per session unless req= is given.
@@ -84,6 +86,24 @@ func (sc *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		sc.core = c
 		sc.now = c.Now() // the clock never goes back
+		ev := sc.model.Tick(sc.now)
+		sc.core.Tick(sc.now)
+		return sc.finish(t, d, "", ev)
+	case "failover":
+		var grace time.Duration
+		if d.HasArg("now") {
+			var s string
+			d.ScanArgs(t, "now", &s)
+			sc.now = spec.Time(duration(t, s))
+		}
+		if d.HasArg("grace") {
+			var s string
+			d.ScanArgs(t, "grace", &s)
+			grace = duration(t, s)
+		}
+		sc.model.Failover(sc.now, grace)
+		sc.core.Failover(sc.now, grace)
+		sc.now = sc.core.Now() // the clock never goes back
 		ev := sc.model.Tick(sc.now)
 		sc.core.Tick(sc.now)
 		return sc.finish(t, d, "", ev)

@@ -20,6 +20,7 @@ var zoo = bugzoo.New("replica",
 	bugzoo.Bug{Name: "reply-on-append", Doc: "the leader answers its proposal once appended to its log, before commit"},
 	bugzoo.Bug{Name: "hint-self", Doc: "a follower's refusal names itself as the leader"},
 	bugzoo.Bug{Name: "lone-voter", Doc: "the lowest id is bootstrapped with itself as the only voter"},
+	bugzoo.Bug{Name: "failover-no-grace", Doc: "a new leader's failover entry gives the sessions no grace: their leases run out on the old deadlines"},
 )
 
 func planted(name string) bool { return zoo.Planted(name) }

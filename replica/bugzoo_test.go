@@ -15,12 +15,14 @@ import (
 func TestBugZoo(t *testing.T) {
 	for _, c := range []struct {
 		bug, engineBug, checker string
+		cfg                     *config // three if nil
 	}{
 		{bug: "apply-own-clock", checker: "hash"},
 		{bug: "follower-answers", checker: "answer"},
 		{bug: "reply-on-append", checker: "uncommitted"},
 		{bug: "hint-self", checker: "liveness"},
 		{bug: "lone-voter", checker: "leader"},
+		{bug: "failover-no-grace", checker: "grace", cfg: &shortLease},
 		{engineBug: "grant-incompatible", checker: "invariants"},
 	} {
 		t.Run(c.bug+c.engineBug, func(t *testing.T) {
@@ -32,7 +34,11 @@ func TestBugZoo(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = replica.PlantBug(""); _ = engine.PlantBug("") })
 			for seed := uint64(1); seed <= 10; seed++ {
-				res := run(t, three, seed)
+				cfg := three
+				if c.cfg != nil {
+					cfg = *c.cfg
+				}
+				res := run(t, cfg, seed)
 				var kinds []string
 				for _, f := range res.failures {
 					kinds = append(kinds, f.kind)
@@ -51,9 +57,11 @@ func TestBugZoo(t *testing.T) {
 // TestBugZooClean: with nothing planted, the bugzoo build passes the same
 // seeds (the hooks change nothing when off).
 func TestBugZooClean(t *testing.T) {
-	for seed := uint64(1); seed <= 5; seed++ {
-		for _, f := range run(t, three, seed).failures {
-			t.Errorf("seed %d: %v", seed, f)
+	for _, cfg := range []config{three, shortLease} {
+		for seed := uint64(1); seed <= 5; seed++ {
+			for _, f := range run(t, cfg, seed).failures {
+				t.Errorf("seed %d: %v", seed, f)
+			}
 		}
 	}
 }

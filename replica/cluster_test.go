@@ -41,6 +41,7 @@ var resourceNames = []string{"a", "b", "c"}
 
 type config struct {
 	replicas, clients int
+	ttl               time.Duration // every session's TTL; 0 means sessionTTL
 	healAt            spec.Time
 	liveBound         spec.Time
 	dropPermille      int
@@ -61,6 +62,7 @@ type result struct {
 	leaders  int // leaderships seen (term, id)
 	answered int // requests answered
 	applied  uint64
+	graced   int // expiries applied after a failover (each replica's count)
 }
 
 type cluster struct {
@@ -85,6 +87,7 @@ type cluster struct {
 	proposals map[replica.ProposalID]*prop // accepted proposals
 	answered  map[replica.ProposalID]bool  // proposals answered
 	sessions  map[spec.SessionID]*client   // by session
+	failovers []spec.Time                  // each replica's last failover stamp applied, -1 none
 	res       result
 }
 
@@ -164,6 +167,10 @@ func run(t *testing.T, cfg config, seed uint64) result {
 		c.reps = append(c.reps, r)
 		c.ticks = append(c.ticks, spec.Time(c.rng.IntN(int(tickInterval/ms)))*ms)
 	}
+	if c.cfg.ttl == 0 {
+		c.cfg.ttl = sessionTTL
+	}
+	c.failovers = slices.Repeat([]spec.Time{-1}, cfg.replicas)
 	c.side = make([]int, cfg.replicas)
 	c.batch = make([][]*request, cfg.replicas)
 	for i := range cfg.clients {
@@ -317,7 +324,7 @@ func (c *cluster) act(cl *client) {
 	in := spec.Input{Session: cl.session}
 	switch {
 	case !cl.opened:
-		in.Op, in.TTL = spec.OpOpen, sessionTTL
+		in.Op, in.TTL = spec.OpOpen, c.cfg.ttl
 	case len(cl.held) > 0 && c.rng.IntN(2) == 0:
 		in.Op, in.Resource = spec.OpRelease, cl.held[c.rng.IntN(len(cl.held))]
 	default:
@@ -428,10 +435,24 @@ func (c *cluster) ready(r *replica.Replica) {
 
 // checkApplied: every replica applies the same entry at each index, its
 // core passes the invariants, and equal applied indexes mean equal states.
+// And the failover grace: once a replica has applied a leader's failover
+// entry, no session expires at a stamp before the grace (the clients' one
+// TTL) has passed since that entry's stamp.
 func (c *cluster) checkApplied(r *replica.Replica, applied []replica.Applied) {
 	for _, a := range applied {
 		if prev, ok := c.committed[a.Index]; ok && prev != a {
 			c.fail("agreement", "replica %d applied %+v at index %d where another applied %+v", r.ID(), a, a.Index, prev)
+		}
+		fo := &c.failovers[r.ID()-1]
+		if a.Failover {
+			*fo = a.At
+		}
+		if a.Expired > 0 && *fo >= 0 {
+			c.res.graced++
+			if a.At < fo.Add(c.cfg.ttl) {
+				c.fail("grace", "replica %d: %d sessions expired at %v (index %d), before the grace of %v from the failover at %v",
+					r.ID(), a.Expired, a.At, a.Index, c.cfg.ttl, *fo)
+			}
 		}
 		c.committed[a.Index] = a
 		c.res.applied = max(c.res.applied, a.Index)
@@ -465,7 +486,7 @@ func (c *cluster) checkReply(r *replica.Replica, rp replica.Reply) {
 	case len(rp.Results) != len(p.reqs):
 		c.fail("answer", "replica %d answered proposal %+v with %d results for %d inputs", r.ID(), rp.Proposal, len(rp.Results), len(p.reqs))
 		return
-	case rp.Index > r.Applied() || c.committed[rp.Index] != (replica.Applied{Index: rp.Index, Term: rp.Term, Proposal: rp.Proposal}):
+	case rp.Index > r.Applied() || !sameEntry(c.committed[rp.Index], rp):
 		c.fail("uncommitted", "replica %d answered proposal %+v at index %d, term %d, not applied there (applied %d: %+v)",
 			r.ID(), rp.Proposal, rp.Index, rp.Term, r.Applied(), c.committed[rp.Index])
 	}
@@ -474,6 +495,11 @@ func (c *cluster) checkReply(r *replica.Replica, rp replica.Reply) {
 	for i, q := range p.reqs {
 		c.send(&packet{from: r.ID(), to: uint64(q.c.addr), reply: &clientReply{req: q, res: rp.Results[i]}})
 	}
+}
+
+// sameEntry reports whether a is the entry that rp answers.
+func sameEntry(a replica.Applied, rp replica.Reply) bool {
+	return a.Index == rp.Index && a.Term == rp.Term && a.Proposal == rp.Proposal
 }
 
 // checkLeaders: at most one leader per term.

@@ -21,7 +21,15 @@
 // clock reaches its core, so expiries and timeouts happen at the same log
 // position on every replica. Only the replica that proposed an entry
 // answers it, and only once the entry is committed and applied; the others
-// apply it silently. Raft is configured with PreVote, CheckQuorum,
+// apply it silently.
+//
+// A new leader's first entry of its term, before any other, is a failover
+// entry stamped with its time: every replica applies it with
+// Core.Failover(stamp, grace) and then Core.Tick(stamp), the grace being
+// the longest TTL of a live session, so that no lease a client may still
+// believe in runs out on a leader that did not grant it, whatever the gap
+// between the two leaders' clocks (startTerm says why that grace is
+// enough). Raft is configured with PreVote, CheckQuorum,
 // ReadOnlySafe and DisableProposalForwarding (the leader computes the stamp,
 // so a follower must not propose).
 //
@@ -55,10 +63,6 @@
 // gone. Still to come, each a slice of its own:
 //   - raft's entries, hard state and applied index in the same Pebble
 //     database as the core's records, one synced batch per Ready;
-//   - the failover grace: a new leader extends every session's deadline
-//     to at least its first stamp plus the longest lease a client may
-//     still believe in, before anything expires (a spec transition beside
-//     Recover);
 //   - snapshots (a Pebble checkpoint sent as raft's MsgSnap) and log
 //     compaction;
 //   - membership changes (joint consensus through one admin path);
@@ -76,7 +80,9 @@
 // entry at each index; equal state hashes (StateHash) at equal applied
 // indexes; spec.CheckInvariants on every applied state; only the proposer
 // answers, once, an entry that is committed and applied; after healing, one
-// leader known to all and every request answered within a bound. Each seed
+// leader known to all and every request answered within a bound; with short
+// leases, no session expires before the grace has passed since the last
+// failover entry a replica applied. Each seed
 // runs twice and must give the same trace. Built with -tags bugzoo,
 // bugzoo_test.go plants a mistake per checker and shows it fail.
 package replica

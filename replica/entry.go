@@ -12,7 +12,7 @@ import (
 // decodes the same inputs and the same time from the same bytes:
 //
 //	version  1 byte (entryVersion)
-//	kind     1 byte (kindTurn or kindTick)
+//	kind     1 byte (kindTurn, kindTick or kindFailover)
 //	time     8 bytes, big-endian: the leader's stamp (spec.Time)
 //	proposer uvarint: the replica that proposed it
 //	seq      uvarint: the proposer's count of its proposals
@@ -23,6 +23,7 @@ const (
 	entryVersion = 1
 	kindTurn     = 1 // inputs for Core.Step
 	kindTick     = 2 // time alone, for Core.Tick
+	kindFailover = 3 // a new leader's first entry, for Core.Failover then Core.Tick
 	headerBytes  = 10
 )
 
@@ -40,7 +41,7 @@ func appendEntry(b []byte, e *entry) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(e.at))
 	b = binary.AppendUvarint(b, e.proposer)
 	b = binary.AppendUvarint(b, e.seq)
-	if e.kind == kindTick {
+	if e.kind == kindTick || e.kind == kindFailover {
 		return b
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.inputs)))
@@ -97,7 +98,7 @@ func decodeEntry(data []byte, e *entry) {
 	e.proposer, e.seq = d.uvarint(), d.uvarint()
 	e.inputs = e.inputs[:0]
 	switch e.kind {
-	case kindTick:
+	case kindTick, kindFailover:
 	case kindTurn:
 		n := d.uvarint()
 		if n == 0 || n > uint64(len(d.b)) {

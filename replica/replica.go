@@ -77,6 +77,9 @@ type Ready struct {
 type Applied struct {
 	Index, Term uint64
 	Proposal    ProposalID // zero for raft's own empty entries
+	At          spec.Time  // the entry's stamp (zero for raft's empty entries)
+	Failover    bool       // a new leader's failover entry
+	Expired     int        // sessions that expired when the entry was applied
 }
 
 // Reply answers one proposal: one result per input, in the order proposed.
@@ -101,16 +104,22 @@ type Replica struct {
 	stampMax spec.Time          // the latest stamp proposed, appended or applied
 	pending  map[uint64]pending // own proposals not yet applied, by seq
 	tickSeq  uint64             // the own tick entry in flight, 0 if none
-	applied  uint64             // index of the last entry applied to the core
-	clock    spec.Time          // the time of the last Tick (only planted bugs read it)
-	inReady  bool               // between Ready and Advance
-	out      Ready
-	scratch  entry
+	// failoverTerm is the term whose failover entry this replica proposed,
+	// as its leader; appliedFailover the term of the last failover entry
+	// applied. Every other entry of a term comes after its failover entry.
+	failoverTerm    uint64
+	appliedFailover uint64
+	applied         uint64    // index of the last entry applied to the core
+	clock           spec.Time // the time of the last Tick (only planted bugs read it)
+	inReady         bool      // between Ready and Advance
+	out             Ready
+	scratch         entry
 }
 
 type pending struct {
 	term   uint64 // the term the leader proposed it in: its entry's term
-	inputs int    // 0 for a tick entry
+	kind   byte   // kindTurn, kindTick or kindFailover
+	inputs int    // 0 for a tick or failover entry
 }
 
 // New returns a replica of a new group whose voters are cfg.Peers. Every
@@ -215,8 +224,11 @@ func (r *Replica) Tick(now spec.Time) {
 	r.assertOutsideReady("Tick")
 	r.clock = now
 	r.rn.Tick()
-	if r.tickSeq != 0 || !r.IsLeader() {
+	if !r.IsLeader() {
 		return
+	}
+	if fresh, err := r.startTerm(now); fresh || err != nil || r.tickSeq != 0 {
+		return // the failover entry comes first; its Tick fires what is due
 	}
 	if at, ok := r.core.NextDeadline(); ok && at <= now {
 		if seq, err := r.propose(kindTick, now, nil); err == nil {
@@ -253,11 +265,47 @@ func (r *Replica) Propose(now spec.Time, inputs []spec.Input) (ProposalID, error
 		}
 		return ProposalID{}, &NotLeader{Leader: lead}
 	}
+	if _, err := r.startTerm(now); err != nil {
+		return ProposalID{}, err
+	}
 	seq, err := r.propose(kindTurn, now, inputs)
 	if err != nil {
 		return ProposalID{}, err
 	}
 	return ProposalID{Replica: r.id, Seq: seq}, nil
+}
+
+// startTerm proposes, on a leader that has not yet done so in its term,
+// the failover entry that must precede every other entry of the term, and
+// reports whether it did. (The term tells a new leadership more surely than
+// raft's SoftState, which would not show a leader that lost its place and
+// won it back between two Readies.)
+//
+// The failover grace. A new leader cannot know what leases the old one
+// promised, nor how far its own clock is from the old leader's: its stamps
+// may jump ahead of the log's time. So its first entry, stamped with its
+// time, gives every session a grace from then before anything can expire
+// (Core.Failover). A client counts its lease from the send time of its last
+// answered keepalive, which came before the failover entry was stamped, and
+// for at most its session's TTL; so a grace of the longest TTL of a live
+// session covers every lease a client may still believe in. It is worked
+// out when the entry is applied (Core.SessionTTLMax), from the state every
+// replica has at that index, not by the leader, which may not have applied
+// all of its log yet. A grace per session (its own TTL) would be as safe
+// and let a short-lived session of a dead client go sooner; one grace keeps
+// the one transition of the spec, the engine and the TLA+ model, at the
+// cost of keeping such a session up to the longest TTL after a leader
+// change.
+func (r *Replica) startTerm(now spec.Time) (bool, error) {
+	term := r.rn.BasicStatus().HardState.GetTerm()
+	if r.failoverTerm == term {
+		return false, nil
+	}
+	if _, err := r.propose(kindFailover, now, nil); err != nil {
+		return false, err
+	}
+	r.failoverTerm = term
+	return true, nil
 }
 
 func (r *Replica) propose(kind byte, now spec.Time, inputs []spec.Input) (uint64, error) {
@@ -270,7 +318,7 @@ func (r *Replica) propose(kind byte, now spec.Time, inputs []spec.Input) (uint64
 		return 0, fmt.Errorf("replica: propose: %w", err)
 	}
 	r.seq, r.stampMax = e.seq, e.at
-	r.pending[e.seq] = pending{term: r.rn.BasicStatus().HardState.GetTerm(), inputs: len(inputs)}
+	r.pending[e.seq] = pending{term: r.rn.BasicStatus().HardState.GetTerm(), kind: kind, inputs: len(inputs)}
 	return e.seq, nil
 }
 
@@ -349,7 +397,11 @@ func (r *Replica) apply(ent *raftpb.Entry) {
 	e := &r.scratch
 	decodeEntry(ent.Data, e)
 	id := ProposalID{Replica: e.proposer, Seq: e.seq}
-	r.out.Applied = append(r.out.Applied, Applied{Index: index, Term: term, Proposal: id})
+	if e.kind == kindFailover {
+		r.appliedFailover = term
+	} else if r.appliedFailover != term {
+		panic(fmt.Sprintf("replica %d: entry %d of term %d comes before its term's failover entry", r.id, index, term))
+	}
 	p, mine := r.pending[e.seq]
 	mine = mine && e.proposer == r.id
 	if e.proposer == r.id && !mine {
@@ -362,6 +414,13 @@ func (r *Replica) apply(ent *raftpb.Entry) {
 	}
 	var results []spec.Result
 	switch e.kind {
+	case kindFailover:
+		grace := r.core.SessionTTLMax()
+		if bugzooOn && planted("failover-no-grace") {
+			grace = 0
+		}
+		r.core.Failover(at, grace)
+		r.core.Tick(at)
 	case kindTick:
 		r.core.Tick(at)
 	case kindTurn:
@@ -377,21 +436,28 @@ func (r *Replica) apply(ent *raftpb.Entry) {
 	}
 	r.stampMax = max(r.stampMax, e.at)
 	crd := r.core.Ready() // its writes: the log is their record in this slice
+	a := Applied{Index: index, Term: term, Proposal: id, At: e.at, Failover: e.kind == kindFailover}
+	for _, ev := range crd.Events {
+		if ev.Kind == spec.Expired {
+			a.Expired++
+		}
+	}
+	r.out.Applied = append(r.out.Applied, a)
 	if answer {
 		r.out.Events = append(r.out.Events, crd.Events...)
 	}
 	r.core.Advance()
 	if mine {
 		delete(r.pending, e.seq)
-		if term != p.term || len(e.inputs) != p.inputs {
+		if term != p.term || e.kind != p.kind || len(e.inputs) != p.inputs {
 			panic(fmt.Sprintf("replica %d: entry %d (term %d, %d inputs) does not match proposal %d (term %d, %d inputs)",
 				r.id, index, term, len(e.inputs), e.seq, p.term, p.inputs))
 		}
 	}
-	if e.kind == kindTick {
-		if mine {
-			r.tickSeq = 0
-		}
+	if e.kind == kindTick && mine {
+		r.tickSeq = 0
+	}
+	if e.kind != kindTurn {
 		return
 	}
 	if answer && !(bugzooOn && planted("reply-on-append")) {
@@ -409,7 +475,9 @@ func (r *Replica) loseOlder(term uint64) {
 			delete(r.pending, seq)
 			if seq == r.tickSeq {
 				r.tickSeq = 0
-				continue
+			}
+			if p.kind != kindTurn {
+				continue // no client waits for it
 			}
 			r.out.Lost = append(r.out.Lost, ProposalID{Replica: r.id, Seq: seq})
 		}

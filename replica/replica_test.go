@@ -2,11 +2,16 @@ package replica_test
 
 import (
 	"testing"
+	"time"
 )
 
 var (
 	three = config{replicas: 3, clients: 3, healAt: 3000 * ms, liveBound: 3000 * ms, dropPermille: 50}
 	five  = config{replicas: 5, clients: 4, healAt: 3000 * ms, liveBound: 3000 * ms, dropPermille: 50}
+	// shortLease gives sessions a TTL far below the run, so that leases run
+	// out on leaders that did not grant them.
+	shortLease = config{replicas: 3, clients: 4, ttl: time.Second, healAt: 3000 * ms,
+		liveBound: 3000 * ms, dropPermille: 50}
 )
 
 // TestClusterDeterministic runs many seeds twice each: no checker may
@@ -41,5 +46,25 @@ func TestClusterDeterministic(t *testing.T) {
 					leaders, answered, cfg.seeds)
 			}
 		})
+	}
+}
+
+// TestClusterFailoverGrace runs sessions with short leases through leader
+// changes: no checker may complain (the grace checker among them: nothing
+// expires on a replica before the grace has passed since the last failover
+// entry it applied), and sessions must expire after failovers, or the
+// grace was never put to the test.
+func TestClusterFailoverGrace(t *testing.T) {
+	graced := 0
+	for seed := uint64(1); seed <= 20; seed++ {
+		res := run(t, shortLease, seed)
+		for _, f := range res.failures {
+			t.Errorf("seed %d: %v", seed, f)
+		}
+		graced += res.graced
+		t.Logf("seed %d: %d leaderships, %d answers, %d expiries after a failover", seed, res.leaders, res.answered, res.graced)
+	}
+	if graced < 20 {
+		t.Errorf("%d expiries after a failover over 20 seeds: too few to test the grace", graced)
 	}
 }

@@ -55,6 +55,11 @@ const (
 	// conversion instead of only the head, so conversions overtake one
 	// another. Breaks QueueDiscipline.
 	bugConversionOvertakes
+	// bugFailoverNoGrace: a failover moves the clock but leaves every
+	// session's deadline as it was, so a lease the old leader promised may
+	// run out on the new one while its client still believes in it. Caught
+	// by the checker's failover check (explore.go).
+	bugFailoverNoGrace
 
 	bugsEnd // one past the last bug
 )
@@ -70,6 +75,7 @@ var bugNames = map[bugs]string{
 	bugExpiryKeepsWaiters:    "ExpiryKeepsWaiters",
 	bugDeadlockAheadEdges:    "DeadlockAheadEdges",
 	bugConversionOvertakes:   "ConversionOvertakes",
+	bugFailoverNoGrace:       "FailoverNoGrace",
 }
 
 func (b bugs) has(bug bugs) bool { return b&bug != 0 }

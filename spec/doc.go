@@ -81,11 +81,18 @@
 //     monotonic (never the wall clock) and never goes back, across restarts
 //     too. A restart gives every session a full TTL (Recover), since the
 //     node cannot know how long it was down.
+//   - Failover: a change of leader in a replicated group, the cluster's
+//     Recover. The new leader cannot know what leases the old one
+//     promised, so every live session's deadline is pushed out to at least
+//     the failover's instant plus a grace (Model.Failover), as long as any
+//     lease a client may still believe in; nothing can expire before. The
+//     rest of the state, wait deadlines and lock-delays included, stays.
 //
 // # The model
 //
 // Model is a pure state machine: Step(now, input) returns the reply and
-// the events; Tick(now) lets time pass; Recover(now) is a restart. State
+// the events; Tick(now) lets time pass; Recover(now) is a restart;
+// Failover(now, grace) is a change of leader in a replicated group. State
 // returns a canonical snapshot; CheckInvariants and CheckTransition state
 // what must hold of every state and every step. Outcome codes (Code) are
 // stable across the model, the engine, the wire and the CLI.

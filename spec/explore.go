@@ -14,7 +14,7 @@ import (
 // Explore is an exhaustive, breadth-first model checker for the Model: from
 // the empty lock service it takes every action a few well-behaved clients
 // could take (open, keepalive, close, acquire, convert, release, cancel, one
-// tick of time, a restart), in every order, and checks CheckInvariants on
+// tick of time, a restart, a failover), in every order, and checks CheckInvariants on
 // every distinct state it reaches and CheckTransition (with four checks of
 // its own: see checkStep) on every transition it takes. Within its Bounds it visits
 // every reachable state: it is a proof for small configurations, where the
@@ -42,8 +42,8 @@ import (
 // session ended stays away; ids are never reused).
 //
 // Actions happen on a grid of whole seconds: inputs are applied at the
-// model's current instant and time moves by Tick(now+1s) or a restart, so an
-// expiry or a timeout only ever happens in a step that applies no input.
+// model's current instant and time moves by Tick(now+1s), a restart or a
+// failover, so an expiry or a timeout only ever happens in a step that applies no input.
 // That is what makes the checker's own value-block check exact (below).
 //
 // The clients are well behaved: they release, convert and cancel only what
@@ -63,7 +63,8 @@ type Bounds struct {
 	WriteValue  bool   // PW/EX holders may write the value block on release or down-conversion
 	Close       bool   // clients may close their sessions
 	Crashes     int    // restarts (Model.Recover) per run
-	Downtime    int    // a restart takes 0 ticks or this many (past due timers)
+	Failovers   int    // changes of leader (Model.Failover, grace TTL) per run
+	Downtime    int    // a restart or a failover takes 0 ticks or this many (past due timers)
 	StatesMax   int    // give up (Report.Complete false) past this many distinct states
 
 	bugs bugs // planted bugs; only this package's tests set them
@@ -135,10 +136,12 @@ func (b *Bounds) Validate() error {
 		return fmt.Errorf("bounds: Resources %d outside [1, 8]", b.Resources)
 	case len(b.Modes) == 0:
 		return errors.New("bounds: Modes is empty")
-	case b.TTL < 1 || b.WaitTimeout < 1 || b.LockDelay < 0 || b.Crashes < 0 || b.Downtime < 0:
+	case b.TTL < 1 || b.WaitTimeout < 1 || b.LockDelay < 0 || b.Crashes < 0 || b.Failovers < 0 || b.Downtime < 0:
 		return errors.New("bounds: TTL and WaitTimeout must be positive, the rest not negative")
 	case b.Downtime > 60:
 		return fmt.Errorf("bounds: Downtime %d above 60 ticks", b.Downtime)
+	case b.Crashes > 60 || b.Failovers > 60:
+		return fmt.Errorf("bounds: Crashes %d or Failovers %d above 60", b.Crashes, b.Failovers)
 	case b.StatesMax < 1:
 		return errors.New("bounds: StatesMax must be positive")
 	}
@@ -174,9 +177,10 @@ func (b *Bounds) Limits() Limits {
 type actionKind uint8
 
 const (
-	actInput   actionKind = iota // Step with an input at the current instant
-	actTick                      // Tick one second on
-	actRecover                   // Recover after a downtime, then Tick at once
+	actInput    actionKind = iota // Step with an input at the current instant
+	actTick                       // Tick one second on
+	actRecover                    // Recover after a downtime, then Tick at once
+	actFailover                   // Failover after a gap, grace TTL, then Tick at once
 )
 
 type action struct {
@@ -188,7 +192,7 @@ type action struct {
 	noQueue   bool
 	lockDelay bool
 	write     bool
-	ticks     uint8 // actTick, actRecover: how far the clock moves
+	ticks     uint8 // actTick, actRecover, actFailover: how far the clock moves
 }
 
 // exploreValue is the only value clients write: whether the block is valid,
@@ -204,6 +208,8 @@ func (x *explorer) describe(a action) string {
 		return fmt.Sprintf("tick +%ds", a.ticks)
 	case actRecover:
 		return fmt.Sprintf("crash and restart after %ds", a.ticks)
+	case actFailover:
+		return fmt.Sprintf("failover after %ds, grace %ds", a.ticks, x.b.TTL)
 	}
 	s := fmt.Sprintf("%v %s", a.op, ShortID(sessionName(int(a.session))))
 	switch a.op {
@@ -231,7 +237,7 @@ func (x *explorer) describe(a action) string {
 }
 
 // actions lists what the clients may do in st, in a fixed order.
-func (x *explorer) actions(st *State, crashes int, out []action) []action {
+func (x *explorer) actions(st *State, crashes, failovers int, out []action) []action {
 	out = out[:0]
 	for i := 0; i < x.b.Sessions; i++ {
 		id := sessionName(i)
@@ -259,6 +265,12 @@ func (x *explorer) actions(st *State, crashes int, out []action) []action {
 		out = append(out, action{kind: actRecover})
 		if x.b.Downtime > 0 {
 			out = append(out, action{kind: actRecover, ticks: uint8(x.b.Downtime)})
+		}
+	}
+	if failovers < x.b.Failovers {
+		out = append(out, action{kind: actFailover})
+		if x.b.Downtime > 0 {
+			out = append(out, action{kind: actFailover, ticks: uint8(x.b.Downtime)})
 		}
 	}
 	return out
@@ -394,9 +406,10 @@ type explorer struct {
 }
 
 type exNode struct {
-	parent  int32 // -1 for the empty state
-	act     action
-	crashes uint8
+	parent    int32 // -1 for the empty state
+	act       action
+	crashes   uint8
+	failovers uint8
 }
 
 // frontierItem is a state still to expand. Only its model is kept (its
@@ -417,7 +430,7 @@ func Explore(b Bounds) (Report, error) {
 	m := NewModel(x.lim)
 	m.bugs = b.bugs
 	st := m.State()
-	x.seen[x.key(&st, 0)] = 0
+	x.seen[x.key(&st, 0, 0)] = 0
 	x.nodes = append(x.nodes, exNode{parent: -1})
 	rep := Report{Complete: true}
 	if err := CheckInvariants(&st, &x.lim); err != nil {
@@ -455,8 +468,8 @@ var errViolation = errors.New("violation")
 // to next. On a violation it fills rep.Violation and returns errViolation.
 func (x *explorer) expand(it frontierItem, next []frontierItem, rep *Report) ([]frontierItem, error) {
 	before := it.model.State()
-	crashes := int(x.nodes[it.node].crashes)
-	x.acts = x.actions(&before, crashes, x.acts)
+	crashes, failovers := int(x.nodes[it.node].crashes), int(x.nodes[it.node].failovers)
+	x.acts = x.actions(&before, crashes, failovers, x.acts)
 	for _, a := range x.acts {
 		rep.Transitions++
 		m := it.model.Clone()
@@ -467,13 +480,14 @@ func (x *explorer) expand(it frontierItem, next []frontierItem, rep *Report) ([]
 			return next, errViolation
 		}
 		c := crashes + int(boolUint8(a.kind == actRecover))
-		k := x.key(&after, c)
+		f := failovers + int(boolUint8(a.kind == actFailover))
+		k := x.key(&after, c, f)
 		if _, ok := x.seen[k]; ok {
 			continue
 		}
 		n := int32(len(x.nodes))
 		x.seen[k] = n
-		x.nodes = append(x.nodes, exNode{parent: it.node, act: a, crashes: uint8(c)})
+		x.nodes = append(x.nodes, exNode{parent: it.node, act: a, crashes: uint8(c), failovers: uint8(f)})
 		if err := CheckInvariants(&after, &x.lim); err != nil {
 			rep.Violation = x.counterexample(n, nil, err)
 			return next, errViolation
@@ -483,8 +497,9 @@ func (x *explorer) expand(it frontierItem, next []frontierItem, rep *Report) ([]
 	return next, nil
 }
 
-// apply performs a on m (whose state is st). For a restart it also returns
-// the state between Recover and the Tick that fires what fell due.
+// apply performs a on m (whose state is st). For a restart or a failover it
+// also returns the state between Recover or Failover and the Tick that fires
+// what fell due.
 func (x *explorer) apply(m *Model, st *State, a action) (Result, []Event, *State) {
 	tick := time.Second
 	switch a.kind {
@@ -493,6 +508,11 @@ func (x *explorer) apply(m *Model, st *State, a action) (Result, []Event, *State
 	case actRecover:
 		now := m.Now().Add(time.Duration(a.ticks) * tick)
 		m.Recover(now)
+		mid := m.State()
+		return Result{}, m.Tick(now), &mid
+	case actFailover:
+		now := m.Now().Add(time.Duration(a.ticks) * tick)
+		m.Failover(now, time.Duration(x.b.TTL)*tick)
 		mid := m.State()
 		return Result{}, m.Tick(now), &mid
 	}
@@ -508,9 +528,15 @@ func (x *explorer) apply(m *Model, st *State, a action) (Result, []Event, *State
 // nothing writes the value block, so a resource whose PW or EX holder
 // expired in it must have its block marked invalid, if it still exists.
 //
-// NoAckLost: a restart (Recover) keeps everything but the clock and the
-// sessions' deadlines: every lock, queue, value block, token and recorded
-// outcome the clients were told of survives it.
+// NoAckLost: a restart (Recover) or a failover keeps everything but the
+// clock and the sessions' deadlines: every lock, queue, value block, token
+// and recorded outcome the clients were told of survives it.
+//
+// FailoverGrace: after a failover at instant T (the clock once moved) with
+// grace g, every session's deadline is at least T+g, so no lease a client
+// may still believe in runs out on the new leader, and at least what it was
+// before, so no session expires earlier than it would have without the
+// failover.
 //
 // A Deadlock refusal is justified by the deadlock oracle (stuck.go), which
 // does not use the wait-for graph that decided it; and every reply matches
@@ -518,10 +544,18 @@ func (x *explorer) apply(m *Model, st *State, a action) (Result, []Event, *State
 func (x *explorer) checkStep(before, mid, after *State, a action, reply Result, events []Event) error {
 	if mid != nil {
 		if err := CheckTransition(before, mid); err != nil {
+			if a.kind == actFailover {
+				return fmt.Errorf("failover: %w", err)
+			}
 			return fmt.Errorf("restart: %w", err)
 		}
 		if err := checkRecovered(before, mid); err != nil {
 			return err
+		}
+		if a.kind == actFailover {
+			if err := checkFailover(before, mid, time.Duration(x.b.TTL)*time.Second); err != nil {
+				return err
+			}
 		}
 		if err := CheckTransition(mid, after); err != nil {
 			return err
@@ -608,6 +642,24 @@ func checkRecovered(before, mid *State) error {
 	return nil
 }
 
+// checkFailover checks FailoverGrace (see checkStep) on the state mid just
+// after a failover with grace from before.
+func checkFailover(before, mid *State, grace time.Duration) error {
+	for _, s := range mid.Sessions {
+		if s.Deadline < mid.Now.Add(grace) {
+			return fmt.Errorf("failover at %v with grace %v: session %s has deadline %v, before the grace ends",
+				mid.Now, grace, ShortID(s.ID), s.Deadline)
+		}
+		for _, b := range before.Sessions {
+			if b.ID == s.ID && s.Deadline < b.Deadline {
+				return fmt.Errorf("failover: session %s's deadline went from %v to %v: it would expire earlier than without the failover",
+					ShortID(s.ID), b.Deadline, s.Deadline)
+			}
+		}
+	}
+	return nil
+}
+
 // counterexample replays the path to node n (then action last, if any)
 // from the empty state and records each step.
 func (x *explorer) counterexample(n int32, last *action, err error) *Counterexample {
@@ -634,20 +686,21 @@ func (x *explorer) counterexample(n int32, last *action, err error) *Counterexam
 
 // ---- normal form ----
 
-// key hashes the normal form of st (see Explore) with the restarts used,
+// key hashes the normal form of st (see Explore) with the restarts and
+// failovers used,
 // with two independently seeded 64-bit hashes. A collision would hide a
 // state; with 128 bits it is vanishingly unlikely at the sizes explored here
 // (below 2^-70 for ten million states). The seeds are random per run, which
 // changes no result: only equality of keys is ever used.
-func (x *explorer) key(st *State, crashes int) [16]byte {
-	x.buf = normalForm(st, crashes, x.buf[:0])
+func (x *explorer) key(st *State, crashes, failovers int) [16]byte {
+	x.buf = normalForm(st, crashes, failovers, x.buf[:0])
 	var k [16]byte
 	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(x.seeds[0], x.buf))
 	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(x.seeds[1], x.buf))
 	return k
 }
 
-func normalForm(st *State, crashes int, b []byte) []byte {
+func normalForm(st *State, crashes, failovers int, b []byte) []byte {
 	now := st.Now
 	rel := func(t Time) int64 {
 		if t == 0 {
@@ -675,7 +728,7 @@ func normalForm(st *State, crashes int, b []byte) []byte {
 		return uint64(i)
 	}
 	reqRank := map[SessionID]map[RequestID]uint64{}
-	b = appendUint(b, uint64(crashes), rank(st.TokenMax))
+	b = appendUint(b, uint64(crashes), uint64(failovers), rank(st.TokenMax))
 	for _, s := range st.Sessions {
 		b = append(b, s.ID[:]...)
 		b = appendUint(b, uint64(s.TTL), uint64(rel(s.Deadline)))

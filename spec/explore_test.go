@@ -29,6 +29,7 @@ type namedBounds struct {
 // resources live.
 func exploreBounds(large bool) []namedBounds {
 	all := []Mode{NL, CR, CW, PR, PW, EX}
+	failover := func(b *Bounds) { b.Failovers = 1 }
 	bound := func(name string, sessions, resources int, modes []Mode, crashes int, more ...func(*Bounds)) namedBounds {
 		b := Bounds{Sessions: sessions, Resources: resources, Modes: modes,
 			TTL: 2, WaitTimeout: 1, WriteValue: true, Close: true, Crashes: crashes, Downtime: 1,
@@ -42,7 +43,7 @@ func exploreBounds(large bool) []namedBounds {
 		return []namedBounds{
 			bound("2sessions-1resource-6modes-restart", 2, 1, all, 1),
 			bound("3sessions-1resource-PR,PW,EX", 3, 1, []Mode{PR, PW, EX}, 0),
-			bound("2sessions-2resources-EX-restart", 2, 2, []Mode{EX}, 1),
+			bound("2sessions-2resources-EX-restart-failover", 2, 2, []Mode{EX}, 1, failover),
 		}
 	}
 	tryAndDelay := func(b *Bounds) { b.NoQueue, b.LockDelay, b.Downtime = true, 1, 2 }
@@ -87,6 +88,7 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 			TTL: 2, WaitTimeout: 2, WriteValue: true, Crashes: 1,
 			StatesMax: 2_000_000}
 	}
+	withFailover := func(b Bounds) Bounds { b.Failovers, b.Downtime = 1, 1; return b }
 	cases := []struct {
 		bug    bugs
 		bounds Bounds
@@ -102,6 +104,7 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 		{bugExpiryKeepsWaiters, small(2, 1, EX), "which is not a live session"},
 		{bugDeadlockAheadEdges, small(3, 2, PR, EX), "but had it been let through no request would be stuck"},
 		{bugConversionOvertakes, small(3, 1, NL, CR, PR, PW, EX), "overtook the conversion of"},
+		{bugFailoverNoGrace, withFailover(small(1, 1, EX)), "before the grace ends"},
 	}
 	seen := bugs(0)
 	for _, c := range cases {
@@ -139,4 +142,31 @@ func TestExploreCleanAtBugBounds(t *testing.T) {
 		t.Fatalf("%v %v %v", err, rep, rep.Violation)
 	}
 	t.Log(rep)
+}
+
+// TestCheckFailover shows both halves of the failover check fail: a
+// deadline short of the grace, and a deadline moved earlier than it was.
+func TestCheckFailover(t *testing.T) {
+	a := NamedSession("a")
+	sec := func(n int) Time { return Time(time.Duration(n) * time.Second) }
+	state := func(now, deadline Time) *State {
+		return &State{Now: now, Sessions: []SessionState{{ID: a, TTL: 2 * time.Second, Deadline: deadline}}}
+	}
+	for _, c := range []struct {
+		name        string
+		before, mid *State
+		want        string // "" for none
+	}{
+		{"grace given", state(sec(1), sec(3)), state(sec(2), sec(4)), ""},
+		{"no grace", state(sec(1), sec(3)), state(sec(2), sec(3)), "before the grace ends"},
+		{"shortened", state(sec(1), sec(9)), state(sec(2), sec(4)), "earlier than without the failover"},
+	} {
+		err := checkFailover(c.before, c.mid, 2*time.Second)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want an error with %q", c.name, err, c.want)
+		}
+	}
 }

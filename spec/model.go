@@ -16,9 +16,11 @@ import (
 // by step); when they disagree, this file is the one that says what Bouncer
 // means.
 //
-// Step(now, input) and Tick(now) are the only transitions. Each first moves
-// the model's clock to now (never backwards) and fires every timer due by
-// then, earliest first; Step then applies the input.
+// Step(now, input) and Tick(now) are the transitions of a running node.
+// Each first moves the model's clock to now (never backwards) and fires
+// every timer due by then, earliest first; Step then applies the input.
+// Recover (a restart) and Failover (a new leader of a replicated group)
+// change the durable state's clock and deadlines only, and fire nothing.
 type Model struct {
 	lim        Limits
 	now        Time
@@ -107,6 +109,33 @@ func (m *Model) Recover(now Time) {
 	}
 	if m.bugs.has(bugTokenMaxFromLocks) {
 		m.tokenMax = m.highestHeldToken()
+	}
+}
+
+// Failover is what a change of leader does in a replicated group: the new
+// leader cannot know what leases the old one promised, so, like Chubby's
+// fail-over, it gives every session a grace before anything can expire. The
+// clock becomes now, unless it was later already (it never goes back); then
+// every live session's deadline becomes the clock plus grace, unless it was
+// later already: a failover never shortens a lease. The caller passes a
+// grace at least as long as any lease a client may still believe in (a
+// client counts its lease from the send time of its last answered
+// keepalive, which came before the failover). Nothing else changes: wait
+// deadlines and lock-delays keep their instants, and the timers that are
+// due fire at the next Tick or Step, which the caller makes at once.
+//
+// It is the cluster's Recover: a restart forgets the deadlines and gives a
+// full TTL from then, while a failover keeps the replicated state, deadlines
+// included, and only pushes them out.
+func (m *Model) Failover(now Time, grace time.Duration) {
+	m.now = max(m.now, now) // the clock never goes back
+	until := m.now.Add(grace)
+	if m.bugs.has(bugFailoverNoGrace) {
+		return
+	}
+	for _, s := range m.sessions {
+		// map order: each session is updated alone.
+		s.deadline = max(s.deadline, until)
 	}
 }
 

@@ -2,6 +2,7 @@ package spec_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/bouncer-dlm/bouncer/spec/spectest"
@@ -51,6 +52,13 @@ func TestModelInvariants(t *testing.T) {
 				m.Recover(now)
 				m.Tick(now) // timers due at the restart fire on its first turn
 				check("recover")
+			},
+			"failover": func(t *rapid.T) {
+				now := g.Advance(t)
+				grace := time.Duration(rapid.Int64Range(0, int64(lim.TTLMax)).Draw(t, "grace"))
+				m.Failover(now, grace)
+				m.Tick(now) // timers due at the failover fire on the new leader's first entry
+				check("failover")
 			},
 		})
 	})
