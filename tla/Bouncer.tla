@@ -42,6 +42,7 @@ CONSTANTS
     Margin,       \* ticks early a client gives its lease up, to cover the drift
     MaxRequests,  \* acquires and conversions in a whole run (keeps it finite)
     MaxCrashes,   \* node crashes in a whole run
+    MaxFailovers, \* changes of leader in a whole run (Failover)
     MaxPauses,    \* ticks clients may spend suspended, clocks stopped, in a run
     Bug           \* "none", or the planted bug to enable (see Bugs below)
 
@@ -50,10 +51,11 @@ CONSTANTS
 Bugs == {"none", "NewIgnoreConversions", "Overtake", "ExpiryKeepsValue",
          "UpConvertKeepsToken", "ConvertIgnoresHolders", "NoDeadlockCheck",
          "TokenMaxFromLocks", "AckBeforeSync", "NoDriftMargin", "ExpiryKeepsWaiters",
-         "DeadlockAheadEdges", "ConversionOvertakes"}
+         "DeadlockAheadEdges", "ConversionOvertakes", "FailoverNoGrace"}
 
 ASSUME /\ TTL \in Nat /\ Drift \in Nat /\ Margin \in Nat /\ TTL > Margin
        /\ MaxRequests \in Nat /\ MaxCrashes \in Nat /\ MaxPauses \in Nat
+       /\ MaxFailovers \in Nat
        /\ Bug \in Bugs
 
 -----------------------------------------------------------------------------
@@ -117,6 +119,7 @@ VARIABLES
     lost,       \* lost[r]: a PW/EX holder of r expired since r's block was written
     budget,     \* acquires and conversions left in this run
     crashes,    \* crashes so far
+    failovers,  \* changes of leader so far
     pauses,     \* ticks of suspension so far
     falseDeadlock \* some request was refused as a deadlock that the oracle finds none in
 
@@ -124,7 +127,7 @@ nodeVars == <<up, status, leaseLeft, held, want, convQ, waitQ, token, valid, tok
               dirty, outbox, disk>>
 lockVars == <<held, want, convQ, waitQ, token, valid, lost>>
 clientVars == <<cLive, cElapsed, cLag, cHeld, cToken, lastToken>>
-vars == <<nodeVars, clientVars, lost, budget, crashes, pauses, falseDeadlock>>
+vars == <<nodeVars, clientVars, lost, budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* What a write puts on disk: everything but the leases, which a restart
 \* renews anyway, and the ghost lost, which rolls back with the state.
@@ -330,6 +333,7 @@ Init ==
     /\ lastToken = [r \in Resource |-> 0]
     /\ budget = MaxRequests
     /\ crashes = 0
+    /\ failovers = 0
     /\ pauses = 0
     /\ falseDeadlock = FALSE
 
@@ -346,7 +350,7 @@ OpenSession(c) ==
     /\ leaseLeft' = [leaseLeft EXCEPT ![c] = TTL]
     /\ dirty' = TRUE
     /\ Tell({Msg(c, NoResource, NoLock, 0)})
-    /\ UNCHANGED <<up, lockVars, tokenMax, disk, budget, crashes, pauses, falseDeadlock>>
+    /\ UNCHANGED <<up, lockVars, tokenMax, disk, budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* KeepAlive(c): renews the lease; it changes nothing durable, so its reply
 \* needs no write. The client counts its new lease from the moment it sent
@@ -366,7 +370,7 @@ KeepAlive(c) ==
             /\ cLag' = [cLag EXCEPT ![c] = 0]
             /\ UNCHANGED leaseLeft
     /\ UNCHANGED <<up, status, lockVars, tokenMax, dirty, outbox, disk, lastToken,
-                   budget, crashes, pauses, falseDeadlock>>
+                   budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* Conditions shared by the lock requests of client c.
 Requesting(c) == NodeReady /\ cLive[c] /\ status[c] = "alive"
@@ -392,7 +396,7 @@ Acquire(c, r, m) ==
                ELSE /\ SetLocks(held, w, convQ, wq, token, valid, lost)
                     /\ dirty' = TRUE
                     /\ UNCHANGED <<tokenMax, outbox, clientVars, falseDeadlock>>
-    /\ UNCHANGED <<up, status, leaseLeft, disk, crashes, pauses>>
+    /\ UNCHANGED <<up, status, leaseLeft, disk, crashes, failovers, pauses>>
 
 \* Convert(c, r, m): Model.convert. Down: in place, same token; a PW/EX
 \* holder writes its value block on the way down. Up (or sideways): in
@@ -430,7 +434,7 @@ Convert(c, r, m) ==
                ELSE /\ SetLocks(held, w, cq, waitQ, token, valid, lost)
                     /\ dirty' = TRUE
                     /\ UNCHANGED <<tokenMax, outbox, clientVars, falseDeadlock>>
-    /\ UNCHANGED <<up, status, leaseLeft, disk, crashes, pauses>>
+    /\ UNCHANGED <<up, status, leaseLeft, disk, crashes, failovers, pauses>>
 
 \* Release(c, r): Model.release. Cancels a queued conversion of the lock;
 \* a PW/EX holder writes its value block.
@@ -443,7 +447,7 @@ Release(c, r) ==
                    [valid EXCEPT ![r] = @ \/ writes], [lost EXCEPT ![r] = @ /\ ~writes])
     /\ dirty' = TRUE
     /\ Tell({Msg(c, r, NoLock, 0)})
-    /\ UNCHANGED <<up, status, leaseLeft, tokenMax, disk, budget, crashes, pauses, falseDeadlock>>
+    /\ UNCHANGED <<up, status, leaseLeft, tokenMax, disk, budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* Ends s's queued request on r (Cancelled or Timeout): a new request goes
 \* away, a conversion leaves the lock in its granted mode.
@@ -453,7 +457,7 @@ Unqueue(r, s) ==
                 [waitQ EXCEPT ![r] = Remove(@, s)], token, valid, lost)
     /\ dirty' = TRUE
     /\ UNCHANGED <<up, status, leaseLeft, tokenMax, outbox, disk, clientVars,
-                   budget, crashes, pauses, falseDeadlock>>
+                   budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* Cancel(c, r): Model.cancel.
 Cancel(c, r) == Requesting(c) /\ Unqueue(r, c)
@@ -481,7 +485,7 @@ Expire(s) ==
                    [r \in Resource |-> ValidAfterExpiry(r, held[r][s])],
                    [r \in Resource |-> lost[r] \/ WritesValue(held[r][s])])
     /\ dirty' = TRUE
-    /\ UNCHANGED <<up, leaseLeft, tokenMax, outbox, disk, clientVars, budget, crashes, pauses, falseDeadlock>>
+    /\ UNCHANGED <<up, leaseLeft, tokenMax, outbox, disk, clientVars, budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* The queued conversion Model.settle grants next: the head of the
 \* conversion queue, if its mode fits every other granted mode (queued
@@ -510,7 +514,7 @@ GrantConversion(r) ==
           /\ tokenMax' = tokenMax + 1
           /\ Tell({Msg(s, r, want[r][s], tokenMax + 1)})
     /\ dirty' = TRUE
-    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, pauses, falseDeadlock>>
+    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* GrantWaiter(r): Model.settle, second loop: the head of the wait queue,
 \* once no conversion waits, if its mode fits every granted mode.
@@ -523,7 +527,7 @@ GrantWaiter(r) ==
           /\ tokenMax' = tokenMax + 1
           /\ Tell({Msg(s, r, want[r][s], tokenMax + 1)})
     /\ dirty' = TRUE
-    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, pauses, falseDeadlock>>
+    /\ UNCHANGED <<up, status, leaseLeft, disk, budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* Nothing the rules would grant is left queued.
 Settled == \A r \in Resource : GrantableConversions(r) = {} /\ ~WaiterGrantable(r)
@@ -536,7 +540,7 @@ Persist ==
     /\ dirty' = FALSE
     /\ outbox' = {}
     /\ Deliver(outbox)
-    /\ UNCHANGED <<up, status, leaseLeft, lockVars, tokenMax, budget, crashes, pauses, falseDeadlock>>
+    /\ UNCHANGED <<up, status, leaseLeft, lockVars, tokenMax, budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* Crash: the node stops. Its memory, the unwritten batch and its unsent
 \* replies are gone; what is on disk stays.
@@ -551,7 +555,7 @@ Crash ==
     /\ lost' = disk.lost
     /\ dirty' = FALSE
     /\ outbox' = {}
-    /\ UNCHANGED <<disk, clientVars, budget, pauses, falseDeadlock>>
+    /\ UNCHANGED <<disk, clientVars, budget, failovers, pauses, falseDeadlock>>
 
 \* Recover: Model.Recover. The node restarts from its disk; it cannot know
 \* how long it was down, so every session gets a full lease from now.
@@ -560,7 +564,28 @@ Recover ==
     /\ up' = TRUE
     /\ leaseLeft' = [s \in Session |-> IF status[s] = "alive" THEN TTL ELSE 0]
     /\ tokenMax' = RecoveredTokenMax
-    /\ UNCHANGED <<status, lockVars, dirty, outbox, disk, clientVars, budget, crashes, pauses, falseDeadlock>>
+    /\ UNCHANGED <<status, lockVars, dirty, outbox, disk, clientVars, budget, crashes, failovers, pauses, falseDeadlock>>
+
+\* Failover: Model.Failover, a change of leader in a replicated group, in
+\* one step. The new leader's state is the log as committed: the node's
+\* memory is replaced by its last durable state, as by Crash then Recover,
+\* and the new leader cannot know what leases the old one promised, so
+\* every live session gets a grace of a full lease (TTL) from now.
+FailoverLease(s) ==
+    IF disk.status[s] # "alive" THEN 0
+    ELSE IF Bug = "FailoverNoGrace" THEN 0 ELSE TTL
+
+Failover ==
+    /\ up /\ failovers < MaxFailovers
+    /\ failovers' = failovers + 1
+    /\ status' = disk.status
+    /\ leaseLeft' = [s \in Session |-> FailoverLease(s)]
+    /\ held' = disk.held /\ want' = disk.want /\ convQ' = disk.convQ /\ waitQ' = disk.waitQ
+    /\ token' = disk.token /\ valid' = disk.valid /\ tokenMax' = disk.tokenMax
+    /\ lost' = disk.lost
+    /\ dirty' = FALSE
+    /\ outbox' = {}
+    /\ UNCHANGED <<up, disk, clientVars, budget, crashes, pauses, falseDeadlock>>
 
 -----------------------------------------------------------------------------
 (* Time.                                                                   *)
@@ -594,7 +619,7 @@ Tick ==
           /\ cLag' = [c \in Session |-> IF ~cLive'[c] THEN 0
                                         ELSE IF c \in slow THEN cLag[c] + 1 ELSE cLag[c]]
     /\ UNCHANGED <<up, status, lockVars, tokenMax, dirty, outbox, disk, lastToken,
-                   budget, crashes, pauses, falseDeadlock>>
+                   budget, crashes, failovers, pauses, falseDeadlock>>
 
 \* Pause(c): client c's process is suspended for a tick of true time, and
 \* its clock with it (a VM suspend, say): this is outside the drift bound.
@@ -606,7 +631,7 @@ Pause(c) ==
     /\ cLag' = [x \in Session |-> IF cLive'[x] THEN cLag[x] ELSE 0]
     /\ pauses' = pauses + 1
     /\ UNCHANGED <<up, status, lockVars, tokenMax, dirty, outbox, disk, lastToken,
-                   budget, crashes, falseDeadlock>>
+                   budget, crashes, failovers, falseDeadlock>>
 
 -----------------------------------------------------------------------------
 Next ==
@@ -618,7 +643,7 @@ Next ==
            \/ GrantConversion(r) \/ GrantWaiter(r)
            \/ \E s \in Session : WaitTimeout(r, s)
     \/ \E s \in Session : Expire(s)
-    \/ Persist \/ Crash \/ Recover \/ Tick
+    \/ Persist \/ Crash \/ Recover \/ Failover \/ Tick
 
 Spec == Init /\ [][Next]_vars
 
@@ -658,7 +683,7 @@ TypeOK ==
     /\ cToken \in [Session -> [Resource -> Nat]]
     /\ lastToken \in [Resource -> Nat]
     /\ lost \in [Resource -> BOOLEAN]
-    /\ budget \in 0..MaxRequests /\ crashes \in 0..MaxCrashes /\ pauses \in 0..MaxPauses
+    /\ budget \in 0..MaxRequests /\ crashes \in 0..MaxCrashes /\ failovers \in 0..MaxFailovers /\ pauses \in 0..MaxPauses
     /\ falseDeadlock \in BOOLEAN
 
 \* Granted modes on a resource are pairwise compatible.
@@ -669,9 +694,10 @@ CompatibleGrants ==
 \* No new request overtakes an older one or a queued conversion: when a
 \* lock is newly granted, no conversion queued before the step, and no
 \* request queued ahead of it, is still queued after it. (A crash restores
-\* the disk, which grants nothing: it is not a step of the lock service.)
+\* the disk, which grants nothing: it is not a step of the lock service;
+\* nor is a failover, which restores it too.)
 QueueDisciplineStep ==
-    up' => \A r \in Resource, s \in Session :
+    up' /\ failovers' = failovers => \A r \in Resource, s \in Session :
                /\ (held[r][s] = NoLock /\ held'[r][s] # NoLock) =>
                      /\ \A c \in Range(convQ[r]) : c \notin Range(convQ'[r])
                      /\ \A w \in Ahead(waitQ[r], s) : w \notin Range(waitQ'[r])

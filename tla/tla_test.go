@@ -64,6 +64,7 @@ func tlcRuns() []tlcRun {
 		{name: "safety", cfg: "MCBouncer.cfg"},
 		{name: "safety-two-resources", cfg: "MCBouncerTwoResources.cfg"},
 		{name: "liveness", cfg: "MCBouncerLive.cfg"},
+		{name: "failover", cfg: "MCBouncerFailover.cfg"},
 		// A client suspended with its clock stopped outlives its lease in
 		// its own eyes: beliefs conflict (the Kleppmann scenario). This is
 		// why fencing tokens exist, not a bug of the lock service.
@@ -79,6 +80,7 @@ func tlcRuns() []tlcRun {
 		bugRun("AckBeforeSync", one, "Invariant NoAckLost is violated"),
 		bugRun("NoDriftMargin", one, "Invariant ClientViewExclusion is violated"),
 		bugRun("ExpiryKeepsWaiters", "MCBouncerLive.cfg", "Temporal properties were violated"),
+		bugRun("FailoverNoGrace", "MCBouncerFailover.cfg", "Invariant ClientViewExclusion is violated"),
 		// The old wait-for rule refuses compatible waiters as a deadlock: it
 		// takes three clients on two resources (a reader queued behind a
 		// reader that waits elsewhere), and only the oracle sees it.
