@@ -86,6 +86,10 @@ type resource struct {
 	wantedModes  [spec.ModeCount]int32 // queued requests by the mode they want
 	delay        timer
 
+	// The furthest queued request walked by the current wait-for search
+	// (searchVisit == Core.visit), by servingKey (see deadlock.go).
+	searchVisit, searchKey uint64
+
 	locks     int                // locks on the resource, granted or waiting
 	bySession map[*session]*lock // index of locks, once there are many (see lockOf)
 

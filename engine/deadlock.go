@@ -60,6 +60,15 @@ func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session,
 		}
 		return stack, false
 	}
+	// A request ahead of one already walked in this search waits for a
+	// subset of what that one waits for (its prefix is shorter), so it adds
+	// nothing: skip it. This keeps a search O(queue + holders) per resource
+	// however many of the queue's sessions it visits.
+	key := servingKey(p)
+	if r.searchVisit == c.visit && key <= r.searchKey {
+		return stack, false
+	}
+	r.searchVisit, r.searchKey = c.visit, key
 	var wanted [spec.ModeCount]int32 // modes wanted at or ahead of p
 	wanted[p.want]++
 	behind := modeBit(p.want) // modes wanted from the request visited up to p
@@ -89,6 +98,15 @@ func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session,
 		}
 	}
 	return stack, false
+}
+
+// servingKey orders a resource's queued requests as they are served: the
+// conversion queue, then the wait queue, each in queue order.
+func servingKey(q *lock) uint64 {
+	if q.granted {
+		return q.queueSeq
+	}
+	return 1<<63 | q.queueSeq
 }
 
 // aheadOf returns the request served just before q: the one ahead of it in
