@@ -8,6 +8,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"testing/cryptotest"
@@ -440,7 +441,7 @@ func (c *cluster) ready(r *replica.Replica) {
 // TTL) has passed since that entry's stamp.
 func (c *cluster) checkApplied(r *replica.Replica, applied []replica.Applied) {
 	for _, a := range applied {
-		if prev, ok := c.committed[a.Index]; ok && prev != a {
+		if prev, ok := c.committed[a.Index]; ok && !reflect.DeepEqual(prev, a) {
 			c.fail("agreement", "replica %d applied %+v at index %d where another applied %+v", r.ID(), a, a.Index, prev)
 		}
 		fo := &c.failovers[r.ID()-1]

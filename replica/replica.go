@@ -79,7 +79,11 @@ type Applied struct {
 	Proposal    ProposalID // zero for raft's own empty entries
 	At          spec.Time  // the entry's stamp (zero for raft's empty entries)
 	Failover    bool       // a new leader's failover entry
-	Expired     int        // sessions that expired when the entry was applied
+	Tick        bool       // a tick entry: time alone
+	// Inputs are a client turn's inputs, stepped in order (valid until
+	// Advance): with the stamp, all an observer needs to replay the log.
+	Inputs  []spec.Input
+	Expired int // sessions that expired when the entry was applied
 }
 
 // Reply answers one proposal: one result per input, in the order proposed.
@@ -436,7 +440,11 @@ func (r *Replica) apply(ent *raftpb.Entry) {
 	}
 	r.stampMax = max(r.stampMax, e.at)
 	crd := r.core.Ready() // its writes: the log is their record in this slice
-	a := Applied{Index: index, Term: term, Proposal: id, At: e.at, Failover: e.kind == kindFailover}
+	a := Applied{Index: index, Term: term, Proposal: id, At: e.at, Failover: e.kind == kindFailover,
+		Tick: e.kind == kindTick}
+	if e.kind == kindTurn {
+		a.Inputs = slices.Clone(e.inputs) // e is reused by the next entry
+	}
 	for _, ev := range crd.Events {
 		if ev.Kind == spec.Expired {
 			a.Expired++

@@ -19,6 +19,8 @@ type Bug struct {
 	// Tune, if set, turns on in every seed the faults the bug needs to
 	// show (the seed still decides everything else).
 	Tune func(*Options)
+	// Nodes is the group size the bug lives in (0: one node).
+	Nodes int
 }
 
 // Zoo is the planted-bug zoo: each a real mistake of lock services, each

@@ -39,6 +39,7 @@ func TestBugZoo(t *testing.T) {
 		r := row{bug: b.Name, checker: b.Checker}
 		for seed := uint64(1); seed <= zooBudget; seed++ {
 			o := NewOptions(seed)
+			o.Nodes = max(1, b.Nodes)
 			if b.Tune != nil {
 				b.Tune(&o)
 			}

@@ -28,6 +28,10 @@ type simClient struct {
 	conn   bool
 	cut    bool // partitioned from the node
 	cutGen uint64
+	// In a cluster: the member its connection goes to, and its view of
+	// the members (nil with one node).
+	member  int
+	members *protocol.Members
 
 	paused   bool
 	pauseGen uint64
@@ -68,7 +72,55 @@ func newSimClient(s *Sim, i int) *simClient {
 	if o.DriftPPM == 0 {
 		c.cfg.DriftPPM = -1
 	}
+	if o.Nodes > 1 {
+		// Each client's clock drifts within half the bound, each replica's
+		// within the other half: the client allows for DriftPPM between them.
+		c.clk.ppm /= 2
+		names := make([]string, o.Nodes)
+		for i := range names {
+			names[i] = memberName(i)
+		}
+		var err error
+		if c.members, err = protocol.NewMembers(names, memberSilence(o)); err != nil {
+			panic(fmt.Sprintf("sim: members: %v", err))
+		}
+		// Clients start on different members.
+		for range c.rng.IntN(o.Nodes) {
+			c.members.NotLeader("")
+		}
+		c.member = memberIndex(c.members.Current())
+	}
 	return c
+}
+
+// memberSilence is how long a client waits for any answer before it tries
+// another member: a few retries.
+func memberSilence(o *Options) time.Duration {
+	return 3 * min(o.TTL/8, 500*time.Millisecond)
+}
+
+// up reports whether the node, or the client's member, is up.
+func (c *simClient) up() bool {
+	if cl := c.s.cluster; cl != nil {
+		return cl.memberUp(c.member)
+	}
+	return c.s.node.up
+}
+
+// moveTo moves the client's connection to another member: what is in
+// flight on the old one is lost, and the sessions resend on the new one.
+func (c *simClient) moveTo(name string) {
+	s := c.s
+	c.member = memberIndex(name)
+	c.epoch++
+	s.tr.ev(s.now, "move").int("c", int64(c.idx)).int("to", int64(c.member+1)).end()
+	switch {
+	case c.paused: // it learns when it resumes
+		c.held = append(c.held, &message{client: c.idx, epoch: c.epoch, conn: -1})
+	case c.conn:
+		c.setConn(false)
+	}
+	s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, 10*time.Millisecond)), kind: evConnect, c: c.idx})
 }
 
 func (c *simClient) local() spec.Time { return c.clk.local(c.s.now) }
@@ -112,6 +164,17 @@ func (c *simClient) deliver(m *message) {
 	if m.conn != 0 {
 		c.setConn(m.conn > 0)
 		return
+	}
+	if c.members != nil && m.event == nil {
+		if m.notLeader {
+			leader := ""
+			if m.leader > 0 {
+				leader = memberName(m.leader - 1)
+			}
+			c.moveTo(c.members.NotLeader(leader))
+			return
+		}
+		c.members.Heard()
 	}
 	rec := c.s.owners[m.session]
 	if rec == nil || rec.client != c.idx || rec.closed {
@@ -179,6 +242,11 @@ func (c *simClient) process() {
 		c.app.write = nil
 		s.sendWrite(w)
 	}
+	if c.members != nil {
+		if name, due := c.members.Due(local); due {
+			c.moveTo(name)
+		}
+	}
 	for round := 0; round < 8; round++ {
 		for _, rec := range c.sessions() {
 			rec.proto.Tick(local)
@@ -204,7 +272,10 @@ func (c *simClient) flush() {
 				s.tr.ev(s.now, "send").int("c", int64(c.idx)).str("s", short(rec.id)).int("call", int64(send.Call)).
 					str("in", describeInput(&send.Input)).end()
 			}
-			s.sendToNode(&message{client: c.idx, epoch: c.epoch, session: rec.id, call: send.Call, input: send.Input})
+			s.sendToNode(&message{client: c.idx, epoch: c.epoch, member: c.member, session: rec.id, call: send.Call, input: send.Input})
+			if c.members != nil {
+				c.members.Sent(local)
+			}
 		}
 	}
 }
@@ -287,6 +358,11 @@ func (c *simClient) scheduleNext() {
 	}
 	for _, rec := range c.sessions() {
 		if d, has := rec.proto.NextDeadline(); has {
+			take(c.clk.trueAt(d))
+		}
+	}
+	if c.members != nil && c.conn {
+		if d, has := c.members.NextDeadline(); has {
 			take(c.clk.trueAt(d))
 		}
 	}
@@ -584,7 +660,7 @@ func (c *simClient) partitionEnd(gen uint64) {
 // the client notices and connects again a little later.
 func (c *simClient) reset() {
 	s := c.s
-	if !c.conn || !s.node.up {
+	if !c.conn || !c.up() {
 		return
 	}
 	s.stats.Resets++
@@ -595,7 +671,13 @@ func (c *simClient) reset() {
 }
 
 func (c *simClient) connect() {
-	if c.conn || !c.s.node.up {
+	if c.conn {
+		return
+	}
+	if !c.up() {
+		if c.members != nil { // that member is down: try the next
+			c.moveTo(c.members.NotLeader(""))
+		}
 		return
 	}
 	c.notice(true)
@@ -619,7 +701,7 @@ func (c *simClient) heal() {
 	if c.paused {
 		c.resume(c.pauseGen)
 	}
-	if !c.conn && c.s.node.up {
+	if !c.conn && c.up() {
 		c.notice(true)
 	}
 }

@@ -143,6 +143,14 @@ func (s *Sim) history() []linearizability.Entry {
 		for _, id := range r.order {
 			e := *r.reqs[id]
 			r.bound(&e)
+			if s.cluster != nil && e.Input.WaitTimeout > 0 {
+				// A new leader's clock may be ahead of the old one's by up
+				// to the skew plus what their rates drifted apart since
+				// the start: the log's time jumps, and a wait times out
+				// that much early in true time.
+				apart := s.opts.SkewMax + time.Duration((int64(e.Call)*s.opts.DriftPPM+million-1)/million)
+				e.Input.WaitTimeout = max(0, e.Input.WaitTimeout-s.nodeFast(e.Input.WaitTimeout)-apart)
+			}
 			h = append(h, e)
 		}
 		if r.closeCall {
@@ -156,7 +164,7 @@ func (s *Sim) history() []linearizability.Entry {
 		}
 		if r.opened && !(r.closeKnown && r.closeResult.Code == spec.OK) {
 			e := linearizability.Entry{Client: r.client, Input: spec.Input{Session: r.id},
-				Resources: r.resources, Call: r.base.Add(r.ttl), Return: linearizability.Never}
+				Resources: r.resources, Call: r.base.Add(r.ttl - s.nodeFast(r.ttl)), Return: linearizability.Never}
 			if r.endKnown {
 				e.Known, e.Return = true, r.endAt
 			}
@@ -164,6 +172,17 @@ func (s *Sim) history() []linearizability.Entry {
 		}
 	}
 	return h
+}
+
+// nodeFast is how much earlier in true time than d a span of d on the
+// node's clock may end: in a cluster, a replica's clock runs up to half
+// the drift bound fast (the clients' the other half). One node keeps true
+// time.
+func (s *Sim) nodeFast(d time.Duration) time.Duration {
+	if s.cluster == nil {
+		return 0
+	}
+	return time.Duration((int64(d)*(s.opts.DriftPPM/2) + million - 1) / million)
 }
 
 // bound ends an unknown outcome where the client learned its session had

@@ -16,6 +16,11 @@ type message struct {
 	reply   spec.Result // to the client, unless event is set
 	event   *spec.Event
 	conn    int8 // a local notice to a paused client: +1 connected, -1 disconnected
+	// In a cluster: the member the connection goes to, and a member's
+	// refusal: it is not the leader, leader is (0: none known).
+	member    int
+	notLeader bool
+	leader    int
 }
 
 // delay draws a message's time in flight: mostly between DelayMin and

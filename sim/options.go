@@ -72,6 +72,16 @@ type Options struct {
 	DownMax              time.Duration
 	DiskFaultEvery       time.Duration // mean gap between failed WAL writes (0: none)
 
+	// The cluster: Nodes replicas (1: one node, no replication); their
+	// clocks start up to SkewMax apart and drift within half of DriftPPM
+	// (the clients' within the other half); the raft network's layout
+	// changes about every RaftPartitionEvery (0: never), for up to
+	// PartitionMax. Raft's messages are delayed, dropped and duplicated as
+	// the clients' are.
+	Nodes              int
+	SkewMax            time.Duration
+	RaftPartitionEvery time.Duration
+
 	// CheckEvery: spec's invariants on the engine's state, the transition
 	// from the last check, and equality with the spec model's state are
 	// checked every this many turns that wrote (1: all of them); the core's
@@ -147,6 +157,17 @@ func NewOptions(seed uint64) Options {
 	if r.IntN(3) == 0 {
 		o.DiskFaultEvery = dur(3*time.Second, 8*time.Second)
 	}
+	// The cluster's draws come from a stream of their own, so that adding
+	// them changed nothing else a seed draws.
+	rc := rand.New(rand.NewPCG(seed, 0x434c5553)) // "CLUS"
+	o.Nodes = []int{1, 3, 3, 3, 5, 5}[rc.IntN(6)]
+	o.SkewMax = []time.Duration{0, time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond}[rc.IntN(4)]
+	if rc.IntN(3) > 0 {
+		o.RaftPartitionEvery = []time.Duration{time.Second, 3 * time.Second}[rc.IntN(2)]
+		if o.PartitionMax == 0 {
+			o.PartitionMax = []time.Duration{500 * time.Millisecond, 3 * o.TTL}[rc.IntN(2)]
+		}
+	}
 	o.LivenessBound = o.livenessBound()
 	return o
 }
@@ -170,6 +191,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("sim: the safety phase must be positive")
 	case o.TTL < time.Second:
 		return fmt.Errorf("sim: TTL %v is below the node's TTLMin", o.TTL)
+	case o.Nodes < 0 || o.Nodes > 7:
+		return fmt.Errorf("sim: nodes %d: want 1 to 7 (0: 1)", o.Nodes)
+	case o.SkewMax < 0 || o.SkewMax > time.Second:
+		return fmt.Errorf("sim: clock skew %v: want 0 to 1s", o.SkewMax)
 	case o.CheckEvery < 1:
 		return fmt.Errorf("sim: CheckEvery must be at least 1")
 	case o.DelayMax < o.DelayMin || o.CommitMax < o.CommitMin || o.WaitMax < o.WaitMin:
@@ -202,6 +227,8 @@ func (o *Options) Faults() []string {
 	add(o.DriftPPM > 0, fmt.Sprintf("drift=%dppm", o.DriftPPM))
 	add(o.CrashEvery > 0, "crashes")
 	add(o.DiskFaultEvery > 0, "disk-faults")
+	add(o.Nodes > 1 && o.RaftPartitionEvery > 0, "raft-partitions")
+	add(o.Nodes > 1 && o.SkewMax > 0, fmt.Sprintf("skew=%v", o.SkewMax))
 	return f
 }
 
@@ -211,6 +238,7 @@ func (o *Options) String() string {
 	var b strings.Builder
 	row := func(name string, v any) { fmt.Fprintf(&b, "  %-16s %v\n", name, v) }
 	row("seed", o.Seed)
+	row("nodes", o.Nodes)
 	row("clients", o.Clients)
 	row("resources", o.Resources)
 	row("phases", fmt.Sprintf("safety %v, calm %v, liveness bound %v", o.Safety, o.Calm, o.LivenessBound))
@@ -240,6 +268,10 @@ func (o *Options) String() string {
 	row("commit", fmt.Sprintf("%v to %v", o.CommitMin, o.CommitMax))
 	row("crashes", every(o.CrashEvery, o.DownMax)+fmt.Sprintf(", %d%% in the middle of a commit", o.MidCommitPercent))
 	row("disk faults", every(o.DiskFaultEvery, 0))
+	if o.Nodes > 1 {
+		row("cluster", fmt.Sprintf("%d replicas, clocks up to %v apart, raft layouts %s", o.Nodes, o.SkewMax,
+			every(o.RaftPartitionEvery, o.PartitionMax)))
+	}
 	row("faults on", strings.Join(o.Faults(), " "))
 	return b.String()
 }

@@ -1,6 +1,9 @@
 package sim
 
-import "github.com/bouncer-dlm/bouncer/spec"
+import (
+	"github.com/bouncer-dlm/bouncer/spec"
+	"go.etcd.io/raft/v3/raftpb"
+)
 
 // evKind is the kind of a scheduled event.
 type evKind uint8
@@ -24,6 +27,12 @@ const (
 	evHeal                           // the safety phase ends: every fault heals
 	evDrain                          // the calm phase ends: clients finish and close
 	evDeadline                       // the liveness bound
+	evReplicaTick                    // a replica's tick interval passed
+	evReplicaOut                     // a replica's commit finished: send its Ready's outputs
+	evRaftArrive                     // a raft message reaches a replica
+	evLayout                         // the raft network's layout changes
+	evLayoutEnd                      // and heals
+	evLeaderCheck                    // after the heal: a leader known to all
 )
 
 // event is something that happens at an instant of true time. Events at
@@ -36,6 +45,10 @@ type event struct {
 	gen  uint64 // the generation of a cancellable timer
 	msg  *message
 	w    *write
+	n    int // the replica, for replica events
+	from int // the sending replica, for raft messages
+	raft *raftpb.Message
+	out  *replicaOut
 }
 
 // queue is a binary min-heap of events by (at, seq).

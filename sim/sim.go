@@ -71,6 +71,11 @@ type Stats struct {
 	Partitions int
 	Pauses     int
 	Resets     int
+	// In a cluster: terms that had a leader, failover entries applied,
+	// and changes of the raft network's layout.
+	Elections      int
+	Failovers      int
+	RaftPartitions int
 }
 
 // Report is the outcome of one simulation.
@@ -162,7 +167,8 @@ type Sim struct {
 	phase phase
 	done  bool
 
-	node      *nodeSim
+	node      *nodeSim    // one node (Options.Nodes 1), or
+	cluster   *clusterSim // a raft group
 	clients   []*simClient
 	resources []string
 	resIndex  map[string]int
@@ -183,6 +189,9 @@ type Sim struct {
 func Run(o Options, cfg Config) (rep *Report) {
 	if err := o.Validate(); err != nil {
 		return &Report{Options: o, Kind: CrashFailure, Crash: err.Error()}
+	}
+	if o.Nodes > 1 {
+		defer seedRaft(o.Seed)()
 	}
 	s := newSim(o, cfg)
 	defer s.closeNode()
@@ -265,10 +274,17 @@ func (s *Sim) start() {
 	if s.tr != nil {
 		s.traceOptions()
 	}
-	s.node = newNodeSim(s)
-	s.node.open()
+	if o.Nodes > 1 {
+		s.cluster = newClusterSim(s)
+	} else {
+		s.node = newNodeSim(s)
+		s.node.open()
+	}
 	for i := 0; i < o.Clients; i++ {
 		s.clients = append(s.clients, newSimClient(s, i))
+	}
+	if s.cluster != nil {
+		s.cluster.start()
 	}
 	for _, c := range s.clients {
 		c.startAt(spec.Time(between(c.rng, 0, 100*time.Millisecond)))
@@ -282,10 +298,10 @@ func (s *Sim) start() {
 			s.schedule(&event{at: s.at(gap(s.rng, o.PauseEvery)), kind: evPause, c: c.idx})
 		}
 	}
-	if o.CrashEvery > 0 {
+	if o.CrashEvery > 0 && s.node != nil {
 		s.schedule(&event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
 	}
-	if o.DiskFaultEvery > 0 && !bugForbidsDiskFaults() {
+	if o.DiskFaultEvery > 0 && s.node != nil && !bugForbidsDiskFaults() {
 		s.schedule(&event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
 	}
 	s.schedule(&event{at: spec.Time(o.Safety), kind: evHeal})
@@ -298,7 +314,23 @@ func (s *Sim) dispatch(e *event) {
 	o := &s.opts
 	switch e.kind {
 	case evNodeArrive:
+		if s.cluster != nil {
+			s.cluster.arrive(e.msg)
+			break
+		}
 		s.node.arrive(e.msg)
+	case evReplicaTick:
+		s.cluster.reps[e.n].tick(e.gen)
+	case evReplicaOut:
+		s.cluster.reps[e.n].sent(e.gen, e.out)
+	case evRaftArrive:
+		s.cluster.raftArrive(e)
+	case evLayout:
+		s.cluster.layout()
+	case evLayoutEnd:
+		s.cluster.layoutEnd(e.gen)
+	case evLeaderCheck:
+		s.cluster.leaderCheck()
 	case evClientArrive:
 		s.clients[e.c].arrive(e.msg)
 	case evTurnDone:
@@ -358,7 +390,11 @@ func (s *Sim) dispatch(e *event) {
 func (s *Sim) heal() {
 	s.phase = phaseCalm
 	s.tr.ev(s.now, "heal").end()
-	s.node.heal()
+	if s.cluster != nil {
+		s.cluster.heal()
+	} else {
+		s.node.heal()
+	}
 	for _, c := range s.clients {
 		c.heal()
 	}
@@ -403,6 +439,10 @@ func (s *Sim) deadline(final bool) {
 	if len(stuck) > 0 {
 		s.fail(Liveness, fmt.Sprintf("%d of %d clients not done %v after the drain began: %s",
 			len(stuck), len(s.clients), s.opts.LivenessBound, strings.Join(stuck, "; ")))
+		return
+	}
+	if s.cluster != nil {
+		s.cluster.checkEmpty()
 		return
 	}
 	s.node.checkEmpty()

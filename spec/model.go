@@ -139,6 +139,17 @@ func (m *Model) Failover(now Time, grace time.Duration) {
 	}
 }
 
+// SessionTTLMax returns the longest TTL of a live session (0: none): the
+// grace a failover gives, the longest lease a client may count on.
+func (m *Model) SessionTTLMax() time.Duration {
+	var ttl time.Duration
+	for _, s := range m.sessions {
+		// map order: a maximum does not depend on it.
+		ttl = max(ttl, s.ttl)
+	}
+	return ttl
+}
+
 // Clone returns an independent copy of the model.
 func (m *Model) Clone() *Model {
 	c := &Model{lim: m.lim, now: m.now, tokenMax: m.tokenMax, bugs: m.bugs,

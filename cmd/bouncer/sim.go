@@ -36,6 +36,7 @@ type simFlags struct {
 	clients     int
 	resources   int
 	safety      time.Duration
+	nodes       int
 	bug         string
 }
 
@@ -88,6 +89,7 @@ crash (in a campaign, the first of 2, 4, 3 that occurred). See sim/README.md.`,
 	fl.IntVar(&f.clients, "clients", 0, "override the seed's number of clients")
 	fl.IntVar(&f.resources, "resources", 0, "override the seed's number of resources")
 	fl.DurationVar(&f.safety, "safety", 0, "override the seed's safety phase (faults on)")
+	fl.IntVar(&f.nodes, "nodes", 0, "replicas: 1 (one node) or a raft group of 3 or 5 (default: the seed picks 1, 3 or 5)")
 	fl.StringVar(&f.bug, "bug", "", "plant this bug (only in a binary built with -tags bugzoo)")
 	return cmd
 }
@@ -104,6 +106,9 @@ func (f *simFlags) options(seed uint64) sim.Options {
 	if f.safety > 0 {
 		o.Safety = f.safety
 	}
+	if f.nodes > 0 {
+		o.Nodes = f.nodes
+	}
 	return o
 }
 
@@ -118,6 +123,9 @@ func (f *simFlags) replay(seed uint64) string {
 	}
 	if f.safety > 0 {
 		s += fmt.Sprintf(" --safety %v", f.safety)
+	}
+	if f.nodes > 0 {
+		s += fmt.Sprintf(" --nodes %d", f.nodes)
 	}
 	if f.bug != "" {
 		s += " --bug " + f.bug
@@ -173,6 +181,10 @@ func simOne(f simFlags, out io.Writer) error {
 	fmt.Fprintf(out, "stats: sim %v in %v (%.0fx), %d events, %d turns, %d inputs, %d requests, %d writes, %d sessions, %d crashes, %d disk faults, %d partitions, %d pauses\n",
 		st.SimTime.Round(time.Millisecond), wall.Round(time.Millisecond), float64(st.SimTime)/float64(wall),
 		st.Events, st.Turns, st.Inputs, st.Ops, st.Writes, st.Sessions, st.Crashes, st.DiskFaults, st.Partitions, st.Pauses)
+	if rep.Options.Nodes > 1 {
+		fmt.Fprintf(out, "cluster: %d replicas, %d leaders elected, %d failover entries applied, %d raft layouts\n",
+			rep.Options.Nodes, st.Elections, st.Failovers, st.RaftPartitions)
+	}
 	if f.html != "" {
 		if err := writeFile(f.html, rep.WriteHTML); err != nil {
 			return err
@@ -285,12 +297,18 @@ func simCampaign(f simFlags, out, errOut io.Writer) error {
 func campaignSummary(f *simFlags, reports []*sim.Report, wall time.Duration, out io.Writer) error {
 	var kinds [4]int
 	var simTime time.Duration
-	events := 0
+	events, clusters, failovers, layouts, crashes := 0, 0, 0, 0, 0
 	firstKind := sim.Passed
 	for i, r := range reports {
 		kinds[r.Kind]++
 		simTime += r.Stats.SimTime
 		events += r.Stats.Events
+		crashes += r.Stats.Crashes
+		if r.Options.Nodes > 1 {
+			clusters++
+			failovers += r.Stats.Failovers
+			layouts += r.Stats.RaftPartitions
+		}
 		if r.Failed() {
 			seed := f.start + uint64(i)
 			paths, err := saveFailure(f, seed, r)
@@ -317,6 +335,7 @@ func campaignSummary(f *simFlags, reports []*sim.Report, wall time.Duration, out
 	fmt.Fprintf(out, "seeds=%d failures=%d correctness=%d liveness=%d crash=%d sim_time=%v wall=%v speed=%.0fx events=%d\n",
 		len(reports), failures, kinds[sim.CorrectnessFailure], kinds[sim.LivenessFailure], kinds[sim.CrashFailure],
 		simTime.Round(time.Second), wall.Round(time.Millisecond), float64(simTime)/float64(wall), events)
+	fmt.Fprintf(out, "clusters=%d failovers=%d raft_layouts=%d crashes=%d\n", clusters, failovers, layouts, crashes)
 	if failures > 0 {
 		return &exitError{code: exitFor(firstKind), err: fmt.Errorf("%d of %d seeds failed", failures, len(reports)), quiet: true}
 	}
