@@ -37,7 +37,7 @@ var pure = []struct {
 	{dir: "client/protocol", rules: core},
 	{dir: "wire", rules: core},
 	{dir: "internal/bugzoo", rules: core},
-	{dir: "replica", rules: core},
+	{dir: "replica", rules: core, edges: []string{"config.go"}},
 	{dir: "sim", rules: seeded},
 }
 
