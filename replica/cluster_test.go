@@ -92,24 +92,25 @@ type result struct {
 }
 
 type cluster struct {
-	cfg   config
-	lim   spec.Limits
-	rng   *rand.Rand
-	now   spec.Time
-	reps  []*replica.Replica // id i+1 at i; nil while down
-	fs    []*vfs.MemFS       // each replica's file system
-	upAt  []spec.Time        // when a down replica restarts
-	seen  []uint64           // each replica's applied index after its last Ready
-	peers []uint64
-	disk  *diskFault  // the last replica's injected disk errors, if any
-	ticks []spec.Time // next tick of each replica
-	side  []int       // partition side of each replica
-	next  spec.Time   // next change of the network layout
-	net   packets
-	seq   uint64
-	cls   []*client
-	trace hash.Hash64
-	batch [][]*request // client requests delivered to each replica this step
+	cfg     config
+	lim     spec.Limits
+	rng     *rand.Rand
+	now     spec.Time
+	reps    []*replica.Replica // id i+1 at i; nil while down
+	fs      []*vfs.MemFS       // each replica's file system
+	upAt    []spec.Time        // when a down replica restarts
+	seen    []uint64           // each replica's applied index after its last Ready
+	peers   []uint64
+	disk    *diskFault   // the last replica's injected disk errors, if any
+	reports []snapReport // snapshot sends ended, to report to their senders
+	ticks   []spec.Time  // next tick of each replica
+	side    []int        // partition side of each replica
+	next    spec.Time    // next change of the network layout
+	net     packets
+	seq     uint64
+	cls     []*client
+	trace   hash.Hash64
+	batch   [][]*request // client requests delivered to each replica this step
 
 	// checker state
 	leaders   map[uint64]uint64            // term -> leader
@@ -232,6 +233,7 @@ func run(t *testing.T, cfg config, seed uint64) result {
 		c.layout()
 		c.crash()
 		c.deliver()
+		c.report()
 		c.proposeBatches()
 		c.tick()
 		for _, cl := range c.cls {
@@ -239,6 +241,7 @@ func run(t *testing.T, cfg config, seed uint64) result {
 		}
 		for i := range c.reps {
 			c.ready(i)
+			c.report()
 		}
 		c.checkLeaders()
 	}
@@ -398,7 +401,22 @@ func (c *cluster) snapDone(p *packet, failed bool) {
 		return
 	}
 	fmt.Fprintf(c.trace, "%d snapshot %d->%d at %d failed %v\n", c.now, p.from, p.to, p.msg.GetSnapshot().GetMetadata().GetIndex(), failed)
-	c.reps[p.from-1].ReportSnapshot(p.to, failed)
+	c.reports = append(c.reports, snapReport{from: p.from, to: p.to, failed: failed})
+}
+
+type snapReport struct {
+	from, to uint64
+	failed   bool
+}
+
+// report hands the snapshot reports to their senders, outside any Ready.
+func (c *cluster) report() {
+	for _, rp := range c.reports {
+		if r := c.reps[rp.from-1]; r != nil {
+			r.ReportSnapshot(rp.to, rp.failed)
+		}
+	}
+	c.reports = c.reports[:0]
 }
 
 func (c *cluster) deliver() {
@@ -591,8 +609,9 @@ func (c *cluster) ready(i int) {
 		// from what its disk holds once the network heals.
 		c.res.stopped++
 		fmt.Fprintf(c.trace, "%d replica %d stopped: store failed\n", c.now, r.ID())
-		_ = r.Close()
-		c.disk.armed.Store(false)
+		_ = r.Close() // reports the failure; Pebble's files stay as a crash leaves them
+		c.fs[i] = c.fs[i].CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: c.rng.IntN(101),
+			RNG: rand.New(rand.NewPCG(c.rng.Uint64(), 2))})
 		c.reps[i], c.upAt[i] = nil, c.cfg.healAt
 		return
 	}

@@ -468,7 +468,10 @@ func (r *Replica) Ready() (Ready, error) {
 			return r.stop(err)
 		}
 	}
-	compact, err := r.compactLog()
+	compact, err := false, error(nil)
+	if !snap { // an installed snapshot is the log's new start already
+		compact, err = r.compactLog()
+	}
 	if err == nil {
 		err = r.putApplied()
 	}
@@ -498,8 +501,12 @@ func (r *Replica) Ready() (Ready, error) {
 		if err != nil {
 			return r.stop(err)
 		}
-		if _, err := r.storage.CreateSnapshot(r.applied, r.conf, data); err != nil {
-			panic(fmt.Sprintf("replica %d: memory storage: snapshot at %d: %v", r.id, r.applied, err))
+		// A restart may have put the in-memory snapshot at this index
+		// already (open): then only the entries go.
+		if sn, _ := r.storage.Snapshot(); sn.GetMetadata().GetIndex() < r.applied {
+			if _, err := r.storage.CreateSnapshot(r.applied, r.conf, data); err != nil {
+				panic(fmt.Sprintf("replica %d: memory storage: snapshot at %d: %v", r.id, r.applied, err))
+			}
 		}
 		if err := r.storage.Compact(r.applied); err != nil {
 			panic(fmt.Sprintf("replica %d: memory storage: compact to %d: %v", r.id, r.applied, err))
