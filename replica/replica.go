@@ -78,7 +78,8 @@ type Reply struct {
 }
 
 // Replica is one member of a replicated lock service: a raft RawNode and the
-// engine's Core, with no goroutines, no clock and no I/O. Time enters only
+// engine's Core, with no goroutines, no clock and no I/O but its store's
+// (one Pebble database: engine.Store). Time enters only
 // through the log: the leader stamps each entry with its time, and every
 // replica applies the same entries with the same times to the same core.
 // See doc.go for the caller's obligations.
@@ -174,7 +175,9 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 	var core *engine.Core
 	if bugzooOn && planted("restart-with-grace") {
 		core, err = st.Load(cfg.Limits, s.applied.now) // the single-node restart: every session a fresh TTL
-		core.WriteDeadlines()
+		if err == nil {
+			core.WriteDeadlines()
+		}
 	} else {
 		core, err = st.LoadExact(cfg.Limits, s.applied.now)
 	}
