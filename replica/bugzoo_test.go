@@ -24,6 +24,7 @@ func TestBugZoo(t *testing.T) {
 		{bug: "lone-voter", checker: "leader"},
 		{bug: "failover-no-grace", checker: "grace", cfg: &shortLease},
 		{bug: "restart-with-grace", checker: "restart", cfg: &threeCrash},
+		{bug: "applied-with-writes-only", checker: "restart", cfg: &threeCrash},
 		{engineBug: "grant-incompatible", checker: "invariants"},
 	} {
 		t.Run(c.bug+c.engineBug, func(t *testing.T) {

@@ -86,6 +86,7 @@ type result struct {
 	applied  uint64
 	graced   int // expiries applied after a failover (each replica's count)
 	restarts int // replicas restarted from their store
+	leadDown int // leaders stopped
 	snapSent int // snapshots sent (MsgSnap delivered)
 	snapsIn  int // snapshots installed
 	stopped  int // replicas stopped by a failed store
@@ -310,6 +311,9 @@ func (c *cluster) crash() {
 // cut that leaves only what its file system had synced.
 func (c *cluster) stop(i int, up spec.Time) {
 	r := c.reps[i]
+	if r.IsLeader() {
+		c.res.leadDown++
+	}
 	how := "closed"
 	if c.rng.IntN(2) == 0 {
 		how = "crashed"

@@ -108,11 +108,14 @@ type Replica struct {
 	// snapshot); any later one must be pending.
 	lostBelow uint64
 	batch     *engine.Batch // the Ready's batch, while Ready runs
-	failed    error         // the store failed: the replica has stopped
-	clock     spec.Time     // the time of the last Tick (only planted bugs read it)
-	inReady   bool          // between Ready and Advance
-	out       Ready
-	scratch   entry
+	coreWrote bool          // the core wrote records in this Ready (only a planted bug reads it)
+	// storedApplied is the applied state last written (only a planted bug reads it).
+	storedApplied appliedState
+	failed        error     // the store failed: the replica has stopped
+	clock         spec.Time // the time of the last Tick (only planted bugs read it)
+	inReady       bool      // between Ready and Advance
+	out           Ready
+	scratch       entry
 }
 
 type pending struct {
@@ -187,7 +190,7 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 	r := &Replica{id: cfg.ID, lim: cfg.Limits, store: st, core: core, conf: s.snap.GetConfState(),
 		compact: cfg.CompactAfter, pending: map[uint64]pending{}, applied: s.applied.index,
 		appliedTerm: s.applied.term, appliedFailover: s.applied.failover, seq: s.applied.seq,
-		lostBelow: s.applied.seq, stampMax: core.Now()}
+		lostBelow: s.applied.seq, stampMax: core.Now(), storedApplied: s.applied}
 	if r.compact == 0 {
 		r.compact = compactAfterDefault
 	}
@@ -444,7 +447,7 @@ func (r *Replica) Ready() (Ready, error) {
 	if err != nil {
 		return r.stop(err)
 	}
-	r.batch = b
+	r.batch, r.coreWrote = b, false
 	defer func() { r.batch = nil }()
 	if snap {
 		if err := r.installSnapshot(rd.Snapshot); err != nil {
@@ -476,7 +479,7 @@ func (r *Replica) Ready() (Ready, error) {
 		compact, err = r.compactLog()
 	}
 	if err == nil {
-		err = r.putApplied()
+		err = r.putApplied(snap)
 	}
 	if err != nil {
 		b.Close()
@@ -550,9 +553,15 @@ func (r *Replica) putEntries(ents []*raftpb.Entry) error {
 	return nil
 }
 
-// putApplied writes the applied state to the batch.
-func (r *Replica) putApplied() error {
+// putApplied writes the applied state to the batch, whatever else it
+// holds: even an entry that changed no record (an empty entry, a tick that
+// fired nothing) moves applied, and the clock.
+func (r *Replica) putApplied(snap bool) error {
 	a := appliedState{index: r.applied, term: r.appliedTerm, now: r.core.Now(), failover: r.appliedFailover, seq: r.seq}
+	if bugzooOn && planted("applied-with-writes-only") && !snap && !r.coreWrote {
+		a, a.seq = r.storedApplied, r.seq // the index and clock of the last Ready with records
+	}
+	r.storedApplied = a
 	return r.batch.Put(keyApplied, a.append(nil))
 }
 
@@ -737,6 +746,7 @@ func (r *Replica) apply(ent *raftpb.Entry) error {
 	}
 	r.stampMax = max(r.stampMax, e.at)
 	crd := r.core.Ready()
+	r.coreWrote = r.coreWrote || crd.Writes.Len() > 0
 	if err := r.batch.AddWrites(crd.Writes); err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func TestClusterDeterministic(t *testing.T) {
 	}{{"three", three, 60}, {"five", five, 30}, {"three-crash", threeCrash, 30}, {"five-crash", fiveCrash, 15}} {
 		t.Run(cfg.name, func(t *testing.T) {
 			traces := map[uint64]uint64{}
-			leaders, answered, restarts, snaps := 0, 0, 0, 0
+			leaders, answered, restarts, leadDown, snaps := 0, 0, 0, 0, 0
 			for seed := uint64(1); seed <= cfg.seeds; seed++ {
 				a, b := run(t, cfg.cfg, seed), run(t, cfg.cfg, seed)
 				for _, f := range a.failures {
@@ -60,14 +60,15 @@ func TestClusterDeterministic(t *testing.T) {
 				leaders += a.leaders
 				answered += a.answered
 				restarts += a.restarts
+				leadDown += a.leadDown
 				snaps += a.snapsIn
 				t.Logf("seed %d: trace %x, %d leaderships, %d answers, %d entries, %d restarts, %d snapshots installed",
 					seed, a.trace, a.leaders, a.answered, a.applied, a.restarts, a.snapsIn)
 			}
-			if cfg.cfg.crashes && restarts < 2*int(cfg.seeds) {
-				t.Errorf("%d restarts over %d seeds: too few to test them", restarts, cfg.seeds)
+			if cfg.cfg.crashes && (restarts < 2*int(cfg.seeds) || leadDown < int(cfg.seeds)/2) {
+				t.Errorf("%d restarts, %d of leaders, over %d seeds: too few to test them", restarts, leadDown, cfg.seeds)
 			}
-			t.Logf("%d restarts, %d snapshots installed over %d seeds", restarts, snaps, cfg.seeds)
+			t.Logf("%d restarts (%d of leaders), %d snapshots installed over %d seeds", restarts, leadDown, snaps, cfg.seeds)
 			if leaders <= int(cfg.seeds) || answered < 20*int(cfg.seeds) {
 				t.Errorf("%d leaderships and %d answers over %d seeds: the faults or the workload are too weak to test anything",
 					leaders, answered, cfg.seeds)
