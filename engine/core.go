@@ -22,6 +22,10 @@ type Core struct {
 	tokenMax spec.Token
 	seq      uint64 // orders grants and queue entries, so recovery can rebuild the order
 	tombSeq  uint64 // keys tombstones in the order sessions ended
+	// deadlines: every change of a session's deadline writes its record,
+	// deadline included (WriteDeadlines), so that RestoreExact can rebuild
+	// the core exactly.
+	deadlines bool
 
 	sessions     map[spec.SessionID]*session
 	resources    map[string]*resource // in use, or idle
@@ -150,11 +154,23 @@ func (c *Core) Tick(now spec.Time) {
 	c.checkInvariants()
 }
 
+// WriteDeadlines makes the core write a session's deadline in its record,
+// and write the record again whenever the deadline moves (a keepalive, a
+// failover), so that RestoreExact rebuilds exactly this core from its
+// records and clock. A replicated core needs that: a replica restarted from
+// its store must equal the replicas that never stopped, and they gave no
+// session the grace of a restart. It costs one session record (about 30
+// bytes) per keepalive, and one per live session per failover; a
+// replica writes its log entry in the same batch anyway, so no extra sync.
+// Call it on a new core, before its first step.
+func (c *Core) WriteDeadlines() { c.deadlines = true }
+
 // Failover is a change of leader in a replicated group, exactly
 // spec.Model.Failover: the clock moves to now (never backwards) and every
 // live session's expiry moves out to at least the clock plus grace; nothing
 // else changes and nothing fires (the caller Ticks at once, as after
-// Restore). It writes no record, like a keepalive: deadlines are not
+// Restore). It writes no record, like a keepalive (unless WriteDeadlines
+// was called: then each session whose deadline moved): deadlines are not
 // stored, because a restart gives every session a full TTL from the restart
 // whatever its deadline was (Restore, spec.Model.Recover), and that is
 // enough, for no client counts its lease from later than its last answered
@@ -170,6 +186,9 @@ func (c *Core) Failover(now spec.Time, grace time.Duration) {
 		// map order: each timer moves alone; the heap's order is total.
 		if s.expiry.at < until {
 			c.timers.set(&s.expiry, until)
+			if c.deadlines {
+				c.putSession(s, true)
+			}
 		}
 	}
 	// No invariant check here: a timer already due fires at the next Tick.
@@ -257,6 +276,9 @@ func (c *Core) apply(in *spec.Input) spec.Result {
 		s, r := c.session(in.Session)
 		if s != nil {
 			c.timers.set(&s.expiry, c.now.Add(s.ttl))
+			if c.deadlines {
+				c.putSession(s, true)
+			}
 		}
 		return r
 	case spec.OpClose:
@@ -330,7 +352,7 @@ func (c *Core) open(in *spec.Input) spec.Result {
 	}
 	s := c.newSession(in.Session, in.TTL)
 	c.timers.set(&s.expiry, c.now.Add(s.ttl))
-	c.putSession(s)
+	c.putSession(s, false)
 	return spec.Result{}
 }
 

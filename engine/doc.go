@@ -49,6 +49,14 @@
 // node cannot know how long it was down) — exactly what spec.Model.Recover
 // says. The caller makes a turn at once to fire timers that came due.
 //
+// A replica's core must come back exactly, not with that grace (the other
+// replicas never applied it): Core.WriteDeadlines makes the core write each
+// session's deadline whenever it moves, and RestoreExact (Store.LoadExact)
+// rebuilds exactly that core from its records and the clock the replica
+// kept. A replica shares its Store with raft: its keys begin with
+// ForeignPrefix, which Load never reads, and Store.NewBatch commits them
+// with the core's writes in one synced batch.
+//
 // Failover is the same for a change of leader in a replicated group
 // (spec.Model.Failover): the core keeps its state and every session's
 // expiry moves out to at least the failover's instant plus a grace. It

@@ -13,13 +13,17 @@ import (
 //
 //	key                                  value (every value starts with its format version)
 //	"m"                                  meta: token-max, order seq, tombstone seq, now
-//	"s" session-id                       session: ttl
+//	"s" session-id                       session: ttl [, deadline] (the deadline only under Core.WriteDeadlines)
 //	"p" session-id request-id(BE64)      reply: the session's acked floor, the request's digest, a recorded outcome
 //	"r" name                             resource: value block, validity, lock-delay
 //	"l" uvarint(len name) name session   lock: mode, want, token, queued request, ...
 //	"t" seq(BE64)                        tombstone: session id, closed
 //
-// Session deadlines are not stored: recovery gives every session a full TTL.
+// Session deadlines are not stored (unless Core.WriteDeadlines: a replica's
+// core, restored exactly by RestoreExact): recovery gives every session a
+// full TTL. Keys that begin with ForeignPrefix are never the core's: a
+// store shared with a replica keeps raft's state there, and recovery reads
+// only the keys from recordsLower on.
 // A session's acknowledgement floor is stored in each reply record written
 // (every request that moves the floor also writes its own reply in the same
 // batch, and a session always keeps its newest reply), so recovery takes
@@ -38,7 +42,16 @@ const (
 	prefixResource  = 'r'
 	prefixLock      = 'l'
 	prefixTombstone = 't'
+
+	// ForeignPrefix begins every key in the store that is not the core's
+	// (a replica's raft log, hard state and applied index): Load and
+	// Records skip them, and no record key begins with it.
+	ForeignPrefix = 0x00
 )
+
+// recordsLower and recordsUpper bound the core's keys: every record key
+// begins with one of the prefixes above, all in [recordsLower, recordsUpper).
+var recordsLower, recordsUpper = []byte{ForeignPrefix + 1}, []byte{0xff}
 
 // errCorrupt marks a record that cannot be decoded.
 var errCorrupt = errors.New("corrupt record")
@@ -76,12 +89,17 @@ func (c *Core) putMeta() {
 	w.end()
 }
 
-func (c *Core) putSession(s *session) {
+// putSession writes s's record: once, when opened (existed false), and
+// again whenever its deadline moves if the core writes deadlines.
+func (c *Core) putSession(s *session, existed bool) {
 	w := &c.writes
 	k := w.begin()
 	w.buf = append(append(w.buf, prefixSession), s.id[:]...)
-	w.put(&s.ref, false, k) // written once, when opened
+	w.put(&s.ref, existed, k)
 	w.buf = appendVarint(w.buf, int64(s.ttl))
+	if c.deadlines {
+		w.buf = appendVarint(w.buf, int64(s.expiry.at))
+	}
 	w.end()
 }
 

@@ -16,12 +16,29 @@ import (
 // already due fire at the first Tick, which the caller makes at once.
 // records calls its argument for each stored key and value.
 func Restore(lim spec.Limits, now spec.Time, records func(func(key, value []byte) error) error) (*Core, error) {
+	return restore(lim, now, records, false)
+}
+
+// RestoreExact rebuilds exactly the core that wrote these records under
+// WriteDeadlines, whose clock read now: every session keeps the deadline
+// its record holds, no session gets a grace, and the clock is now (the
+// records hold the clock only as of the last batch that had writes, so the
+// caller keeps it: a replica stores it with its applied index). This is
+// how a replica restarts, and how it installs a snapshot: its core then
+// equals every other replica's at the same log index. The restored core
+// writes deadlines too. A session record without a deadline, or a clock
+// earlier than the records', is an error.
+func RestoreExact(lim spec.Limits, now spec.Time, records func(func(key, value []byte) error) error) (*Core, error) {
+	return restore(lim, now, records, true)
+}
+
+func restore(lim spec.Limits, now spec.Time, records func(func(key, value []byte) error) error, exact bool) (*Core, error) {
 	c, err := New(lim)
 	if err != nil {
 		return nil, err
 	}
-	c.now = now
-	var rs restoring
+	c.now, c.deadlines = now, exact
+	rs := restoring{exact: exact}
 	if err := records(rs.add); err != nil {
 		return nil, err
 	}
@@ -48,6 +65,7 @@ type lockRecord struct {
 
 // restoring collects decoded records until all are read.
 type restoring struct {
+	exact      bool // RestoreExact: sessions keep their stored deadlines
 	metaSeen   bool
 	now        spec.Time // the clock of the last batch written
 	tokenMax   spec.Token
@@ -64,6 +82,9 @@ func (rs *restoring) add(key, value []byte) error {
 	if len(key) == 0 {
 		return fmt.Errorf("%w: empty key", errCorrupt)
 	}
+	if key[0] == ForeignPrefix {
+		return nil // not the core's (a replica's raft state)
+	}
 	d := newDecoder(value)
 	body := key[1:]
 	switch key[0] {
@@ -78,6 +99,10 @@ func (rs *restoring) add(key, value []byte) error {
 			return fmt.Errorf("%w: session key %x", errCorrupt, key)
 		}
 		s := session{ttl: d.duration()}
+		s.expiry.index = -1 // no stored deadline
+		if d.err == nil && len(d.b) > 0 {
+			s.expiry.at, s.expiry.index = spec.Time(d.varint()), 0
+		}
 		copy(s.id[:], body)
 		rs.sessions = append(rs.sessions, s)
 	case prefixReply:
@@ -144,9 +169,19 @@ func (rs *restoring) build(c *Core) error {
 		return fmt.Errorf("%w: records without meta", errCorrupt)
 	}
 	c.tokenMax, c.seq, c.tombSeq = rs.tokenMax, rs.seq, rs.tombSeq
+	if rs.exact && c.now < rs.now {
+		return fmt.Errorf("%w: clock %v before the records' %v", errCorrupt, c.now, rs.now)
+	}
 	c.now = max(c.now, rs.now) // the clock never goes back, also across a restart
 	for i := range rs.sessions {
 		s := c.newSession(rs.sessions[i].id, rs.sessions[i].ttl)
+		if rs.exact {
+			if rs.sessions[i].expiry.index < 0 {
+				return fmt.Errorf("%w: session %s has no stored deadline", errCorrupt, rs.sessions[i].id)
+			}
+			c.timers.set(&s.expiry, rs.sessions[i].expiry.at)
+			continue
+		}
 		c.timers.set(&s.expiry, c.now.Add(s.ttl)) // the grace period
 		if bugzooOn && planted("no-grace-period") {
 			c.timers.set(&s.expiry, c.now)

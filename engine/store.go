@@ -182,31 +182,135 @@ func (s *Store) probe() error {
 func (s *Store) Errors() uint64 { return s.log.errors.Load() }
 
 // Load rebuilds the core from every record in the store, as a restart at
-// now (see Restore).
+// now (see Restore). Keys under ForeignPrefix are not read.
 func (s *Store) Load(lim spec.Limits, now spec.Time) (*Core, error) {
-	c, err := Restore(lim, now, func(f func(key, value []byte) error) error {
-		it, err := s.db.NewIter(nil)
-		if err != nil {
-			return err
-		}
-		for it.First(); it.Valid(); it.Next() {
-			v, err := it.ValueAndErr()
-			if err != nil {
-				_ = it.Close()
-				return err
-			}
-			if err := f(it.Key(), v); err != nil {
-				_ = it.Close()
-				return err
-			}
-		}
-		return it.Close()
-	})
+	c, err := Restore(lim, now, s.Records)
 	if err != nil {
 		return nil, fmt.Errorf("store: load: %w", err)
 	}
 	return c, nil
 }
+
+// LoadExact rebuilds exactly the core whose records the store holds and
+// whose clock read now (see RestoreExact): a replica's restart.
+func (s *Store) LoadExact(lim spec.Limits, now spec.Time) (*Core, error) {
+	c, err := RestoreExact(lim, now, s.Records)
+	if err != nil {
+		return nil, fmt.Errorf("store: load: %w", err)
+	}
+	return c, nil
+}
+
+// Records calls f for each of the core's records in key order (never a key
+// under ForeignPrefix). The slices are valid only during the call.
+func (s *Store) Records(f func(key, value []byte) error) error {
+	return s.Scan(recordsLower, recordsUpper, f)
+}
+
+// Scan calls f for each key in [lower, upper) in order, with its value.
+// The slices are valid only during the call.
+func (s *Store) Scan(lower, upper []byte, f func(key, value []byte) error) error {
+	if err := s.failure(); err != nil {
+		return err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if err := f(it.Key(), v); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	return it.Close()
+}
+
+// Get returns a copy of key's value, or ok false if the store has none.
+func (s *Store) Get(key []byte) (value []byte, ok bool, err error) {
+	if err := s.failure(); err != nil {
+		return nil, false, err
+	}
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	value = append([]byte(nil), v...)
+	return value, true, closer.Close()
+}
+
+// Batch is one atomic, synced commit of the core's writes and of keys of
+// its embedder's own under ForeignPrefix (a replica's raft log and state):
+// NewBatch, any number of Put, Delete, DeleteRange and AddWrites, then
+// Commit (or Close to drop it).
+type Batch struct {
+	s *Store
+	b *pebble.Batch
+}
+
+// NewBatch begins a batch; it fails once the store has stopped.
+func (s *Store) NewBatch() (*Batch, error) {
+	if err := s.failure(); err != nil {
+		return nil, err
+	}
+	return &Batch{s: s, b: s.db.NewBatch()}, nil
+}
+
+// AddWrites adds the core's writes of one turn (call it before the core's
+// Advance: the batch copies them).
+func (b *Batch) AddWrites(w *Writes) error {
+	return w.Each(func(key, value []byte, del bool) error {
+		if del {
+			return b.b.Delete(key, nil)
+		}
+		return b.b.Set(key, value, nil)
+	})
+}
+
+// Put sets key to value (both copied).
+func (b *Batch) Put(key, value []byte) error { return b.b.Set(key, value, nil) }
+
+// Delete deletes key.
+func (b *Batch) Delete(key []byte) error { return b.b.Delete(key, nil) }
+
+// DeleteRange deletes every key in [start, end).
+func (b *Batch) DeleteRange(start, end []byte) error { return b.b.DeleteRange(start, end, nil) }
+
+// DeleteRecords deletes every record of the core (a replica installing a
+// snapshot replaces its core whole).
+func (b *Batch) DeleteRecords() error { return b.DeleteRange(recordsLower, recordsUpper) }
+
+// Len returns the size of the batch's contents in bytes.
+func (b *Batch) Len() int { return b.b.Len() }
+
+// Commit writes the batch and syncs it (one fsync) before it returns. An
+// error stops the store, as any failed write does (fail-stop): nothing
+// that depends on the batch may be acknowledged. The batch is closed
+// either way.
+func (b *Batch) Commit() (err error) {
+	defer b.s.guard(&err) // a Pebble Fatalf leaves the batch to Pebble, unclosed
+	if err := b.s.failure(); err != nil {
+		_ = b.b.Close()
+		return err
+	}
+	err = b.b.Commit(pebble.Sync)
+	_ = b.b.Close()
+	if err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// Close drops a batch that was not committed.
+func (b *Batch) Close() { _ = b.b.Close() }
 
 // Apply writes w to the log in one batch, without waiting for its sync:
 // nothing of it may be acknowledged before Synced returns nil. An error

@@ -21,6 +21,8 @@ var zoo = bugzoo.New("replica",
 	bugzoo.Bug{Name: "hint-self", Doc: "a follower's refusal names itself as the leader"},
 	bugzoo.Bug{Name: "lone-voter", Doc: "the lowest id is bootstrapped with itself as the only voter"},
 	bugzoo.Bug{Name: "failover-no-grace", Doc: "a new leader's failover entry gives the sessions no grace: their leases run out on the old deadlines"},
+	bugzoo.Bug{Name: "applied-with-writes-only", Doc: "the applied state is stored only with a Ready whose entries changed records: after empty or quiet tick entries a restart comes back at an older index and clock"},
+	bugzoo.Bug{Name: "restart-with-grace", Doc: "a restarted replica (or one installing a snapshot) restores its core as a single node does, every session a fresh TTL: a grace the other replicas never applied"},
 )
 
 func planted(name string) bool { return zoo.Planted(name) }

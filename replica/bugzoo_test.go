@@ -23,6 +23,8 @@ func TestBugZoo(t *testing.T) {
 		{bug: "hint-self", checker: "liveness"},
 		{bug: "lone-voter", checker: "leader"},
 		{bug: "failover-no-grace", checker: "grace", cfg: &shortLease},
+		{bug: "restart-with-grace", checker: "restart", cfg: &threeCrash},
+		{bug: "applied-with-writes-only", checker: "restart", cfg: &threeCrash},
 		{engineBug: "grant-incompatible", checker: "invariants"},
 	} {
 		t.Run(c.bug+c.engineBug, func(t *testing.T) {
@@ -57,7 +59,7 @@ func TestBugZoo(t *testing.T) {
 // TestBugZooClean: with nothing planted, the bugzoo build passes the same
 // seeds (the hooks change nothing when off).
 func TestBugZooClean(t *testing.T) {
-	for _, cfg := range []config{three, shortLease} {
+	for _, cfg := range []config{three, shortLease, threeCrash} {
 		for seed := uint64(1); seed <= 5; seed++ {
 			for _, f := range run(t, cfg, seed).failures {
 				t.Errorf("seed %d: %v", seed, f)

@@ -10,12 +10,17 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/cryptotest"
 	"time"
 
+	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/replica"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -36,6 +41,9 @@ const (
 	sessionTTL    = 30 * time.Second
 	partitionMin  = 200 // ms a network layout lasts, at least
 	partitionSpan = 600 // ms more, at most
+	crashEvery    = 700 // ms between crashes, on average, while the faults last
+	downMin       = 100 // ms a crashed replica stays down, at least
+	downSpan      = 900 // ms more, at most
 )
 
 var resourceNames = []string{"a", "b", "c"}
@@ -46,6 +54,20 @@ type config struct {
 	healAt            spec.Time
 	liveBound         spec.Time
 	dropPermille      int
+	// crashes stops random replicas (the leader half the time) while the
+	// faults last, a minority at a time, and restarts them from their
+	// directory: half the time after a clean Close, half the time from a
+	// crash image of their file system.
+	crashes bool
+	// compactAfter is the replicas' CompactAfter (0: the default).
+	compactAfter uint64
+	// downLong stops the last replica from downAt until the network heals,
+	// so that it comes back behind the others' compacted logs.
+	downLong bool
+	downAt   spec.Time
+	// diskFailAt, if set, fails every write of the last replica's log from
+	// then on; once it has stopped, it is reopened when the network heals.
+	diskFailAt spec.Time
 }
 
 // failure is a checker's finding: its kind names the checker.
@@ -64,22 +86,33 @@ type result struct {
 	answered int // requests answered
 	applied  uint64
 	graced   int // expiries applied after a failover (each replica's count)
+	restarts int // replicas restarted from their store
+	leadDown int // leaders stopped
+	snapSent int // snapshots sent (MsgSnap delivered)
+	snapsIn  int // snapshots installed
+	stopped  int // replicas stopped by a failed store
 }
 
 type cluster struct {
-	cfg   config
-	lim   spec.Limits
-	rng   *rand.Rand
-	now   spec.Time
-	reps  []*replica.Replica // id i+1 at i
-	ticks []spec.Time        // next tick of each replica
-	side  []int              // partition side of each replica
-	next  spec.Time          // next change of the network layout
-	net   packets
-	seq   uint64
-	cls   []*client
-	trace hash.Hash64
-	batch [][]*request // client requests delivered to each replica this step
+	cfg     config
+	lim     spec.Limits
+	rng     *rand.Rand
+	now     spec.Time
+	reps    []*replica.Replica // id i+1 at i; nil while down
+	fs      []*vfs.MemFS       // each replica's file system
+	upAt    []spec.Time        // when a down replica restarts
+	seen    []uint64           // each replica's applied index after its last Ready
+	peers   []uint64
+	disk    *diskFault   // the last replica's injected disk errors, if any
+	reports []snapReport // snapshot sends ended, to report to their senders
+	ticks   []spec.Time  // next tick of each replica
+	side    []int        // partition side of each replica
+	next    spec.Time    // next change of the network layout
+	net     packets
+	seq     uint64
+	cls     []*client
+	trace   hash.Hash64
+	batch   [][]*request // client requests delivered to each replica this step
 
 	// checker state
 	leaders   map[uint64]uint64            // term -> leader
@@ -160,14 +193,30 @@ func run(t *testing.T, cfg config, seed uint64) result {
 	for i := range peers {
 		peers[i] = uint64(i + 1)
 	}
-	for _, id := range peers {
-		r, err := replica.New(replica.Config{ID: id, Peers: peers, Limits: c.lim})
+	c.peers = peers
+	c.upAt, c.seen = make([]spec.Time, cfg.replicas), make([]uint64, cfg.replicas)
+	for i, id := range peers {
+		c.fs = append(c.fs, vfs.NewCrashableMem())
+		fs := vfs.FS(c.fs[i])
+		if cfg.diskFailAt > 0 && i == len(peers)-1 {
+			c.disk = &diskFault{}
+			fs = errorfs.Wrap(fs, c.disk)
+		}
+		r, err := replica.New(c.replicaConfig(id, fs))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.reps = append(c.reps, r)
+		c.seen[i] = r.Applied()
 		c.ticks = append(c.ticks, spec.Time(c.rng.IntN(int(tickInterval/ms)))*ms)
 	}
+	defer func() {
+		for _, r := range c.reps {
+			if r != nil {
+				_ = r.Close()
+			}
+		}
+	}()
 	if c.cfg.ttl == 0 {
 		c.cfg.ttl = sessionTTL
 	}
@@ -184,20 +233,126 @@ func run(t *testing.T, cfg config, seed uint64) result {
 	end := cfg.healAt + cfg.liveBound
 	for c.now = 0; c.now <= end; c.now += ms {
 		c.layout()
+		c.crash()
 		c.deliver()
+		c.report()
 		c.proposeBatches()
 		c.tick()
 		for _, cl := range c.cls {
 			c.act(cl)
 		}
-		for _, r := range c.reps {
-			c.ready(r)
+		for i := range c.reps {
+			c.ready(i)
+			c.report()
 		}
 		c.checkLeaders()
 	}
 	c.checkLive()
 	c.res.trace = c.trace.Sum64()
 	return c.res
+}
+
+func (c *cluster) replicaConfig(id uint64, fs vfs.FS) replica.Config {
+	return replica.Config{ID: id, Peers: c.peers, Limits: c.lim, FS: fs, Dir: "replica", CompactAfter: c.cfg.compactAfter}
+}
+
+// diskFault fails every write to the write-ahead log once armed.
+type diskFault struct{ armed atomic.Bool }
+
+func (d *diskFault) MaybeError(op errorfs.Op) error {
+	if d.armed.Load() && op.Kind.ReadOrWrite() == errorfs.OpIsWrite && strings.HasSuffix(op.Path, ".log") {
+		return errorfs.ErrInjected
+	}
+	return nil
+}
+
+func (d *diskFault) String() string { return "disk-fault" }
+
+// crash stops and restarts replicas: at random while the faults last (a
+// minority at a time, the leader half the time), the last one for long
+// with downLong, and every down replica once the network heals.
+func (c *cluster) crash() {
+	n := len(c.reps)
+	for i := range c.reps {
+		if c.reps[i] == nil && (c.now >= c.upAt[i] || !c.faulty()) {
+			c.restart(i)
+		}
+	}
+	if c.disk != nil && c.now == c.cfg.diskFailAt {
+		c.disk.armed.Store(true)
+		fmt.Fprintf(c.trace, "%d disk of %d fails\n", c.now, n)
+	}
+	if c.cfg.downLong && c.now == c.cfg.downAt {
+		c.stop(n-1, c.cfg.healAt)
+	}
+	if !c.faulty() || !c.cfg.crashes || c.rng.IntN(crashEvery) != 0 {
+		return
+	}
+	i := c.rng.IntN(n)
+	if c.rng.IntN(2) == 0 {
+		for j, r := range c.reps {
+			if r != nil && r.IsLeader() {
+				i = j
+			}
+		}
+	}
+	down := 0
+	for _, r := range c.reps {
+		if r == nil {
+			down++
+		}
+	}
+	if c.reps[i] == nil || down >= (n-1)/2 {
+		return
+	}
+	c.stop(i, c.now+spec.Time(downMin+c.rng.IntN(downSpan))*ms)
+}
+
+// stop stops replica i until up: a clean Close, or (half the time) a power
+// cut that leaves only what its file system had synced.
+func (c *cluster) stop(i int, up spec.Time) {
+	r := c.reps[i]
+	if r.IsLeader() {
+		c.res.leadDown++
+	}
+	how := "closed"
+	if c.rng.IntN(2) == 0 {
+		how = "crashed"
+		image := c.fs[i].CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: c.rng.IntN(101),
+			RNG: rand.New(rand.NewPCG(c.rng.Uint64(), 1))})
+		_ = r.Close() // the old instance's files are left behind
+		c.fs[i] = image
+	} else if err := r.Close(); err != nil {
+		c.fail("harness", "close replica %d: %v", r.ID(), err)
+	}
+	c.reps[i], c.upAt[i] = nil, up
+	fmt.Fprintf(c.trace, "%d replica %d %s, up at %v\n", c.now, i+1, how, up)
+}
+
+// restart reopens replica i from its directory. It must come back exactly
+// as it was after its last Ready: the same applied index, and the state
+// every replica had there.
+func (c *cluster) restart(i int) {
+	r, err := replica.New(c.replicaConfig(uint64(i+1), c.fs[i]))
+	if err != nil {
+		c.fail("restart", "replica %d: %v", i+1, err)
+		c.upAt[i] = c.now + 1000*ms // liveness will say so
+		return
+	}
+	c.reps[i] = r
+	c.res.restarts++
+	h := r.StateHash()
+	fmt.Fprintf(c.trace, "%d replica %d restarted at %d hash %x\n", c.now, i+1, r.Applied(), h)
+	if r.Applied() != c.seen[i] {
+		c.fail("restart", "replica %d restarted at applied index %d, its last Ready had reached %d", i+1, r.Applied(), c.seen[i])
+	}
+	if prev, ok := c.hashAt[r.Applied()]; ok && prev != h {
+		c.fail("restart", "replica %d restarted at index %d with state hash %x, the replicas had %x there", i+1, r.Applied(), h, prev)
+	}
+	st := r.Core().State()
+	if err := spec.CheckInvariants(&st, &c.lim); err != nil {
+		c.fail("invariants", "replica %d restarted at index %d: %v", i+1, r.Applied(), err)
+	}
 }
 
 func (c *cluster) fail(kind, format string, args ...any) {
@@ -233,11 +388,11 @@ func (c *cluster) layout() {
 }
 
 // send puts a packet on the network, unless the layout or a drop loses it.
+// A lost snapshot is reported to its sender, as a transport would.
 func (c *cluster) send(p *packet) {
-	if p.from <= uint64(len(c.reps)) && p.to <= uint64(len(c.reps)) && c.side[p.from-1] != c.side[p.to-1] {
-		return
-	}
-	if c.faulty() && c.rng.IntN(1000) < c.cfg.dropPermille {
+	if p.from <= uint64(len(c.reps)) && p.to <= uint64(len(c.reps)) && c.side[p.from-1] != c.side[p.to-1] ||
+		c.faulty() && c.rng.IntN(1000) < c.cfg.dropPermille {
+		c.snapDone(p, true)
 		return
 	}
 	c.seq++
@@ -245,19 +400,51 @@ func (c *cluster) send(p *packet) {
 	heap.Push(&c.net, p)
 }
 
+// snapDone reports to a snapshot's sender how sending it ended.
+func (c *cluster) snapDone(p *packet, failed bool) {
+	if p.msg == nil || p.msg.GetType() != raftpb.MessageType_MsgSnap || c.reps[p.from-1] == nil {
+		return
+	}
+	fmt.Fprintf(c.trace, "%d snapshot %d->%d at %d failed %v\n", c.now, p.from, p.to, p.msg.GetSnapshot().GetMetadata().GetIndex(), failed)
+	c.reports = append(c.reports, snapReport{from: p.from, to: p.to, failed: failed})
+}
+
+type snapReport struct {
+	from, to uint64
+	failed   bool
+}
+
+// report hands the snapshot reports to their senders, outside any Ready.
+func (c *cluster) report() {
+	for _, rp := range c.reports {
+		if r := c.reps[rp.from-1]; r != nil {
+			r.ReportSnapshot(rp.to, rp.failed)
+		}
+	}
+	c.reports = c.reports[:0]
+}
+
 func (c *cluster) deliver() {
 	for len(c.net) > 0 && c.net[0].at <= uint64(c.now) {
 		p := heap.Pop(&c.net).(*packet)
 		switch {
 		case p.msg != nil:
-			if p.from <= uint64(len(c.reps)) && c.side[p.from-1] != c.side[p.to-1] {
-				continue // cut while in flight
+			if p.from <= uint64(len(c.reps)) && c.side[p.from-1] != c.side[p.to-1] || c.reps[p.to-1] == nil {
+				c.snapDone(p, true)
+				continue // cut while in flight, or its replica is down
 			}
 			m := p.msg
 			fmt.Fprintf(c.trace, "%d %d->%d %v t%d i%d c%d n%d\n", c.now, p.from, p.to, m.GetType(), m.GetTerm(),
 				m.GetIndex(), m.GetCommit(), len(m.GetEntries()))
-			_ = c.reps[p.to-1].Step(m) // a message for no one is dropped, as a network would
+			err := c.reps[p.to-1].Step(m) // a message for no one is dropped, as a network would
+			if err == nil && m.GetType() == raftpb.MessageType_MsgSnap {
+				c.res.snapSent++
+			}
+			c.snapDone(p, err != nil)
 		case p.req != nil:
+			if c.reps[p.to-1] == nil {
+				continue // its replica is down
+			}
 			c.batch[p.to-1] = append(c.batch[p.to-1], p.req)
 		case p.reply != nil:
 			c.receive(p.reply)
@@ -273,6 +460,10 @@ func (c *cluster) proposeBatches() {
 			continue
 		}
 		r := c.reps[i]
+		if r == nil {
+			c.batch[i] = reqs[:0]
+			continue
+		}
 		inputs := make([]spec.Input, len(reqs))
 		for j, q := range reqs {
 			inputs[j] = q.in
@@ -302,7 +493,9 @@ func (c *cluster) tick() {
 	for i, r := range c.reps {
 		if c.ticks[i] <= c.now {
 			c.ticks[i] += tickInterval
-			r.Tick(c.now)
+			if r != nil {
+				r.Tick(c.now)
+			}
 		}
 	}
 }
@@ -406,12 +599,33 @@ func (c *cluster) complete(cl *client, res spec.Result) {
 
 // ready handles one replica's Ready: checks what it applied and answered,
 // sends its messages, delivers its replies and events.
-func (c *cluster) ready(r *replica.Replica) {
-	if !r.HasReady() {
+func (c *cluster) ready(i int) {
+	r := c.reps[i]
+	if r == nil || !r.HasReady() {
 		return
 	}
-	rd := r.Ready()
-	c.checkApplied(r, rd.Applied)
+	prev := r.Applied()
+	rd, err := r.Ready()
+	if err != nil {
+		if c.disk == nil || i != len(c.reps)-1 || !errors.Is(err, engine.ErrStoreFailed) {
+			c.fail("harness", "replica %d: ready: %v", r.ID(), err)
+		}
+		// Stopped: nothing of this Ready goes out. Close it, and reopen it
+		// from what its disk holds once the network heals.
+		c.res.stopped++
+		fmt.Fprintf(c.trace, "%d replica %d stopped: store failed\n", c.now, r.ID())
+		_ = r.Close() // reports the failure; Pebble's files stay as a crash leaves them
+		c.fs[i] = c.fs[i].CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: c.rng.IntN(101),
+			RNG: rand.New(rand.NewPCG(c.rng.Uint64(), 2))})
+		c.reps[i], c.upAt[i] = nil, c.cfg.healAt
+		return
+	}
+	if r.Applied() != prev && (len(rd.Applied) == 0 || rd.Applied[0].Index != prev+1) {
+		c.res.snapsIn++
+		fmt.Fprintf(c.trace, "%d replica %d installed a snapshot at %d\n", c.now, r.ID(), r.Applied())
+	}
+	c.checkApplied(r, rd.Applied, r.Applied() != prev)
+	c.seen[i] = r.Applied()
 	for _, rp := range rd.Replies {
 		c.checkReply(r, rp)
 	}
@@ -439,7 +653,7 @@ func (c *cluster) ready(r *replica.Replica) {
 // And the failover grace: once a replica has applied a leader's failover
 // entry, no session expires at a stamp before the grace (the clients' one
 // TTL) has passed since that entry's stamp.
-func (c *cluster) checkApplied(r *replica.Replica, applied []replica.Applied) {
+func (c *cluster) checkApplied(r *replica.Replica, applied []replica.Applied, moved bool) {
 	for _, a := range applied {
 		if prev, ok := c.committed[a.Index]; ok && !reflect.DeepEqual(prev, a) {
 			c.fail("agreement", "replica %d applied %+v at index %d where another applied %+v", r.ID(), a, a.Index, prev)
@@ -458,7 +672,7 @@ func (c *cluster) checkApplied(r *replica.Replica, applied []replica.Applied) {
 		c.committed[a.Index] = a
 		c.res.applied = max(c.res.applied, a.Index)
 	}
-	if len(applied) == 0 {
+	if !moved {
 		return
 	}
 	st := r.Core().State()
@@ -506,7 +720,7 @@ func sameEntry(a replica.Applied, rp replica.Reply) bool {
 // checkLeaders: at most one leader per term.
 func (c *cluster) checkLeaders() {
 	for _, r := range c.reps {
-		if !r.IsLeader() {
+		if r == nil || !r.IsLeader() {
 			continue
 		}
 		_, term := r.Leader()
@@ -524,6 +738,12 @@ func (c *cluster) checkLeaders() {
 // checkLive runs at the end of the healed phase: one leader that every
 // replica knows, every request answered, every replica caught up.
 func (c *cluster) checkLive() {
+	for i, r := range c.reps {
+		if r == nil {
+			c.fail("liveness", "%v after healing, replica %d is down", c.cfg.liveBound, i+1)
+			return
+		}
+	}
 	lead, _ := c.reps[0].Leader()
 	for _, r := range c.reps {
 		if l, _ := r.Leader(); l == 0 || l != lead {

@@ -4,14 +4,19 @@
 //
 // # The replica
 //
-// Replica holds a raft RawNode and an engine.Core and, like both, has no
-// goroutines, no clock and no I/O of its own. Its surface follows them:
+// Replica holds a raft RawNode, an engine.Core and the engine.Store (one
+// Pebble database) that keeps both durable. Like the RawNode and the core
+// it has no goroutines, no clock and no I/O of its own: the store does its
+// I/O. Its surface follows them:
 //
+//	r, err := New(cfg)       // bootstrap, or restart from cfg.FS, cfg.Dir
 //	r.Tick(now)              // one tick interval passed; the clock reads now
 //	r.Step(msg)              // a raft message from a peer
 //	id, err := r.Propose(now, inputs) // a client turn, on the leader
-//	rd := r.Ready()          // messages to send, replies, events
+//	rd, err := r.Ready()     // made durable; messages to send, replies, events
 //	r.Advance()              // rd was handled
+//	r.ReportSnapshot(to, failed) // how sending a MsgSnap ended
+//	r.Close()
 //
 // Time enters only through the log. The leader stamps every entry with its
 // time, never earlier than a stamp it has proposed, appended or applied, and
@@ -43,40 +48,108 @@
 //  3. Give client inputs to Propose, batched into one turn if several wait.
 //     A follower refuses with *NotLeader naming the leader it knows (0:
 //     none): send the client there. ErrDropped means retry later.
-//  4. When HasReady, call Ready. Send rd.Messages to their peers (GetTo), in
-//     any order, losing some if the network does; deliver rd.Replies (one
-//     result per proposed input, in order, under the id Propose returned)
-//     and rd.Events to the clients. Tell the clients of rd.Lost proposals
-//     that their outcome is unknown: they retry with the same request ids,
-//     which the core answers from its record if the turn did commit.
+//  4. When HasReady, call Ready. It returns only once everything the
+//     Ready's messages and replies depend on is synced. Send rd.Messages to
+//     their peers (GetTo), in any order, losing some if the network does;
+//     deliver rd.Replies (one result per proposed input, in order, under
+//     the id Propose returned) and rd.Events to the clients. Tell the
+//     clients of rd.Lost proposals that their outcome is unknown: they
+//     retry with the same request ids, which the core answers from its
+//     record if the turn did commit.
 //  5. Call Advance before any other call on the replica.
+//  6. For every MsgSnap sent (on the leader), call ReportSnapshot(to,
+//     failed) once the transport knows how it ended: delivered, or lost
+//     (dropped, the peer unreachable). Raft sends that peer nothing more
+//     until told. ReportUnreachable(to) may tell it that a peer could not
+//     be reached at all.
+//  7. If Ready returns an error (it wraps engine.ErrStoreFailed), the store
+//     failed: the replica has stopped. Deliver nothing of that Ready, do not
+//     call Advance; Close the replica (Close then returns the failure) and
+//     reopen it from its directory with New when the disk is back. A
+//     replica may also be stopped at any time between calls (Close, or a
+//     crash): New restarts it from what it had synced.
 //
 // Election jitter is raft's one source of randomness, drawn from
 // crypto/rand; a test or simulator that wants one seed to be one run
 // seeds it (testing/cryptotest.SetGlobalRandom in tests), and drives every
 // replica from one goroutine so that the draws come in a fixed order.
 //
-// # This slice, and what it leaves for later
+// # Storage
 //
-// The log and the hard state live in raft.MemoryStorage, and the core's
-// writes are dropped (the log is their record), so a replica that stops is
-// gone. Still to come, each a slice of its own:
-//   - raft's entries, hard state and applied index in the same Pebble
-//     database as the core's records, one synced batch per Ready;
-//   - snapshots (a Pebble checkpoint sent as raft's MsgSnap) and log
-//     compaction;
+// Each replica has one Pebble database (engine.Store, on Config.FS in
+// Config.Dir). It holds the core's records (engine/record.go) and, under
+// keys that begin with engine.ForeignPrefix (0x00), which no record key
+// does and which the core's load never reads, raft's state:
+//
+//	0x00 'i'               the replica's id: a replica lives here
+//	0x00 'h'               raft's HardState
+//	0x00 's'               the snapshot metadata: index, term, ConfState; the
+//	                       log's entries up to its index are compacted away
+//	0x00 'a'               the applied state: applied index and term, the
+//	                       core's clock there, the last failover term
+//	                       applied, the count of this replica's proposals
+//	0x00 'e' index(BE64)   each log entry after the snapshot's index
+//
+// Every Ready that changes anything is one batch committed with one fsync
+// before Ready returns: the new entries (and the deletion of any stored
+// entries they replace), the hard state, the core's writes of every entry
+// applied, and the applied state; when the log is compacted or a snapshot
+// installed, also the new snapshot metadata and the deletions. So the
+// database always holds the core exactly as of the applied index it
+// records. raft.MemoryStorage stays as the in-memory copy raft reads,
+// loaded from the database by New.
+//
+// A restart is exact: the core comes back through engine.RestoreExact as
+// every other replica had it at the stored applied index (same StateHash),
+// not with the single-node restart's grace, which no other replica applies.
+// For that the core writes each session's deadline whenever it moves
+// (engine's Core.WriteDeadlines: a keepalive is then two records, about 40
+// bytes, in a batch that is written anyway), and the applied state keeps
+// the core's clock (a tick entry may move it without writing a record).
+// Raft restarts with Applied at the stored index and replays the committed
+// entries after it; the stored proposal count keeps a restarted replica
+// from reusing a ProposalID.
+//
+// # Snapshots and compaction
+//
+// When the log holds Config.CompactAfter applied entries beyond its
+// snapshot, the replica takes a snapshot at its applied index: the
+// metadata and the deletion of the entries up to it go in the Ready's
+// batch, and after the commit the snapshot's data is read from the store
+// (so it is exactly what a restart would load) and set in MemoryStorage
+// (CreateSnapshot, Compact). The data is the core's clock and failover
+// term, then every record, length-prefixed; its size is bounded by
+// spec.Limits, which bound every record the core keeps. A restart makes a
+// fresh in-memory snapshot at the applied index the same way. A follower
+// behind the leader's first index gets raft's MsgSnap: in the Ready that
+// carries it, the replica wipes the core's records and its stored log,
+// writes the snapshot's records and metadata, moves applied to its index
+// and rebuilds its core with RestoreExact, all in the one batch. It answers
+// nothing for the entries it skipped: its pending proposals are Lost.
+//
+// # Still to come
+//
 //   - membership changes (joint consensus through one admin path);
 //   - linearizable reads through ReadIndex;
-//   - the client library's failover (leader hints, retries across
-//     replicas) and the server's cluster mode;
-//   - the simulator's cluster mode: replicas on crashable storage with
-//     drifting clocks and crashes, under its existing checkers.
+//   - snapshots sent in chunks (today one message, up to the limits'
+//     bound on the core's records);
+//   - leadership transfer;
+//   - the networked client's failover and the server's cluster mode (the
+//     sans-I/O part, protocol.Members, and the simulator's cluster mode,
+//     which drives replicas with it, are done).
 //
 // # Checking
 //
 // The tests drive 3 and 5 replicas and retrying clients in virtual time
-// over a seeded network (delays, drops, partitions), then heal it. Their
-// checkers: at most one leader per term; every replica applies the same
+// over a seeded network (delays, drops, partitions), each replica on its
+// own crashable in-memory file system, then heal it. Some configurations
+// also stop random replicas, the leader among them, by Close or by a power
+// cut (a crash image of what was synced), and restart them; keep one down
+// while the others compact (it must catch up by snapshot); or fail one
+// replica's disk (its Ready must fail with engine.ErrStoreFailed while the
+// others go on). Their checkers: at most one leader per term; a restarted
+// replica comes back at the applied index of its last Ready with the state
+// hash every replica had there; every replica applies the same
 // entry at each index; equal state hashes (StateHash) at equal applied
 // indexes; spec.CheckInvariants on every applied state; only the proposer
 // answers, once, an entry that is committed and applied; after healing, one

@@ -13,19 +13,6 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// Config configures a replica. Every replica of a group gets the same Peers
-// and Limits.
-type Config struct {
-	ID     uint64   // this replica's raft id, > 0
-	Peers  []uint64 // the ids of every voter, this one included
-	Limits spec.Limits
-	// ElectionTick is the number of Ticks a follower waits without hearing
-	// from a leader before it campaigns; raft adds a random jitter of up to
-	// as much again. HeartbeatTick is the number of Ticks between a leader's
-	// heartbeats. Zero means the default (10 and 1).
-	ElectionTick, HeartbeatTick int
-}
-
 // Bounds on raft's buffers, so that no queue grows without limit. A
 // proposal beyond them is refused (ErrDropped), never queued.
 const (
@@ -33,6 +20,7 @@ const (
 	inflightMsgsMax     = 256     // append messages in flight to one follower
 	uncommittedBytesMax = 1 << 26 // the leader's log not yet committed
 	committedBytesMax   = 1 << 26 // committed entries handed out in one Ready
+	compactAfterDefault = 4096    // Config.CompactAfter's default
 )
 
 // ProposalID names a proposal: the replica that proposed it and its count
@@ -94,14 +82,18 @@ type Reply struct {
 }
 
 // Replica is one member of a replicated lock service: a raft RawNode and the
-// engine's Core, with no goroutines, no clock and no I/O. Time enters only
+// engine's Core, with no goroutines, no clock and no I/O but its store's
+// (one Pebble database: engine.Store). Time enters only
 // through the log: the leader stamps each entry with its time, and every
 // replica applies the same entries with the same times to the same core.
 // See doc.go for the caller's obligations.
 type Replica struct {
 	id       uint64
 	lim      spec.Limits
-	storage  *raft.MemoryStorage
+	store    *engine.Store       // the core's records and raft's state, on disk
+	storage  *raft.MemoryStorage // raft's log and hard state in memory, loaded from store
+	conf     *raftpb.ConfState   // the voters (no membership changes yet)
+	compact  uint64              // Config.CompactAfter
 	rn       *raft.RawNode
 	core     *engine.Core
 	seq      uint64             // proposals made
@@ -113,11 +105,21 @@ type Replica struct {
 	// applied. Every other entry of a term comes after its failover entry.
 	failoverTerm    uint64
 	appliedFailover uint64
-	applied         uint64    // index of the last entry applied to the core
-	clock           spec.Time // the time of the last Tick (only planted bugs read it)
-	inReady         bool      // between Ready and Advance
-	out             Ready
-	scratch         entry
+	applied         uint64 // index of the last entry applied to the core
+	appliedTerm     uint64 // its term
+	// lostBelow: own entries with a seq up to it may be applied without a
+	// pending proposal (their proposals were lost to a restart or a
+	// snapshot); any later one must be pending.
+	lostBelow uint64
+	batch     *engine.Batch // the Ready's batch, while Ready runs
+	coreWrote bool          // the core wrote records in this Ready (only a planted bug reads it)
+	// storedApplied is the applied state last written (only a planted bug reads it).
+	storedApplied appliedState
+	failed        error     // the store failed: the replica has stopped
+	clock         spec.Time // the time of the last Tick (only planted bugs read it)
+	inReady       bool      // between Ready and Advance
+	out           Ready
+	scratch       entry
 }
 
 type pending struct {
@@ -126,39 +128,110 @@ type pending struct {
 	inputs int    // 0 for a tick or failover entry
 }
 
-// New returns a replica of a new group whose voters are cfg.Peers. Every
-// replica starts from the same empty state at log index 1 (term 1), as if
-// the group had been bootstrapped together.
+// New opens the replica in cfg.FS and cfg.Dir. When the directory holds
+// no replica, it bootstraps a member of a new group whose voters are
+// cfg.Peers: every replica starts from the same empty state at log index 1
+// (term 1), as if the group had been bootstrapped together. Otherwise it
+// restarts from what is stored (its voters from the stored configuration;
+// cfg.Peers is then not read): its core exactly as of the stored applied
+// index, and raft replays the committed entries after it. A stored replica
+// with another id than cfg.ID is an error.
 func New(cfg Config) (*Replica, error) {
-	if cfg.ID == 0 || !slices.Contains(cfg.Peers, cfg.ID) {
-		return nil, fmt.Errorf("replica: id %d is not one of the peers %v", cfg.ID, cfg.Peers)
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
 	}
-	peers := slices.Sorted(slices.Values(cfg.Peers))
-	if peers[0] == 0 || len(slices.Compact(slices.Clone(peers))) != len(peers) {
-		return nil, fmt.Errorf("replica: peers %v: ids must be distinct and > 0", cfg.Peers)
-	}
-	core, err := engine.New(cfg.Limits)
+	fs, dir := cfg.storeFS()
+	st, err := engine.OpenStore(fs, dir, cfg.Log)
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	if bugzooOn && planted("lone-voter") && cfg.ID == peers[0] {
-		peers = peers[:1] // bootstrapped with the wrong membership: itself alone
+	r, err := open(cfg, st)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func open(cfg Config, st *engine.Store) (*Replica, error) {
+	s, ok, err := load(st)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if cfg.ID == 0 || !slices.Contains(cfg.Peers, cfg.ID) {
+			return nil, fmt.Errorf("replica: id %d is not one of the peers %v", cfg.ID, cfg.Peers)
+		}
+		peers := slices.Sorted(slices.Values(cfg.Peers))
+		if peers[0] == 0 || len(slices.Compact(slices.Clone(peers))) != len(peers) {
+			return nil, fmt.Errorf("replica: peers %v: ids must be distinct and > 0", cfg.Peers)
+		}
+		if bugzooOn && planted("lone-voter") && cfg.ID == peers[0] {
+			peers = peers[:1] // bootstrapped with the wrong membership: itself alone
+		}
+		if err := bootstrap(st, cfg.ID, peers); err != nil {
+			return nil, fmt.Errorf("replica: bootstrap: %w", err)
+		}
+		if s, ok, err = load(st); err != nil || !ok {
+			return nil, fmt.Errorf("replica: bootstrap: read back: %v, %w", ok, err)
+		}
+	}
+	if s.id != cfg.ID {
+		return nil, fmt.Errorf("replica: the store holds replica %d, not %d", s.id, cfg.ID)
+	}
+	var core *engine.Core
+	if bugzooOn && planted("restart-with-grace") {
+		core, err = st.Load(cfg.Limits, s.applied.now) // the single-node restart: every session a fresh TTL
+		if err == nil {
+			core.WriteDeadlines()
+		}
+	} else {
+		core, err = st.LoadExact(cfg.Limits, s.applied.now)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	r := &Replica{id: cfg.ID, lim: cfg.Limits, store: st, core: core, conf: s.snap.GetConfState(),
+		compact: cfg.CompactAfter, pending: map[uint64]pending{}, applied: s.applied.index,
+		appliedTerm: s.applied.term, appliedFailover: s.applied.failover, seq: s.applied.seq,
+		lostBelow: s.applied.seq, stampMax: core.Now(), storedApplied: s.applied}
+	if r.compact == 0 {
+		r.compact = compactAfterDefault
+	}
+	// The in-memory log: the stored snapshot point, then the stored
+	// entries, with a snapshot of the core at the applied index (what a
+	// follower too far behind is sent).
+	data, err := r.snapshotData()
+	if err != nil {
+		return nil, fmt.Errorf("replica: snapshot: %w", err)
 	}
 	storage := raft.NewMemoryStorage()
-	snap := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(1)), Term: new(uint64(1)),
-		ConfState: &raftpb.ConfState{Voters: peers}}}
+	snap := &raftpb.Snapshot{Metadata: s.snap}
+	if s.applied.index == s.snap.GetIndex() {
+		snap.Data = data
+	}
 	if err := storage.ApplySnapshot(snap); err != nil {
-		return nil, fmt.Errorf("replica: bootstrap: %w", err)
+		return nil, fmt.Errorf("replica: restart: %w", err)
 	}
-	if err := storage.SetHardState(&raftpb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}); err != nil {
-		return nil, fmt.Errorf("replica: bootstrap: %w", err)
+	if err := storage.Append(s.entries); err != nil {
+		return nil, fmt.Errorf("replica: restart: %w", err)
 	}
+	if s.applied.index > s.snap.GetIndex() {
+		if _, err := storage.CreateSnapshot(s.applied.index, r.conf, data); err != nil {
+			return nil, fmt.Errorf("replica: restart: %w", err)
+		}
+	}
+	if err := storage.SetHardState(s.hard); err != nil {
+		return nil, fmt.Errorf("replica: restart: %w", err)
+	}
+	r.storage = storage
+	r.appended(s.entries) // their stamps: time never goes back in the log
 	rc := &raft.Config{
 		ID:                        cfg.ID,
 		ElectionTick:              orDefault(cfg.ElectionTick, 10),
 		HeartbeatTick:             orDefault(cfg.HeartbeatTick, 1),
 		Storage:                   storage,
-		Applied:                   1,
+		Applied:                   s.applied.index,
 		MaxSizePerMsg:             msgBytesMax,
 		MaxInflightMsgs:           inflightMsgsMax,
 		MaxUncommittedEntriesSize: uncommittedBytesMax,
@@ -170,12 +243,20 @@ func New(cfg Config) (*Replica, error) {
 		StepDownOnRemoval:         true,
 		Logger:                    quietLogger{},
 	}
-	rn, err := raft.NewRawNode(rc)
-	if err != nil {
+	if r.rn, err = raft.NewRawNode(rc); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	return &Replica{id: cfg.ID, lim: cfg.Limits, storage: storage, rn: rn, core: core,
-		pending: map[uint64]pending{}, applied: 1}, nil
+	return r, nil
+}
+
+// Close closes the replica's store. After a failed Ready it returns that
+// failure (wrapping engine.ErrStoreFailed) and leaves the files as a crash
+// would: reopen the replica from its directory with New.
+func (r *Replica) Close() error {
+	if err := r.store.Close(); err != nil {
+		return fmt.Errorf("replica %d: close: %w", r.id, err)
+	}
+	return nil
 }
 
 // orDefault returns v, or def when v is zero.
@@ -226,6 +307,9 @@ func HashState(st *spec.State) uint64 {
 // Followers ignore now.
 func (r *Replica) Tick(now spec.Time) {
 	r.assertOutsideReady("Tick")
+	if r.failed != nil {
+		return
+	}
 	r.clock = now
 	r.rn.Tick()
 	if !r.IsLeader() {
@@ -245,6 +329,9 @@ func (r *Replica) Tick(now spec.Time) {
 // message was not for it (a local message type, an unknown peer): drop it.
 func (r *Replica) Step(m *raftpb.Message) error {
 	r.assertOutsideReady("Step")
+	if r.failed != nil {
+		return r.failed
+	}
 	if err := r.rn.Step(m); err != nil {
 		return fmt.Errorf("replica %d: step %v from %d: %w", r.id, m.GetType(), m.GetFrom(), err)
 	}
@@ -258,6 +345,9 @@ func (r *Replica) Step(m *raftpb.Message) error {
 // under the returned id, once the entry is committed and applied.
 func (r *Replica) Propose(now spec.Time, inputs []spec.Input) (ProposalID, error) {
 	r.assertOutsideReady("Propose")
+	if r.failed != nil {
+		return ProposalID{}, r.failed
+	}
 	if len(inputs) == 0 || len(inputs) > r.lim.InputsPerBatchMax {
 		return ProposalID{}, fmt.Errorf("replica: a proposal takes 1 to InputsPerBatchMax %d inputs, got %d",
 			r.lim.InputsPerBatchMax, len(inputs))
@@ -326,45 +416,264 @@ func (r *Replica) propose(kind byte, now spec.Time, inputs []spec.Input) (uint64
 	return e.seq, nil
 }
 
-// HasReady reports whether Ready has work.
-func (r *Replica) HasReady() bool { return r.rn.HasReady() }
+// HasReady reports whether Ready has work (never, once the store failed).
+func (r *Replica) HasReady() bool { return r.failed == nil && r.rn.HasReady() }
 
-// Ready stores the new log entries and hard state (in memory, in this
-// slice), applies the newly committed entries to the core in log order,
-// and returns what the caller must send and deliver. Call Advance after.
-func (r *Replica) Ready() Ready {
+// Ready makes the new log entries, the hard state and the applied entries
+// durable, and returns what the caller must send and deliver; call Advance
+// after. It installs a snapshot raft received (replacing the core), stores
+// the new entries, applies the newly committed ones to the core in log
+// order and, when the log has grown CompactAfter entries beyond its last
+// snapshot, takes a snapshot at the applied index and drops the entries
+// before it; all of that is one batch in the store, committed with one
+// fsync before Ready returns.
+//
+// An error (wrapping engine.ErrStoreFailed) means the store failed: the
+// replica has stopped, nothing of this Ready may be sent or delivered, and
+// the only call left is Close (then reopen it from its directory with New).
+func (r *Replica) Ready() (Ready, error) {
 	r.assertOutsideReady("Ready")
+	if r.failed != nil {
+		return Ready{}, r.failed
+	}
 	r.inReady = true
 	rd := r.rn.Ready()
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		panic("replica: raft sent a snapshot; snapshots are not supported yet")
-	}
-	if !raft.IsEmptyHardState(rd.HardState) {
-		if err := r.storage.SetHardState(rd.HardState); err != nil {
-			panic(fmt.Sprintf("replica: memory storage: %v", err)) // memory cannot fail
-		}
-	}
 	out := &r.out
 	clear(out.Events)
 	out.Applied, out.Replies, out.Events, out.Lost = out.Applied[:0], out.Replies[:0], out.Events[:0], out.Lost[:0]
+	out.Messages = nil
+	snap := !raft.IsEmptySnap(rd.Snapshot)
+	if !snap && len(rd.Entries) == 0 && raft.IsEmptyHardState(rd.HardState) && len(rd.CommittedEntries) == 0 {
+		out.Messages = rd.Messages // nothing to make durable: no batch, no fsync
+		return *out, nil
+	}
+	b, err := r.store.NewBatch()
+	if err != nil {
+		return r.stop(err)
+	}
+	r.batch, r.coreWrote = b, false
+	defer func() { r.batch = nil }()
+	if snap {
+		if err := r.installSnapshot(rd.Snapshot); err != nil {
+			b.Close()
+			return r.stop(err)
+		}
+	}
 	if len(rd.Entries) > 0 {
-		if err := r.storage.Append(rd.Entries); err != nil {
-			panic(fmt.Sprintf("replica: memory storage: %v", err))
+		if err := r.putEntries(rd.Entries); err != nil {
+			b.Close()
+			return r.stop(err)
 		}
 		r.appended(rd.Entries)
 	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if err := b.Put(keyHard, mustMarshal(rd.HardState)); err != nil {
+			b.Close()
+			return r.stop(err)
+		}
+	}
 	for _, ent := range rd.CommittedEntries {
-		r.apply(ent)
+		if err := r.apply(ent); err != nil {
+			b.Close()
+			return r.stop(err)
+		}
+	}
+	compact, err := false, error(nil)
+	if !snap { // an installed snapshot is the log's new start already
+		compact, err = r.compactLog()
+	}
+	if err == nil {
+		err = r.putApplied(snap)
+	}
+	if err != nil {
+		b.Close()
+		return r.stop(err)
+	}
+	if err := b.Commit(); err != nil {
+		return r.stop(err)
+	}
+	// Durable: now raft's in-memory log may follow.
+	if snap {
+		if err := r.storage.ApplySnapshot(rd.Snapshot); err != nil {
+			panic(fmt.Sprintf("replica %d: memory storage: %v", r.id, err)) // raft sends only newer snapshots
+		}
+	}
+	if err := r.storage.Append(rd.Entries); err != nil {
+		panic(fmt.Sprintf("replica %d: memory storage: %v", r.id, err)) // memory cannot fail
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if err := r.storage.SetHardState(rd.HardState); err != nil {
+			panic(fmt.Sprintf("replica %d: memory storage: %v", r.id, err))
+		}
+	}
+	if compact {
+		data, err := r.snapshotData()
+		if err != nil {
+			return r.stop(err)
+		}
+		// A restart may have put the in-memory snapshot at this index
+		// already (open): then only the entries go.
+		if sn, _ := r.storage.Snapshot(); sn.GetMetadata().GetIndex() < r.applied {
+			if _, err := r.storage.CreateSnapshot(r.applied, r.conf, data); err != nil {
+				panic(fmt.Sprintf("replica %d: memory storage: snapshot at %d: %v", r.id, r.applied, err))
+			}
+		}
+		if err := r.storage.Compact(r.applied); err != nil {
+			panic(fmt.Sprintf("replica %d: memory storage: compact to %d: %v", r.id, r.applied, err))
+		}
 	}
 	out.Messages = rd.Messages
-	return *out
+	return *out, nil
+}
+
+// stop stops the replica after its store failed.
+func (r *Replica) stop(err error) (Ready, error) {
+	if !errors.Is(err, engine.ErrStoreFailed) {
+		err = fmt.Errorf("%w: %w", engine.ErrStoreFailed, err)
+	}
+	r.failed = fmt.Errorf("replica %d: %w", r.id, err)
+	r.inReady = false // nothing of this Ready goes out, and there is no Advance
+	return Ready{}, r.failed
+}
+
+// putEntries writes new log entries to the batch, deleting the stored
+// entries they replace (raft overwrites a conflicting suffix).
+func (r *Replica) putEntries(ents []*raftpb.Entry) error {
+	b := r.batch
+	last, err := r.storage.LastIndex()
+	if err != nil {
+		return err
+	}
+	if newLast := ents[len(ents)-1].GetIndex(); newLast < last {
+		if err := b.DeleteRange(entryKey(newLast+1), entryKey(last+1)); err != nil {
+			return err
+		}
+	}
+	for _, ent := range ents {
+		if err := b.Put(entryKey(ent.GetIndex()), mustMarshal(ent)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putApplied writes the applied state to the batch, whatever else it
+// holds: even an entry that changed no record (an empty entry, a tick that
+// fired nothing) moves applied, and the clock.
+func (r *Replica) putApplied(snap bool) error {
+	a := appliedState{index: r.applied, term: r.appliedTerm, now: r.core.Now(), failover: r.appliedFailover, seq: r.seq}
+	if bugzooOn && planted("applied-with-writes-only") && !snap && !r.coreWrote {
+		a, a.seq = r.storedApplied, r.seq // the index and clock of the last Ready with records
+	}
+	r.storedApplied = a
+	return r.batch.Put(keyApplied, a.append(nil))
+}
+
+// compactLog, when the log holds more than CompactAfter applied entries
+// beyond its snapshot, moves the snapshot to the applied index in the
+// batch (its metadata; the entries up to it deleted) and says so: after
+// the commit, Ready builds the snapshot's data from the store and compacts
+// the in-memory log alike.
+func (r *Replica) compactLog() (bool, error) {
+	first, err := r.storage.FirstIndex()
+	if err != nil {
+		return false, err
+	}
+	if r.applied < first || r.applied-first < r.compact {
+		return false, nil
+	}
+	meta := &raftpb.SnapshotMetadata{Index: new(r.applied), Term: new(r.appliedTerm), ConfState: r.conf}
+	if err := r.batch.DeleteRange(entryKey(0), entryKey(r.applied+1)); err != nil {
+		return false, err
+	}
+	return true, r.batch.Put(keySnap, mustMarshal(meta))
+}
+
+// installSnapshot replaces the core by a snapshot's (the leader's core at
+// the snapshot's index, exactly) in the batch: the core's records and the
+// stored log are wiped, the snapshot's records and metadata written, and
+// applied moves to its index. The entries it skips are applied nowhere
+// here: this replica's proposals still pending are Lost (their outcome is
+// unknown; a retry with the same request ids gets the recorded outcome).
+func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
+	b, meta := r.batch, snap.GetMetadata()
+	if err := b.DeleteRecords(); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(entryKey(0), entryKey(maxIndex)); err != nil {
+		return err
+	}
+	now, failover, err := decodeSnapshot(snap.GetData(), func(key, value []byte) error { return b.Put(key, value) })
+	if err != nil {
+		return err
+	}
+	records := func(f func(key, value []byte) error) error {
+		_, _, err := decodeSnapshot(snap.GetData(), f)
+		return err
+	}
+	var core *engine.Core
+	if bugzooOn && planted("restart-with-grace") {
+		core, err = engine.Restore(r.lim, now, records)
+		if err == nil {
+			core.WriteDeadlines()
+		}
+	} else {
+		core, err = engine.RestoreExact(r.lim, now, records)
+	}
+	if err != nil {
+		return fmt.Errorf("replica %d: install snapshot %d: %w", r.id, meta.GetIndex(), err)
+	}
+	if err := b.Put(keySnap, mustMarshal(meta)); err != nil {
+		return err
+	}
+	r.core, r.conf = core, meta.GetConfState()
+	r.applied, r.appliedTerm, r.appliedFailover = meta.GetIndex(), meta.GetTerm(), failover
+	r.stampMax = max(r.stampMax, now)
+	r.loseAll()
+	return nil
+}
+
+// loseAll drops every pending proposal: a snapshot skipped their entries,
+// if they were committed at all.
+func (r *Replica) loseAll() {
+	first := len(r.out.Lost)
+	for seq, p := range r.pending {
+		// map order: sorted below
+		delete(r.pending, seq)
+		if p.kind == kindTurn {
+			r.out.Lost = append(r.out.Lost, ProposalID{Replica: r.id, Seq: seq})
+		}
+	}
+	slices.SortFunc(r.out.Lost[first:], func(a, b ProposalID) int { return cmp.Compare(a.Seq, b.Seq) })
+	r.tickSeq, r.lostBelow = 0, r.seq
+}
+
+// ReportSnapshot tells the leader how sending a snapshot (a MsgSnap in
+// rd.Messages) to peer to ended: delivered, or failed (lost, refused,
+// the peer unreachable). Raft sends that peer nothing more until told,
+// so the caller must report every MsgSnap it sends, one way or the other.
+func (r *Replica) ReportSnapshot(to uint64, failed bool) {
+	r.assertOutsideReady("ReportSnapshot")
+	status := raft.SnapshotFinish
+	if failed {
+		status = raft.SnapshotFailure
+	}
+	r.rn.ReportSnapshot(to, status)
+}
+
+// ReportUnreachable tells the leader that a message to peer to could not
+// be sent: raft then probes it again instead of streaming appends to it.
+func (r *Replica) ReportUnreachable(to uint64) {
+	r.assertOutsideReady("ReportUnreachable")
+	r.rn.ReportUnreachable(to)
 }
 
 // Advance tells the replica that the last Ready was handled: its messages
-// handed to the network, its replies and events delivered.
+// handed to the network, its replies and events delivered. Never after a
+// Ready that failed.
 func (r *Replica) Advance() {
-	if !r.inReady {
-		panic("replica: Advance without Ready")
+	if !r.inReady || r.failed != nil {
+		panic("replica: Advance without a successful Ready")
 	}
 	r.inReady = false
 	r.rn.Advance(raft.Ready{})
@@ -383,8 +692,9 @@ func (r *Replica) appended(ents []*raftpb.Entry) {
 	}
 }
 
-// apply applies one committed entry to the core.
-func (r *Replica) apply(ent *raftpb.Entry) {
+// apply applies one committed entry to the core and adds the core's writes
+// to the Ready's batch.
+func (r *Replica) apply(ent *raftpb.Entry) error {
 	index, term := ent.GetIndex(), ent.GetTerm()
 	if index != r.applied+1 {
 		panic(fmt.Sprintf("replica %d: applies entry %d after %d", r.id, index, r.applied))
@@ -392,11 +702,11 @@ func (r *Replica) apply(ent *raftpb.Entry) {
 	if ent.GetType() != raftpb.EntryNormal {
 		panic(fmt.Sprintf("replica %d: entry %d of type %v; membership changes are not supported yet", r.id, index, ent.GetType()))
 	}
-	r.applied = index
+	r.applied, r.appliedTerm = index, term
 	r.loseOlder(term)
 	if len(ent.Data) == 0 { // a new leader's empty entry
 		r.out.Applied = append(r.out.Applied, Applied{Index: index, Term: term})
-		return
+		return nil
 	}
 	e := &r.scratch
 	decodeEntry(ent.Data, e)
@@ -408,7 +718,7 @@ func (r *Replica) apply(ent *raftpb.Entry) {
 	}
 	p, mine := r.pending[e.seq]
 	mine = mine && e.proposer == r.id
-	if e.proposer == r.id && !mine {
+	if e.proposer == r.id && !mine && e.seq > r.lostBelow {
 		panic(fmt.Sprintf("replica %d: applies its own entry %d (seq %d) that it has no record of", r.id, index, e.seq))
 	}
 	answer := mine || bugzooOn && planted("follower-answers")
@@ -439,7 +749,11 @@ func (r *Replica) apply(ent *raftpb.Entry) {
 		}
 	}
 	r.stampMax = max(r.stampMax, e.at)
-	crd := r.core.Ready() // its writes: the log is their record in this slice
+	crd := r.core.Ready()
+	r.coreWrote = r.coreWrote || crd.Writes.Len() > 0
+	if err := r.batch.AddWrites(crd.Writes); err != nil {
+		return err
+	}
 	a := Applied{Index: index, Term: term, Proposal: id, At: e.at, Failover: e.kind == kindFailover,
 		Tick: e.kind == kindTick}
 	if e.kind == kindTurn {
@@ -466,11 +780,12 @@ func (r *Replica) apply(ent *raftpb.Entry) {
 		r.tickSeq = 0
 	}
 	if e.kind != kindTurn {
-		return
+		return nil
 	}
 	if answer && !(bugzooOn && planted("reply-on-append")) {
 		r.out.Replies = append(r.out.Replies, Reply{Proposal: id, Index: index, Term: term, Results: results})
 	}
+	return nil
 }
 
 // loseOlder drops this replica's proposals from terms before term: the log

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/replica"
 	"github.com/bouncer-dlm/bouncer/spec"
 )
 
@@ -37,6 +38,25 @@ var Zoo = []Bug{
 	{Name: "deadlock-ahead-edges", Checker: Model, Doc: "compatible waiters seem to wait for each other: false Deadlock refusals", Tune: readers},
 	{Name: "client-lease-from-receive", Checker: Mutex, Doc: "the client counts its lease from when the keepalive's answer arrived", Tune: contended},
 	{Name: "client-no-poll", Checker: Liveness, Doc: "the client never asks again about a queued request whose event was lost", Tune: lossy},
+
+	// In a raft group of 3 replicas (package replica).
+	{Name: "reply-on-append", Checker: Replication, Nodes: 3, Doc: "the leader answers a proposal once it is in its own log, before commit"},
+	{Name: "follower-answers", Checker: Replication, Nodes: 3, Doc: "every replica answers the entries it applies, not only their proposer"},
+	{Name: "apply-own-clock", Checker: Replication, Nodes: 3, Doc: "a replica applies entries at its own clock, not the entry's stamp: expiry from a local clock", Tune: skewed},
+	{Name: "failover-no-grace", Checker: Mutex, Nodes: 3, Doc: "a new leader gives the sessions no grace: leases expire on the old leader's deadlines by the new leader's clock", Tune: failovers},
+	{Name: "restart-with-grace", Checker: Replication, Nodes: 3, Doc: "a restarted replica restores like a lone node, a fresh TTL for every session, and drifts apart from the others", Tune: crashy},
+	{Name: "lone-voter", Checker: Replication, Nodes: 3, Doc: "one replica is bootstrapped as the group's only voter: two leaders of one term"},
+}
+
+// skewed: the replicas' clocks are far apart.
+func skewed(o *Options) { o.SkewMax = time.Second }
+
+// failovers: clients contend for exclusive locks while the leader changes
+// often and the replicas' clocks are far apart.
+func failovers(o *Options) {
+	contended(o)
+	o.SkewMax = time.Second
+	o.RaftPartitionEvery, o.PartitionMax = time.Second, time.Second
 }
 
 // crashy: the node crashes often, and the clients write under their locks.
@@ -80,8 +100,13 @@ var planted string
 func PlantBug(name string) error {
 	_ = engine.PlantBug("")
 	_ = protocol.PlantBug("")
+	_ = replica.PlantBug("")
 	planted = ""
 	if name == "" {
+		return nil
+	}
+	if err := replica.PlantBug(name); err == nil {
+		planted = name
 		return nil
 	}
 	if err := engine.PlantBug(name); err == nil {

@@ -671,6 +671,12 @@ func (c *simClient) reset() {
 }
 
 func (c *simClient) connect() {
+	if c.paused {
+		// A notice that the connection went down may be held until it
+		// resumes: connect after that.
+		c.s.schedule(&event{at: c.s.at(10 * time.Millisecond), kind: evConnect, c: c.idx})
+		return
+	}
 	if c.conn {
 		return
 	}

@@ -3,11 +3,15 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
+	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/replica"
 	"github.com/bouncer-dlm/bouncer/spec"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -38,6 +42,16 @@ const (
 	// leaderBound is how long after the heal a leader known to every
 	// replica must exist.
 	leaderBound = 3 * time.Second
+	// compactAfter is small, so that runs compact their logs and send
+	// snapshots to replicas that fell behind.
+	compactAfter = 256
+	// hashEvery: the replicas' states are compared at the indexes that
+	// are multiples of it (a state hash costs a walk of the whole state).
+	hashEvery = 32
+	// frontEvery: the front-running replica's whole state is compared with
+	// the model's, and checked, every frontEvery*CheckEvery Readies that
+	// applied entries (its answers at every entry).
+	frontEvery = 4
 )
 
 type clusterSim struct {
@@ -82,12 +96,17 @@ type replicaSim struct {
 	idx   int
 	id    uint64
 	r     *replica.Replica
+	mem   *vfs.MemFS // its disk
+	inj   *injector
 	up    bool
 	busy  bool // a Ready's outputs wait for its commit
 	gen   uint64
 	clk   clock
 	inbox []*message
 	props map[replica.ProposalID][]*message
+
+	crashNext bool // cut the power in the middle of the next commit
+	failNext  bool // fail a WAL write of the next commit
 }
 
 // replicaOut is what a Ready produced, held until its commit completes.
@@ -107,7 +126,8 @@ func newClusterSim(s *Sim) *clusterSim {
 	}
 	cl.side = make([]int, o.Nodes)
 	for i := range o.Nodes {
-		n := &replicaSim{cl: cl, idx: i, id: uint64(i + 1), props: map[replica.ProposalID][]*message{}}
+		n := &replicaSim{cl: cl, idx: i, id: uint64(i + 1), props: map[replica.ProposalID][]*message{},
+			mem: vfs.NewCrashableMem()}
 		n.clk = clock{offset: spec.Time(s.rng.Int64N(int64(o.SkewMax) + 1))}
 		if o.DriftPPM > 0 {
 			half := o.DriftPPM / 2
@@ -138,13 +158,17 @@ func (cl *clusterSim) start() {
 
 func (n *replicaSim) local() spec.Time { return n.clk.local(n.cl.s.now) }
 
+// open opens the replica's store: a new group's member at the start, a
+// restart from what its disk kept after a crash.
 func (n *replicaSim) open() bool {
 	s := n.cl.s
+	n.inj = &injector{mem: n.mem}
 	var r *replica.Replica
 	err := catch(func() error {
 		var err error
 		r, err = replica.New(replica.Config{ID: n.id, Peers: n.cl.peers, Limits: s.lim,
-			ElectionTick: electionTicks, HeartbeatTick: heartbeatTick})
+			ElectionTick: electionTicks, HeartbeatTick: heartbeatTick,
+			FS: errorfs.Wrap(n.mem, n.inj), Dir: storeDir, CompactAfter: compactAfter})
 		return err
 	})
 	if err != nil {
@@ -152,8 +176,109 @@ func (n *replicaSim) open() bool {
 		return false
 	}
 	n.r, n.up, n.busy = r, true, false
+	n.crashNext, n.failNext = false, false
 	n.gen++
 	return true
+}
+
+// ---- crashes and disk faults ----
+
+// crash cuts the power of a replica (the leader half the time), now or in
+// the middle of its next commit, if fewer than half are down: a majority
+// stays to make progress.
+func (cl *clusterSim) crash() {
+	s := cl.s
+	down := 0
+	for _, n := range cl.reps {
+		if !n.up {
+			down++
+		}
+	}
+	if 2*(down+1) >= len(cl.reps)+1 {
+		return
+	}
+	i := s.rng.IntN(len(cl.reps))
+	if lead := cl.leaderIdx(); lead >= 0 && s.rng.IntN(2) == 0 {
+		i = lead
+	}
+	n := cl.reps[i]
+	if !n.up {
+		return
+	}
+	if percent(s.rng, s.opts.MidCommitPercent) {
+		n.crashNext = true
+		return
+	}
+	s.stats.Crashes++
+	s.tr.ev(s.now, "crash").int("replica", int64(n.id)).bool("mid_commit", false).bool("in_commit", n.busy).end()
+	n.down(n.crashImage())
+}
+
+// failSoon fails a WAL write of a replica's next commit: it stops, the rest
+// go on.
+func (cl *clusterSim) failSoon() {
+	s := cl.s
+	if n := cl.reps[s.rng.IntN(len(cl.reps))]; n.up {
+		n.failNext = true
+	}
+}
+
+// armFaults arms the injector for a crash or a write failure in the middle
+// of the next commit, if one is due.
+func (n *replicaSim) armFaults() {
+	if n.inj.armed() || !n.crashNext && !n.failNext {
+		return
+	}
+	r := n.cl.s.rng
+	n.inj.arm(n.crashNext, 1+r.IntN(2), 100*r.IntN(2), rand.New(rand.NewPCG(r.Uint64(), 1)))
+	n.crashNext, n.failNext = false, false
+}
+
+func (n *replicaSim) crashImage() *vfs.MemFS {
+	r := n.cl.s.rng
+	return n.mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100 * r.IntN(2), RNG: rand.New(rand.NewPCG(r.Uint64(), 2))})
+}
+
+// down stops the replica; image is what its disk holds now. It restarts
+// after a while (at once once the faults have healed).
+func (n *replicaSim) down(image *vfs.MemFS) {
+	s := n.cl.s
+	n.shutdown()
+	n.mem = image
+	for _, c := range s.clients {
+		if c.member == n.idx {
+			c.nodeDown()
+			s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, 50*time.Millisecond)), kind: evConnect, c: c.idx})
+		}
+	}
+	at := s.now
+	if s.faulty() {
+		at = s.at(between(s.rng, time.Millisecond, s.opts.DownMax+time.Millisecond))
+	}
+	s.schedule(&event{at: at, kind: evRestart, n: n.idx, gen: n.gen})
+}
+
+// shutdown closes the replica's store (after a failed write it is left as
+// it is: its background work writes to a disk nobody reads again).
+func (n *replicaSim) shutdown() {
+	if n.r != nil {
+		_ = catch(func() error { return n.r.Close() })
+		n.r = nil
+	}
+	n.up, n.busy, n.inbox = false, false, nil
+	clear(n.props)
+	n.gen++
+}
+
+func (n *replicaSim) restart(gen uint64) {
+	if gen != n.gen || n.up {
+		return
+	}
+	s := n.cl.s
+	s.tr.ev(s.now, "restart").int("replica", int64(n.id)).end()
+	if n.open() {
+		n.scheduleTick(s.at(between(s.rng, 0, tickInterval)))
+	}
 }
 
 func (n *replicaSim) scheduleTick(at spec.Time) {
@@ -200,13 +325,27 @@ func (n *replicaSim) pump() {
 		return
 	}
 	s := n.cl.s
+	n.armFaults()
 	var rd replica.Ready
 	err := catch(func() error {
-		rd = n.r.Ready()
-		return nil
+		var err error
+		rd, err = n.r.Ready()
+		return err
 	})
-	if err != nil {
+	image, failed := n.inj.fired()
+	switch {
+	case errors.Is(err, engine.ErrStoreFailed) && failed:
+		s.stats.DiskFaults++
+		s.tr.ev(s.now, "disk-fault").int("replica", int64(n.id)).end()
+		n.down(n.crashImage())
+		return
+	case err != nil:
 		s.crashed(fmt.Sprintf("replica %d: ready at %v: %v", n.id, s.now, err))
+		return
+	case image != nil:
+		s.stats.Crashes++
+		s.tr.ev(s.now, "crash").int("replica", int64(n.id)).bool("mid_commit", true).end()
+		n.down(image)
 		return
 	}
 	out := &replicaOut{msgs: rd.Messages, replies: rd.Replies, events: append([]spec.Event(nil), rd.Events...)}
@@ -318,18 +457,30 @@ func (cl *clusterSim) sendRaft(from int, m *raftpb.Message) {
 		return
 	}
 	if s.faulty() && (!cl.linkUp(from, to) || percent(s.rng, s.opts.DropPercent)) {
+		if m.GetType() == raftpb.MessageType_MsgSnap {
+			cl.reps[from].r.ReportSnapshot(m.GetTo(), true)
+		}
 		return
 	}
-	s.schedule(&event{at: s.delay(), kind: evRaftArrive, n: to, raft: m, from: from})
+	gen := cl.reps[from].gen
+	s.schedule(&event{at: s.delay(), kind: evRaftArrive, n: to, raft: m, from: from, gen: gen})
 	if s.faulty() && percent(s.rng, s.opts.DupPercent) {
-		s.schedule(&event{at: s.delay(), kind: evRaftArrive, n: to, raft: m, from: from})
+		s.schedule(&event{at: s.delay(), kind: evRaftArrive, n: to, raft: m, from: from, gen: gen})
 	}
 }
 
 func (cl *clusterSim) raftArrive(e *event) {
 	s := cl.s
 	n := cl.reps[e.n]
-	if !n.up || s.faulty() && !cl.linkUp(e.from, e.n) {
+	delivered := n.up && !(s.faulty() && !cl.linkUp(e.from, e.n))
+	if e.raft.GetType() == raftpb.MessageType_MsgSnap && e.gen == cl.reps[e.from].gen && cl.reps[e.from].up {
+		// The sender learns how its snapshot went (a duplicate's second
+		// copy tells it again, which raft ignores).
+		from := cl.reps[e.from]
+		from.r.ReportSnapshot(e.raft.GetTo(), !delivered)
+		defer from.pump()
+	}
+	if !delivered {
 		return // down, or cut while in flight
 	}
 	if s.tr != nil {
@@ -427,11 +578,26 @@ func (cl *clusterSim) heal() {
 	cl.reset()
 	cl.layoutGen++
 	s := cl.s
+	for _, n := range cl.reps {
+		n.crashNext, n.failNext = false, false
+		if n.inj != nil {
+			n.inj.arm(false, 0, 0, nil)
+		}
+		if !n.up {
+			s.schedule(&event{at: s.now, kind: evRestart, n: n.idx, gen: n.gen})
+		}
+	}
 	s.schedule(&event{at: s.at(leaderBound), kind: evLeaderCheck})
 }
 
 // memberUp reports whether member i is up (for the clients' connections).
 func (cl *clusterSim) memberUp(i int) bool { return cl.reps[i].up }
+
+func (cl *clusterSim) shutdown() {
+	for _, n := range cl.reps {
+		n.shutdown()
+	}
+}
 
 // ---- checkers ----
 
@@ -441,7 +607,7 @@ func (cl *clusterSim) observe(n *replicaSim, rd *replica.Ready) {
 	s := cl.s
 	if lead, term := n.r.Leader(); lead == n.id && n.r.IsLeader() {
 		if prev, ok := cl.leaders[term]; ok && prev != n.id {
-			s.fail(Invariants, fmt.Sprintf("at %v replicas %d and %d both lead term %d", s.now, prev, n.id, term))
+			s.fail(Replication, fmt.Sprintf("at %v replicas %d and %d both lead term %d", s.now, prev, n.id, term))
 		} else if !ok {
 			cl.leaders[term] = n.id
 			s.stats.Elections++
@@ -466,13 +632,13 @@ func (cl *clusterSim) applied(n *replicaSim, a *replica.Applied) {
 	rec := logRec{term: a.Term, proposal: a.Proposal}
 	if a.Index <= cl.modelIndex {
 		if got, ok := cl.log[a.Index]; ok && got != rec {
-			s.fail(Invariants, fmt.Sprintf("at %v replica %d applied entry %d of term %d (proposal %v), another applied term %d (proposal %v)",
+			s.fail(Replication, fmt.Sprintf("at %v replica %d applied entry %d of term %d (proposal %v), another applied term %d (proposal %v)",
 				s.now, n.id, a.Index, a.Term, a.Proposal, got.term, got.proposal))
 		}
 		return
 	}
 	if a.Index != cl.modelIndex+1 {
-		s.fail(Invariants, fmt.Sprintf("at %v replica %d applied entry %d before anyone applied %d", s.now, n.id, a.Index, cl.modelIndex+1))
+		s.fail(Replication, fmt.Sprintf("at %v replica %d applied entry %d before anyone applied %d", s.now, n.id, a.Index, cl.modelIndex+1))
 		return
 	}
 	cl.modelIndex = a.Index
@@ -549,12 +715,12 @@ func (cl *clusterSim) sentGrants(out *turnOut) {
 func (cl *clusterSim) answered(n *replicaSim, rep *replica.Reply) {
 	s := cl.s
 	if rep.Proposal.Replica != n.id {
-		s.fail(Invariants, fmt.Sprintf("at %v replica %d answered proposal %v of replica %d", s.now, n.id, rep.Proposal, rep.Proposal.Replica))
+		s.fail(Replication, fmt.Sprintf("at %v replica %d answered proposal %v of replica %d", s.now, n.id, rep.Proposal, rep.Proposal.Replica))
 		return
 	}
 	got, ok := cl.log[rep.Index]
 	if !ok || got.term != rep.Term || got.proposal != rep.Proposal {
-		s.fail(Invariants, fmt.Sprintf("at %v replica %d answered entry %d (term %d) that was not committed there (log: %v, applied %v)",
+		s.fail(Replication, fmt.Sprintf("at %v replica %d answered entry %d (term %d) that was not committed there (log: %v, applied %v)",
 			s.now, n.id, rep.Index, rep.Term, got, ok))
 		return
 	}
@@ -578,7 +744,7 @@ func (cl *clusterSim) answered(n *replicaSim, rep *replica.Reply) {
 
 // sample compares replica n's state, now that it applied a Ready's
 // entries, with the others' at the same index (every few indexes), and,
-// if n is in front, with the model's (every CheckEvery fronts).
+// if n is in front, with the model's (every frontEvery*CheckEvery fronts).
 func (cl *clusterSim) sample(n *replicaSim) {
 	s := cl.s
 	at := n.r.Applied()
@@ -586,17 +752,17 @@ func (cl *clusterSim) sample(n *replicaSim) {
 	if front {
 		cl.stateSeen++
 	}
-	checkModel := front && cl.stateSeen%s.opts.CheckEvery == 0 && (cl.modelOK || cl.invOK)
-	if at%8 != 0 && !checkModel {
+	checkModel := front && cl.stateSeen%(frontEvery*s.opts.CheckEvery) == 0 && (cl.modelOK || cl.invOK)
+	if at%hashEvery != 0 && !checkModel {
 		return
 	}
 	st := n.r.Core().State()
 	h := replica.HashState(&st)
-	if at%8 == 0 {
+	if at%hashEvery == 0 {
 		if prev, ok := cl.hashAt[at]; !ok {
 			cl.hashAt[at] = h
 		} else if prev != h {
-			s.fail(Invariants, fmt.Sprintf("at %v replica %d's state at index %d differs from another replica's at the same index:\n%s",
+			s.fail(Replication, fmt.Sprintf("at %v replica %d's state at index %d differs from another replica's at the same index:\n%s",
 				s.now, n.id, at, st.String()))
 		}
 	}
@@ -608,7 +774,7 @@ func (cl *clusterSim) sample(n *replicaSim) {
 		if err == nil && cl.last != nil {
 			err = spec.CheckTransition(cl.last, &st)
 		}
-		if err == nil && cl.stateSeen%(8*s.opts.CheckEvery) == 0 {
+		if err == nil && cl.stateSeen%(8*frontEvery*s.opts.CheckEvery) == 0 {
 			err = n.r.Core().CheckInvariants()
 		}
 		if err != nil {
@@ -664,7 +830,7 @@ func (cl *clusterSim) checkEmpty() {
 	for _, n := range cl.reps {
 		if n.up && n != ln && n.r.Applied() == ln.r.Applied() {
 			if st2 := n.r.Core().State(); replica.HashState(&st2) != h {
-				s.fail(Invariants, fmt.Sprintf("at the end replicas %d and %d differ at index %d", n.id, ln.id, ln.r.Applied()))
+				s.fail(Replication, fmt.Sprintf("at the end replicas %d and %d differ at index %d", n.id, ln.id, ln.r.Applied()))
 			}
 		}
 	}

@@ -31,10 +31,14 @@ const (
 	Invariants      = "invariants"
 	Model           = "model"
 	Liveness        = "liveness"
+	// Replication judges a cluster: at most one leader per term, one entry
+	// per index on every replica, equal states at equal applied indexes,
+	// and answers only from the replica that proposed a committed entry.
+	Replication = "replication"
 )
 
 // Checkers lists every checker.
-var Checkers = []string{Linearizability, Mutex, Fencing, Tokens, Invariants, Model, Liveness}
+var Checkers = []string{Linearizability, Mutex, Fencing, Tokens, Invariants, Model, Liveness, Replication}
 
 // Kind is the kind of a failed run.
 type Kind uint8
@@ -298,10 +302,10 @@ func (s *Sim) start() {
 			s.schedule(&event{at: s.at(gap(s.rng, o.PauseEvery)), kind: evPause, c: c.idx})
 		}
 	}
-	if o.CrashEvery > 0 && s.node != nil {
+	if o.CrashEvery > 0 {
 		s.schedule(&event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
 	}
-	if o.DiskFaultEvery > 0 && s.node != nil && !bugForbidsDiskFaults() {
+	if o.DiskFaultEvery > 0 && !bugForbidsDiskFaults() {
 		s.schedule(&event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
 	}
 	s.schedule(&event{at: spec.Time(o.Safety), kind: evHeal})
@@ -338,17 +342,29 @@ func (s *Sim) dispatch(e *event) {
 	case evNodeTimer:
 		s.node.timer(e.gen)
 	case evCrash:
-		if s.faulty() {
+		if s.faulty() && s.cluster != nil {
+			s.cluster.crash()
+			s.schedule(&event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
+		} else if s.faulty() {
 			s.node.crashSoon()
 			s.schedule(&event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
 		}
 	case evRestart:
+		if s.cluster != nil {
+			s.cluster.reps[e.n].restart(e.gen)
+			break
+		}
 		s.node.restart(e.gen)
 	case evDiskFault:
 		// A node stopped by a failed write leaves its Pebble instance
 		// behind (engine.Store.Close does not close it: its state is
 		// unknown), with its goroutines and memtables: a few per run.
 		if s.faulty() && s.stats.DiskFaults < diskFaultsMax {
+			if s.cluster != nil {
+				s.cluster.failSoon()
+				s.schedule(&event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
+				break
+			}
 			s.node.failSoon()
 			s.schedule(&event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
 		}
@@ -478,6 +494,9 @@ func (s *Sim) closeNode() {
 	if s.node != nil {
 		s.node.shutdown()
 	}
+	if s.cluster != nil {
+		s.cluster.shutdown()
+	}
 }
 
 // judge runs the checkers that look at the whole run and builds the report.
@@ -499,6 +518,10 @@ func (s *Sim) judge() *Report {
 		Invariants:      fmt.Sprintf("%d turns", s.stats.Turns),
 		Model:           fmt.Sprintf("%d inputs", s.stats.Inputs),
 		Liveness:        "every request resolved and every session closed within the bound",
+		Replication:     "one node: nothing replicated",
+	}
+	if s.cluster != nil {
+		details[Replication] = fmt.Sprintf("%d entries, %d leaders, %d failovers", s.cluster.modelIndex, s.stats.Elections, s.stats.Failovers)
 	}
 	for _, name := range Checkers {
 		v := Verdict{Checker: name, OK: true, Detail: details[name]}

@@ -37,7 +37,7 @@ var pure = []struct {
 	{dir: "client/protocol", rules: core},
 	{dir: "wire", rules: core},
 	{dir: "internal/bugzoo", rules: core},
-	{dir: "replica", rules: core},
+	{dir: "replica", rules: core, edges: []string{"config.go"}},
 	// raftrand.go seeds crypto/rand.Reader, which raft draws its election
 	// jitter from, for the length of a cluster run.
 	{dir: "sim", rules: seeded, edges: []string{"raftrand.go"}},

@@ -1,0 +1,288 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/spec"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// The replica's database holds the core's records (engine/record.go) and,
+// under engine.ForeignPrefix (0x00), which no record key begins with,
+// raft's state:
+//
+//	key                     value
+//	0x00 'i'                the replica's id (uvarint): there is a replica here
+//	0x00 'h'                raft's HardState (protobuf)
+//	0x00 's'                the log's snapshot: its SnapshotMetadata (index,
+//	                        term, ConfState; protobuf); entries up to its index
+//	                        are compacted away, and its data is the core at
+//	                        the applied index (see below)
+//	0x00 'a'                the applied state (see appliedState)
+//	0x00 'e' index(BE64)    a log entry (protobuf), from the snapshot's index + 1
+//
+// Every Ready that changes anything is one synced batch: the new entries
+// (and the deletion of the entries they replace), the hard state, the
+// core's writes for every entry applied, the applied state and, when the
+// log is compacted or a snapshot installed, the new snapshot metadata and
+// the deletions. So the database always holds the core exactly as of the
+// applied index it records.
+var (
+	keyID       = []byte{engine.ForeignPrefix, 'i'}
+	keyHard     = []byte{engine.ForeignPrefix, 'h'}
+	keySnap     = []byte{engine.ForeignPrefix, 's'}
+	keyApplied  = []byte{engine.ForeignPrefix, 'a'}
+	entryPrefix = []byte{engine.ForeignPrefix, 'e'}
+	entriesEnd  = []byte{engine.ForeignPrefix, 'e' + 1}
+)
+
+func entryKey(index uint64) []byte { return binary.BigEndian.AppendUint64(entryPrefix[:2:2], index) }
+
+// appliedState is what the replica keeps beside the core's records: the
+// applied index, the core's clock there (the records hold it only as of
+// the last batch with writes; a tick entry may have moved it since), the
+// term of the last failover entry applied, and the count of this
+// replica's proposals (so that a restarted replica never reuses a
+// ProposalID that is in some log).
+//
+//	version 1 byte, applied uvarint, applied term uvarint, clock varint,
+//	failover term uvarint, proposals uvarint
+type appliedState struct {
+	index, term uint64
+	now         spec.Time
+	failover    uint64
+	seq         uint64
+}
+
+const appliedVersion = 1
+
+func (a *appliedState) append(b []byte) []byte {
+	b = append(b, appliedVersion)
+	b = binary.AppendUvarint(b, a.index)
+	b = binary.AppendUvarint(b, a.term)
+	b = binary.AppendVarint(b, int64(a.now))
+	b = binary.AppendUvarint(b, a.failover)
+	return binary.AppendUvarint(b, a.seq)
+}
+
+func (a *appliedState) decode(b []byte) error {
+	if len(b) == 0 || b[0] != appliedVersion {
+		return errors.New("replica: applied state: unknown version")
+	}
+	d := storeDecoder{b: b[1:]}
+	a.index, a.term = d.uvarint(), d.uvarint()
+	a.now = spec.Time(d.varint())
+	a.failover, a.seq = d.uvarint(), d.uvarint()
+	return d.done("applied state")
+}
+
+// A snapshot's data is the core at the snapshot's index, exactly: the clock
+// and the failover term of appliedState, then every record of the core, in
+// key order, each length-prefixed. It is built from the store right after
+// the batch that reached that index, so it is what a restart would load.
+// Its size is bounded by the limits (spec.Limits bounds sessions, replies,
+// resources, locks, values and tombstones, and so the records).
+//
+//	version 1 byte, clock varint, failover term uvarint,
+//	then per record: uvarint len, key, uvarint len, value
+const snapVersion = 1
+
+// snapshotData encodes the core as the store holds it now.
+func (r *Replica) snapshotData() ([]byte, error) {
+	b := []byte{snapVersion}
+	b = binary.AppendVarint(b, int64(r.core.Now()))
+	b = binary.AppendUvarint(b, r.appliedFailover)
+	err := r.store.Records(func(key, value []byte) error {
+		b = binary.AppendUvarint(b, uint64(len(key)))
+		b = append(b, key...)
+		b = binary.AppendUvarint(b, uint64(len(value)))
+		b = append(b, value...)
+		return nil
+	})
+	return b, err
+}
+
+// decodeSnapshot reads a snapshot's header and calls f for each record.
+func decodeSnapshot(data []byte, f func(key, value []byte) error) (now spec.Time, failover uint64, err error) {
+	if len(data) == 0 || data[0] != snapVersion {
+		return 0, 0, errors.New("replica: snapshot: unknown version")
+	}
+	d := storeDecoder{b: data[1:]}
+	now, failover = spec.Time(d.varint()), d.uvarint()
+	for d.err == nil && len(d.b) > 0 {
+		key := d.bytes()
+		value := d.bytes()
+		if d.err == nil && f != nil {
+			if err := f(key, value); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	return now, failover, d.done("snapshot")
+}
+
+type storeDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *storeDecoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *storeDecoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *storeDecoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *storeDecoder) fail() {
+	if d.err == nil {
+		d.err = errors.New("cut short")
+	}
+	d.b = nil
+}
+
+func (d *storeDecoder) done(what string) error {
+	if d.err == nil && len(d.b) > 0 {
+		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return fmt.Errorf("replica: %s: %w", what, d.err)
+	}
+	return nil
+}
+
+// stored is what a replica's database holds of raft's state.
+type stored struct {
+	id      uint64
+	hard    *raftpb.HardState
+	snap    *raftpb.SnapshotMetadata
+	applied appliedState
+	entries []*raftpb.Entry
+}
+
+// bootstrap writes a new group member's initial state in one synced batch:
+// the log begins with a snapshot at index 1, term 1, of the empty core,
+// with voters as its configuration.
+func bootstrap(st *engine.Store, id uint64, voters []uint64) error {
+	b, err := st.NewBatch()
+	if err != nil {
+		return err
+	}
+	meta := &raftpb.SnapshotMetadata{Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: voters}}
+	hard := &raftpb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}
+	applied := appliedState{index: 1, term: 1}
+	for _, kv := range []struct {
+		key   []byte
+		value []byte
+	}{
+		{keyID, binary.AppendUvarint(nil, id)},
+		{keySnap, mustMarshal(meta)},
+		{keyHard, mustMarshal(hard)},
+		{keyApplied, applied.append(nil)},
+	} {
+		if err := b.Put(kv.key, kv.value); err != nil {
+			b.Close()
+			return err
+		}
+	}
+	return b.Commit()
+}
+
+// load reads raft's state from the store; ok is false if it holds no
+// replica.
+func load(st *engine.Store) (s stored, ok bool, err error) {
+	v, ok, err := st.Get(keyID)
+	if err != nil || !ok {
+		return s, false, err
+	}
+	var n int
+	if s.id, n = binary.Uvarint(v); n <= 0 || n != len(v) {
+		return s, false, errors.New("replica: stored id: corrupt")
+	}
+	s.hard, s.snap = &raftpb.HardState{}, &raftpb.SnapshotMetadata{}
+	for _, kv := range []struct {
+		key []byte
+		m   proto.Message
+	}{{keyHard, s.hard}, {keySnap, s.snap}} {
+		v, ok, err := st.Get(kv.key)
+		if err == nil && !ok {
+			err = fmt.Errorf("key %q missing", kv.key)
+		}
+		if err == nil {
+			err = proto.Unmarshal(v, kv.m)
+		}
+		if err != nil {
+			return s, false, fmt.Errorf("replica: stored raft state: %w", err)
+		}
+	}
+	v, ok, err = st.Get(keyApplied)
+	if err == nil && !ok {
+		err = errors.New("replica: applied state missing")
+	}
+	if err == nil {
+		err = s.applied.decode(v)
+	}
+	if err != nil {
+		return s, false, err
+	}
+	next := s.snap.GetIndex() + 1
+	err = st.Scan(entryKey(next), entriesEnd, func(key, value []byte) error {
+		ent := &raftpb.Entry{}
+		if err := proto.Unmarshal(value, ent); err != nil {
+			return fmt.Errorf("replica: stored entry %x: %w", key, err)
+		}
+		if ent.GetIndex() != next || binary.BigEndian.Uint64(key[2:]) != next {
+			return fmt.Errorf("replica: stored entry %d where %d was due", ent.GetIndex(), next)
+		}
+		next++
+		s.entries = append(s.entries, ent)
+		return nil
+	})
+	if err != nil {
+		return s, false, err
+	}
+	if a := s.applied.index; a < s.snap.GetIndex() || a > next-1 || a > s.hard.GetCommit() {
+		return s, false, fmt.Errorf("replica: applied index %d outside the log [%d, %d] or beyond commit %d",
+			a, s.snap.GetIndex(), next-1, s.hard.GetCommit())
+	}
+	return s, true, nil
+}
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("replica: marshal %T: %v", m, err)) // our own messages always marshal
+	}
+	return b
+}
+
+// maxIndex bounds the entry keys of a deletion to the end of the log.
+const maxIndex = math.MaxUint64
