@@ -2,6 +2,7 @@ package replica
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -110,18 +111,24 @@ func decodeEntry(data []byte, e *entry) {
 	default:
 		panic(fmt.Sprintf("replica: entry kind %d", e.kind))
 	}
-	if len(d.b) != 0 {
-		panic(fmt.Sprintf("replica: %d bytes after the entry", len(d.b)))
+	if err := d.done("entry"); err != nil {
+		panic(err) // only replicas write entries
 	}
 }
 
-type decoder struct{ b []byte }
+// decoder reads the fields of an entry, a snapshot or the stored applied
+// state, remembering the first error (after which it reads zeros).
+type decoder struct {
+	b   []byte
+	err error
+}
 
 func (d *decoder) need(n int) []byte {
-	if n < 0 || len(d.b) < n {
-		panic(fmt.Sprintf("replica: entry cut short: want %d bytes, have %d", n, len(d.b)))
+	if d.err != nil || n < 0 || len(d.b) < n {
+		d.fail()
+		return make([]byte, max(n, 0))
 	}
-	out := d.b[:n]
+	out := d.b[:n:n]
 	d.b = d.b[n:]
 	return out
 }
@@ -132,8 +139,9 @@ func (d *decoder) u64() uint64 { return binary.BigEndian.Uint64(d.need(8)) }
 
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		panic("replica: bad uvarint in entry")
+	if d.err != nil || n <= 0 {
+		d.fail()
+		return 0
 	}
 	d.b = d.b[n:]
 	return v
@@ -141,8 +149,9 @@ func (d *decoder) uvarint() uint64 {
 
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		panic("replica: bad varint in entry")
+	if d.err != nil || n <= 0 {
+		d.fail()
+		return 0
 	}
 	d.b = d.b[n:]
 	return v
@@ -151,9 +160,28 @@ func (d *decoder) varint() int64 {
 func (d *decoder) bytes() []byte {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
-		panic(fmt.Sprintf("replica: field of %d bytes in %d", n, len(d.b)))
+		d.fail()
+		return nil
 	}
 	return d.need(int(n))
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errors.New("cut short")
+	}
+	d.b = nil
+}
+
+// done returns the first error, or one if bytes remain, naming what.
+func (d *decoder) done(what string) error {
+	if d.err == nil && len(d.b) > 0 {
+		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return fmt.Errorf("replica: %s: %w", what, d.err)
+	}
+	return nil
 }
 
 func (d *decoder) input() spec.Input {

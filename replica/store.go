@@ -74,7 +74,7 @@ func (a *appliedState) decode(b []byte) error {
 	if len(b) == 0 || b[0] != appliedVersion {
 		return errors.New("replica: applied state: unknown version")
 	}
-	d := storeDecoder{b: b[1:]}
+	d := decoder{b: b[1:]}
 	a.index, a.term = d.uvarint(), d.uvarint()
 	a.now = spec.Time(d.varint())
 	a.failover, a.seq = d.uvarint(), d.uvarint()
@@ -112,7 +112,7 @@ func decodeSnapshot(data []byte, f func(key, value []byte) error) (now spec.Time
 	if len(data) == 0 || data[0] != snapVersion {
 		return 0, 0, errors.New("replica: snapshot: unknown version")
 	}
-	d := storeDecoder{b: data[1:]}
+	d := decoder{b: data[1:]}
 	now, failover = spec.Time(d.varint()), d.uvarint()
 	for d.err == nil && len(d.b) > 0 {
 		key := d.bytes()
@@ -124,59 +124,6 @@ func decodeSnapshot(data []byte, f func(key, value []byte) error) (now spec.Time
 		}
 	}
 	return now, failover, d.done("snapshot")
-}
-
-type storeDecoder struct {
-	b   []byte
-	err error
-}
-
-func (d *storeDecoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *storeDecoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *storeDecoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.b)) {
-		d.fail()
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *storeDecoder) fail() {
-	if d.err == nil {
-		d.err = errors.New("cut short")
-	}
-	d.b = nil
-}
-
-func (d *storeDecoder) done(what string) error {
-	if d.err == nil && len(d.b) > 0 {
-		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
-	}
-	if d.err != nil {
-		return fmt.Errorf("replica: %s: %w", what, d.err)
-	}
-	return nil
 }
 
 // stored is what a replica's database holds of raft's state.
