@@ -3,7 +3,6 @@ package sim
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/bouncer-dlm/bouncer/replica"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -74,10 +72,10 @@ type clusterSim struct {
 	modelOK    bool
 	invOK      bool
 	last       *spec.State
-	expect     map[uint64]expected // the model's answers to turns not yet answered
-	hashAt     map[uint64]uint64   // state hashes at sampled indexes
-	leaders    map[uint64]uint64   // term -> the replica that led it
-	stateSeen  int                 // front-running states compared with the model
+	expect     map[uint64][]spec.Result // the model's answers to turns not yet answered
+	hashAt     map[uint64]uint64        // state hashes at sampled indexes
+	leaders    map[uint64]uint64        // term -> the replica that led it
+	stateSeen  int                      // front-running states compared with the model
 }
 
 type logRec struct {
@@ -85,28 +83,19 @@ type logRec struct {
 	proposal replica.ProposalID
 }
 
-type expected struct {
-	term    uint64
-	replies []spec.Result
-}
-
 // replicaSim is one member: a replica on its own clock.
 type replicaSim struct {
-	cl    *clusterSim
-	idx   int
-	id    uint64
-	r     *replica.Replica
-	mem   *vfs.MemFS // its disk
-	inj   *injector
+	cl  *clusterSim
+	idx int
+	id  uint64
+	r   *replica.Replica
+	disk
 	up    bool
 	busy  bool // a Ready's outputs wait for its commit
 	gen   uint64
 	clk   clock
 	inbox []*message
 	props map[replica.ProposalID][]*message
-
-	crashNext bool // cut the power in the middle of the next commit
-	failNext  bool // fail a WAL write of the next commit
 }
 
 // replicaOut is what a Ready produced, held until its commit completes.
@@ -119,7 +108,7 @@ type replicaOut struct {
 func newClusterSim(s *Sim) *clusterSim {
 	o := &s.opts
 	cl := &clusterSim{s: s, oneWay: [2]int{-1, -1}, log: map[uint64]logRec{}, model: spec.NewModel(s.lim),
-		modelOK: true, invOK: true, expect: map[uint64]expected{}, hashAt: map[uint64]uint64{},
+		modelOK: true, invOK: true, expect: map[uint64][]spec.Result{}, hashAt: map[uint64]uint64{},
 		leaders: map[uint64]uint64{}, modelIndex: 1} // a group starts at index 1
 	for i := range o.Nodes {
 		cl.peers = append(cl.peers, uint64(i+1))
@@ -127,7 +116,7 @@ func newClusterSim(s *Sim) *clusterSim {
 	cl.side = make([]int, o.Nodes)
 	for i := range o.Nodes {
 		n := &replicaSim{cl: cl, idx: i, id: uint64(i + 1), props: map[replica.ProposalID][]*message{},
-			mem: vfs.NewCrashableMem()}
+			disk: disk{mem: vfs.NewCrashableMem()}}
 		n.clk = clock{offset: spec.Time(s.rng.Int64N(int64(o.SkewMax) + 1))}
 		if o.DriftPPM > 0 {
 			half := o.DriftPPM / 2
@@ -162,13 +151,13 @@ func (n *replicaSim) local() spec.Time { return n.clk.local(n.cl.s.now) }
 // restart from what its disk kept after a crash.
 func (n *replicaSim) open() bool {
 	s := n.cl.s
-	n.inj = &injector{mem: n.mem}
+	fs := n.disk.open()
 	var r *replica.Replica
 	err := catch(func() error {
 		var err error
 		r, err = replica.New(replica.Config{ID: n.id, Peers: n.cl.peers, Limits: s.lim,
 			ElectionTick: electionTicks, HeartbeatTick: heartbeatTick,
-			FS: errorfs.Wrap(n.mem, n.inj), Dir: storeDir, CompactAfter: compactAfter})
+			FS: fs, Dir: storeDir, CompactAfter: compactAfter})
 		return err
 	})
 	if err != nil {
@@ -176,7 +165,6 @@ func (n *replicaSim) open() bool {
 		return false
 	}
 	n.r, n.up, n.busy = r, true, false
-	n.crashNext, n.failNext = false, false
 	n.gen++
 	return true
 }
@@ -211,7 +199,7 @@ func (cl *clusterSim) crash() {
 	}
 	s.stats.Crashes++
 	s.tr.ev(s.now, "crash").int("replica", int64(n.id)).bool("mid_commit", false).bool("in_commit", n.busy).end()
-	n.down(n.crashImage())
+	n.down(n.crashImage(s.rng))
 }
 
 // failSoon fails a WAL write of a replica's next commit: it stops, the rest
@@ -221,22 +209,6 @@ func (cl *clusterSim) failSoon() {
 	if n := cl.reps[s.rng.IntN(len(cl.reps))]; n.up {
 		n.failNext = true
 	}
-}
-
-// armFaults arms the injector for a crash or a write failure in the middle
-// of the next commit, if one is due.
-func (n *replicaSim) armFaults() {
-	if n.inj.armed() || !n.crashNext && !n.failNext {
-		return
-	}
-	r := n.cl.s.rng
-	n.inj.arm(n.crashNext, 1+r.IntN(2), 100*r.IntN(2), rand.New(rand.NewPCG(r.Uint64(), 1)))
-	n.crashNext, n.failNext = false, false
-}
-
-func (n *replicaSim) crashImage() *vfs.MemFS {
-	r := n.cl.s.rng
-	return n.mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100 * r.IntN(2), RNG: rand.New(rand.NewPCG(r.Uint64(), 2))})
 }
 
 // down stops the replica; image is what its disk holds now. It restarts
@@ -325,7 +297,7 @@ func (n *replicaSim) pump() {
 		return
 	}
 	s := n.cl.s
-	n.armFaults()
+	n.armFaults(s.rng)
 	var rd replica.Ready
 	err := catch(func() error {
 		var err error
@@ -337,7 +309,7 @@ func (n *replicaSim) pump() {
 	case errors.Is(err, engine.ErrStoreFailed) && failed:
 		s.stats.DiskFaults++
 		s.tr.ev(s.now, "disk-fault").int("replica", int64(n.id)).end()
-		n.down(n.crashImage())
+		n.down(n.crashImage(s.rng))
 		return
 	case err != nil:
 		s.crashed(fmt.Sprintf("replica %d: ready at %v: %v", n.id, s.now, err))
@@ -579,10 +551,7 @@ func (cl *clusterSim) heal() {
 	cl.layoutGen++
 	s := cl.s
 	for _, n := range cl.reps {
-		n.crashNext, n.failNext = false, false
-		if n.inj != nil {
-			n.inj.arm(false, 0, 0, nil)
-		}
+		n.calm()
 		if !n.up {
 			s.schedule(&event{at: s.now, kind: evRestart, n: n.idx, gen: n.gen})
 		}
@@ -692,7 +661,7 @@ func (cl *clusterSim) applied(n *replicaSim, a *replica.Applied) {
 	s.registerGrants(&t)
 	s.observeGrants(&t)
 	if len(a.Inputs) > 0 {
-		cl.expect[a.Index] = expected{term: a.Term, replies: replies}
+		cl.expect[a.Index] = replies
 	}
 }
 
@@ -724,19 +693,19 @@ func (cl *clusterSim) answered(n *replicaSim, rep *replica.Reply) {
 			s.now, n.id, rep.Index, rep.Term, got, ok))
 		return
 	}
-	ex, ok := cl.expect[rep.Index]
+	want, ok := cl.expect[rep.Index]
 	delete(cl.expect, rep.Index)
 	if !ok || !cl.modelOK {
 		return
 	}
 	for i := range rep.Results {
-		if i >= len(ex.replies) || !ex.replies[i].Equal(&rep.Results[i]) {
-			want := "nothing"
-			if i < len(ex.replies) {
-				want = ex.replies[i].String()
+		if i >= len(want) || !want[i].Equal(&rep.Results[i]) {
+			model := "nothing"
+			if i < len(want) {
+				model = want[i].String()
 			}
 			cl.modelFail(fmt.Sprintf("at %v replica %d answered input %d of entry %d with %s, the model %s",
-				s.now, n.id, i, rep.Index, rep.Results[i].String(), want))
+				s.now, n.id, i, rep.Index, rep.Results[i].String(), model))
 			return
 		}
 	}

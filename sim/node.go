@@ -20,18 +20,14 @@ import (
 // on a crashable in-memory file system, stepped in virtual time. Beside it
 // runs the spec model on the same inputs (trace validation).
 type nodeSim struct {
-	s     *Sim
-	mem   *vfs.MemFS // the file system under the store
-	inj   *injector
+	s *Sim
+	disk
 	node  *engine.Node
 	up    bool
 	busy  bool // a turn's commit is in progress: its outputs wait
 	gen   uint64
 	inbox []*message
 	out   turnOut
-
-	crashNext bool // cut the power in the middle of the next commit
-	failNext  bool // fail a WAL write of the next commit
 
 	model   *spec.Model
 	pending []*spec.Model // after a crash: the model states that may have survived
@@ -55,7 +51,7 @@ type turnOut struct {
 const storeDir = "db"
 
 func newNodeSim(s *Sim) *nodeSim {
-	return &nodeSim{s: s, mem: vfs.NewCrashableMem(), model: spec.NewModel(s.lim), modelOK: true, invOK: true}
+	return &nodeSim{s: s, disk: disk{mem: vfs.NewCrashableMem()}, model: spec.NewModel(s.lim), modelOK: true, invOK: true}
 }
 
 // injector sits between Pebble and the file system. Armed, it counts the
@@ -132,11 +128,11 @@ func (j *injector) armed() bool {
 // first turn, which fires the timers that came due while it was down.
 func (n *nodeSim) open() bool {
 	s := n.s
-	n.inj = &injector{mem: n.mem}
+	fs := n.disk.open()
 	var node *engine.Node
 	err := catch(func() error {
 		var err error
-		node, err = engine.OpenNode(engine.NodeOptions{FS: errorfs.Wrap(n.mem, n.inj), Dir: storeDir, Limits: s.lim}, s.now)
+		node, err = engine.OpenNode(engine.NodeOptions{FS: fs, Dir: storeDir, Limits: s.lim}, s.now)
 		return err
 	})
 	if err != nil {
@@ -144,7 +140,6 @@ func (n *nodeSim) open() bool {
 		return false
 	}
 	n.node, n.up, n.busy, n.gen = node, true, false, n.gen+1
-	n.crashNext, n.failNext = false, false
 	return n.turn(nil, true)
 }
 
@@ -208,7 +203,7 @@ func (n *nodeSim) turn(msgs []*message, first bool) bool {
 	for i, m := range msgs {
 		inputs[i] = m.input
 	}
-	n.armFaults()
+	n.armFaults(s.rng)
 	var before *spec.Model
 	if n.inj.armed() && n.modelOK {
 		before = n.model.Clone()
@@ -242,7 +237,7 @@ func (n *nodeSim) turn(msgs []*message, first bool) bool {
 	case failed:
 		s.stats.DiskFaults++
 		s.tr.ev(s.now, "disk-fault").int("inputs", int64(len(inputs))).end()
-		n.down(n.crashImage(), before, true)
+		n.down(n.crashImage(s.rng), before, true)
 		return false
 	case image != nil:
 		s.registerGrants(&turnOut{msgs: msgs, replies: res.Replies, events: res.Events})
@@ -277,29 +272,52 @@ func (n *nodeSim) turn(msgs []*message, first bool) bool {
 	return true
 }
 
+// disk is the crashable disk of a node or a replica, and the fault armed
+// for its next commit.
+type disk struct {
+	mem       *vfs.MemFS // the file system under the store
+	inj       *injector
+	crashNext bool // cut the power in the middle of the next commit
+	failNext  bool // fail a WAL write of the next commit
+}
+
+// open returns the file system to open the store on, with a fresh injector
+// and no fault armed.
+func (d *disk) open() vfs.FS {
+	d.inj = &injector{mem: d.mem}
+	d.crashNext, d.failNext = false, false
+	return errorfs.Wrap(d.mem, d.inj)
+}
+
 // armFaults arms the injector for a crash or a write failure in the middle
 // of the next commit, if one is due.
-func (n *nodeSim) armFaults() {
-	if n.inj.armed() || !n.crashNext && !n.failNext {
+func (d *disk) armFaults(r *rand.Rand) {
+	if d.inj.armed() || !d.crashNext && !d.failNext {
 		return
 	}
-	r := n.s.rng
-	crash := n.crashNext
 	// A commit writes the log, then syncs it: cut before or after the write.
-	n.inj.arm(crash, 1+r.IntN(2), n.keepPercent(), rand.New(rand.NewPCG(r.Uint64(), 1)))
-	n.crashNext, n.failNext = false, false
+	d.inj.arm(d.crashNext, 1+r.IntN(2), keepPercent(r), rand.New(rand.NewPCG(r.Uint64(), 1)))
+	d.crashNext, d.failNext = false, false
+}
+
+// calm disarms every fault: the safety phase is over.
+func (d *disk) calm() {
+	d.crashNext, d.failNext = false, false
+	if d.inj != nil {
+		d.inj.arm(false, 0, 0, nil)
+	}
 }
 
 // crashImage is what a power cut now leaves of the disk.
-func (n *nodeSim) crashImage() *vfs.MemFS {
-	pct := n.keepPercent()
-	return n.mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(n.s.rng.Uint64(), 2))})
+func (d *disk) crashImage(r *rand.Rand) *vfs.MemFS {
+	pct := keepPercent(r)
+	return d.mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: pct, RNG: rand.New(rand.NewPCG(r.Uint64(), 2))})
 }
 
 // keepPercent draws how much unsynced data a crash image keeps: none or
 // all. (CrashClone draws per file in map order, so any other percentage
 // would make the image depend on Go's map iteration, not the seed.)
-func (n *nodeSim) keepPercent() int { return 100 * n.s.rng.IntN(2) }
+func keepPercent(r *rand.Rand) int { return 100 * r.IntN(2) }
 
 // stepModel steps the spec model on the same inputs and compares its
 // replies and events with the engine's (when the turn succeeded). It
@@ -430,7 +448,7 @@ func (n *nodeSim) crashSoon() {
 	s.tr.ev(s.now, "crash").bool("mid_commit", false).bool("in_commit", n.busy).end()
 	// Every turn stepped so far returned from its synced commit: the model
 	// as it is now is what must survive.
-	n.down(n.crashImage(), nil, false)
+	n.down(n.crashImage(s.rng), nil, false)
 }
 
 func (n *nodeSim) failSoon() {
@@ -489,10 +507,7 @@ func (n *nodeSim) restart(gen uint64) {
 
 // heal: the node comes back at once if it is down, and faults stop.
 func (n *nodeSim) heal() {
-	n.crashNext, n.failNext = false, false
-	if n.inj != nil {
-		n.inj.arm(false, 0, 0, nil)
-	}
+	n.calm()
 	if !n.up {
 		n.s.schedule(&event{at: n.s.now, kind: evRestart, gen: n.gen})
 	}
