@@ -403,12 +403,7 @@ func (n *replicaSim) sent(gen uint64, out *replicaOut) {
 	}
 	sent.events = out.events
 	cl.sentGrants(&sent)
-	for i := range out.events {
-		e := out.events[i]
-		if rec := s.owners[e.Session]; rec != nil {
-			s.sendToClient(&message{client: rec.client, session: e.Session, event: &e})
-		}
-	}
+	s.sendEvents(out.events)
 	n.pump()
 }
 

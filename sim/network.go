@@ -52,6 +52,16 @@ func (s *Sim) transmit(m *message, kind evKind) {
 
 func (s *Sim) sendToNode(m *message) { s.transmit(m, evNodeArrive) }
 
+// sendEvents sends each event to the client of its session.
+func (s *Sim) sendEvents(events []spec.Event) {
+	for i := range events {
+		e := events[i]
+		if rec := s.owners[e.Session]; rec != nil {
+			s.sendToClient(&message{client: rec.client, session: e.Session, event: &e})
+		}
+	}
+}
+
 // sendToClient sends m to its client: a reply on the connection its
 // request came by (m.epoch), an event on the client's current one.
 func (s *Sim) sendToClient(m *message) {

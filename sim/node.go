@@ -424,12 +424,7 @@ func (n *nodeSim) turnDone(gen uint64) {
 	for i, m := range out.msgs {
 		s.sendToClient(&message{client: m.client, epoch: m.epoch, session: m.session, call: m.call, reply: out.replies[i]})
 	}
-	for i := range out.events {
-		e := out.events[i]
-		if rec := s.owners[e.Session]; rec != nil {
-			s.sendToClient(&message{client: rec.client, session: e.Session, event: &e})
-		}
-	}
+	s.sendEvents(out.events)
 	n.kick()
 }
 
