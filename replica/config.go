@@ -14,8 +14,12 @@ import (
 // system and the logger, which the store (engine.Store) uses; the replica
 // itself does no I/O but through the store.
 type Config struct {
-	ID     uint64   // this replica's raft id, > 0
-	Peers  []uint64 // the ids of every voter, this one included (a restart takes them from the store)
+	ID    uint64   // this replica's raft id, > 0
+	Peers []uint64 // the ids of every voter, this one included (a restart takes them from the store)
+	// Join makes a replica that joins a running group: it starts empty,
+	// with no voters, and waits for the leader (which AddMember told of it)
+	// to send it a snapshot; Peers is not read.
+	Join   bool
 	Limits spec.Limits
 	// ElectionTick is the number of Ticks a follower waits without hearing
 	// from a leader before it campaigns; raft adds a random jitter of up to

@@ -11,6 +11,7 @@ import (
 	"github.com/bouncer-dlm/bouncer/spec"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Bounds on raft's buffers, so that no queue grows without limit. A
@@ -72,6 +73,9 @@ type Applied struct {
 	// Advance): with the stamp, all an observer needs to replay the log.
 	Inputs  []spec.Input
 	Expired int // sessions that expired when the entry was applied
+	// Voters is the group's voters after a membership change entry (nil
+	// for every other entry).
+	Voters []uint64
 }
 
 // Reply answers one proposal: one result per input, in the order proposed.
@@ -92,7 +96,7 @@ type Replica struct {
 	lim      spec.Limits
 	store    *engine.Store       // the core's records and raft's state, on disk
 	storage  *raft.MemoryStorage // raft's log and hard state in memory, loaded from store
-	conf     *raftpb.ConfState   // the voters (no membership changes yet)
+	conf     *raftpb.ConfState   // the group's configuration as of the applied index
 	compact  uint64              // Config.CompactAfter
 	rn       *raft.RawNode
 	core     *engine.Core
@@ -113,6 +117,11 @@ type Replica struct {
 	lostBelow uint64
 	batch     *engine.Batch // the Ready's batch, while Ready runs
 	coreWrote bool          // the core wrote records in this Ready (only a planted bug reads it)
+	// confChanged: this Ready applied a membership change. The log is then
+	// compacted at once, so that the snapshot a new member is sent has it
+	// among the voters (raft refuses a snapshot whose configuration leaves
+	// it out).
+	confChanged bool
 	// storedApplied is the applied state last written (only a planted bug reads it).
 	storedApplied appliedState
 	failed        error     // the store failed: the replica has stopped
@@ -158,6 +167,17 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !ok && cfg.Join {
+		if cfg.ID == 0 {
+			return nil, fmt.Errorf("replica: id must be > 0")
+		}
+		if err := bootstrap(st, cfg.ID, nil); err != nil {
+			return nil, fmt.Errorf("replica: join: %w", err)
+		}
+		if s, ok, err = load(st); err != nil || !ok {
+			return nil, fmt.Errorf("replica: join: read back: %v, %w", ok, err)
+		}
+	}
 	if !ok {
 		if cfg.ID == 0 || !slices.Contains(cfg.Peers, cfg.ID) {
 			return nil, fmt.Errorf("replica: id %d is not one of the peers %v", cfg.ID, cfg.Peers)
@@ -191,7 +211,7 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	r := &Replica{id: cfg.ID, lim: cfg.Limits, store: st, core: core, conf: s.snap.GetConfState(),
+	r := &Replica{id: cfg.ID, lim: cfg.Limits, store: st, core: core, conf: s.conf,
 		compact: cfg.CompactAfter, pending: map[uint64]pending{}, applied: s.applied.index,
 		appliedTerm: s.applied.term, appliedFailover: s.applied.failover, seq: s.applied.seq,
 		lostBelow: s.applied.seq, stampMax: core.Now(), storedApplied: s.applied}
@@ -210,8 +230,10 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 	if s.applied.index == s.snap.GetIndex() {
 		snap.Data = data
 	}
-	if err := storage.ApplySnapshot(snap); err != nil {
-		return nil, fmt.Errorf("replica: restart: %w", err)
+	if s.snap.GetIndex() > 0 { // else a joining member, with no log yet
+		if err := storage.ApplySnapshot(snap); err != nil {
+			return nil, fmt.Errorf("replica: restart: %w", err)
+		}
 	}
 	if err := storage.Append(s.entries); err != nil {
 		return nil, fmt.Errorf("replica: restart: %w", err)
@@ -323,6 +345,69 @@ func (r *Replica) Tick(now spec.Time) {
 			r.tickSeq = seq
 		}
 	}
+}
+
+// TransferLeader asks the leader to hand its leadership to the voter to:
+// raft brings it up to date and has it campaign at once. While the
+// transfer is in progress (an election timeout at most) the leader refuses
+// proposals (ErrDropped). On a follower it does nothing.
+func (r *Replica) TransferLeader(to uint64) {
+	r.assertOutsideReady("TransferLeader")
+	if r.failed == nil {
+		r.rn.TransferLeader(to)
+	}
+}
+
+// Voters returns the group's voters as of the applied index.
+func (r *Replica) Voters() []uint64 { return slices.Clone(r.conf.GetVoters()) }
+
+// AddMember proposes, on the leader, to add the replica id to the group as
+// a voter. The new replica is made with Config.Join: it starts empty and
+// catches up from the leader (a snapshot, then the log). RemoveMember
+// proposes to remove the voter id (the leader itself included: it steps
+// down once the change is applied). Either takes effect when its entry is
+// applied (Applied.Voters, Voters). Raft takes one change at a time: one
+// proposed while another is still unapplied is dropped by raft (its entry
+// becomes an empty one); watch Voters and propose again.
+func (r *Replica) AddMember(id uint64) error {
+	return r.changeMembers(raftpb.ConfChangeType_ConfChangeAddNode, id)
+}
+
+// RemoveMember: see AddMember.
+func (r *Replica) RemoveMember(id uint64) error {
+	return r.changeMembers(raftpb.ConfChangeType_ConfChangeRemoveNode, id)
+}
+
+func (r *Replica) changeMembers(t raftpb.ConfChangeType, id uint64) error {
+	r.assertOutsideReady("change members")
+	if r.failed != nil {
+		return r.failed
+	}
+	voters := r.conf.GetVoters()
+	switch {
+	case id == 0:
+		return fmt.Errorf("replica: member id must be > 0")
+	case t == raftpb.ConfChangeType_ConfChangeAddNode && slices.Contains(voters, id):
+		return fmt.Errorf("replica: %d is a voter already", id)
+	case t == raftpb.ConfChangeType_ConfChangeRemoveNode && !slices.Contains(voters, id):
+		return fmt.Errorf("replica: %d is not a voter", id)
+	case t == raftpb.ConfChangeType_ConfChangeRemoveNode && len(voters) == 1:
+		return fmt.Errorf("replica: %d is the last voter", id)
+	}
+	if st := r.rn.BasicStatus(); st.RaftState != raft.StateLeader {
+		return &NotLeader{Leader: st.Lead}
+	}
+	if _, err := r.startTerm(r.stampMax); err != nil {
+		return err
+	}
+	cc := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: t.Enum(), NodeId: new(id)}}}
+	if err := r.rn.ProposeConfChange(cc); err != nil {
+		if errors.Is(err, raft.ErrProposalDropped) {
+			return ErrDropped
+		}
+		return fmt.Errorf("replica: propose a membership change: %w", err)
+	}
+	return nil
 }
 
 // Step hands the replica a raft message from a peer. An error means the
@@ -451,7 +536,7 @@ func (r *Replica) Ready() (Ready, error) {
 	if err != nil {
 		return r.stop(err)
 	}
-	r.batch, r.coreWrote = b, false
+	r.batch, r.coreWrote, r.confChanged = b, false, false
 	defer func() { r.batch = nil }()
 	if snap {
 		if err := r.installSnapshot(rd.Snapshot); err != nil {
@@ -579,7 +664,7 @@ func (r *Replica) compactLog() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if r.applied < first || r.applied-first < r.compact {
+	if r.applied < first || r.applied-first < r.compact && !r.confChanged {
 		return false, nil
 	}
 	meta := &raftpb.SnapshotMetadata{Index: new(r.applied), Term: new(r.appliedTerm), ConfState: r.conf}
@@ -624,6 +709,9 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 		return fmt.Errorf("replica %d: install snapshot %d: %w", r.id, meta.GetIndex(), err)
 	}
 	if err := b.Put(keySnap, mustMarshal(meta)); err != nil {
+		return err
+	}
+	if err := b.Put(keyConf, mustMarshal(meta.GetConfState())); err != nil {
 		return err
 	}
 	r.core, r.conf = core, meta.GetConfState()
@@ -699,11 +787,11 @@ func (r *Replica) apply(ent *raftpb.Entry) error {
 	if index != r.applied+1 {
 		panic(fmt.Sprintf("replica %d: applies entry %d after %d", r.id, index, r.applied))
 	}
-	if ent.GetType() != raftpb.EntryNormal {
-		panic(fmt.Sprintf("replica %d: entry %d of type %v; membership changes are not supported yet", r.id, index, ent.GetType()))
-	}
 	r.applied, r.appliedTerm = index, term
 	r.loseOlder(term)
+	if ent.GetType() != raftpb.EntryNormal {
+		return r.applyConfChange(ent)
+	}
 	if len(ent.Data) == 0 { // a new leader's empty entry
 		r.out.Applied = append(r.out.Applied, Applied{Index: index, Term: term})
 		return nil
@@ -786,6 +874,27 @@ func (r *Replica) apply(ent *raftpb.Entry) error {
 		r.out.Replies = append(r.out.Replies, Reply{Proposal: id, Index: index, Term: term, Results: results})
 	}
 	return nil
+}
+
+// applyConfChange applies a membership change: raft's configuration
+// changes, and so does the stored one, in the batch.
+func (r *Replica) applyConfChange(ent *raftpb.Entry) error {
+	var cc raftpb.ConfChangeI
+	switch ent.GetType() {
+	case raftpb.EntryConfChange:
+		cc = &raftpb.ConfChange{}
+	case raftpb.EntryConfChangeV2:
+		cc = &raftpb.ConfChangeV2{}
+	default:
+		panic(fmt.Sprintf("replica %d: entry %d of unknown type %v", r.id, ent.GetIndex(), ent.GetType()))
+	}
+	if err := proto.Unmarshal(ent.GetData(), cc.(proto.Message)); err != nil {
+		panic(fmt.Sprintf("replica %d: entry %d: %v", r.id, ent.GetIndex(), err)) // raft and Members wrote it
+	}
+	r.conf, r.confChanged = r.rn.ApplyConfChange(cc), true
+	r.out.Applied = append(r.out.Applied, Applied{Index: ent.GetIndex(), Term: ent.GetTerm(),
+		Voters: slices.Clone(r.conf.GetVoters())})
+	return r.batch.Put(keyConf, mustMarshal(r.conf))
 }
 
 // loseOlder drops this replica's proposals from terms before term: the log

@@ -24,6 +24,9 @@ import (
 //	                        are compacted away, and its data is the core at
 //	                        the applied index (see below)
 //	0x00 'a'                the applied state (see appliedState)
+//	0x00 'c'                the group's configuration (ConfState; protobuf) as
+//	                        of the applied index: the snapshot's until a
+//	                        membership change is applied
 //	0x00 'e' index(BE64)    a log entry (protobuf), from the snapshot's index + 1
 //
 // Every Ready that changes anything is one synced batch: the new entries
@@ -37,6 +40,7 @@ var (
 	keyHard     = []byte{engine.ForeignPrefix, 'h'}
 	keySnap     = []byte{engine.ForeignPrefix, 's'}
 	keyApplied  = []byte{engine.ForeignPrefix, 'a'}
+	keyConf     = []byte{engine.ForeignPrefix, 'c'}
 	entryPrefix = []byte{engine.ForeignPrefix, 'e'}
 	entriesEnd  = []byte{engine.ForeignPrefix, 'e' + 1}
 )
@@ -131,27 +135,36 @@ type stored struct {
 	id      uint64
 	hard    *raftpb.HardState
 	snap    *raftpb.SnapshotMetadata
+	conf    *raftpb.ConfState // as of the applied index
 	applied appliedState
 	entries []*raftpb.Entry
 }
 
 // bootstrap writes a new group member's initial state in one synced batch:
 // the log begins with a snapshot at index 1, term 1, of the empty core,
-// with voters as its configuration.
+// with voters as its configuration. With no voters it is a member joining
+// a running group: an empty log at index 0 and no configuration, until the
+// leader sends it a snapshot.
 func bootstrap(st *engine.Store, id uint64, voters []uint64) error {
 	b, err := st.NewBatch()
 	if err != nil {
 		return err
 	}
-	meta := &raftpb.SnapshotMetadata{Index: new(uint64(1)), Term: new(uint64(1)), ConfState: &raftpb.ConfState{Voters: voters}}
-	hard := &raftpb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))}
-	applied := appliedState{index: 1, term: 1}
+	index := uint64(0)
+	if len(voters) > 0 {
+		index = 1
+	}
+	conf := &raftpb.ConfState{Voters: voters}
+	meta := &raftpb.SnapshotMetadata{Index: new(index), Term: new(index), ConfState: conf}
+	hard := &raftpb.HardState{Term: new(index), Commit: new(index)}
+	applied := appliedState{index: index, term: index}
 	for _, kv := range []struct {
 		key   []byte
 		value []byte
 	}{
 		{keyID, binary.AppendUvarint(nil, id)},
 		{keySnap, mustMarshal(meta)},
+		{keyConf, mustMarshal(conf)},
 		{keyHard, mustMarshal(hard)},
 		{keyApplied, applied.append(nil)},
 	} {
@@ -174,11 +187,11 @@ func load(st *engine.Store) (s stored, ok bool, err error) {
 	if s.id, n = binary.Uvarint(v); n <= 0 || n != len(v) {
 		return s, false, errors.New("replica: stored id: corrupt")
 	}
-	s.hard, s.snap = &raftpb.HardState{}, &raftpb.SnapshotMetadata{}
+	s.hard, s.snap, s.conf = &raftpb.HardState{}, &raftpb.SnapshotMetadata{}, &raftpb.ConfState{}
 	for _, kv := range []struct {
 		key []byte
 		m   proto.Message
-	}{{keyHard, s.hard}, {keySnap, s.snap}} {
+	}{{keyHard, s.hard}, {keySnap, s.snap}, {keyConf, s.conf}} {
 		v, ok, err := st.Get(kv.key)
 		if err == nil && !ok {
 			err = fmt.Errorf("key %q missing", kv.key)
