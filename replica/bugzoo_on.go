@@ -22,6 +22,7 @@ var zoo = bugzoo.New("replica",
 	bugzoo.Bug{Name: "lone-voter", Doc: "the lowest id is bootstrapped with itself as the only voter"},
 	bugzoo.Bug{Name: "failover-no-grace", Doc: "a new leader's failover entry gives the sessions no grace: their leases run out on the old deadlines"},
 	bugzoo.Bug{Name: "applied-with-writes-only", Doc: "the applied state is stored only with a Ready whose entries changed records: after empty or quiet tick entries a restart comes back at an older index and clock"},
+	bugzoo.Bug{Name: "apply-uncommitted", Doc: "a replica applies entries as soon as they are in its log, before commit: an entry a new leader replaces was applied"},
 	bugzoo.Bug{Name: "restart-with-grace", Doc: "a restarted replica (or one installing a snapshot) restores its core as a single node does, every session a fresh TTL: a grace the other replicas never applied"},
 )
 
@@ -43,4 +44,23 @@ func (r *Replica) replyOnAppend(ent *raftpb.Entry) {
 	}
 	r.out.Replies = append(r.out.Replies, Reply{Proposal: ProposalID{Replica: r.id, Seq: e.seq},
 		Index: ent.GetIndex(), Term: ent.GetTerm(), Results: make([]spec.Result, len(e.inputs))})
+}
+
+// applyOnAppend is what a replica that applies its log as it grows applies
+// in a Ready: the entries just past applied, the committed ones (a restart
+// replays those) and then the ones appended now, committed or not. Entries
+// at or below applied that a new leader's log replaced are skipped: the
+// replica applied the old ones already.
+func (r *Replica) applyOnAppend(committed, appended []*raftpb.Entry) []*raftpb.Entry {
+	var out []*raftpb.Entry
+	next := r.applied + 1
+	for _, ents := range [][]*raftpb.Entry{committed, appended} {
+		for _, ent := range ents {
+			if ent.GetIndex() == next {
+				out = append(out, ent)
+				next++
+			}
+		}
+	}
+	return out
 }

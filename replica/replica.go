@@ -243,6 +243,9 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 		StepDownOnRemoval:         true,
 		Logger:                    quietLogger{},
 	}
+	if bugzooOn && planted("apply-uncommitted") {
+		rc.Applied = min(rc.Applied, s.hard.GetCommit()) // raft refuses an applied index beyond commit
+	}
 	if r.rn, err = raft.NewRawNode(rc); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
@@ -472,7 +475,11 @@ func (r *Replica) Ready() (Ready, error) {
 			return r.stop(err)
 		}
 	}
-	for _, ent := range rd.CommittedEntries {
+	ents := rd.CommittedEntries
+	if bugzooOn && planted("apply-uncommitted") {
+		ents = r.applyOnAppend(rd.CommittedEntries, rd.Entries) // the log past applied, committed or not
+	}
+	for _, ent := range ents {
 		if err := r.apply(ent); err != nil {
 			b.Close()
 			return r.stop(err)
@@ -581,6 +588,9 @@ func (r *Replica) compactLog() (bool, error) {
 	}
 	if r.applied < first || r.applied-first < r.compact {
 		return false, nil
+	}
+	if bugzooOn && planted("apply-uncommitted") && r.applied > r.rn.BasicStatus().HardState.GetCommit() {
+		return false, nil // raft still has to hand out the committed entries up to applied
 	}
 	meta := &raftpb.SnapshotMetadata{Index: new(r.applied), Term: new(r.appliedTerm), ConfState: r.conf}
 	if err := r.batch.DeleteRange(entryKey(0), entryKey(r.applied+1)); err != nil {
