@@ -3,6 +3,7 @@
 package replica
 
 import (
+	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/internal/bugzoo"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"go.etcd.io/raft/v3/raftpb"
@@ -23,6 +24,7 @@ var zoo = bugzoo.New("replica",
 	bugzoo.Bug{Name: "failover-no-grace", Doc: "a new leader's failover entry gives the sessions no grace: their leases run out on the old deadlines"},
 	bugzoo.Bug{Name: "applied-with-writes-only", Doc: "the applied state is stored only with a Ready whose entries changed records: after empty or quiet tick entries a restart comes back at an older index and clock"},
 	bugzoo.Bug{Name: "apply-uncommitted", Doc: "a replica applies entries as soon as they are in its log, before commit: an entry a new leader replaces was applied"},
+	bugzoo.Bug{Name: "token-not-replicated", Doc: "a replica installing a snapshot keeps its own token counter, not the snapshot's: it falls behind the group's, and its grants reuse tokens"},
 	bugzoo.Bug{Name: "restart-with-grace", Doc: "a restarted replica (or one installing a snapshot) restores its core as a single node does, every session a fresh TTL: a grace the other replicas never applied"},
 )
 
@@ -64,3 +66,8 @@ func (r *Replica) applyOnAppend(committed, appended []*raftpb.Entry) []*raftpb.E
 	}
 	return out
 }
+
+// keepTokenCounter gives the core a snapshot installed the token counter of
+// the core it replaces, as if the counter were the replica's own and not
+// part of the replicated state.
+func keepTokenCounter(core, old *engine.Core) { core.SetTokenMax(old.Stats().TokenMax) }

@@ -633,6 +633,9 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("replica %d: install snapshot %d: %w", r.id, meta.GetIndex(), err)
 	}
+	if bugzooOn && planted("token-not-replicated") {
+		keepTokenCounter(core, r.core) // the counter kept as the replica's own, like its proposal count
+	}
 	if err := b.Put(keySnap, mustMarshal(meta)); err != nil {
 		return err
 	}
