@@ -40,3 +40,9 @@ func PlantBug(name string) error { return zoo.Plant(name) }
 // way in of a replica bug (package replica's token-not-replicated), which
 // carries a core's counter over to another; only the bugzoo build has it.
 func (c *Core) SetTokenMax(t spec.Token) { c.tokenMax = t }
+
+// RecordReplies turns the recording of outcomes for retries on (the
+// default) or off: the way in of a replica bug (package replica's
+// reply-table-not-replicated), which keeps outcomes only on the replica
+// that proposed a turn; only the bugzoo build has it.
+func (c *Core) RecordReplies(on bool) { c.noReplies = !on }

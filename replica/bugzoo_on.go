@@ -25,6 +25,7 @@ var zoo = bugzoo.New("replica",
 	bugzoo.Bug{Name: "applied-with-writes-only", Doc: "the applied state is stored only with a Ready whose entries changed records: after empty or quiet tick entries a restart comes back at an older index and clock"},
 	bugzoo.Bug{Name: "apply-uncommitted", Doc: "a replica applies entries as soon as they are in its log, before commit: an entry a new leader replaces was applied"},
 	bugzoo.Bug{Name: "token-not-replicated", Doc: "a replica installing a snapshot keeps its own token counter, not the snapshot's: it falls behind the group's, and its grants reuse tokens"},
+	bugzoo.Bug{Name: "reply-table-not-replicated", Doc: "only the proposer records a turn's outcomes for retries: after a failover, a retry the new leader has no record of is applied again"},
 	bugzoo.Bug{Name: "restart-with-grace", Doc: "a restarted replica (or one installing a snapshot) restores its core as a single node does, every session a fresh TTL: a grace the other replicas never applied"},
 )
 
@@ -71,3 +72,7 @@ func (r *Replica) applyOnAppend(committed, appended []*raftpb.Entry) []*raftpb.E
 // the core it replaces, as if the counter were the replica's own and not
 // part of the replicated state.
 func keepTokenCounter(core, old *engine.Core) { core.SetTokenMax(old.Stats().TokenMax) }
+
+// recordReplies has the core record the outcomes of the entry it applies
+// next (for retries with the same request ids) only if on.
+func recordReplies(core *engine.Core, on bool) { core.RecordReplies(on) }

@@ -739,6 +739,9 @@ func (r *Replica) apply(ent *raftpb.Entry) error {
 	if bugzooOn && planted("apply-own-clock") {
 		at = max(r.clock, r.core.Now())
 	}
+	if bugzooOn && planted("reply-table-not-replicated") {
+		recordReplies(r.core, mine) // the outcomes kept only where they are answered
+	}
 	var results []spec.Result
 	switch e.kind {
 	case kindFailover:
