@@ -2,7 +2,10 @@
 
 package engine
 
-import "github.com/bouncer-dlm/bouncer/internal/bugzoo"
+import (
+	"github.com/bouncer-dlm/bouncer/internal/bugzoo"
+	"github.com/bouncer-dlm/bouncer/spec"
+)
 
 // The bugzoo build plants real mistakes of lock services in the engine, one
 // at a time, so that the simulator's checkers can be seen to catch them
@@ -32,3 +35,14 @@ func Bugs() map[string]string { return zoo.Bugs() }
 // PlantBug plants the named bug in every core of the process ("" removes
 // it). Only the bugzoo build has it.
 func PlantBug(name string) error { return zoo.Plant(name) }
+
+// SetTokenMax sets the token counter: the next grant gets t+1. It is the
+// way in of a replica bug (package replica's token-not-replicated), which
+// carries a core's counter over to another; only the bugzoo build has it.
+func (c *Core) SetTokenMax(t spec.Token) { c.tokenMax = t }
+
+// RecordReplies turns the recording of outcomes for retries on (the
+// default) or off: the way in of a replica bug (package replica's
+// reply-table-not-replicated), which keeps outcomes only on the replica
+// that proposed a turn; only the bugzoo build has it.
+func (c *Core) RecordReplies(on bool) { c.noReplies = !on }

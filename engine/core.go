@@ -26,6 +26,8 @@ type Core struct {
 	// deadline included (WriteDeadlines), so that RestoreExact can rebuild
 	// the core exactly.
 	deadlines bool
+	// noReplies: record no outcomes (only a planted replica bug sets it).
+	noReplies bool
 
 	sessions     map[spec.SessionID]*session
 	resources    map[string]*resource // in use, or idle

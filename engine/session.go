@@ -101,6 +101,9 @@ func (c *Core) prune(s *session, acked spec.RequestID) {
 // record stores the outcome of request id (whose input has digest),
 // replacing a pending one.
 func (c *Core) record(s *session, id spec.RequestID, digest uint64, res spec.Result) {
+	if bugzooOn && c.noReplies {
+		return
+	}
 	r, existed := s.replies.put(id, digest, res)
 	c.putReply(s, r, existed)
 }

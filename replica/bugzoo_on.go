@@ -3,6 +3,7 @@
 package replica
 
 import (
+	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/internal/bugzoo"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"go.etcd.io/raft/v3/raftpb"
@@ -22,6 +23,9 @@ var zoo = bugzoo.New("replica",
 	bugzoo.Bug{Name: "lone-voter", Doc: "the lowest id is bootstrapped with itself as the only voter"},
 	bugzoo.Bug{Name: "failover-no-grace", Doc: "a new leader's failover entry gives the sessions no grace: their leases run out on the old deadlines"},
 	bugzoo.Bug{Name: "applied-with-writes-only", Doc: "the applied state is stored only with a Ready whose entries changed records: after empty or quiet tick entries a restart comes back at an older index and clock"},
+	bugzoo.Bug{Name: "apply-uncommitted", Doc: "a replica applies entries as soon as they are in its log, before commit: an entry a new leader replaces was applied"},
+	bugzoo.Bug{Name: "token-not-replicated", Doc: "a replica installing a snapshot keeps its own token counter, not the snapshot's: it falls behind the group's, and its grants reuse tokens"},
+	bugzoo.Bug{Name: "reply-table-not-replicated", Doc: "only the proposer records a turn's outcomes for retries: after a failover, a retry the new leader has no record of is applied again"},
 	bugzoo.Bug{Name: "restart-with-grace", Doc: "a restarted replica (or one installing a snapshot) restores its core as a single node does, every session a fresh TTL: a grace the other replicas never applied"},
 )
 
@@ -44,3 +48,31 @@ func (r *Replica) replyOnAppend(ent *raftpb.Entry) {
 	r.out.Replies = append(r.out.Replies, Reply{Proposal: ProposalID{Replica: r.id, Seq: e.seq},
 		Index: ent.GetIndex(), Term: ent.GetTerm(), Results: make([]spec.Result, len(e.inputs))})
 }
+
+// applyOnAppend is what a replica that applies its log as it grows applies
+// in a Ready: the entries just past applied, the committed ones (a restart
+// replays those) and then the ones appended now, committed or not. Entries
+// at or below applied that a new leader's log replaced are skipped: the
+// replica applied the old ones already.
+func (r *Replica) applyOnAppend(committed, appended []*raftpb.Entry) []*raftpb.Entry {
+	var out []*raftpb.Entry
+	next := r.applied + 1
+	for _, ents := range [][]*raftpb.Entry{committed, appended} {
+		for _, ent := range ents {
+			if ent.GetIndex() == next {
+				out = append(out, ent)
+				next++
+			}
+		}
+	}
+	return out
+}
+
+// keepTokenCounter gives the core a snapshot installed the token counter of
+// the core it replaces, as if the counter were the replica's own and not
+// part of the replicated state.
+func keepTokenCounter(core, old *engine.Core) { core.SetTokenMax(old.Stats().TokenMax) }
+
+// recordReplies has the core record the outcomes of the entry it applies
+// next (for retries with the same request ids) only if on.
+func recordReplies(core *engine.Core, on bool) { core.RecordReplies(on) }

@@ -25,6 +25,8 @@ func TestBugZoo(t *testing.T) {
 		{bug: "failover-no-grace", checker: "grace", cfg: &shortLease},
 		{bug: "restart-with-grace", checker: "restart", cfg: &threeCrash},
 		{bug: "applied-with-writes-only", checker: "restart", cfg: &threeCrash},
+		{bug: "token-not-replicated", checker: "hash", cfg: &behind},
+		{bug: "reply-table-not-replicated", checker: "hash"},
 		{engineBug: "grant-incompatible", checker: "invariants"},
 	} {
 		t.Run(c.bug+c.engineBug, func(t *testing.T) {

@@ -265,6 +265,9 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 		StepDownOnRemoval:         true,
 		Logger:                    quietLogger{},
 	}
+	if bugzooOn && planted("apply-uncommitted") {
+		rc.Applied = min(rc.Applied, s.hard.GetCommit()) // raft refuses an applied index beyond commit
+	}
 	if r.rn, err = raft.NewRawNode(rc); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
@@ -557,7 +560,11 @@ func (r *Replica) Ready() (Ready, error) {
 			return r.stop(err)
 		}
 	}
-	for _, ent := range rd.CommittedEntries {
+	ents := rd.CommittedEntries
+	if bugzooOn && planted("apply-uncommitted") {
+		ents = r.applyOnAppend(rd.CommittedEntries, rd.Entries) // the log past applied, committed or not
+	}
+	for _, ent := range ents {
 		if err := r.apply(ent); err != nil {
 			b.Close()
 			return r.stop(err)
@@ -667,6 +674,9 @@ func (r *Replica) compactLog() (bool, error) {
 	if r.applied < first || r.applied-first < r.compact && !r.confChanged {
 		return false, nil
 	}
+	if bugzooOn && planted("apply-uncommitted") && r.applied > r.rn.BasicStatus().HardState.GetCommit() {
+		return false, nil // raft still has to hand out the committed entries up to applied
+	}
 	meta := &raftpb.SnapshotMetadata{Index: new(r.applied), Term: new(r.appliedTerm), ConfState: r.conf}
 	if err := r.batch.DeleteRange(entryKey(0), entryKey(r.applied+1)); err != nil {
 		return false, err
@@ -707,6 +717,9 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 	}
 	if err != nil {
 		return fmt.Errorf("replica %d: install snapshot %d: %w", r.id, meta.GetIndex(), err)
+	}
+	if bugzooOn && planted("token-not-replicated") {
+		keepTokenCounter(core, r.core) // the counter kept as the replica's own, like its proposal count
 	}
 	if err := b.Put(keySnap, mustMarshal(meta)); err != nil {
 		return err
@@ -813,6 +826,9 @@ func (r *Replica) apply(ent *raftpb.Entry) error {
 	at := e.at
 	if bugzooOn && planted("apply-own-clock") {
 		at = max(r.clock, r.core.Now())
+	}
+	if bugzooOn && planted("reply-table-not-replicated") {
+		recordReplies(r.core, mine) // the outcomes kept only where they are answered
 	}
 	var results []spec.Result
 	switch e.kind {

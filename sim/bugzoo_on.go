@@ -46,6 +46,9 @@ var Zoo = []Bug{
 	{Name: "failover-no-grace", Checker: Mutex, Nodes: 3, Doc: "a new leader gives the sessions no grace: leases expire on the old leader's deadlines by the new leader's clock", Tune: failovers},
 	{Name: "restart-with-grace", Checker: Replication, Nodes: 3, Doc: "a restarted replica restores like a lone node, a fresh TTL for every session, and drifts apart from the others", Tune: crashy},
 	{Name: "lone-voter", Checker: Replication, Nodes: 3, Doc: "one replica is bootstrapped as the group's only voter: two leaders of one term"},
+	{Name: "token-not-replicated", Checker: Replication, Nodes: 3, Doc: "a replica installing a snapshot keeps its own token counter: its state differs from the group's at the same index"},
+	{Name: "reply-table-not-replicated", Checker: Replication, Nodes: 3, Doc: "followers apply turns without recording their outcomes: their reply tables, part of the state, differ from the proposer's"},
+	{Name: "apply-uncommitted", Checker: Replication, Nodes: 3, Doc: "a replica applies entries once they are in its log, before commit: an entry a new leader replaced was applied, another entry at its index elsewhere"},
 }
 
 // skewed: the replicas' clocks are far apart.
