@@ -37,8 +37,8 @@ type Members struct {
 // starting with the first; silence is how long an unanswered request waits
 // before the client tries the next member (> 0).
 func NewMembers(addrs []string, silence time.Duration) (*Members, error) {
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("protocol: a group needs at least one member")
+	if len(addrs) == 0 || len(addrs) > MembersMax {
+		return nil, fmt.Errorf("protocol: a group has 1 to MembersMax %d members, got %d", MembersMax, len(addrs))
 	}
 	if len(slices.Compact(slices.Sorted(slices.Values(addrs)))) != len(addrs) {
 		return nil, fmt.Errorf("protocol: members %v: addresses must be distinct", addrs)
@@ -65,17 +65,46 @@ func (m *Members) Sent(now spec.Time) {
 // Heard notes that the current member answered: it is alive and leads.
 func (m *Members) Heard() { m.waiting = false }
 
+// MembersMax bounds the members a client knows: those it was given and
+// those it learned from hints.
+const MembersMax = 16
+
 // NotLeader handles the current member's refusal: it is not the leader,
 // and names leader ("" if it knows none). The client moves to the leader if
-// it is a member other than the current one, else to the next member. It
+// it is a member other than the current one, else to the next member. A
+// leader it does not know is a member added since the client started: it
+// is learned (up to MembersMax members) and the client moves there. It
 // returns the new current member.
 func (m *Members) NotLeader(leader string) string {
-	if i := slices.Index(m.addrs, leader); i >= 0 && i != m.cur {
+	i := slices.Index(m.addrs, leader)
+	if i < 0 && leader != "" && len(m.addrs) < MembersMax {
+		m.addrs = append(m.addrs, leader)
+		i = len(m.addrs) - 1
+	}
+	if i >= 0 && i != m.cur {
 		m.moveTo(i)
 	} else {
 		m.moveTo((m.cur + 1) % len(m.addrs))
 	}
 	return m.Current()
+}
+
+// Update replaces the members by addrs (at least one, distinct, at most
+// MembersMax), as when the group's membership is published anew (a member
+// added, one removed). The client stays on its member if it is still
+// one; else it moves to the first, and Update returns it with moved true.
+func (m *Members) Update(addrs []string) (cur string, moved bool, err error) {
+	n, err := NewMembers(addrs, m.silence)
+	if err != nil {
+		return m.Current(), false, err
+	}
+	if i := slices.Index(n.addrs, m.Current()); i >= 0 {
+		m.addrs, m.cur = n.addrs, i
+		return m.Current(), false, nil
+	}
+	m.addrs = n.addrs
+	m.moveTo(0)
+	return m.Current(), true, nil
 }
 
 // Due reports whether a request has waited Silence at now without an
