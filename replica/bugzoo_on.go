@@ -26,6 +26,7 @@ var zoo = bugzoo.New("replica",
 	bugzoo.Bug{Name: "apply-uncommitted", Doc: "a replica applies entries as soon as they are in its log, before commit: an entry a new leader replaces was applied"},
 	bugzoo.Bug{Name: "token-not-replicated", Doc: "a replica installing a snapshot keeps its own token counter, not the snapshot's: it falls behind the group's, and its grants reuse tokens"},
 	bugzoo.Bug{Name: "reply-table-not-replicated", Doc: "only the proposer records a turn's outcomes for retries: after a failover, a retry the new leader has no record of is applied again"},
+	bugzoo.Bug{Name: "read-without-index", Doc: "the leader answers a read from its applied state at once, without ReadIndex: a deposed leader that does not know it yet answers stale reads"},
 	bugzoo.Bug{Name: "restart-with-grace", Doc: "a restarted replica (or one installing a snapshot) restores its core as a single node does, every session a fresh TTL: a grace the other replicas never applied"},
 )
 

@@ -13,9 +13,13 @@
 //	r.Tick(now)              // one tick interval passed; the clock reads now
 //	r.Step(msg)              // a raft message from a peer
 //	id, err := r.Propose(now, inputs) // a client turn, on the leader
-//	rd, err := r.Ready()     // made durable; messages to send, replies, events
+//	err = r.Read(id)         // a linearizable read (ReadIndex), on the leader
+//	rd, err := r.Ready()     // made durable; messages to send, replies, events, reads
 //	r.Advance()              // rd was handled
 //	r.ReportSnapshot(to, failed) // how sending a MsgSnap ended
+//	err = r.AddMember(id)    // membership (ConfChangeV2), on the leader
+//	err = r.RemoveMember(id)
+//	r.TransferLeader(id)
 //	r.Close()
 //
 // Time enters only through the log. The leader stamps every entry with its
@@ -56,6 +60,10 @@
 //     clients of rd.Lost proposals that their outcome is unknown: they
 //     retry with the same request ids, which the core answers from its
 //     record if the turn did commit.
+//     Answer each read of rd.Reads from Core() now (the state at the
+//     applied index, which covers every write committed before the read
+//     was asked); a read never listed was dropped by raft (leadership
+//     lost): time it out and ask again.
 //  5. Call Advance before any other call on the replica.
 //  6. For every MsgSnap sent (on the leader), call ReportSnapshot(to,
 //     failed) once the transport knows how it ended: delivered, or lost
@@ -88,6 +96,7 @@
 //	0x00 'a'               the applied state: applied index and term, the
 //	                       core's clock there, the last failover term
 //	                       applied, the count of this replica's proposals
+//	0x00 'c'               the configuration (voters) as of the applied index
 //	0x00 'e' index(BE64)   each log entry after the snapshot's index
 //
 // Every Ready that changes anything is one batch committed with one fsync
@@ -127,13 +136,34 @@
 // and rebuilds its core with RestoreExact, all in the one batch. It answers
 // nothing for the entries it skipped: its pending proposals are Lost.
 //
+// # Membership, leadership transfer, reads
+//
+// AddMember and RemoveMember propose one change of voters through raft's
+// ConfChangeV2 (a simple change: one voter at a time, so no joint
+// configuration); raft takes one change at a time and turns a second one
+// proposed before the first is applied into an empty entry, so a caller
+// watches Voters (or Applied.Voters) and proposes again. A new member is
+// made with Config.Join: an empty store with no voters, which the leader
+// fills with a snapshot and then the log. The configuration as of the
+// applied index is stored (0x00 'c') in the batch that applies a change,
+// and a Ready that applies one compacts the log at once: raft refuses a
+// snapshot whose configuration leaves its receiver out, and a newcomer is
+// sent the latest snapshot. A removed leader steps down once it applies
+// its removal (StepDownOnRemoval). TransferLeader hands leadership to a
+// voter; while it is in progress the leader drops proposals (ErrDropped).
+//
+// Read is raft's ReadIndex with ReadOnlySafe: the leader confirms with a
+// heartbeat round that it still leads and notes its commit index; once its
+// core has applied that index the read is listed in a Ready, and answered
+// from the core as it is then. A leader that was deposed without knowing
+// it cannot confirm, so it answers no read (reads never go through the
+// log, and cost no fsync). Lock requests need no such step: their answers
+// come from applied entries, which only a current leader can commit.
+//
 // # Still to come
 //
-//   - membership changes (joint consensus through one admin path);
-//   - linearizable reads through ReadIndex;
 //   - snapshots sent in chunks (today one message, up to the limits'
 //     bound on the core's records);
-//   - leadership transfer;
 //   - the networked client's failover and the server's cluster mode (the
 //     sans-I/O part, protocol.Members, and the simulator's cluster mode,
 //     which drives replicas with it, are done).

@@ -21,11 +21,15 @@ type group struct {
 	fs   vfs.FS
 	reps map[uint64]*replica.Replica
 	now  spec.Time
+	// cut replicas send and receive nothing; reads are the reads each
+	// replica's Readies let it answer.
+	cut   map[uint64]bool
+	reads map[uint64][]uint64
 }
 
 // newGroup bootstraps n replicas with replica 1 elected.
 func newGroup(tb testing.TB, n int, lim spec.Limits) *group {
-	g := &group{tb: tb, fs: vfs.NewMem(), reps: map[uint64]*replica.Replica{}}
+	g := newEmptyGroup(tb)
 	var peers []uint64
 	for i := range n {
 		peers = append(peers, uint64(i+1))
@@ -47,6 +51,11 @@ func newGroup(tb testing.TB, n int, lim spec.Limits) *group {
 	return g
 }
 
+func newEmptyGroup(tb testing.TB) *group {
+	return &group{tb: tb, fs: vfs.NewMem(), reps: map[uint64]*replica.Replica{}, cut: map[uint64]bool{},
+		reads: map[uint64][]uint64{}}
+}
+
 func (g *group) config(id uint64, peers []uint64, join bool) replica.Config {
 	return replica.Config{ID: id, Peers: peers, Join: join, Limits: spec.DefaultLimits(), FS: g.fs,
 		Dir: fmt.Sprintf("r%d", id), CompactAfter: 8}
@@ -61,13 +70,16 @@ func (g *group) open(cfg replica.Config) {
 	g.reps[cfg.ID] = r
 }
 
-// settle runs ticks rounds of 10 ms: a tick on every replica, then quiet.
+// settle runs ticks rounds of 10 ms: a tick on every replica that is not
+// cut, then quiet.
 func (g *group) settle(ticks int) {
 	g.tb.Helper()
 	for range ticks {
 		g.now += spec.Time(10 * time.Millisecond)
 		for _, id := range slices.Sorted(maps.Keys(g.reps)) {
-			g.reps[id].Tick(g.now)
+			if !g.cut[id] {
+				g.reps[id].Tick(g.now)
+			}
 		}
 		g.quiet()
 	}
@@ -90,6 +102,7 @@ func (g *group) quiet() (readies, bytes int) {
 				if err != nil {
 					g.tb.Fatal(err)
 				}
+				g.reads[id] = append(g.reads[id], rd.Reads...)
 				msgs = append(msgs, rd.Messages...)
 				r.Advance()
 				if id != 1 {
@@ -106,7 +119,7 @@ func (g *group) quiet() (readies, bytes int) {
 			}
 		}
 		for _, m := range msgs {
-			if to, ok := g.reps[m.GetTo()]; ok {
+			if to, ok := g.reps[m.GetTo()]; ok && !g.cut[m.GetTo()] && !g.cut[m.GetFrom()] {
 				_ = to.Step(m)
 			}
 			if m.GetType() == raftpb.MessageType_MsgSnap {

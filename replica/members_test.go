@@ -8,12 +8,12 @@ import (
 
 	"github.com/bouncer-dlm/bouncer/replica"
 	"github.com/bouncer-dlm/bouncer/spec"
-	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
+// leader returns the replica that leads (among those not cut off).
 func (g *group) leader() *replica.Replica {
-	for _, r := range g.reps {
-		if r.IsLeader() {
+	for id, r := range g.reps {
+		if r.IsLeader() && !g.cut[id] {
 			return r
 		}
 	}
@@ -52,7 +52,7 @@ func (g *group) agree(voters []uint64, ids ...uint64) {
 // member restarted from its disk keeps the configuration it had applied.
 // Bad changes are refused.
 func TestMembership(t *testing.T) {
-	g := &group{tb: t, fs: vfs.NewMem(), reps: map[uint64]*replica.Replica{}}
+	g := newEmptyGroup(t)
 	for id := uint64(1); id <= 3; id++ {
 		g.open(g.config(id, []uint64{1, 2, 3}, false))
 	}
@@ -135,5 +135,56 @@ func TestMembership(t *testing.T) {
 	}
 	for _, r := range g.reps {
 		_ = r.Close()
+	}
+}
+
+// TestReadIndex: the leader answers a read once a quorum confirmed its
+// leadership; a follower refuses; a leader cut off from the others, which
+// still believes it leads while a new leader commits, never answers (it
+// cannot confirm), and the new leader's reads see the new writes.
+func TestReadIndex(t *testing.T) {
+	g := newGroup(t, 3, spec.DefaultLimits())
+	s := spec.SessionID{1}
+	g.propose(spec.Input{Op: spec.OpOpen, Session: s, TTL: 30 * time.Second})
+	if err := g.reps[1].Read(10); err != nil {
+		t.Fatal(err)
+	}
+	g.quiet()
+	if got := g.reads[1]; !slices.Equal(got, []uint64{10}) {
+		t.Fatalf("the leader answered reads %v, want [10]", got)
+	}
+	var nl *replica.NotLeader
+	if err := g.reps[2].Read(11); !errors.As(err, &nl) || nl.Leader != 1 {
+		t.Fatalf("a follower's Read: %v, want NotLeader naming 1", err)
+	}
+
+	g.cut[1] = true
+	for i := 0; !g.reps[2].IsLeader() && !g.reps[3].IsLeader(); i++ {
+		if i > 200 {
+			t.Fatal("no new leader")
+		}
+		g.settle(1)
+	}
+	g.propose(spec.Input{Op: spec.OpAcquire, Session: s, Resource: "x", Mode: spec.EX, Request: 1, WaitTimeout: time.Second})
+	if !g.reps[1].IsLeader() {
+		t.Fatal("the cut-off leader should still believe it leads (it has not ticked)")
+	}
+	if err := g.reps[1].Read(12); err != nil {
+		t.Fatal(err)
+	}
+	g.quiet()
+	if got := g.reads[1]; len(got) != 1 {
+		t.Fatalf("the deposed leader answered reads %v", got)
+	}
+	l := g.leader()
+	if err := l.Read(13); err != nil {
+		t.Fatal(err)
+	}
+	g.quiet()
+	if got := g.reads[l.ID()]; !slices.Equal(got, []uint64{13}) {
+		t.Fatalf("the new leader answered reads %v, want [13]", got)
+	}
+	if _, ok := l.Core().Resource("x"); !ok {
+		t.Fatal("the new leader's read does not see the lock")
 	}
 }

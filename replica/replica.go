@@ -2,6 +2,7 @@ package replica
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -60,6 +61,11 @@ type Ready struct {
 	// leader's entries replaced them): their outcome is unknown, and a
 	// client should retry them with the same request ids.
 	Lost []ProposalID
+	// Reads are the reads (Read) that may be answered now: the leader
+	// confirmed its leadership after they were asked and has applied the
+	// log up to the commit index it had then. Answer each from Core()
+	// before the next Ready.
+	Reads []uint64
 }
 
 // Applied is one committed entry applied to the core.
@@ -127,9 +133,14 @@ type Replica struct {
 	failed        error     // the store failed: the replica has stopped
 	clock         spec.Time // the time of the last Tick (only planted bugs read it)
 	inReady       bool      // between Ready and Advance
-	out           Ready
-	scratch       entry
+	// reads are the confirmed reads waiting for the core to apply their
+	// index, in the order raft confirmed them (so by index).
+	reads   []readState
+	out     Ready
+	scratch entry
 }
+
+type readState struct{ id, index uint64 }
 
 type pending struct {
 	term   uint64 // the term the leader proposed it in: its entry's term
@@ -505,7 +516,9 @@ func (r *Replica) propose(kind byte, now spec.Time, inputs []spec.Input) (uint64
 }
 
 // HasReady reports whether Ready has work (never, once the store failed).
-func (r *Replica) HasReady() bool { return r.failed == nil && r.rn.HasReady() }
+func (r *Replica) HasReady() bool {
+	return r.failed == nil && (r.rn.HasReady() || len(r.reads) > 0 && r.reads[0].index <= r.applied)
+}
 
 // Ready makes the new log entries, the hard state and the applied entries
 // durable, and returns what the caller must send and deliver; call Advance
@@ -529,10 +542,14 @@ func (r *Replica) Ready() (Ready, error) {
 	out := &r.out
 	clear(out.Events)
 	out.Applied, out.Replies, out.Events, out.Lost = out.Applied[:0], out.Replies[:0], out.Events[:0], out.Lost[:0]
-	out.Messages = nil
+	out.Messages, out.Reads = nil, out.Reads[:0]
+	for _, rs := range rd.ReadStates {
+		r.reads = append(r.reads, readState{id: readID(rs.RequestCtx), index: rs.Index})
+	}
 	snap := !raft.IsEmptySnap(rd.Snapshot)
 	if !snap && len(rd.Entries) == 0 && raft.IsEmptyHardState(rd.HardState) && len(rd.CommittedEntries) == 0 {
 		out.Messages = rd.Messages // nothing to make durable: no batch, no fsync
+		r.readsDue()
 		return *out, nil
 	}
 	b, err := r.store.NewBatch()
@@ -615,7 +632,53 @@ func (r *Replica) Ready() (Ready, error) {
 		}
 	}
 	out.Messages = rd.Messages
+	r.readsDue()
 	return *out, nil
+}
+
+// Read asks the leader for a linearizable read, named id by the caller
+// (distinct among its reads in flight): raft's ReadIndex (ReadOnlySafe)
+// confirms with a quorum that this replica still leads and notes its
+// commit index; once the core has applied that index, a Ready lists id in
+// Reads, and the caller answers the read from Core(). So a read sees every
+// write acknowledged before it was asked, even on a leader that was
+// deposed without knowing it (it cannot confirm, and the read never comes
+// back). A read raft could not confirm (leadership lost, a new leader not
+// yet sure of its commit index) is dropped without a word: the caller
+// times it out and asks again. A follower refuses with *NotLeader.
+func (r *Replica) Read(id uint64) error {
+	r.assertOutsideReady("Read")
+	if r.failed != nil {
+		return r.failed
+	}
+	if st := r.rn.BasicStatus(); st.RaftState != raft.StateLeader {
+		return &NotLeader{Leader: st.Lead}
+	}
+	if bugzooOn && planted("read-without-index") {
+		r.reads = append(r.reads, readState{id: id, index: r.applied}) // the leader believes it leads
+		return nil
+	}
+	var ctx [8]byte
+	binary.BigEndian.PutUint64(ctx[:], id)
+	r.rn.ReadIndex(ctx[:])
+	return nil
+}
+
+func readID(ctx []byte) uint64 {
+	if len(ctx) != 8 {
+		panic(fmt.Sprintf("replica: read context %x: not one of ours", ctx))
+	}
+	return binary.BigEndian.Uint64(ctx)
+}
+
+// readsDue moves the reads whose index the core has applied to the Ready.
+func (r *Replica) readsDue() {
+	i := 0
+	for i < len(r.reads) && r.reads[i].index <= r.applied {
+		r.out.Reads = append(r.out.Reads, r.reads[i].id)
+		i++
+	}
+	r.reads = append(r.reads[:0], r.reads[i:]...)
 }
 
 // stop stops the replica after its store failed.
