@@ -48,6 +48,7 @@ var Zoo = []Bug{
 	{Name: "lone-voter", Checker: Replication, Nodes: 3, Doc: "one replica is bootstrapped as the group's only voter: two leaders of one term"},
 	{Name: "token-not-replicated", Checker: Replication, Nodes: 3, Doc: "a replica installing a snapshot keeps its own token counter: its state differs from the group's at the same index"},
 	{Name: "reply-table-not-replicated", Checker: Replication, Nodes: 3, Doc: "followers apply turns without recording their outcomes: their reply tables, part of the state, differ from the proposer's"},
+	{Name: "read-without-index", Checker: Replication, Nodes: 3, Doc: "the leader answers reads from its own state without ReadIndex: a deposed leader that does not know it yet answers stale reads", Tune: reads},
 	{Name: "apply-uncommitted", Checker: Replication, Nodes: 3, Doc: "a replica applies entries once they are in its log, before commit: an entry a new leader replaced was applied, another entry at its index elsewhere"},
 }
 
@@ -59,6 +60,13 @@ func skewed(o *Options) { o.SkewMax = time.Second }
 func failovers(o *Options) {
 	contended(o)
 	o.SkewMax = time.Second
+	o.RaftPartitionEvery, o.PartitionMax = time.Second, time.Second
+}
+
+// reads: readers ask often while the raft network's layout changes often
+// (the leader cut off from its followers among them).
+func reads(o *Options) {
+	o.ReadEvery = 20 * time.Millisecond
 	o.RaftPartitionEvery, o.PartitionMax = time.Second, time.Second
 }
 

@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -20,23 +21,31 @@ import (
 // member is left for the next. Raft's messages cross their own network:
 // delayed, reordered, dropped, duplicated, and cut by layouts (a replica
 // alone, the leader cut off from its followers but not from clients, a
-// split with clients on either side, a one-way link).
+// split with clients on either side, a one-way link). Under load the leader
+// is asked to transfer its leadership, the group's membership changes (a
+// new replica joins and catches up by snapshot, a voter leaves, the leader
+// among them), and readers ask for linearizable reads (ReadIndex).
 //
 // The checkers of a one-node run all hold, plus the cluster's: at most one
 // leader per term; every replica applies the same entry at each index;
 // equal states at equal applied indexes; an answer only from the replica
 // that proposed the entry, and only for an entry that was committed (it is
-// in the applied log, at its index, in its term). The model is stepped
-// along the log: each entry, the first time a replica applies it, with its
-// stamp (Step for a client turn, Tick for a tick entry, Failover then Tick
-// for a new leader's first entry); the proposer's answers must equal the
-// model's, and the front-running replica's whole state the model's.
+// in the applied log, at its index, in its term); a read answered only
+// from a state that applied every entry committed before it was asked. The
+// model is stepped along the log: each entry, the first time a replica
+// applies it, with its stamp (Step for a client turn, Tick for a tick
+// entry, Failover then Tick for a new leader's first entry); the
+// proposer's answers must equal the model's, and the front-running
+// replica's whole state the model's.
 
 // Cluster timing: raft counts ticks; these fix what a tick is.
 const (
 	tickInterval  = 20 * time.Millisecond
 	electionTicks = 10 // 200 to 400 ms without a leader before a campaign
 	heartbeatTick = 2
+	// replicasMax bounds the replicas a run makes (membership changes
+	// add new ones).
+	replicasMax = 16
 	// leaderBound is how long after the heal a leader known to every
 	// replica must exist.
 	leaderBound = 3 * time.Second
@@ -54,8 +63,11 @@ const (
 
 type clusterSim struct {
 	s     *Sim
-	reps  []*replicaSim
-	peers []uint64
+	reps  []*replicaSim // every replica ever made: replica i has id i+1
+	peers []uint64      // the group's first voters
+	// joining is the replica made to join the group whose addition is not
+	// yet applied (-1: none).
+	joining int
 
 	// The raft network's layout: the side of each replica and of each
 	// client (-1: it reaches every replica); a link from oneWay[0] to
@@ -76,6 +88,10 @@ type clusterSim struct {
 	hashAt     map[uint64]uint64        // state hashes at sampled indexes
 	leaders    map[uint64]uint64        // term -> the replica that led it
 	stateSeen  int                      // front-running states compared with the model
+	// reads are the readers' reads not yet answered: the highest index any
+	// replica had applied (so committed) when each was asked.
+	reads   map[uint64]uint64
+	readSeq uint64
 }
 
 type logRec struct {
@@ -91,6 +107,8 @@ type replicaSim struct {
 	r   *replica.Replica
 	disk
 	up    bool
+	join  bool // made to join a running group (Config.Join)
+	gone  bool // removed from the group: never up again
 	busy  bool // a Ready's outputs wait for its commit
 	gen   uint64
 	clk   clock
@@ -109,22 +127,30 @@ func newClusterSim(s *Sim) *clusterSim {
 	o := &s.opts
 	cl := &clusterSim{s: s, oneWay: [2]int{-1, -1}, log: map[uint64]logRec{}, model: spec.NewModel(s.lim),
 		modelOK: true, invOK: true, expect: map[uint64][]spec.Result{}, hashAt: map[uint64]uint64{},
-		leaders: map[uint64]uint64{}, modelIndex: 1} // a group starts at index 1
+		leaders: map[uint64]uint64{}, modelIndex: 1, joining: -1, reads: map[uint64]uint64{}} // a group starts at index 1
 	for i := range o.Nodes {
 		cl.peers = append(cl.peers, uint64(i+1))
 	}
-	cl.side = make([]int, o.Nodes)
-	for i := range o.Nodes {
-		n := &replicaSim{cl: cl, idx: i, id: uint64(i + 1), props: map[replica.ProposalID][]*message{},
-			disk: disk{mem: vfs.NewCrashableMem()}}
-		n.clk = clock{offset: spec.Time(s.rng.Int64N(int64(o.SkewMax) + 1))}
-		if o.DriftPPM > 0 {
-			half := o.DriftPPM / 2
-			n.clk.ppm = s.rng.Int64N(2*half+1) - half
-		}
-		cl.reps = append(cl.reps, n)
+	for range o.Nodes {
+		cl.newReplica()
 	}
 	return cl
+}
+
+// newReplica makes the next replica, with a clock of its own.
+func (cl *clusterSim) newReplica() *replicaSim {
+	s, o := cl.s, &cl.s.opts
+	i := len(cl.reps)
+	n := &replicaSim{cl: cl, idx: i, id: uint64(i + 1), props: map[replica.ProposalID][]*message{},
+		disk: disk{mem: vfs.NewCrashableMem()}}
+	n.clk = clock{offset: spec.Time(s.rng.Int64N(int64(o.SkewMax) + 1))}
+	if o.DriftPPM > 0 {
+		half := o.DriftPPM / 2
+		n.clk.ppm = s.rng.Int64N(2*half+1) - half
+	}
+	cl.reps = append(cl.reps, n)
+	cl.side = append(cl.side, 0)
+	return n
 }
 
 func (cl *clusterSim) start() {
@@ -143,6 +169,15 @@ func (cl *clusterSim) start() {
 	if o := &s.opts; o.RaftPartitionEvery > 0 {
 		s.schedule(&event{at: s.at(gap(s.rng, o.RaftPartitionEvery)), kind: evLayout})
 	}
+	if o := &s.opts; o.TransferEvery > 0 {
+		s.schedule(&event{at: s.at(gap(s.rng, o.TransferEvery)), kind: evTransfer})
+	}
+	if o := &s.opts; o.MemberEvery > 0 {
+		s.schedule(&event{at: s.at(gap(s.rng, o.MemberEvery)), kind: evMembers})
+	}
+	if o := &s.opts; o.ReadEvery > 0 {
+		s.schedule(&event{at: s.at(gap(s.rng, o.ReadEvery)), kind: evRead})
+	}
 }
 
 func (n *replicaSim) local() spec.Time { return n.clk.local(n.cl.s.now) }
@@ -155,7 +190,7 @@ func (n *replicaSim) open() bool {
 	var r *replica.Replica
 	err := catch(func() error {
 		var err error
-		r, err = replica.New(replica.Config{ID: n.id, Peers: n.cl.peers, Limits: s.lim,
+		r, err = replica.New(replica.Config{ID: n.id, Peers: n.cl.peers, Join: n.join, Limits: s.lim,
 			ElectionTick: electionTicks, HeartbeatTick: heartbeatTick,
 			FS: fs, Dir: storeDir, CompactAfter: compactAfter})
 		return err
@@ -176,13 +211,16 @@ func (n *replicaSim) open() bool {
 // stays to make progress.
 func (cl *clusterSim) crash() {
 	s := cl.s
-	down := 0
+	down, members := 0, 0
 	for _, n := range cl.reps {
-		if !n.up {
-			down++
+		if !n.gone {
+			members++
+			if !n.up {
+				down++
+			}
 		}
 	}
-	if 2*(down+1) >= len(cl.reps)+1 {
+	if 2*(down+1) >= members+1 {
 		return
 	}
 	i := s.rng.IntN(len(cl.reps))
@@ -243,7 +281,7 @@ func (n *replicaSim) shutdown() {
 }
 
 func (n *replicaSim) restart(gen uint64) {
-	if gen != n.gen || n.up {
+	if gen != n.gen || n.up || n.gone {
 		return
 	}
 	s := n.cl.s
@@ -531,6 +569,192 @@ func (cl *clusterSim) reset() {
 	cl.oneWay = [2]int{-1, -1}
 }
 
+// transfer asks the leader, if any, to hand its leadership to another
+// replica that is up, under load.
+func (cl *clusterSim) transfer() {
+	s := cl.s
+	lead := cl.leaderIdx()
+	if lead < 0 {
+		return
+	}
+	to := (lead + 1 + s.rng.IntN(len(cl.reps)-1)) % len(cl.reps)
+	n := cl.reps[lead]
+	if !cl.reps[to].up || !slices.Contains(n.r.Voters(), uint64(to+1)) {
+		return
+	}
+	if n.busy {
+		return // between Ready and its commit: the next one
+	}
+	s.stats.Transfers++
+	s.tr.ev(s.now, "transfer").int("from", int64(n.id)).int("to", int64(to+1)).end()
+	n.r.TransferLeader(uint64(to + 1))
+	n.pump()
+}
+
+// members changes the group, under load, through its leader: it adds a
+// new replica when the group has its first size, and removes a voter (the
+// leader, a time in three) when it has one more; so a run goes from N to
+// N+1 voters and back, again and again, each new replica catching up from
+// a snapshot. A change raft dropped (one was still in progress) is
+// proposed again next time.
+func (cl *clusterSim) members() {
+	s := cl.s
+	lead := cl.leaderIdx()
+	if lead < 0 || cl.reps[lead].busy {
+		return
+	}
+	ln := cl.reps[lead]
+	voters := ln.r.Voters()
+	var add, remove uint64
+	switch {
+	case cl.joining >= 0:
+		add = cl.reps[cl.joining].id
+	case len(voters) <= s.opts.Nodes && len(cl.reps) < replicasMax:
+		n := cl.newReplica()
+		n.join = true
+		if !n.open() {
+			return
+		}
+		n.scheduleTick(s.at(between(s.rng, 0, tickInterval)))
+		cl.joining, add = n.idx, n.id
+	case len(voters) > s.opts.Nodes:
+		remove = voters[s.rng.IntN(len(voters))]
+		if s.rng.IntN(3) == 0 {
+			remove = ln.id
+		}
+	default:
+		return
+	}
+	var err error
+	if add != 0 {
+		err = catch(func() error { return ln.r.AddMember(add) })
+	} else {
+		err = catch(func() error { return ln.r.RemoveMember(remove) })
+	}
+	var nl *replica.NotLeader
+	switch {
+	case err == nil:
+		s.stats.MemberChanges++
+		s.tr.ev(s.now, "members").int("by", int64(ln.id)).int("add", int64(add)).int("remove", int64(remove)).end()
+	case errors.Is(err, replica.ErrDropped) || errors.As(err, &nl):
+		return // next time
+	default:
+		s.crashed(fmt.Sprintf("replica %d: change members at %v: %v", ln.id, s.now, err))
+		return
+	}
+	ln.pump()
+}
+
+// configured: an entry changed the group's voters (the first replica to
+// apply it tells). The joining replica, once a voter, is a member like the
+// others; a replica no longer a voter is removed from the run a little
+// later (it may still be answering its last Ready). The new membership is
+// published to the clients, as an operator would (a client at a removed
+// member moves to another).
+func (cl *clusterSim) configured(voters []uint64) {
+	s := cl.s
+	if cl.joining >= 0 && slices.Contains(voters, cl.reps[cl.joining].id) {
+		cl.joining = -1
+	}
+	for _, n := range cl.reps {
+		if !n.gone && n.idx != cl.joining && !slices.Contains(voters, n.id) {
+			n.gone = true
+			s.schedule(&event{at: s.at(tickInterval), kind: evRemoved, n: n.idx})
+		}
+	}
+	names := make([]string, len(voters))
+	for i, id := range voters {
+		names[i] = memberName(int(id) - 1)
+	}
+	for _, c := range s.clients {
+		cur, moved, err := c.members.Update(names)
+		if err != nil {
+			s.crashed(fmt.Sprintf("client %d: members %v: %v", c.idx, names, err))
+			return
+		}
+		if moved {
+			c.moveTo(cur)
+		}
+	}
+}
+
+// removed shuts down a replica removed from the group; its clients move on.
+func (n *replicaSim) removed() {
+	s := n.cl.s
+	s.tr.ev(s.now, "removed").int("replica", int64(n.id)).end()
+	n.shutdown()
+	for _, c := range s.clients {
+		if c.member == n.idx {
+			c.nodeDown()
+			s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, 50*time.Millisecond)), kind: evConnect, c: c.idx})
+		}
+	}
+}
+
+// ---- linearizable reads ----
+
+// read: a reader (a client that describes a resource) asks the member it
+// believes leads (the leader of the latest term it heard of) or, one time
+// in two, any member up, which may be a deposed leader that does not know
+// it yet. The read must see every entry applied anywhere (so committed)
+// before it was asked.
+func (cl *clusterSim) read() {
+	s := cl.s
+	to, term := -1, uint64(0)
+	for t, id := range cl.leaders {
+		if t > term { // map order: the maximum is one
+			to, term = int(id)-1, t
+		}
+	}
+	if to < 0 || s.rng.IntN(2) == 0 {
+		to = s.rng.IntN(len(cl.reps))
+	}
+	if !cl.reps[to].up {
+		return
+	}
+	cl.readSeq++
+	cl.reads[cl.readSeq] = cl.modelIndex
+	s.stats.Reads++
+	s.schedule(&event{at: s.delay(), kind: evReadArrive, n: to, read: cl.readSeq})
+}
+
+func (cl *clusterSim) readArrive(e *event) {
+	s := cl.s
+	n := cl.reps[e.n]
+	if !n.up {
+		delete(cl.reads, e.read)
+		return
+	}
+	err := catch(func() error { return n.r.Read(e.read) })
+	var nl *replica.NotLeader
+	switch {
+	case errors.As(err, &nl):
+		delete(cl.reads, e.read)
+		return
+	case err != nil:
+		s.crashed(fmt.Sprintf("replica %d: read at %v: %v", n.id, s.now, err))
+		return
+	}
+	n.pump()
+}
+
+// readAnswered checks a read replica n answers from its core now: the
+// core must have applied every entry committed before the read was asked.
+func (cl *clusterSim) readAnswered(n *replicaSim, id uint64) {
+	s := cl.s
+	asked, ok := cl.reads[id]
+	delete(cl.reads, id)
+	switch {
+	case !ok:
+		s.fail(Replication, fmt.Sprintf("at %v replica %d answered read %d, which it was not asked or answered already", s.now, n.id, id))
+	case n.r.Applied() < asked:
+		s.fail(Replication, fmt.Sprintf("at %v replica %d answered read %d from its state at index %d, but entry %d was applied (committed) before the read was asked: a stale read",
+			s.now, n.id, id, n.r.Applied(), asked))
+	default:
+		s.stats.ReadsAnswered++
+	}
+}
+
 // leaderIdx is the index of a replica that believes it leads (-1: none).
 func (cl *clusterSim) leaderIdx() int {
 	for i, n := range cl.reps {
@@ -547,7 +771,7 @@ func (cl *clusterSim) heal() {
 	s := cl.s
 	for _, n := range cl.reps {
 		n.calm()
-		if !n.up {
+		if !n.up && !n.gone {
 			s.schedule(&event{at: s.now, kind: evRestart, n: n.idx, gen: n.gen})
 		}
 	}
@@ -584,6 +808,9 @@ func (cl *clusterSim) observe(n *replicaSim, rd *replica.Ready) {
 	for i := range rd.Replies {
 		cl.answered(n, &rd.Replies[i])
 	}
+	for _, id := range rd.Reads {
+		cl.readAnswered(n, id)
+	}
 	if len(rd.Applied) > 0 {
 		cl.sample(n)
 	}
@@ -609,6 +836,9 @@ func (cl *clusterSim) applied(n *replicaSim, a *replica.Applied) {
 	cl.log[a.Index] = rec
 	if a.Failover {
 		s.stats.Failovers++
+	}
+	if a.Voters != nil {
+		cl.configured(a.Voters)
 	}
 	if s.tr != nil {
 		s.tr.ev(s.now, "entry").int("index", int64(a.Index)).int("term", int64(a.Term)).int("by", int64(a.Proposal.Replica)).
@@ -767,8 +997,12 @@ func (cl *clusterSim) leaderCheck() {
 		s.fail(Liveness, fmt.Sprintf("no leader %v after the heal", leaderBound))
 		return
 	}
+	voters := cl.reps[lead].r.Voters()
 	for _, n := range cl.reps {
-		if id, _ := n.r.Leader(); n.up && id != cl.reps[lead].id {
+		if !n.up || !slices.Contains(voters, n.id) {
+			continue // a replica whose addition was not applied knows no leader
+		}
+		if id, _ := n.r.Leader(); id != cl.reps[lead].id {
 			s.fail(Liveness, fmt.Sprintf("%v after the heal replica %d knows leader %d, not %d", leaderBound, n.id, id, lead+1))
 			return
 		}

@@ -81,6 +81,9 @@ type Options struct {
 	Nodes              int
 	SkewMax            time.Duration
 	RaftPartitionEvery time.Duration
+	TransferEvery      time.Duration // mean gap between leadership transfers (0: none)
+	MemberEvery        time.Duration // mean gap between membership changes (0: none)
+	ReadEvery          time.Duration // mean gap between linearizable reads (0: none)
 
 	// CheckEvery: spec's invariants on the engine's state, the transition
 	// from the last check, and equality with the spec model's state are
@@ -168,6 +171,13 @@ func NewOptions(seed uint64) Options {
 			o.PartitionMax = []time.Duration{500 * time.Millisecond, 3 * o.TTL}[rc.IntN(2)]
 		}
 	}
+	if rc.IntN(2) == 0 {
+		o.TransferEvery = []time.Duration{3 * time.Second, 8 * time.Second}[rc.IntN(2)]
+	}
+	if rc.IntN(2) == 0 {
+		o.MemberEvery = []time.Duration{2 * time.Second, 6 * time.Second}[rc.IntN(2)]
+	}
+	o.ReadEvery = []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond}[rc.IntN(3)]
 	o.LivenessBound = o.livenessBound()
 	return o
 }
@@ -229,6 +239,9 @@ func (o *Options) Faults() []string {
 	add(o.DiskFaultEvery > 0, "disk-faults")
 	add(o.Nodes > 1 && o.RaftPartitionEvery > 0, "raft-partitions")
 	add(o.Nodes > 1 && o.SkewMax > 0, fmt.Sprintf("skew=%v", o.SkewMax))
+	add(o.Nodes > 1 && o.TransferEvery > 0, "transfers")
+	add(o.Nodes > 1 && o.MemberEvery > 0, "members")
+	add(o.Nodes > 1 && o.ReadEvery > 0, "reads")
 	return f
 }
 
@@ -269,8 +282,9 @@ func (o *Options) String() string {
 	row("crashes", every(o.CrashEvery, o.DownMax)+fmt.Sprintf(", %d%% in the middle of a commit", o.MidCommitPercent))
 	row("disk faults", every(o.DiskFaultEvery, 0))
 	if o.Nodes > 1 {
-		row("cluster", fmt.Sprintf("%d replicas, clocks up to %v apart, raft layouts %s", o.Nodes, o.SkewMax,
-			every(o.RaftPartitionEvery, o.PartitionMax)))
+		row("cluster", fmt.Sprintf("%d replicas, clocks up to %v apart, raft layouts %s, leadership transfers %s, membership changes %s, reads %s",
+			o.Nodes, o.SkewMax, every(o.RaftPartitionEvery, o.PartitionMax), every(o.TransferEvery, 0), every(o.MemberEvery, 0),
+			every(o.ReadEvery, 0)))
 	}
 	row("faults on", strings.Join(o.Faults(), " "))
 	return b.String()

@@ -33,6 +33,11 @@ const (
 	evLayout                         // the raft network's layout changes
 	evLayoutEnd                      // and heals
 	evLeaderCheck                    // after the heal: a leader known to all
+	evTransfer                       // the leader hands its leadership to another replica
+	evMembers                        // the group's leader adds or removes a member
+	evRemoved                        // a replica removed from the group shuts down
+	evRead                           // a reader asks a member for a linearizable read
+	evReadArrive                     // and the request reaches it
 )
 
 // event is something that happens at an instant of true time. Events at
@@ -49,6 +54,7 @@ type event struct {
 	from int // the sending replica, for raft messages
 	raft *raftpb.Message
 	out  *replicaOut
+	read uint64 // a reader's read
 }
 
 // queue is a binary min-heap of events by (at, seq).

@@ -80,6 +80,10 @@ type Stats struct {
 	Elections      int
 	Failovers      int
 	RaftPartitions int
+	Transfers      int
+	MemberChanges  int
+	Reads          int // linearizable reads asked (cluster)
+	ReadsAnswered  int
 }
 
 // Report is the outcome of one simulation.
@@ -335,6 +339,25 @@ func (s *Sim) dispatch(e *event) {
 		s.cluster.layoutEnd(e.gen)
 	case evLeaderCheck:
 		s.cluster.leaderCheck()
+	case evTransfer:
+		if s.faulty() {
+			s.cluster.transfer()
+			s.schedule(&event{at: s.at(gap(s.rng, o.TransferEvery)), kind: evTransfer})
+		}
+	case evMembers:
+		if s.faulty() {
+			s.cluster.members()
+			s.schedule(&event{at: s.at(gap(s.rng, o.MemberEvery)), kind: evMembers})
+		}
+	case evRemoved:
+		s.cluster.reps[e.n].removed()
+	case evRead:
+		if s.faulty() {
+			s.cluster.read()
+			s.schedule(&event{at: s.at(gap(s.rng, o.ReadEvery)), kind: evRead})
+		}
+	case evReadArrive:
+		s.cluster.readArrive(e)
 	case evClientArrive:
 		s.clients[e.c].arrive(e.msg)
 	case evTurnDone:

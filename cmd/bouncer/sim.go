@@ -182,8 +182,8 @@ func simOne(f simFlags, out io.Writer) error {
 		st.SimTime.Round(time.Millisecond), wall.Round(time.Millisecond), float64(st.SimTime)/float64(wall),
 		st.Events, st.Turns, st.Inputs, st.Ops, st.Writes, st.Sessions, st.Crashes, st.DiskFaults, st.Partitions, st.Pauses)
 	if rep.Options.Nodes > 1 {
-		fmt.Fprintf(out, "cluster: %d replicas, %d leaders elected, %d failover entries applied, %d raft layouts\n",
-			rep.Options.Nodes, st.Elections, st.Failovers, st.RaftPartitions)
+		fmt.Fprintf(out, "cluster: %d replicas, %d leaders elected, %d failover entries applied, %d raft layouts, %d leadership transfers, %d membership changes, %d reads (%d answered)\n",
+			rep.Options.Nodes, st.Elections, st.Failovers, st.RaftPartitions, st.Transfers, st.MemberChanges, st.Reads, st.ReadsAnswered)
 	}
 	if f.html != "" {
 		if err := writeFile(f.html, rep.WriteHTML); err != nil {
@@ -297,7 +297,7 @@ func simCampaign(f simFlags, out, errOut io.Writer) error {
 func campaignSummary(f *simFlags, reports []*sim.Report, wall time.Duration, out io.Writer) error {
 	var kinds [4]int
 	var simTime time.Duration
-	events, clusters, failovers, layouts, crashes := 0, 0, 0, 0, 0
+	events, clusters, failovers, layouts, crashes, transfers, changes, reads := 0, 0, 0, 0, 0, 0, 0, 0
 	firstKind := sim.Passed
 	for i, r := range reports {
 		kinds[r.Kind]++
@@ -308,6 +308,9 @@ func campaignSummary(f *simFlags, reports []*sim.Report, wall time.Duration, out
 			clusters++
 			failovers += r.Stats.Failovers
 			layouts += r.Stats.RaftPartitions
+			transfers += r.Stats.Transfers
+			changes += r.Stats.MemberChanges
+			reads += r.Stats.ReadsAnswered
 		}
 		if r.Failed() {
 			seed := f.start + uint64(i)
@@ -335,7 +338,8 @@ func campaignSummary(f *simFlags, reports []*sim.Report, wall time.Duration, out
 	fmt.Fprintf(out, "seeds=%d failures=%d correctness=%d liveness=%d crash=%d sim_time=%v wall=%v speed=%.0fx events=%d\n",
 		len(reports), failures, kinds[sim.CorrectnessFailure], kinds[sim.LivenessFailure], kinds[sim.CrashFailure],
 		simTime.Round(time.Second), wall.Round(time.Millisecond), float64(simTime)/float64(wall), events)
-	fmt.Fprintf(out, "clusters=%d failovers=%d raft_layouts=%d crashes=%d\n", clusters, failovers, layouts, crashes)
+	fmt.Fprintf(out, "clusters=%d failovers=%d raft_layouts=%d transfers=%d member_changes=%d reads=%d crashes=%d\n",
+		clusters, failovers, layouts, transfers, changes, reads, crashes)
 	if failures > 0 {
 		return &exitError{code: exitFor(firstKind), err: fmt.Errorf("%d of %d seeds failed", failures, len(reports)), quiet: true}
 	}
