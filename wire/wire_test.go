@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -307,3 +308,18 @@ func TestMalformed(t *testing.T) {
 
 func second[A any](_ A, err error) error        { return err }
 func third[A, B any](_ A, _ B, err error) error { return err }
+
+func TestLeaderHint(t *testing.T) {
+	for _, leader := range []string{"", "10.0.0.2:7400"} {
+		got, ok := wire.LeaderHint(wire.NotLeaderError(leader))
+		if !ok || got != leader {
+			t.Fatalf("LeaderHint(NotLeaderError(%q)) = %q, %v", leader, got, ok)
+		}
+	}
+	for _, err := range []error{nil, errors.New("x"), status.Error(codes.Unavailable, "not the leader"),
+		wire.StatusError(spec.Refuse(spec.Unavailable, "disk full"))} {
+		if _, ok := wire.LeaderHint(err); ok {
+			t.Fatalf("LeaderHint(%v) is a hint", err)
+		}
+	}
+}
