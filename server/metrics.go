@@ -21,6 +21,11 @@ type metrics struct {
 
 	diskFull atomic.Int64 // 1 while the disk is full and writes are refused
 
+	// A member of a group: the leader it knows (0: none), 1 while it leads,
+	// and the changes of leader it saw.
+	lead, leading atomic.Int64
+	leaderChanges prometheus.Counter
+
 	conns   prometheus.Gauge       // connections held (Server.Listen)
 	refused *prometheus.CounterVec // calls and connections refused by a bound, by reason
 }
@@ -42,6 +47,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Fencing tokens issued: grants and up-conversions."}),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bouncer_connections",
 			Help: "Client connections held, under ConnectionsMax."}),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "bouncer_leader_changes_total",
+			Help: "Changes of the leader this member knows (a member of a group)."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bouncer_refused_total",
 			Help: "Connections and calls refused by a bound (connections, sessions, requests, streams per client)."},
 			[]string{"reason"}),
@@ -53,13 +60,27 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 			func() float64 { return float64(v.Load()) })
 	}
-	reg.MustRegister(m.wait, m.commit, m.batch, m.fsyncs, m.grants, m.conns, m.refused,
+	reg.MustRegister(m.wait, m.commit, m.batch, m.fsyncs, m.grants, m.conns, m.refused, m.leaderChanges,
+		gauge("bouncer_leader", "The raft id of the leader this member knows (0: none; a lone node: 0).", &m.lead),
+		gauge("bouncer_is_leader", "1 while this member leads its group.", &m.leading),
 		gauge("bouncer_sessions", "Live sessions.", &m.sessions),
 		gauge("bouncer_resources", "Resources in use.", &m.resources),
 		gauge("bouncer_locks_held", "Granted locks.", &m.locks),
 		gauge("bouncer_waiters", "Queued acquires and conversions.", &m.queued),
 		gauge("bouncer_disk_full", "1 while the disk is full and the node refuses writes with Unavailable.", &m.diskFull))
 	return m
+}
+
+// leader records a member's view of its leader (on the loop goroutine).
+func (m *metrics) leader(lead uint64, leading bool) {
+	if m.lead.Swap(int64(lead)) != int64(lead) {
+		m.leaderChanges.Inc()
+	}
+	v := int64(0)
+	if leading {
+		v = 1
+	}
+	m.leading.Store(v)
 }
 
 // turn records a turn's figures (on the loop goroutine).

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/cluster"
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/bouncer-dlm/bouncer/wire"
@@ -81,6 +82,10 @@ func (s *Server) pipeReader(ctx context.Context, stream pb.Locks_PipeServer, p *
 			err := s.loop.Enqueue(in, tag, p.replies)
 			if err == nil {
 				continue
+			}
+			var nl *cluster.NotLeader
+			if errors.As(err, &nl) {
+				return wire.NotLeaderError(nl.Addr) // after the answers in flight
 			}
 			if !errors.Is(err, engine.ErrQueueFull) {
 				return errStopped

@@ -8,12 +8,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/cluster"
 	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/replica"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/bouncer-dlm/bouncer/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -125,7 +128,8 @@ func (o Options) withDefaults() Options {
 type Server struct {
 	pb.UnimplementedLocksServer
 	opts    Options
-	loop    *engine.Loop
+	loop    driver
+	leading func() error // nil on a lone node; on a member, nil only while it leads
 	log     *slog.Logger
 	metrics *metrics
 	health  *health.Server
@@ -150,18 +154,79 @@ type waitKey struct {
 	request spec.RequestID
 }
 
+// driver is what the server needs of the goroutine that owns the engine:
+// engine.Loop on a lone node, cluster.Loop on a member of a group.
+type driver interface {
+	Submit(ctx context.Context, in spec.Input) (spec.Result, error)
+	Enqueue(in spec.Input, tag uint64, replyTo chan<- engine.Reply) error
+	Inspect(ctx context.Context, f func(*engine.Core)) error
+	Stop() error
+	Done() <-chan struct{}
+	Err() error
+}
+
 // New starts the loop over node and returns the server. The server owns the
 // node from now on: Stop closes it.
 func New(node *engine.Node, opts Options) *Server {
+	s := newServer(opts)
+	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: s.opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn,
+		OnDisk: s.onDisk})
+	s.setServing(true)
+	s.watchLoop()
+	return s
+}
+
+// NewMember starts a member's loop over r (a replica of a group) with the
+// transport tr, and returns the server and the loop (for the transport's
+// reports and the administration of the group). Only while the member
+// leads does it serve lock calls; otherwise it refuses them, naming the
+// leader's client address (wire.NotLeaderError). Its health is SERVING
+// while it knows a leader. The server owns r from now on: Stop closes it.
+func NewMember(r *replica.Replica, tr cluster.Transport, mopts cluster.Options, opts Options) (*Server, *cluster.Loop) {
+	s := newServer(opts)
+	mopts.OnEvents, mopts.OnTurn = s.onEvents, s.onTurn
+	onRole := mopts.OnRole
+	mopts.OnRole = func(lead uint64, leading bool) {
+		s.setServing(lead != 0)
+		s.metrics.leader(lead, leading)
+		if onRole != nil {
+			onRole(lead, leading)
+		}
+	}
+	if mopts.Clock == nil {
+		mopts.Clock = s.opts.Clock
+	}
+	if mopts.Log == nil {
+		mopts.Log = s.log
+	}
+	l := cluster.Start(r, tr, s.opts.Limits, mopts)
+	s.loop, s.leading = l, l.Leading
+	s.watchLoop()
+	return s, l
+}
+
+func newServer(opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(), tags: newTagger(),
 		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{}),
 		quotas: newQuotas(&opts), refusals: refusalLog{last: map[string]time.Time{}, hush: map[string]int{}}}
 	s.metrics = newMetrics(opts.Registry)
-	s.loop = engine.StartLoop(node, engine.LoopOptions{Clock: opts.Clock, OnEvents: s.onEvents, OnTurn: s.onTurn,
-		OnDisk: s.onDisk})
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(pb.Locks_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	s.setServing(false)
+	return s
+}
+
+// setServing sets the health of the node and of the Locks service.
+func (s *Server) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(pb.Locks_ServiceDesc.ServiceName, st)
+}
+
+// watchLoop logs the loop's end and turns the health to NOT_SERVING.
+func (s *Server) watchLoop() {
 	go func() {
 		<-s.loop.Done()
 		s.health.Shutdown() // NOT_SERVING: the node stopped
@@ -169,7 +234,6 @@ func New(node *engine.Node, opts Options) *Server {
 			s.log.Error("node stopped", "err", err)
 		}
 	}()
-	return s
 }
 
 // ServerOptions are the grpc.ServerOptions the service needs: auth,
@@ -193,8 +257,8 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepAliveMinTime,
 			PermitWithoutStream: true}),
 		grpc.ForceServerCodecV2(newLenientCodec()),
-		grpc.ChainUnaryInterceptor(s.authUnary, decodeUnary, s.quotaUnary),
-		grpc.ChainStreamInterceptor(s.authStream, decodeStream, s.quotaStream),
+		grpc.ChainUnaryInterceptor(s.authUnary, s.leaderUnary, decodeUnary, s.quotaUnary),
+		grpc.ChainStreamInterceptor(s.authStream, s.leaderStream, decodeStream, s.quotaStream),
 	}
 }
 
@@ -264,9 +328,45 @@ func received[T any](ctx context.Context, recv func() (*T, error)) <-chan *T {
 func (s *Server) submit(ctx context.Context, in spec.Input) (spec.Result, error) {
 	r, err := s.loop.Submit(ctx, in)
 	if err != nil {
-		return r, status.FromContextError(err).Err()
+		return r, loopError(err)
 	}
 	return r, nil
+}
+
+// loopError is the status of a call the loop did not take: a member that
+// is not the leader names the leader; else the context's end.
+func loopError(err error) error {
+	var nl *cluster.NotLeader
+	if errors.As(err, &nl) {
+		return wire.NotLeaderError(nl.Addr)
+	}
+	return status.FromContextError(err).Err()
+}
+
+// leaderUnary and leaderStream refuse the Locks service's calls on a member
+// that is not the leader, naming the leader; other services pass.
+func (s *Server) leaderUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := s.refuseFollower(info.FullMethod); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) leaderStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := s.refuseFollower(info.FullMethod); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+func (s *Server) refuseFollower(method string) error {
+	if s.leading == nil || !strings.HasPrefix(method, "/"+pb.Locks_ServiceDesc.ServiceName+"/") {
+		return nil
+	}
+	if err := s.leading(); err != nil {
+		return loopError(err)
+	}
+	return nil
 }
 
 // await submits in and, if it queues, waits for its completion. The waiter

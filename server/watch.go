@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
+	"github.com/bouncer-dlm/bouncer/cluster"
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/bouncer-dlm/bouncer/wire"
@@ -74,6 +76,13 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 }
 
 func inspectError(err error) error {
+	var nl *cluster.NotLeader
+	if errors.As(err, &nl) {
+		return wire.NotLeaderError(nl.Addr)
+	}
+	if errors.Is(err, cluster.ErrReadTimeout) {
+		return status.Error(codes.Unavailable, err.Error())
+	}
 	if ctxErr := status.FromContextError(err); ctxErr.Code() != codes.Unknown {
 		return ctxErr.Err()
 	}

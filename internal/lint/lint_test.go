@@ -78,14 +78,15 @@ var allowedImports = map[string][]string{
 	"spec":            {},
 	"engine":          {"spec", "internal"},           // internal/bugzoo, in the bugzoo build
 	"replica":         {"engine", "spec", "internal"}, // and the raft module, which is external
+	"cluster":         {"engine", "replica", "spec"},  // a member's loop: goroutines and clocks, no grpc
 	"api":             {},
 	"wire":            {"spec", "api"}, // the one mapping between spec and api
 	"client":          {"spec", "api", "wire", "internal"},
 	"linearizability": {"spec"},
 	"sim":             {"engine", "replica", "client", "spec", "linearizability"},
-	"server":          {"engine", "api", "spec", "wire"},
+	"server":          {"engine", "replica", "cluster", "api", "spec", "wire"},
 	"bench":           {"spec", "engine", "api", "wire", "client", "server", "linearizability"},
-	"cmd":             {"spec", "engine", "replica", "api", "wire", "client", "server", "sim", "linearizability", "bench"},
+	"cmd":             {"spec", "engine", "replica", "cluster", "peer", "api", "wire", "client", "server", "sim", "linearizability", "bench"},
 	"internal":        {},
 	"tla":             {},
 }
