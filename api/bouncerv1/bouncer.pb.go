@@ -2062,6 +2062,412 @@ func (*Expired) Descriptor() ([]byte, []int) {
 	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{29}
 }
 
+type ClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusRequest) Reset() {
+	*x = ClusterStatusRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusRequest) ProtoMessage() {}
+
+func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{30}
+}
+
+type ClusterStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`         // the member that answered
+	Leader        uint64                 `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"` // the leader it knows (0: none)
+	Term          uint64                 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	Commit        uint64                 `protobuf:"varint,4,opt,name=commit,proto3" json:"commit,omitempty"`                                    // its commit index
+	Applied       uint64                 `protobuf:"varint,5,opt,name=applied,proto3" json:"applied,omitempty"`                                  // its applied index
+	SnapshotIndex uint64                 `protobuf:"varint,6,opt,name=snapshot_index,json=snapshotIndex,proto3" json:"snapshot_index,omitempty"` // its log's last snapshot
+	Members       []*MemberStatus        `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
+	ClusterId     string                 `protobuf:"bytes,8,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatus) Reset() {
+	*x = ClusterStatus{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatus) ProtoMessage() {}
+
+func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
+func (*ClusterStatus) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ClusterStatus) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetCommit() uint64 {
+	if x != nil {
+		return x.Commit
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetApplied() uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetSnapshotIndex() uint64 {
+	if x != nil {
+		return x.SnapshotIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetMembers() []*MemberStatus {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ClusterStatus) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+type MemberStatus struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	ClientAddr string                 `protobuf:"bytes,2,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	PeerAddr   string                 `protobuf:"bytes,3,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`
+	// On the leader's answer: the index raft knows the member has (match),
+	// and whether its link is in good order.
+	Match         uint64 `protobuf:"varint,4,opt,name=match,proto3" json:"match,omitempty"`
+	RecentActive  bool   `protobuf:"varint,5,opt,name=recent_active,json=recentActive,proto3" json:"recent_active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberStatus) Reset() {
+	*x = MemberStatus{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberStatus) ProtoMessage() {}
+
+func (x *MemberStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
+func (*MemberStatus) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *MemberStatus) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *MemberStatus) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetPeerAddr() string {
+	if x != nil {
+		return x.PeerAddr
+	}
+	return ""
+}
+
+func (x *MemberStatus) GetMatch() uint64 {
+	if x != nil {
+		return x.Match
+	}
+	return 0
+}
+
+func (x *MemberStatus) GetRecentActive() bool {
+	if x != nil {
+		return x.RecentActive
+	}
+	return false
+}
+
+type AddMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	PeerAddr      string                 `protobuf:"bytes,2,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`
+	ClientAddr    string                 `protobuf:"bytes,3,opt,name=client_addr,json=clientAddr,proto3" json:"client_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberRequest) Reset() {
+	*x = AddMemberRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberRequest) ProtoMessage() {}
+
+func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddMemberRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AddMemberRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AddMemberRequest) GetPeerAddr() string {
+	if x != nil {
+		return x.PeerAddr
+	}
+	return ""
+}
+
+func (x *AddMemberRequest) GetClientAddr() string {
+	if x != nil {
+		return x.ClientAddr
+	}
+	return ""
+}
+
+type RemoveMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RemoveMemberRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type TransferLeaderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeaderRequest) Reset() {
+	*x = TransferLeaderRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeaderRequest) ProtoMessage() {}
+
+func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *TransferLeaderRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type MembershipResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Voters        []uint64               `protobuf:"varint,1,rep,packed,name=voters,proto3" json:"voters,omitempty"` // the voters once the change is applied
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembershipResponse) Reset() {
+	*x = MembershipResponse{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembershipResponse) ProtoMessage() {}
+
+func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembershipResponse.ProtoReflect.Descriptor instead.
+func (*MembershipResponse) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *MembershipResponse) GetVoters() []uint64 {
+	if x != nil {
+		return x.Voters
+	}
+	return nil
+}
+
 var File_bouncerv1_bouncer_proto protoreflect.FileDescriptor
 
 const file_bouncerv1_bouncer_proto_rawDesc = "" +
@@ -2215,7 +2621,36 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bBlocking\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\fR\bresource\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\"\t\n" +
-	"\aExpired*j\n" +
+	"\aExpired\"\x16\n" +
+	"\x14ClusterStatusRequest\"\xf7\x01\n" +
+	"\rClusterStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\x04R\x06leader\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x16\n" +
+	"\x06commit\x18\x04 \x01(\x04R\x06commit\x12\x18\n" +
+	"\aapplied\x18\x05 \x01(\x04R\aapplied\x12%\n" +
+	"\x0esnapshot_index\x18\x06 \x01(\x04R\rsnapshotIndex\x122\n" +
+	"\amembers\x18\a \x03(\v2\x18.bouncer.v1.MemberStatusR\amembers\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\b \x01(\tR\tclusterId\"\x97\x01\n" +
+	"\fMemberStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
+	"\vclient_addr\x18\x02 \x01(\tR\n" +
+	"clientAddr\x12\x1b\n" +
+	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\x12\x14\n" +
+	"\x05match\x18\x04 \x01(\x04R\x05match\x12#\n" +
+	"\rrecent_active\x18\x05 \x01(\bR\frecentActive\"`\n" +
+	"\x10AddMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1b\n" +
+	"\tpeer_addr\x18\x02 \x01(\tR\bpeerAddr\x12\x1f\n" +
+	"\vclient_addr\x18\x03 \x01(\tR\n" +
+	"clientAddr\"%\n" +
+	"\x13RemoveMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"'\n" +
+	"\x15TransferLeaderRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\",\n" +
+	"\x12MembershipResponse\x12\x16\n" +
+	"\x06voters\x18\x01 \x03(\x04R\x06voters*j\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aMODE_NL\x10\x01\x12\v\n" +
@@ -2250,7 +2685,12 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bDescribe\x12\x1b.bouncer.v1.DescribeRequest\x1a\x1c.bouncer.v1.DescribeResponse\x129\n" +
 	"\x04List\x12\x17.bouncer.v1.ListRequest\x1a\x18.bouncer.v1.ListResponse\x12>\n" +
 	"\x05Watch\x12\x18.bouncer.v1.WatchRequest\x1a\x19.bouncer.v1.WatchResponse0\x01\x128\n" +
-	"\x06Events\x12\x19.bouncer.v1.EventsRequest\x1a\x11.bouncer.v1.Event0\x01B8Z6github.com/bouncer-dlm/bouncer/api/bouncerv1;bouncerv1b\x06proto3"
+	"\x06Events\x12\x19.bouncer.v1.EventsRequest\x1a\x11.bouncer.v1.Event0\x012\xc1\x02\n" +
+	"\aCluster\x12E\n" +
+	"\x06Status\x12 .bouncer.v1.ClusterStatusRequest\x1a\x19.bouncer.v1.ClusterStatus\x12I\n" +
+	"\tAddMember\x12\x1c.bouncer.v1.AddMemberRequest\x1a\x1e.bouncer.v1.MembershipResponse\x12O\n" +
+	"\fRemoveMember\x12\x1f.bouncer.v1.RemoveMemberRequest\x1a\x1e.bouncer.v1.MembershipResponse\x12S\n" +
+	"\x0eTransferLeader\x12!.bouncer.v1.TransferLeaderRequest\x1a\x1e.bouncer.v1.MembershipResponseB8Z6github.com/bouncer-dlm/bouncer/api/bouncerv1;bouncerv1b\x06proto3"
 
 var (
 	file_bouncerv1_bouncer_proto_rawDescOnce sync.Once
@@ -2265,52 +2705,59 @@ func file_bouncerv1_bouncer_proto_rawDescGZIP() []byte {
 }
 
 var file_bouncerv1_bouncer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_bouncerv1_bouncer_proto_goTypes = []any{
-	(Mode)(0),                    // 0: bouncer.v1.Mode
-	(Code)(0),                    // 1: bouncer.v1.Code
-	(*ErrorInfo)(nil),            // 2: bouncer.v1.ErrorInfo
-	(*OpenSessionRequest)(nil),   // 3: bouncer.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),  // 4: bouncer.v1.OpenSessionResponse
-	(*KeepAliveRequest)(nil),     // 5: bouncer.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),    // 6: bouncer.v1.KeepAliveResponse
-	(*CloseSessionRequest)(nil),  // 7: bouncer.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil), // 8: bouncer.v1.CloseSessionResponse
-	(*AcquireRequest)(nil),       // 9: bouncer.v1.AcquireRequest
-	(*ConvertRequest)(nil),       // 10: bouncer.v1.ConvertRequest
-	(*LockResponse)(nil),         // 11: bouncer.v1.LockResponse
-	(*PipeRequest)(nil),          // 12: bouncer.v1.PipeRequest
-	(*PipeReply)(nil),            // 13: bouncer.v1.PipeReply
-	(*ReleaseRequest)(nil),       // 14: bouncer.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),      // 15: bouncer.v1.ReleaseResponse
-	(*CancelRequest)(nil),        // 16: bouncer.v1.CancelRequest
-	(*CancelResponse)(nil),       // 17: bouncer.v1.CancelResponse
-	(*Lock)(nil),                 // 18: bouncer.v1.Lock
-	(*Resource)(nil),             // 19: bouncer.v1.Resource
-	(*DescribeRequest)(nil),      // 20: bouncer.v1.DescribeRequest
-	(*DescribeResponse)(nil),     // 21: bouncer.v1.DescribeResponse
-	(*ListRequest)(nil),          // 22: bouncer.v1.ListRequest
-	(*ListResponse)(nil),         // 23: bouncer.v1.ListResponse
-	(*WatchRequest)(nil),         // 24: bouncer.v1.WatchRequest
-	(*WatchResponse)(nil),        // 25: bouncer.v1.WatchResponse
-	(*EventsRequest)(nil),        // 26: bouncer.v1.EventsRequest
-	(*Event)(nil),                // 27: bouncer.v1.Event
-	(*Subscribed)(nil),           // 28: bouncer.v1.Subscribed
-	(*Completed)(nil),            // 29: bouncer.v1.Completed
-	(*Blocking)(nil),             // 30: bouncer.v1.Blocking
-	(*Expired)(nil),              // 31: bouncer.v1.Expired
-	(*durationpb.Duration)(nil),  // 32: google.protobuf.Duration
+	(Mode)(0),                     // 0: bouncer.v1.Mode
+	(Code)(0),                     // 1: bouncer.v1.Code
+	(*ErrorInfo)(nil),             // 2: bouncer.v1.ErrorInfo
+	(*OpenSessionRequest)(nil),    // 3: bouncer.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),   // 4: bouncer.v1.OpenSessionResponse
+	(*KeepAliveRequest)(nil),      // 5: bouncer.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 6: bouncer.v1.KeepAliveResponse
+	(*CloseSessionRequest)(nil),   // 7: bouncer.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 8: bouncer.v1.CloseSessionResponse
+	(*AcquireRequest)(nil),        // 9: bouncer.v1.AcquireRequest
+	(*ConvertRequest)(nil),        // 10: bouncer.v1.ConvertRequest
+	(*LockResponse)(nil),          // 11: bouncer.v1.LockResponse
+	(*PipeRequest)(nil),           // 12: bouncer.v1.PipeRequest
+	(*PipeReply)(nil),             // 13: bouncer.v1.PipeReply
+	(*ReleaseRequest)(nil),        // 14: bouncer.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),       // 15: bouncer.v1.ReleaseResponse
+	(*CancelRequest)(nil),         // 16: bouncer.v1.CancelRequest
+	(*CancelResponse)(nil),        // 17: bouncer.v1.CancelResponse
+	(*Lock)(nil),                  // 18: bouncer.v1.Lock
+	(*Resource)(nil),              // 19: bouncer.v1.Resource
+	(*DescribeRequest)(nil),       // 20: bouncer.v1.DescribeRequest
+	(*DescribeResponse)(nil),      // 21: bouncer.v1.DescribeResponse
+	(*ListRequest)(nil),           // 22: bouncer.v1.ListRequest
+	(*ListResponse)(nil),          // 23: bouncer.v1.ListResponse
+	(*WatchRequest)(nil),          // 24: bouncer.v1.WatchRequest
+	(*WatchResponse)(nil),         // 25: bouncer.v1.WatchResponse
+	(*EventsRequest)(nil),         // 26: bouncer.v1.EventsRequest
+	(*Event)(nil),                 // 27: bouncer.v1.Event
+	(*Subscribed)(nil),            // 28: bouncer.v1.Subscribed
+	(*Completed)(nil),             // 29: bouncer.v1.Completed
+	(*Blocking)(nil),              // 30: bouncer.v1.Blocking
+	(*Expired)(nil),               // 31: bouncer.v1.Expired
+	(*ClusterStatusRequest)(nil),  // 32: bouncer.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),         // 33: bouncer.v1.ClusterStatus
+	(*MemberStatus)(nil),          // 34: bouncer.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 35: bouncer.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 36: bouncer.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 37: bouncer.v1.TransferLeaderRequest
+	(*MembershipResponse)(nil),    // 38: bouncer.v1.MembershipResponse
+	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
 }
 var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	1,  // 0: bouncer.v1.ErrorInfo.code:type_name -> bouncer.v1.Code
-	32, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
-	32, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
+	39, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
+	39, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
 	1,  // 3: bouncer.v1.KeepAliveResponse.code:type_name -> bouncer.v1.Code
 	0,  // 4: bouncer.v1.AcquireRequest.mode:type_name -> bouncer.v1.Mode
-	32, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
-	32, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
+	39, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	39, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
 	0,  // 7: bouncer.v1.ConvertRequest.mode:type_name -> bouncer.v1.Mode
-	32, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
+	39, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
 	0,  // 9: bouncer.v1.LockResponse.mode:type_name -> bouncer.v1.Mode
 	9,  // 10: bouncer.v1.PipeRequest.acquire:type_name -> bouncer.v1.AcquireRequest
 	10, // 11: bouncer.v1.PipeRequest.convert:type_name -> bouncer.v1.ConvertRequest
@@ -2320,7 +2767,7 @@ var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	11, // 15: bouncer.v1.PipeReply.lock:type_name -> bouncer.v1.LockResponse
 	0,  // 16: bouncer.v1.Lock.mode:type_name -> bouncer.v1.Mode
 	0,  // 17: bouncer.v1.Lock.converting_to:type_name -> bouncer.v1.Mode
-	32, // 18: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
+	39, // 18: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
 	18, // 19: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
 	18, // 20: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
 	18, // 21: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
@@ -2334,35 +2781,44 @@ var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	1,  // 29: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
 	11, // 30: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
 	0,  // 31: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
-	3,  // 32: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
-	5,  // 33: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
-	7,  // 34: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
-	9,  // 35: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
-	10, // 36: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
-	14, // 37: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
-	16, // 38: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
-	12, // 39: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
-	20, // 40: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
-	22, // 41: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
-	24, // 42: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
-	26, // 43: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
-	4,  // 44: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
-	6,  // 45: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
-	8,  // 46: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
-	11, // 47: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
-	11, // 48: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
-	15, // 49: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
-	17, // 50: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
-	13, // 51: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
-	21, // 52: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
-	23, // 53: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
-	25, // 54: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
-	27, // 55: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
-	44, // [44:56] is the sub-list for method output_type
-	32, // [32:44] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	34, // 32: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
+	3,  // 33: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
+	5,  // 34: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
+	7,  // 35: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
+	9,  // 36: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
+	10, // 37: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
+	14, // 38: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
+	16, // 39: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
+	12, // 40: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
+	20, // 41: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
+	22, // 42: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
+	24, // 43: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
+	26, // 44: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
+	32, // 45: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
+	35, // 46: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
+	36, // 47: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
+	37, // 48: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
+	4,  // 49: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
+	6,  // 50: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
+	8,  // 51: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
+	11, // 52: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
+	11, // 53: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
+	15, // 54: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
+	17, // 55: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
+	13, // 56: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
+	21, // 57: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
+	23, // 58: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
+	25, // 59: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
+	27, // 60: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
+	33, // 61: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
+	38, // 62: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
+	38, // 63: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
+	38, // 64: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
+	49, // [49:65] is the sub-list for method output_type
+	33, // [33:49] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_bouncerv1_bouncer_proto_init() }
@@ -2388,9 +2844,9 @@ func file_bouncerv1_bouncer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bouncerv1_bouncer_proto_rawDesc), len(file_bouncerv1_bouncer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   30,
+			NumMessages:   37,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_bouncerv1_bouncer_proto_goTypes,
 		DependencyIndexes: file_bouncerv1_bouncer_proto_depIdxs,
