@@ -17,7 +17,7 @@
 //	rd, err := r.Ready()     // made durable; messages to send, replies, events, reads
 //	r.Advance()              // rd was handled
 //	r.ReportSnapshot(to, failed) // how sending a MsgSnap ended
-//	err = r.AddMember(id)    // membership (ConfChangeV2), on the leader
+//	err = r.AddMember(id, data) // membership (ConfChangeV2), on the leader
 //	err = r.RemoveMember(id)
 //	r.TransferLeader(id)
 //	r.Close()
@@ -97,6 +97,8 @@
 //	                       core's clock there, the last failover term
 //	                       applied, the count of this replica's proposals
 //	0x00 'c'               the configuration (voters) as of the applied index
+//	0x00 'm' id(BE64)      what AddMember carried for member id (addresses);
+//	                       in the snapshot's data too
 //	0x00 'e' index(BE64)   each log entry after the snapshot's index
 //
 // Every Ready that changes anything is one batch committed with one fsync

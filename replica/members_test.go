@@ -65,7 +65,7 @@ func TestMembership(t *testing.T) {
 	}
 
 	l := g.leader()
-	if err := l.AddMember(2); err == nil {
+	if err := l.AddMember(2, nil); err == nil {
 		t.Fatal("adding a voter again was accepted")
 	}
 	if err := l.RemoveMember(9); err == nil {
@@ -78,17 +78,25 @@ func TestMembership(t *testing.T) {
 		}
 	}
 	var nl *replica.NotLeader
-	if err := follower.AddMember(4); !errors.As(err, &nl) || nl.Leader != l.ID() {
+	if err := follower.AddMember(4, nil); !errors.As(err, &nl) || nl.Leader != l.ID() {
 		t.Fatalf("a follower's AddMember: %v, want NotLeader naming %d", err, l.ID())
 	}
 
 	g.open(g.config(4, nil, true))
-	if err := l.AddMember(4); err != nil {
+	if err := l.AddMember(4, make([]byte, 2000)); err == nil {
+		t.Fatal("oversized member data was accepted")
+	}
+	if err := l.AddMember(4, []byte("peer=4:7410")); err != nil {
 		t.Fatal(err)
 	}
 	g.settle(20)
 	g.propose(spec.Input{Op: spec.OpAcquire, Session: s, Resource: "y", Mode: spec.PR, Request: 100, WaitTimeout: time.Second})
 	g.agree([]uint64{1, 2, 3, 4}, 1, 2, 3, 4)
+	for id, r := range g.reps { // the newcomer got the data in its snapshot
+		if got := string(r.Members()[4]); got != "peer=4:7410" {
+			t.Fatalf("replica %d keeps %q for member 4", id, got)
+		}
+	}
 
 	old := g.leader().ID()
 	if err := g.leader().RemoveMember(old); err != nil {
@@ -124,7 +132,7 @@ func TestMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.open(g.config(4, nil, false))
-	if r := g.reps[4]; r.Applied() != applied || !slices.Equal(r.Voters(), rest) {
+	if r := g.reps[4]; r.Applied() != applied || !slices.Equal(r.Voters(), rest) || string(r.Members()[4]) != "peer=4:7410" {
 		t.Fatalf("replica 4 reopened at %d with voters %v, was at %d with %v", r.Applied(), r.Voters(), applied, rest)
 	}
 	g.settle(20)

@@ -103,6 +103,7 @@ type Replica struct {
 	store    *engine.Store       // the core's records and raft's state, on disk
 	storage  *raft.MemoryStorage // raft's log and hard state in memory, loaded from store
 	conf     *raftpb.ConfState   // the group's configuration as of the applied index
+	members  map[uint64][]byte   // what AddMember carried for each member it added
 	compact  uint64              // Config.CompactAfter
 	rn       *raft.RawNode
 	core     *engine.Core
@@ -222,7 +223,11 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	r := &Replica{id: cfg.ID, lim: cfg.Limits, store: st, core: core, conf: s.conf,
+	members, err := loadMembers(st)
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	r := &Replica{id: cfg.ID, lim: cfg.Limits, store: st, core: core, conf: s.conf, members: members,
 		compact: cfg.CompactAfter, pending: map[uint64]pending{}, applied: s.applied.index,
 		appliedTerm: s.applied.term, appliedFailover: s.applied.failover, seq: s.applied.seq,
 		lostBelow: s.applied.seq, stampMax: core.Now(), storedApplied: s.applied}
@@ -375,24 +380,44 @@ func (r *Replica) TransferLeader(to uint64) {
 // Voters returns the group's voters as of the applied index.
 func (r *Replica) Voters() []uint64 { return slices.Clone(r.conf.GetVoters()) }
 
+// Members returns what AddMember carried for each member it added (their
+// addresses, say), as of the applied index: replicated state, in every
+// replica's store and snapshot. Members bootstrapped together carried
+// nothing.
+func (r *Replica) Members() map[uint64][]byte {
+	m := make(map[uint64][]byte, len(r.members))
+	for id, v := range r.members {
+		m[id] = slices.Clone(v)
+	}
+	return m
+}
+
 // AddMember proposes, on the leader, to add the replica id to the group as
 // a voter. The new replica is made with Config.Join: it starts empty and
 // catches up from the leader (a snapshot, then the log). RemoveMember
 // proposes to remove the voter id (the leader itself included: it steps
 // down once the change is applied). Either takes effect when its entry is
-// applied (Applied.Voters, Voters). Raft takes one change at a time: one
+// applied (Applied.Voters, Voters); AddMember's data (at most
+// memberDataMax bytes) is kept for the member in replicated state
+// (Members): how to reach it. Raft takes one change at a time: one
 // proposed while another is still unapplied is dropped by raft (its entry
 // becomes an empty one); watch Voters and propose again.
-func (r *Replica) AddMember(id uint64) error {
-	return r.changeMembers(raftpb.ConfChangeType_ConfChangeAddNode, id)
+func (r *Replica) AddMember(id uint64, data []byte) error {
+	if len(data) > memberDataMax {
+		return fmt.Errorf("replica: member data of %d bytes: at most %d", len(data), memberDataMax)
+	}
+	return r.changeMembers(raftpb.ConfChangeType_ConfChangeAddNode, id, data)
 }
+
+// memberDataMax bounds what AddMember keeps for a member.
+const memberDataMax = 1024
 
 // RemoveMember: see AddMember.
 func (r *Replica) RemoveMember(id uint64) error {
-	return r.changeMembers(raftpb.ConfChangeType_ConfChangeRemoveNode, id)
+	return r.changeMembers(raftpb.ConfChangeType_ConfChangeRemoveNode, id, nil)
 }
 
-func (r *Replica) changeMembers(t raftpb.ConfChangeType, id uint64) error {
+func (r *Replica) changeMembers(t raftpb.ConfChangeType, id uint64, data []byte) error {
 	r.assertOutsideReady("change members")
 	if r.failed != nil {
 		return r.failed
@@ -414,7 +439,7 @@ func (r *Replica) changeMembers(t raftpb.ConfChangeType, id uint64) error {
 	if _, err := r.startTerm(r.stampMax); err != nil {
 		return err
 	}
-	cc := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: t.Enum(), NodeId: new(id)}}}
+	cc := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: t.Enum(), NodeId: new(id)}}, Context: data}
 	if err := r.rn.ProposeConfChange(cc); err != nil {
 		if errors.Is(err, raft.ErrProposalDropped) {
 			return ErrDropped
@@ -761,12 +786,26 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 	if err := b.DeleteRange(entryKey(0), entryKey(maxIndex)); err != nil {
 		return err
 	}
-	now, failover, err := decodeSnapshot(snap.GetData(), func(key, value []byte) error { return b.Put(key, value) })
+	if err := b.DeleteRange(memberStart, memberEnd); err != nil {
+		return err
+	}
+	members := map[uint64][]byte{}
+	now, failover, err := decodeSnapshot(snap.GetData(), func(key, value []byte) error {
+		if len(key) == 10 && key[0] == engine.ForeignPrefix && key[1] == 'm' {
+			members[binary.BigEndian.Uint64(key[2:])] = slices.Clone(value)
+		}
+		return b.Put(key, value)
+	})
 	if err != nil {
 		return err
 	}
-	records := func(f func(key, value []byte) error) error {
-		_, _, err := decodeSnapshot(snap.GetData(), f)
+	records := func(f func(key, value []byte) error) error { // the core's records alone
+		_, _, err := decodeSnapshot(snap.GetData(), func(key, value []byte) error {
+			if len(key) > 0 && key[0] == engine.ForeignPrefix {
+				return nil
+			}
+			return f(key, value)
+		})
 		return err
 	}
 	var core *engine.Core
@@ -790,7 +829,7 @@ func (r *Replica) installSnapshot(snap *raftpb.Snapshot) error {
 	if err := b.Put(keyConf, mustMarshal(meta.GetConfState())); err != nil {
 		return err
 	}
-	r.core, r.conf = core, meta.GetConfState()
+	r.core, r.conf, r.members = core, meta.GetConfState(), members
 	r.applied, r.appliedTerm, r.appliedFailover = meta.GetIndex(), meta.GetTerm(), failover
 	r.stampMax = max(r.stampMax, now)
 	r.loseAll()
@@ -973,6 +1012,25 @@ func (r *Replica) applyConfChange(ent *raftpb.Entry) error {
 	r.conf, r.confChanged = r.rn.ApplyConfChange(cc), true
 	r.out.Applied = append(r.out.Applied, Applied{Index: ent.GetIndex(), Term: ent.GetTerm(),
 		Voters: slices.Clone(r.conf.GetVoters())})
+	v2 := cc.AsV2()
+	for _, c := range v2.GetChanges() {
+		id := c.GetNodeId()
+		switch c.GetType() {
+		case raftpb.ConfChangeType_ConfChangeAddNode:
+			if len(v2.GetContext()) == 0 {
+				continue
+			}
+			r.members[id] = slices.Clone(v2.GetContext())
+			if err := r.batch.Put(memberKey(id), v2.GetContext()); err != nil {
+				return err
+			}
+		case raftpb.ConfChangeType_ConfChangeRemoveNode:
+			delete(r.members, id)
+			if err := r.batch.Delete(memberKey(id)); err != nil {
+				return err
+			}
+		}
+	}
 	return r.batch.Put(keyConf, mustMarshal(r.conf))
 }
 

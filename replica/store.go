@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -28,6 +29,9 @@ import (
 //	                        of the applied index: the snapshot's until a
 //	                        membership change is applied
 //	0x00 'e' index(BE64)    a log entry (protobuf), from the snapshot's index + 1
+//	0x00 'm' id(BE64)       what a member added through AddMember carries
+//	                        (its addresses, opaque here), as of the applied
+//	                        index; part of the replicated state
 //
 // Every Ready that changes anything is one synced batch: the new entries
 // (and the deletion of the entries they replace), the hard state, the
@@ -43,7 +47,11 @@ var (
 	keyConf     = []byte{engine.ForeignPrefix, 'c'}
 	entryPrefix = []byte{engine.ForeignPrefix, 'e'}
 	entriesEnd  = []byte{engine.ForeignPrefix, 'e' + 1}
+	memberStart = []byte{engine.ForeignPrefix, 'm'}
+	memberEnd   = []byte{engine.ForeignPrefix, 'm' + 1}
 )
+
+func memberKey(id uint64) []byte { return binary.BigEndian.AppendUint64(memberStart[:2:2], id) }
 
 func entryKey(index uint64) []byte { return binary.BigEndian.AppendUint64(entryPrefix[:2:2], index) }
 
@@ -87,7 +95,8 @@ func (a *appliedState) decode(b []byte) error {
 
 // A snapshot's data is the core at the snapshot's index, exactly: the clock
 // and the failover term of appliedState, then every record of the core, in
-// key order, each length-prefixed. It is built from the store right after
+// key order, each length-prefixed, then the members' data (0x00 'm' keys),
+// alike. It is built from the store right after
 // the batch that reached that index, so it is what a restart would load.
 // Its size is bounded by the limits (spec.Limits bounds sessions, replies,
 // resources, locks, values and tombstones, and so the records).
@@ -101,14 +110,31 @@ func (r *Replica) snapshotData() ([]byte, error) {
 	b := []byte{snapVersion}
 	b = binary.AppendVarint(b, int64(r.core.Now()))
 	b = binary.AppendUvarint(b, r.appliedFailover)
-	err := r.store.Records(func(key, value []byte) error {
+	put := func(key, value []byte) error {
 		b = binary.AppendUvarint(b, uint64(len(key)))
 		b = append(b, key...)
 		b = binary.AppendUvarint(b, uint64(len(value)))
 		b = append(b, value...)
 		return nil
-	})
+	}
+	if err := r.store.Records(put); err != nil {
+		return nil, err
+	}
+	err := r.store.Scan(memberStart, memberEnd, put)
 	return b, err
+}
+
+// loadMembers reads the members' data from the store.
+func loadMembers(st *engine.Store) (map[uint64][]byte, error) {
+	m := map[uint64][]byte{}
+	err := st.Scan(memberStart, memberEnd, func(key, value []byte) error {
+		if len(key) != 10 {
+			return fmt.Errorf("replica: member key %x: corrupt", key)
+		}
+		m[binary.BigEndian.Uint64(key[2:])] = slices.Clone(value)
+		return nil
+	})
+	return m, err
 }
 
 // decodeSnapshot reads a snapshot's header and calls f for each record.

@@ -627,7 +627,7 @@ func (cl *clusterSim) members() {
 	}
 	var err error
 	if add != 0 {
-		err = catch(func() error { return ln.r.AddMember(add) })
+		err = catch(func() error { return ln.r.AddMember(add, nil) })
 	} else {
 		err = catch(func() error { return ln.r.RemoveMember(remove) })
 	}
