@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,9 +48,14 @@ type Options struct {
 	// Tick is the raft tick interval (default 100ms): elections after
 	// replica.Config.ElectionTick ticks, heartbeats every HeartbeatTick.
 	Tick time.Duration
-	// Addrs maps each member's raft id to its client address, for the
-	// refusals of members that are not the leader.
-	Addrs map[uint64]string
+	// Members are the addresses of the members bootstrapped together (by
+	// raft id); those added later come with their addresses through the
+	// log. The client addresses name the leader in refusals.
+	Members map[uint64]Addrs
+	// OnMembers is told, on the loop goroutine, the voters and their
+	// addresses at the start and after every membership change (for the
+	// transport).
+	OnMembers func(voters []uint64, addrs map[uint64]Addrs)
 	// OnEvents receives the events of the entries this member proposed,
 	// on the loop goroutine, once durable; it must not block.
 	OnEvents func([]spec.Event)
@@ -104,6 +110,9 @@ type Loop struct {
 
 	lead    atomic.Uint64 // the leader this member knows (0: none)
 	leading atomic.Bool
+	mu      sync.Mutex
+	addrs   map[uint64]Addrs // the voters' addresses
+	voters  []uint64         // as of the last members (loop goroutine)
 
 	// Owned by the loop goroutine.
 	props   map[replica.ProposalID][]*submission
@@ -174,7 +183,7 @@ func Start(r *replica.Replica, tr Transport, lim spec.Limits, opts Options) *Loo
 // notLeader is the refusal naming the leader this member knows.
 func (l *Loop) notLeader() error {
 	id := l.lead.Load()
-	return &NotLeader{ID: id, Addr: l.opts.Addrs[id]}
+	return &NotLeader{ID: id, Addr: l.clientAddr(id)}
 }
 
 // Leading reports nil on the leader, else its refusal (*NotLeader).
@@ -351,6 +360,7 @@ func (l *Loop) run() {
 	}
 	ticker := time.NewTicker(l.opts.Tick)
 	defer ticker.Stop()
+	l.members()
 	l.role()
 	for {
 		select {
@@ -477,6 +487,9 @@ func (l *Loop) ready() error {
 				c.answer(spec.Refuse(spec.Unavailable, "member: leadership changed before the entry committed; retry"))
 			}
 			delete(l.props, id)
+		}
+		if !slices.Equal(l.voters, l.r.Voters()) { // a change applied, or a snapshot installed
+			l.members()
 		}
 		if len(rd.Events) > 0 && l.opts.OnEvents != nil {
 			l.opts.OnEvents(rd.Events)

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -54,10 +55,10 @@ type member struct {
 	fs   vfs.FS
 }
 
-func start(t *testing.T, net *memNet, id uint64, fs vfs.FS, peers []uint64, addrs map[uint64]string) *member {
+func start(t *testing.T, net *memNet, id uint64, fs vfs.FS, peers []uint64, addrs map[uint64]cluster.Addrs) *member {
 	t.Helper()
-	r, err := replica.New(replica.Config{ID: id, Peers: peers, Limits: spec.DefaultLimits(), FS: fs, Dir: "m",
-		ElectionTick: 10, HeartbeatTick: 1})
+	r, err := replica.New(replica.Config{ID: id, Peers: peers, Join: peers == nil, Limits: spec.DefaultLimits(), FS: fs, Dir: "m",
+		ElectionTick: 10, HeartbeatTick: 1, CompactAfter: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func start(t *testing.T, net *memNet, id uint64, fs vfs.FS, peers []uint64, addr
 	net.boxes[id] = make(chan *raftpb.Message, 1024)
 	net.mu.Unlock()
 	l := cluster.Start(r, memTransport{net: net, id: id}, spec.DefaultLimits(),
-		cluster.Options{Tick: 10 * time.Millisecond, Addrs: addrs})
+		cluster.Options{Tick: 10 * time.Millisecond, Members: addrs})
 	return &member{loop: l, fs: fs}
 }
 
@@ -92,7 +93,7 @@ func leader(t *testing.T, ms map[uint64]*member) uint64 {
 func TestMemberLoop(t *testing.T) {
 	net := &memNet{boxes: map[uint64]chan *raftpb.Message{}, cut: map[uint64]bool{}}
 	peers := []uint64{1, 2, 3}
-	addrs := map[uint64]string{1: "a:1", 2: "b:2", 3: "c:3"}
+	addrs := map[uint64]cluster.Addrs{1: {Peer: "a:11", Client: "a:1"}, 2: {Peer: "b:11", Client: "b:2"}, 3: {Peer: "c:11", Client: "c:3"}}
 	ms := map[uint64]*member{}
 	for _, id := range peers {
 		ms[id] = start(t, net, id, vfs.NewMem(), peers, addrs)
@@ -117,8 +118,8 @@ func TestMemberLoop(t *testing.T) {
 		if !errors.As(err, &nl) {
 			t.Fatalf("member %d (not the leader) took a submission: %v", id, err)
 		}
-		if nl.Addr != "" && nl.Addr != addrs[lead] {
-			t.Fatalf("member %d names the leader at %q, want %q", id, nl.Addr, addrs[lead])
+		if nl.Addr != "" && nl.Addr != addrs[lead].Client {
+			t.Fatalf("member %d names the leader at %q, want %q", id, nl.Addr, addrs[lead].Client)
 		}
 	}
 	s := spec.SessionID{7}
@@ -166,5 +167,40 @@ func TestMemberLoop(t *testing.T) {
 	acq2 := submit(ms[next].loop, spec.Input{Op: spec.OpAcquire, Session: s, Resource: "x", Mode: spec.EX, Request: 3, NoQueue: true})
 	if acq2.Token <= first.Token {
 		t.Fatalf("token %d after failover is not above %d", acq2.Token, first.Token)
+	}
+
+	// A fresh member joins through the leader, catches up (from a
+	// snapshot: the log is compacted every 8 entries), and takes over the
+	// leadership; the old members know its addresses from the log.
+	ms[4] = start(t, net, 4, vfs.NewMem(), nil, nil)
+	voters, err := ms[next].loop.AddMember(ctx, 4, cluster.Addrs{Peer: "d:11", Client: "d:4"})
+	if err != nil || !slices.Contains(voters, 4) {
+		t.Fatalf("AddMember: %v, voters %v", err, voters)
+	}
+	if _, err := ms[next].loop.TransferLeader(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if leader(t, ms) != 4 {
+		t.Fatal("member 4 does not lead after the transfer")
+	}
+	st, err := ms[4].loop.Status(ctx)
+	if err != nil || st.Lead != 4 || len(st.Members) != 4 {
+		t.Fatalf("status on member 4: %v %+v", err, st)
+	}
+	for _, m := range st.Members {
+		if m.ID == 4 && m.Addrs.Client != "d:4" {
+			t.Fatalf("member 4's addresses: %+v", m.Addrs)
+		}
+	}
+	if r := submit(ms[4].loop, spec.Input{Op: spec.OpRelease, Session: s, Resource: "x", Request: 4}); r.Code != spec.OK {
+		t.Fatalf("release on the new member: %v", r)
+	}
+	var nl *cluster.NotLeader
+	if _, err := ms[next].loop.Submit(ctx, spec.Input{Op: spec.OpKeepAlive, Session: s}); !errors.As(err, &nl) || nl.Addr != "d:4" {
+		t.Fatalf("the old leader's refusal: %v, want one naming d:4", err)
+	}
+	voters, err = ms[4].loop.RemoveMember(ctx, next)
+	if err != nil || slices.Contains(voters, next) || len(voters) != 3 {
+		t.Fatalf("RemoveMember(%d): %v, voters %v", next, err, voters)
 	}
 }

@@ -377,6 +377,40 @@ func (r *Replica) TransferLeader(to uint64) {
 	}
 }
 
+// Status is what a replica knows of its group, for operators.
+type Status struct {
+	ID, Lead, Term  uint64
+	Commit, Applied uint64
+	SnapshotIndex   uint64
+	Voters          []uint64
+	// Progress, on the leader only: for each voter, the index raft knows it
+	// has (match) and whether it heard from it lately.
+	Progress map[uint64]Progress
+}
+
+// Progress is the leader's view of one member.
+type Progress struct {
+	Match        uint64
+	RecentActive bool
+}
+
+// Status returns what the replica knows of its group.
+func (r *Replica) Status() Status {
+	st := r.rn.Status()
+	out := Status{ID: r.id, Lead: st.Lead, Term: st.GetTerm(), Commit: st.GetCommit(), Applied: r.applied,
+		Voters: r.Voters()}
+	if sn, err := r.storage.Snapshot(); err == nil {
+		out.SnapshotIndex = sn.GetMetadata().GetIndex()
+	}
+	if len(st.Progress) > 0 {
+		out.Progress = map[uint64]Progress{}
+		for id, p := range st.Progress {
+			out.Progress[id] = Progress{Match: p.Match, RecentActive: p.RecentActive}
+		}
+	}
+	return out
+}
+
 // Voters returns the group's voters as of the applied index.
 func (r *Replica) Voters() []uint64 { return slices.Clone(r.conf.GetVoters()) }
 
