@@ -57,6 +57,7 @@ type Options struct {
 	// a word (default 64).
 	RefusingMax int
 	Clock       engine.Clock // default: the loop's monotonic clock
+	ClusterID   string       // a member's group, shown by the Cluster service's Status
 
 	// Per-client quotas (a client: certificate subject, else token, else
 	// remote address). SessionsPerClientMax bounds a client's live sessions
@@ -129,7 +130,8 @@ type Server struct {
 	pb.UnimplementedLocksServer
 	opts    Options
 	loop    driver
-	leading func() error // nil on a lone node; on a member, nil only while it leads
+	leading func() error    // nil on a lone node; on a member, nil only while it leads
+	admin   *clusterService // the Cluster service, on a member
 	log     *slog.Logger
 	metrics *metrics
 	health  *health.Server
@@ -201,6 +203,7 @@ func NewMember(r *replica.Replica, tr cluster.Transport, mopts cluster.Options, 
 	}
 	l := cluster.Start(r, tr, s.opts.Limits, mopts)
 	s.loop, s.leading = l, l.Leading
+	s.admin = &clusterService{loop: l, clusterID: s.opts.ClusterID}
 	s.watchLoop()
 	return s, l
 }
@@ -275,9 +278,13 @@ func wireMsgMax(lim *spec.Limits) int {
 	return max(1<<20, 8*(lim.NameBytesMax+lim.ValueBytesMax)+4096)
 }
 
-// Register registers the Locks and health services on g.
+// Register registers the Locks and health services on g, and on a member
+// of a group the Cluster service.
 func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterLocksServer(g, s)
+	if s.admin != nil {
+		pb.RegisterClusterServer(g, s.admin)
+	}
 	healthpb.RegisterHealthServer(g, s.health)
 }
 
