@@ -227,6 +227,7 @@ func (t *Transport) serveSnapshot(ss grpc.ServerStream) error {
 		}
 		buf = append(buf, data...)
 		chunks++
+		t.chunksIn.Add(1)
 	}
 	if chunks == 0 || uint64(len(buf)) != total {
 		return refuse("%d bytes of %d", len(buf), total)

@@ -41,7 +41,7 @@ type Transport struct {
 	peers   map[uint64]*peer  // the other members' senders
 
 	// Counters, for tests.
-	framesIn, messagesIn atomic.Uint64
+	framesIn, messagesIn, chunksIn atomic.Uint64
 }
 
 // New makes a Transport for member cfg.ID and starts a sender for every
