@@ -78,6 +78,7 @@ var allowedImports = map[string][]string{
 	"spec":            {},
 	"engine":          {"spec", "internal"},           // internal/bugzoo, in the bugzoo build
 	"replica":         {"engine", "spec", "internal"}, // and the raft module, which is external
+	"peer":            {},                             // the raft transport: raftpb and gRPC only
 	"api":             {},
 	"wire":            {"spec", "api"}, // the one mapping between spec and api
 	"client":          {"spec", "api", "wire", "internal"},
