@@ -29,6 +29,7 @@ type Config struct {
 	ChunkBytes       int // data in one snapshot chunk (default 1 MiB)
 	SnapshotBytesMax int // one encoded MsgSnap (default 1 GiB)
 	SnapshotsInMax   int // snapshots being received at once (default 2)
+	StreamsMax       int // streams open at once on one connection to the peer port (default 16)
 
 	SnapshotTimeout time.Duration // sending one snapshot, start to end (default 5 min)
 	BackoffMin      time.Duration // first wait after a failed stream (default 100 ms)
@@ -50,6 +51,7 @@ const (
 	chunkBytesDefault        = 1 << 20
 	snapshotBytesMaxDefault  = 1 << 30
 	snapshotsInMaxDefault    = 2
+	streamsMaxDefault        = 16
 	snapshotTimeoutDefault   = 5 * time.Minute
 	backoffMinDefault        = 100 * time.Millisecond
 	backoffMaxDefault        = 5 * time.Second
@@ -97,6 +99,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	setInt(&cfg.ChunkBytes, chunkBytesDefault)
 	setInt(&cfg.SnapshotBytesMax, snapshotBytesMaxDefault)
 	setInt(&cfg.SnapshotsInMax, snapshotsInMaxDefault)
+	setInt(&cfg.StreamsMax, streamsMaxDefault)
 	setDur(&cfg.SnapshotTimeout, snapshotTimeoutDefault)
 	setDur(&cfg.BackoffMin, backoffMinDefault)
 	setDur(&cfg.BackoffMax, backoffMaxDefault)

@@ -22,7 +22,10 @@
 //
 // Recv and Reports are never closed. The grpc.Server given to Register
 // should serve the peer port only; ServerOptions sets its credentials
-// (Config.ServerTLS), its message size bound and its keepalive policy.
+// (Config.ServerTLS), its message size bound, its streams per connection
+// (Config.StreamsMax) and its keepalive policy. The number of connections
+// is the listener's to bound (golang.org/x/net/netutil.LimitListener);
+// members need two each (messages, snapshots).
 //
 // # Sending
 //

@@ -76,11 +76,13 @@ func New(cfg Config) (*Transport, error) {
 
 // ServerOptions are the options of the grpc.Server that serves the peer
 // port: its credentials (Config.ServerTLS), the largest message it takes
-// (a frame or a chunk) and its keepalive policy.
+// (a frame or a chunk), the streams one connection may open at once
+// (Config.StreamsMax) and its keepalive policy.
 func (t *Transport) ServerOptions() []grpc.ServerOption {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(t.cfg.grpcMsgMax()),
 		grpc.MaxSendMsgSize(t.cfg.grpcMsgMax()),
+		grpc.MaxConcurrentStreams(uint32(t.cfg.StreamsMax)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:    t.cfg.KeepaliveInterval,
 			Timeout: t.cfg.KeepaliveInterval,

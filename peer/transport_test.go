@@ -434,3 +434,39 @@ func TestConfig(t *testing.T) {
 	require.NoError(t, tr.Close())
 	tr.Send([]*raftpb.Message{msg(raftpb.MsgHeartbeat, 1, 2, 1)}) // after Close: nothing
 }
+
+func TestSendNeverBlocks(t *testing.T) {
+	dead := listen(t, "")
+	addr := dead.Addr().String()
+	require.NoError(t, dead.Close()) // nothing listens there now
+	cfg := testConfig(1, map[uint64]string{2: addr})
+	cfg.QueueMax = 4
+	tr, err := New(cfg)
+	require.NoError(t, err)
+	defer tr.Close()
+	var out []*raftpb.Message
+	for k := range 10000 {
+		out = append(out, msg(raftpb.MsgHeartbeat, 1, 2, uint64(k)))
+	}
+	const snaps = 5
+	for range snaps {
+		s := msg(raftpb.MsgSnap, 1, 2, 0)
+		s.Snapshot = &raftpb.Snapshot{Data: []byte("state")}
+		out = append(out, s)
+	}
+	begin := time.Now()
+	tr.Send(out)
+	require.Less(t, time.Since(begin), time.Second, "Send returns at once, dropping what does not fit")
+	report(t, tr, unreachable(2))
+	// Every MsgSnap is reported failed: those that found no room at once,
+	// the others when they could not be sent.
+	for range snaps {
+		require.Equal(t, Report{To: 2, Snapshot: true, Failed: true},
+			report(t, tr, func(r Report) bool { return r.Snapshot }))
+	}
+	select {
+	case r := <-tr.Reports():
+		require.False(t, r.Snapshot, "no more snapshot reports than snapshots: %+v", r)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
