@@ -44,9 +44,8 @@
 // connection for snapshots, which sends each MsgSnap on a stream of its own
 // in chunks of Config.ChunkBytes, and reports how it ended (Report.Snapshot,
 // with Failed if it was not delivered) once the receiver has handed the
-// whole message to its driver, or once it failed. At most
-// snapshotsQueuedMax wait per peer; one more is refused at once (reported
-// Failed).
+// whole message to its driver, or once it failed. At most two wait for
+// one peer; one more is refused at once (reported Failed).
 //
 // # Receiving
 //
