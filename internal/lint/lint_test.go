@@ -79,6 +79,7 @@ var allowedImports = map[string][]string{
 	"engine":          {"spec", "internal"},           // internal/bugzoo, in the bugzoo build
 	"replica":         {"engine", "spec", "internal"}, // and the raft module, which is external
 	"cluster":         {"engine", "replica", "spec"},  // a member's loop: goroutines and clocks, no grpc
+	"peer":            {},                             // the raft transport: raftpb and gRPC only
 	"api":             {},
 	"wire":            {"spec", "api"}, // the one mapping between spec and api
 	"client":          {"spec", "api", "wire", "internal"},
