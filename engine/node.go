@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -62,6 +63,18 @@ func OpenNode(opts NodeOptions, now spec.Time) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	foreign := false
+	if err := st.Scan([]byte{ForeignPrefix}, []byte{ForeignPrefix + 1}, func(_, _ []byte) error {
+		foreign = true
+		return errStopScan
+	}); err != nil && !errors.Is(err, errStopScan) {
+		_ = st.Close()
+		return nil, err
+	}
+	if foreign {
+		_ = st.Close()
+		return nil, fmt.Errorf("engine: %s holds a member of a replicated group, not a lone node: serve it as that member (--id, --peers)", opts.Dir)
+	}
 	c, err := st.Load(opts.Limits, now)
 	if err != nil {
 		_ = st.Close()
@@ -69,6 +82,8 @@ func OpenNode(opts NodeOptions, now spec.Time) (*Node, error) {
 	}
 	return &Node{core: c, store: st}, nil
 }
+
+var errStopScan = errors.New("stop")
 
 // Turn steps inputs at now (or, with none, only lets time pass), commits the
 // turn's writes with one fsync, and returns the replies and events. On an

@@ -41,6 +41,9 @@ func (e *NotLeader) Error() string {
 	return fmt.Sprintf("replica: not the leader; the leader is %d", e.Leader)
 }
 
+// errLoneNode: the store holds a lone node's records and no replica.
+var errLoneNode = errors.New("replica: the store holds a lone node's data, not a replica: a member starts from an empty directory")
+
 // ErrDropped is Propose's refusal on a leader that cannot take a proposal
 // now (a leadership transfer, or its uncommitted log is full): retry later.
 var ErrDropped = errors.New("replica: proposal dropped by raft")
@@ -178,6 +181,15 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 	s, ok, err := load(st)
 	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		lone := false
+		if err := st.Records(func(_, _ []byte) error { lone = true; return errLoneNode }); err != nil && !errors.Is(err, errLoneNode) {
+			return nil, fmt.Errorf("replica: %w", err)
+		}
+		if lone {
+			return nil, errLoneNode
+		}
 	}
 	if !ok && cfg.Join {
 		if cfg.ID == 0 {
@@ -405,6 +417,7 @@ func (r *Replica) Status() Status {
 	if len(st.Progress) > 0 {
 		out.Progress = map[uint64]Progress{}
 		for id, p := range st.Progress {
+			// map order: into another map
 			out.Progress[id] = Progress{Match: p.Match, RecentActive: p.RecentActive}
 		}
 	}
@@ -421,6 +434,7 @@ func (r *Replica) Voters() []uint64 { return slices.Clone(r.conf.GetVoters()) }
 func (r *Replica) Members() map[uint64][]byte {
 	m := make(map[uint64][]byte, len(r.members))
 	for id, v := range r.members {
+		// map order: into another map
 		m[id] = slices.Clone(v)
 	}
 	return m

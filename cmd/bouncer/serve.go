@@ -35,6 +35,7 @@ type serveFlags struct {
 	authTokenFile, logLevel       string
 	defaultTTL, shutdownGraceTime time.Duration
 	quota                         server.Options // the per-client and connection bounds
+	member                        memberFlags    // a member of a replicated group
 }
 
 func newServeCmd() *cobra.Command {
@@ -45,7 +46,18 @@ func newServeCmd() *cobra.Command {
 		Long: `Run a lock node: Pebble storage in --data, the gRPC API on --listen, and
 Prometheus metrics on --metrics. Every acknowledged change is synced to disk
 first. SIGTERM or SIGINT stops it gracefully: calls in flight finish, the
-turn in flight is committed, the store is closed.`,
+turn in flight is committed, the store is closed.
+
+With --id and --peers it is a member of a replicated group (raft): the
+members agree on one log of turns, raft's messages travel on the peer port
+(--peer-listen), and only the leader serves; the others refuse naming it.
+Start every member of a new group with the same --peers (and --clients);
+restart a member with the same flags. --join adds a fresh member to a
+running group through any member's client address:
+
+  bouncer serve --id 1 --peers 1=h1:7411,2=h2:7411,3=h3:7411 \
+      --clients 1=h1:7400,2=h2:7400,3=h3:7400 --listen h1:7400 --data /var/lib/bouncer
+  bouncer serve --id 4 --join h1:7400 --listen h4:7400 --peer-listen h4:7411`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f) },
 	}
@@ -67,6 +79,7 @@ turn in flight is committed, the store is closed.`,
 	fl.IntVar(&q.ConnectionsMax, "connections-max", 0, "connections the node holds at once; more are refused (0: 4096; keep under the file limit)")
 	fl.DurationVar(&q.HandshakeTimeout, "handshake-timeout", 0, "bound on a new connection's TLS handshake and HTTP/2 preface (0: 10s)")
 	fl.DurationVar(&q.IdleTimeout, "idle-timeout", 0, "close a connection with no stream for this long (0: 5m)")
+	f.member.register(fl)
 	return cmd
 }
 
@@ -88,17 +101,28 @@ func serve(ctx context.Context, f serveFlags) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	lim := spec.DefaultLimits()
-	node, err := engine.OpenNode(engine.NodeOptions{FS: vfs.Default, Dir: f.data, Limits: lim, Log: log},
-		0) // the node's clock resumes from the store's
-	if err != nil {
-		_ = lis.Close()
-		return err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := f.quota
 	opts.Limits, opts.Log, opts.AuthTokens, opts.Registry, opts.DefaultTTL = lim, log, tokens, reg, f.defaultTTL
-	srv := server.New(node, opts)
+	var srv *server.Server
+	stopMember := func() {}
+	if f.member.enabled() {
+		m, err := startMember(&f.member, f.data, lis.Addr().String(), lim, opts, log)
+		if err != nil {
+			_ = lis.Close()
+			return err
+		}
+		srv, stopMember = m.srv, m.stop
+	} else {
+		node, err := engine.OpenNode(engine.NodeOptions{FS: vfs.Default, Dir: f.data, Limits: lim, Log: log},
+			0) // the node's clock resumes from the store's
+		if err != nil {
+			_ = lis.Close()
+			return err
+		}
+		srv = server.New(node, opts)
+	}
 	gopts := srv.ServerOptions()
 	if creds != nil {
 		gopts = append(gopts, grpc.Creds(creds))
@@ -110,7 +134,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	go func() { served <- g.Serve(limited) }()
 	metricsSrv := startMetrics(f.metrics, reg, log)
 	log.Info("serving", "listen", lis.Addr().String(), "data", f.data, "metrics", f.metrics,
-		"tls", creds != nil, "auth_tokens", len(tokens))
+		"tls", creds != nil, "auth_tokens", len(tokens), "member", f.member.id)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -133,6 +157,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err := srv.Stop(); err != nil && failure == nil {
 		failure = err
 	}
+	stopMember()
 	if failure != nil {
 		return failure
 	}
