@@ -288,6 +288,131 @@ func writePEM(t *testing.T, dir, name, kind string, b []byte) string {
 	return path
 }
 
+// load is clients locking and unlocking EX locks on a few resources in a
+// loop, recording what they observe.
+type load struct {
+	hist     *history
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	grants   []grant
+	failures []string
+	ctx      context.Context
+	t        *testing.T
+}
+
+// startLoad starts n clients of c on resources resources.
+func startLoad(ctx context.Context, t *testing.T, c *client.Client, n, resources int) *load {
+	l := &load{hist: &history{start: time.Now()}, stop: make(chan struct{}), ctx: ctx, t: t}
+	for i := range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.run(c, i, resources)
+		}()
+	}
+	return l
+}
+
+func (l *load) fail(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failures = append(l.failures, fmt.Sprintf(format, args...))
+}
+
+func (l *load) run(c *client.Client, i, resources int) {
+	ctx, hist := l.ctx, l.hist
+	s, err := c.NewSession(ctx)
+	if err != nil {
+		l.fail("client %d: open: %v", i, err)
+		return
+	}
+	defer func() { _ = s.Close(ctx) }()
+	for n := 0; ; n++ {
+		select {
+		case <-l.stop:
+			return
+		default:
+		}
+		g := grant{sent: time.Now()}
+		resource := fmt.Sprintf("r%d", (i+n)%resources)
+		deadline, _ := ctx.Deadline()
+		acq := linearizability.Entry{Client: i, Call: hist.now(), Return: linearizability.Never,
+			Input: spec.Input{Op: spec.OpAcquire, Session: s.ID(), Resource: resource,
+				Request: spec.RequestID(2*n + 1), Mode: spec.EX, WaitTimeout: time.Until(deadline)}}
+		lk, err := s.Lock(ctx, resource, spec.EX)
+		if err != nil {
+			hist.add(acq) // outcome unknown
+			l.fail("client %d: lock: %v", i, err)
+			return
+		}
+		g.token, g.answered = lk.Token(), time.Now()
+		value, valid := lk.Value()
+		acq.Known, acq.Return = true, hist.now()
+		acq.Output = spec.Result{Code: spec.OK, Mode: lk.Mode(), Token: lk.Token(), Value: value, ValueValid: valid}
+		hist.add(acq)
+		rel := linearizability.Entry{Client: i, Call: hist.now(), Return: linearizability.Never,
+			Input: spec.Input{Op: spec.OpRelease, Session: s.ID(), Resource: resource, Request: spec.RequestID(2*n + 2)}}
+		err = lk.Unlock(ctx)
+		g.released = err == nil
+		if err == nil {
+			rel.Known, rel.Return = true, hist.now()
+		}
+		hist.add(rel)
+		l.mu.Lock()
+		l.grants = append(l.grants, g)
+		l.mu.Unlock()
+		if err != nil {
+			l.fail("client %d: unlock of token %d: %v", i, g.token, err)
+			return
+		}
+	}
+}
+
+// count is the grants acknowledged so far.
+func (l *load) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.grants)
+}
+
+// waitFor waits until n grants were acknowledged, and returns when the
+// last of them was.
+func (l *load) waitFor(n int) {
+	for {
+		if l.count() >= n {
+			return
+		}
+		select {
+		case <-l.ctx.Done():
+			l.t.Fatalf("only %d grants", l.count())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// finish stops the clients and checks what they saw: no failure, every
+// token granted after resumed above every token acknowledged before
+// faulted, and a linearizable history.
+func (l *load) finish(t *testing.T, faulted, resumed time.Time) {
+	close(l.stop)
+	l.wg.Wait()
+	require.Empty(t, l.failures)
+	var maxBefore, minAfter spec.Token
+	minAfter = ^spec.Token(0)
+	for _, g := range l.grants {
+		if g.answered.Before(faulted) {
+			maxBefore = max(maxBefore, g.token)
+		}
+		if g.sent.After(resumed) {
+			minAfter = min(minAfter, g.token)
+		}
+	}
+	require.Less(t, maxBefore, minAfter, "a token after the fault must exceed every token acknowledged before it")
+	t.Logf("%d grants; max token before the fault %d, min after it %d", len(l.grants), maxBefore, minAfter)
+	l.hist.check(t)
+}
+
 // grant is one acknowledged grant seen by a client.
 type grant struct {
 	token          spec.Token
@@ -344,112 +469,17 @@ func TestE2ECrashRestart(t *testing.T) {
 	c, err := client.Connect(client.Config{Addr: addr, TTL: 10 * time.Second})
 	require.NoError(t, err)
 	defer c.Close()
-	const clients = 32
-	hist := &history{start: time.Now()}
-	stop := make(chan struct{})
-	var mu sync.Mutex
-	var grants []grant
-	var failures []string
-	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := c.NewSession(ctx)
-			if err != nil {
-				mu.Lock()
-				failures = append(failures, fmt.Sprintf("client %d: open: %v", i, err))
-				mu.Unlock()
-				return
-			}
-			defer func() { _ = s.Close(ctx) }()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				g := grant{sent: time.Now()}
-				resource := fmt.Sprintf("r%d", (i+n)%8)
-				deadline, _ := ctx.Deadline()
-				acq := linearizability.Entry{Client: i, Call: hist.now(), Return: linearizability.Never,
-					Input: spec.Input{Op: spec.OpAcquire, Session: s.ID(), Resource: resource,
-						Request: spec.RequestID(2*n + 1), Mode: spec.EX, WaitTimeout: time.Until(deadline)}}
-				l, err := s.Lock(ctx, resource, spec.EX)
-				if err != nil {
-					hist.add(acq) // outcome unknown
-					mu.Lock()
-					failures = append(failures, fmt.Sprintf("client %d: lock: %v", i, err))
-					mu.Unlock()
-					return
-				}
-				g.token, g.answered = l.Token(), time.Now()
-				value, valid := l.Value()
-				acq.Known, acq.Return = true, hist.now()
-				acq.Output = spec.Result{Code: spec.OK, Mode: l.Mode(), Token: l.Token(), Value: value, ValueValid: valid}
-				hist.add(acq)
-				rel := linearizability.Entry{Client: i, Call: hist.now(), Return: linearizability.Never,
-					Input: spec.Input{Op: spec.OpRelease, Session: s.ID(), Resource: resource, Request: spec.RequestID(2*n + 2)}}
-				err = l.Unlock(ctx)
-				g.released = err == nil
-				if err == nil {
-					rel.Known, rel.Return = true, hist.now()
-				}
-				hist.add(rel)
-				mu.Lock()
-				grants = append(grants, g)
-				if err != nil {
-					failures = append(failures, fmt.Sprintf("client %d: unlock of token %d: %v", i, g.token, err))
-				}
-				mu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-	waitFor := func(n int) {
-		for {
-			mu.Lock()
-			got := len(grants)
-			mu.Unlock()
-			if got >= n {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("only %d grants", got)
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	}
+	load := startLoad(ctx, t, c, 32, 8)
+	waitFor := load.waitFor
 	waitFor(200)
 	p.kill()
 	killed := time.Now()
 	p = startNode(t, data, addr)
 	restarted := time.Now()
-	mu.Lock()
-	before := len(grants)
-	mu.Unlock()
-	waitFor(before + 200)
+	waitFor(load.count() + 200)
 	t.Logf("200 grants within %v of the kill", time.Since(killed).Round(time.Millisecond))
-	close(stop)
-	wg.Wait()
-
-	require.Empty(t, failures)
-	var maxBefore, minAfter spec.Token
-	minAfter = ^spec.Token(0)
-	for _, g := range grants {
-		if g.answered.Before(killed) {
-			maxBefore = max(maxBefore, g.token)
-		}
-		if g.sent.After(restarted) {
-			minAfter = min(minAfter, g.token)
-		}
-	}
-	require.Less(t, maxBefore, minAfter, "a token after the restart must exceed every token acknowledged before the crash")
-	t.Logf("%d grants; max token before the crash %d, min after the restart %d", len(grants), maxBefore, minAfter)
-	hist.check(t)
+	load.finish(t, killed, restarted)
+	hist := load.hist
 
 	// The check can fail on this very history: a grant whose token does
 	// not exceed the tokens before it (as a node that lost its token
