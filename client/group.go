@@ -159,6 +159,13 @@ func newGroup(addrs []string, silence, pause time.Duration, dial func(string) (*
 
 func (g *group) now() spec.Time { return spec.Time(time.Since(g.start)) }
 
+// size returns how many members the client knows.
+func (g *group) size() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.members.Len()
+}
+
 // current returns the stay on the member to talk to.
 func (g *group) current() *member {
 	g.mu.Lock()
@@ -298,12 +305,14 @@ func (g *group) closeConns() error {
 
 // router carries the client's RPCs to the current member and tells the
 // group what came of them: a request sent, an answer heard, a refusal
-// naming the leader. A unary call refused by a member that names the
-// leader is made again there (a refusal means nothing was done), up to
-// invokeAttempts in all.
+// naming the leader. A unary call refused by a member that is not the
+// leader is made again where the client moves (a refusal means nothing was
+// done); one the member does not answer at all is made again on the next
+// member once the client leaves this one (every mutating call but
+// OpenSession carries a request id that makes a repeat harmless; a repeated
+// open may leave a session behind, which expires after its TTL). A call is
+// made at most once per member known, plus one.
 type router struct{ g *group }
-
-const invokeAttempts = 3
 
 // bound returns ctx, also ended when the client leaves m, and its release.
 func (m *member) bound(ctx context.Context) (context.Context, func()) {
@@ -326,6 +335,7 @@ func (m *member) unusable() error {
 }
 
 func (r router) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	attempts := r.g.size() + 1 // round the members once, and to a leader named
 	for attempt := 1; ; attempt++ {
 		m := r.g.current()
 		if !m.wait(ctx) {
@@ -344,15 +354,26 @@ func (r router) Invoke(ctx context.Context, method string, args, reply any, opts
 		release()
 		if leader, refused := wire.LeaderHint(err); refused {
 			r.g.notLeader(m, leader)
-			if leader != "" && attempt < invokeAttempts && ctx.Err() == nil {
+			if attempt < attempts && ctx.Err() == nil {
 				continue
 			}
 			return err
 		}
 		if answered(err) {
 			r.g.heard(m)
+			return err
 		}
-		return m.left(ctx, err)
+		if attempt >= attempts || ctx.Err() != nil || r.g.size() == 1 {
+			return m.left(ctx, err)
+		}
+		// No answer (no connection, or the client left the member while
+		// the call waited): once the client leaves the member, after the
+		// silence bound, make the call again on the next.
+		select {
+		case <-m.ctx.Done():
+		case <-ctx.Done():
+			return m.left(ctx, err)
+		}
 	}
 }
 
@@ -423,14 +444,14 @@ func (s *routedStream) RecvMsg(msg any) error {
 }
 
 // answered reports whether err is the member's answer (a result, a
-// refusal), not a failure on the way (no connection, a cancelled call) nor
-// a node that could not act (Unavailable).
+// refusal, a leader too busy to act), not a failure on the way (no
+// connection, a cancelled call).
 func answered(err error) bool {
 	if err == nil {
 		return true
 	}
-	if r, ok := wire.ResultFromStatus(err); ok {
-		return r.Code != spec.Unavailable
+	if _, ok := pb.ErrorInfoOf(err); ok {
+		return true // a Bouncer code: the node answered as a leader
 	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Unknown, codes.Internal:

@@ -304,6 +304,13 @@ func TestGroupLeavesUnreachableMembers(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, l.Unlock(ctx))
 	require.NoError(t, s.Close(ctx))
+
+	// A unary call of the stub waits out the silence too, then is made
+	// again on the next member.
+	c = connectGroup(t, client.Config{Addrs: addrs, TTL: 2 * time.Second})
+	_, err = c.API().Describe(ctx, &pb.DescribeRequest{Resource: []byte("job")})
+	require.NoError(t, err)
+	require.Equal(t, g.addrs[0], c.Member())
 }
 
 // A leader that falls silent (frozen, cut off) while a session holds a
