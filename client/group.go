@@ -94,7 +94,8 @@ type group struct {
 	members *protocol.Members
 	conns   map[string]*grpc.ClientConn
 	cur     *member
-	hops    int // moves since the last answer
+	hops    int  // moves since the last answer
+	waiting bool // a request went out since the last answer or move (as Members counts)
 	closed  bool
 
 	wake chan struct{} // a request went out: the silence deadline may be new
@@ -194,16 +195,21 @@ func (g *group) stay(addr string, pause time.Duration) *member {
 	return m
 }
 
-// sent notes that a request went out during stay m.
+// sent notes that a request went out during stay m. Only the first since
+// the last answer starts the silence clock, and wakes the watchdog.
 func (g *group) sent(m *member) {
 	g.mu.Lock()
-	if g.cur == m {
+	first := g.cur == m && !g.waiting
+	if first {
+		g.waiting = true
 		g.members.Sent(g.now())
 	}
 	g.mu.Unlock()
-	select {
-	case g.wake <- struct{}{}:
-	default:
+	if first {
+		select {
+		case g.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -213,7 +219,7 @@ func (g *group) heard(m *member) {
 	defer g.mu.Unlock()
 	if g.cur == m {
 		g.members.Heard()
-		g.hops = 0
+		g.hops, g.waiting = 0, false
 	}
 }
 
@@ -241,6 +247,7 @@ func (g *group) move(addr string, pause time.Duration, why string, args ...any) 
 	old := g.cur
 	g.cur = g.stay(addr, pause)
 	g.hops++
+	g.waiting = false // Members forgets the old member's silence
 	old.cancel()
 	g.log.Info("client: moving to another member", append([]any{"from", old.addr, "to", addr, "why", why}, args...)...)
 }
