@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -20,9 +19,17 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Config says how to reach a lock node. Only Addr is required.
+// Config says how to reach a lock node, or the members of a replicated
+// group. Addr (or Addrs) is required.
 type Config struct {
-	Addr  string      // host:port of the node, e.g. 127.0.0.1:7400
+	// Addr is host:port of the node, e.g. 127.0.0.1:7400, or the members
+	// of a group as a comma-separated list ("10.0.0.1:7400,10.0.0.2:7400").
+	Addr string
+	// Addrs are the members of a group, one host:port each (set Addr or
+	// Addrs, not both): at least one, distinct, at most
+	// protocol.MembersMax. The client talks to the leader and follows it
+	// (see "Groups and leaders" in the package documentation).
+	Addrs []string
 	TLS   *tls.Config // nil: plaintext (loopback and trusted networks only)
 	Token string      // bearer token, if the node requires one
 	// TTL of sessions. Default 10s.
@@ -44,27 +51,30 @@ func (cfg Config) protocol() protocol.Config {
 	return protocol.Config{TTL: cfg.TTL, DriftPPM: cfg.DriftPPM, Limits: cfg.Limits}
 }
 
-// Client is a connection to a lock node. gRPC reconnects by itself; the
-// protocol core resends unanswered requests with the same request id,
-// which the node applies at most once.
+// Client is a connection to a lock node, or to the leader of a group. gRPC
+// reconnects by itself; the protocol core resends unanswered requests with
+// the same request id, which the node applies at most once.
 type Client struct {
 	cfg     Config
-	conn    *grpc.ClientConn
+	group   *group
 	api     pb.LocksClient
 	workers *workers
 	pipe    *pipe
 }
 
-// Connect prepares a connection to the node at cfg.Addr. It does not wait
-// for the node: the first call does.
+// Connect prepares a connection to the node at cfg.Addr, or to the members
+// of a group (cfg.Addrs, or a comma-separated cfg.Addr). It does not wait
+// for a node: the first call does.
 func Connect(cfg Config) (*Client, error) {
-	if cfg.Addr == "" {
-		return nil, errors.New("client: Config.Addr is required")
+	addrs, err := cfg.members()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = 10 * time.Second
 	}
-	if _, err := protocol.NewSession(spec.NamedSession("check"), cfg.protocol(), 0); err != nil {
+	check, err := protocol.NewSession(spec.NamedSession("check"), cfg.protocol(), 0)
+	if err != nil {
 		return nil, err // the configuration is checked once, here
 	}
 	if cfg.Log == nil {
@@ -85,24 +95,40 @@ func Connect(cfg Config) (*Client, error) {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: cfg.Token}))
 	}
 	opts = append(opts, cfg.DialOptions...)
-	conn, err := grpc.NewClient(cfg.Addr, opts...)
+	dial := func(addr string) (*grpc.ClientConn, error) { return grpc.NewClient(addr, opts...) }
+	// A member that leaves a request unanswered for a few retries is left
+	// for the next; a move that found no leader waits one retry first.
+	retry := check.Config().RetryInterval
+	g, err := newGroup(addrs, memberSilence(retry), retry, dial, cfg.Log)
 	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
+		return nil, err
 	}
-	c := &Client{cfg: cfg, conn: conn, api: pb.NewLocksClient(conn), workers: newWorkers()}
+	c := &Client{cfg: cfg, group: g, api: pb.NewLocksClient(router{g}), workers: newWorkers()}
 	c.pipe = newPipe(c)
 	return c, nil
 }
 
-// Close closes the connection. Close sessions first.
+// memberSilence is how long a request waits for an answer before the
+// client leaves its member for the next: three retries, as in the
+// simulator.
+func memberSilence(retry time.Duration) time.Duration { return 3 * retry }
+
+// Close closes the connections. Close sessions first.
 func (c *Client) Close() error {
 	c.workers.stop()
 	c.pipe.stop()
-	return c.conn.Close()
+	return c.group.close()
 }
 
-// API returns the raw gRPC stub, for Describe, List and Watch.
+// API returns the gRPC stub, for Describe, List and Watch. Its calls go to
+// the member the client talks to now; a unary call refused by a member
+// that names the leader is made again there, and any call refused so moves
+// the client.
 func (c *Client) API() pb.LocksClient { return c.api }
+
+// Member returns the address of the member the client talks to now: the
+// leader, as far as it knows.
+func (c *Client) Member() string { return c.group.current().addr }
 
 // windowSize fixes HTTP/2 flow-control windows. Lock messages are tiny;
 // a fixed window turns off gRPC's bandwidth estimator, whose pings would

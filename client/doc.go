@@ -1,6 +1,7 @@
 // Package client is Bouncer's Go client library.
 //
-// Connect prepares a connection to a lock node; NewSession opens a session
+// Connect prepares a connection to a lock node, or to a replicated group
+// (Config.Addrs, or a comma-separated Config.Addr); NewSession opens a session
 // (a lease the library keeps alive); Session.Lock and Session.TryLock take
 // a lock in any of the six modes and return a *Lock with its fencing token
 // (Token) and value block (Value); Lock.Convert changes its mode and
@@ -31,6 +32,28 @@
 // id, so an open is not retried with the same id, and an attempt whose
 // answer was lost leaves a session on the node that expires after its TTL.
 // The lease is counted with the TTL the node answered.
+//
+// # Groups and leaders
+//
+// Given a group's members, the client talks to one at a time (Member says
+// which), chosen by a protocol.Members. Only the leader serves: a member
+// that is not refuses every call and stream (wire.NotLeaderError) naming
+// the leader it knows, and the client moves there, or to the next member
+// if none is named (after a retry interval, so that an election does not
+// make it spin). A member that leaves a request unanswered for three retry
+// intervals (min(TTL/8, 500ms) each), or cannot be reached that long, is
+// left for the next. A move ends every call and stream on the member left
+// and is a reconnect for the sessions: they resend everything unanswered
+// with the same request ids, which the new leader answers from the group's
+// replicated record, and each lease is still counted from send time, so a
+// session lives through a failover as long as some leader answers a
+// keepalive within its TTL; Done and the locks' beliefs (AtRisk, Lost)
+// tell of a lease at risk or lost as with one node. The stub of API goes
+// to the current member too, and makes a unary call again on the next
+// member when it is refused or left unanswered. A leader named that is not
+// in the list (a member added since) is learned, up to
+// protocol.MembersMax members. The client keeps one gRPC connection per
+// member it has used.
 //
 // All of this protocol logic lives in package client/protocol, a sans-I/O state
 // machine that the deterministic simulator (package sim) drives through

@@ -201,45 +201,55 @@ func (c *Client) call(ctx context.Context, in spec.Input) (spec.Result, bool) {
 }
 
 // keepAlives carries a session's keepalives on one stream, answers matched
-// to calls in order; a broken stream is reopened for the next keepalive.
+// to calls in order; a broken stream, or one on a member the client left,
+// is replaced for the next keepalive.
 type keepAlives struct {
-	s       *Session
-	mu      sync.Mutex
+	s   *Session
+	mu  sync.Mutex
+	cur *kaStream
+}
+
+type kaStream struct {
 	stream  pb.Locks_KeepAliveClient
-	pending []protocol.CallID
+	on      *member           // the stay it was opened in (or a later one)
+	pending []protocol.CallID // sent on it, in order, not yet answered
 }
 
 func (k *keepAlives) send(call protocol.CallID) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.stream == nil {
+	on := k.s.c.group.current()
+	if k.cur != nil && k.cur.on != on {
+		k.cur = nil // on a member the client left: it is ending anyway
+	}
+	if k.cur == nil {
 		stream, err := k.s.c.api.KeepAlive(k.s.ctx)
 		if err != nil {
 			return // no answer: the core sends another keepalive
 		}
-		k.stream, k.pending = stream, nil
-		go k.receive(stream)
+		k.cur = &kaStream{stream: stream, on: on}
+		go k.receive(k.cur)
 	}
-	if err := k.stream.Send(wire.KeepAliveToWire(spec.Input{Op: spec.OpKeepAlive, Session: k.s.id})); err != nil {
-		k.stream = nil
+	if err := k.cur.stream.Send(wire.KeepAliveToWire(spec.Input{Op: spec.OpKeepAlive, Session: k.s.id})); err != nil {
+		k.cur = nil
 		return
 	}
-	k.pending = append(k.pending, call)
+	k.cur.pending = append(k.cur.pending, call)
 }
 
-func (k *keepAlives) receive(stream pb.Locks_KeepAliveClient) {
+func (k *keepAlives) receive(st *kaStream) {
 	for {
-		resp, err := stream.Recv()
+		resp, err := st.stream.Recv()
 		k.mu.Lock()
-		if err != nil || len(k.pending) == 0 {
-			if k.stream == stream {
-				k.stream = nil
+		if err != nil || len(st.pending) == 0 {
+			if k.cur == st {
+				k.cur = nil
 			}
 			k.mu.Unlock()
 			return
 		}
-		call := k.pending[0]
-		k.pending = k.pending[1:]
+		call := st.pending[0]
+		st.pending = st.pending[1:]
 		k.mu.Unlock()
 		res, err := wire.KeepAliveResponseFromWire(resp)
 		if err != nil {
@@ -286,29 +296,74 @@ func (s *Session) watchEvents() {
 	}
 }
 
-// watchConnection tells the driver when the connection goes up or down.
+// watchConnection tells the driver when the connection to the member goes
+// up or down, and makes a move to another member a reconnect: down at
+// once, up when the new member's connection is.
 func (s *Session) watchConnection() {
 	defer s.inflight.Done()
-	conn := s.c.conn
-	state := conn.GetState()
-	for {
-		if !conn.WaitForStateChange(s.ctx, state) {
-			return
+	for moved := false; s.watchMember(s.c.group.current(), moved); moved = true {
+	}
+}
+
+// watchMember follows the connection of stay m until the client leaves it
+// (true) or the session ends (false). A connection that is not up counts as
+// a request unanswered, so that a member that cannot be reached is left
+// after the silence bound as one that does not answer is.
+func (s *Session) watchMember(m *member, moved bool) bool {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
+	goOn := func() bool { return s.ctx.Err() == nil }
+	if moved {
+		if !s.tell(false) {
+			return false
 		}
-		state = conn.GetState()
+		if !m.wait(ctx) {
+			return goOn()
+		}
+	}
+	if m.conn == nil {
+		s.c.group.sent(m)
+		<-ctx.Done()
+		return goOn()
+	}
+	state := m.conn.GetState()
+	if moved {
+		if state == connectivity.Ready {
+			if !s.tell(true) {
+				return false
+			}
+		} else {
+			m.conn.Connect()
+			s.c.group.sent(m)
+		}
+	}
+	for {
+		if !m.conn.WaitForStateChange(ctx, state) {
+			return goOn()
+		}
+		state = m.conn.GetState()
 		var up bool
 		switch state {
 		case connectivity.Ready:
 			up = true
 		case connectivity.TransientFailure, connectivity.Shutdown:
-			up = false
+			s.c.group.sent(m)
 		default:
 			continue
 		}
-		select {
-		case s.conn <- up:
-		case <-s.stopped:
-			return
+		if !s.tell(up) {
+			return false
 		}
+	}
+}
+
+// tell hands the driver a change of the connection; false if it stopped.
+func (s *Session) tell(up bool) bool {
+	select {
+	case s.conn <- up:
+		return true
+	case <-s.stopped:
+		return false
 	}
 }

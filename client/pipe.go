@@ -44,6 +44,7 @@ type pipeWaiter struct {
 
 type pipeStream struct {
 	stream  pb.Locks_PipeClient
+	on      *member // the stay it was opened in (or a later one)
 	cancel  context.CancelFunc
 	pending map[uint64]pipeWaiter // sent, not yet answered
 }
@@ -126,11 +127,15 @@ func (p *pipe) sender() {
 
 // stream returns the open stream, opening one if there is none.
 func (p *pipe) stream() *pipeStream {
+	on := p.c.group.current()
 	p.mu.Lock()
 	st := p.cur
 	p.mu.Unlock()
-	if st != nil {
+	if st != nil && st.on == on {
 		return st
+	}
+	if st != nil {
+		p.broken(st) // on a member the client left: it is ending anyway
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stream, err := p.c.api.Pipe(ctx)
@@ -138,7 +143,7 @@ func (p *pipe) stream() *pipeStream {
 		cancel()
 		return nil
 	}
-	st = &pipeStream{stream: stream, cancel: cancel, pending: map[uint64]pipeWaiter{}}
+	st = &pipeStream{stream: stream, on: on, cancel: cancel, pending: map[uint64]pipeWaiter{}}
 	p.mu.Lock()
 	select {
 	case <-p.quit:

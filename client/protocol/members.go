@@ -52,6 +52,9 @@ func NewMembers(addrs []string, silence time.Duration) (*Members, error) {
 // Current returns the member to talk to.
 func (m *Members) Current() string { return m.addrs[m.cur] }
 
+// Len returns the number of members known: those given and those learned.
+func (m *Members) Len() int { return len(m.addrs) }
+
 // Moves counts the switches from one member to another.
 func (m *Members) Moves() int { return m.moves }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/client"
@@ -33,11 +32,11 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 	if addr == "" {
 		addr = "127.0.0.1:7400"
 	}
-	fs.StringVar(&f.addr, "addr", addr, "the node's address (env BOUNCER_ADDR)")
+	fs.StringVar(&f.addr, "addr", addr, "the node's address, or a group's members as a comma-separated list (host:port,host:port,...): the client finds the leader and follows it (env BOUNCER_ADDR)")
 	fs.StringVar(&f.tlsCA, "tls-ca", "", "CA bundle (PEM) to verify the node's certificate; enables TLS")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM), for nodes that require one")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "client private key (PEM)")
-	fs.StringVar(&f.tlsServerName, "tls-server-name", "", "name to verify in the node's certificate (default: the host of --addr)")
+	fs.StringVar(&f.tlsServerName, "tls-server-name", "", "name to verify in the node's certificate (default: the host of each address in --addr)")
 	fs.StringVar(&f.tokenFile, "auth-token-file", os.Getenv("BOUNCER_AUTH_TOKEN_FILE"), "file holding the bearer token (env BOUNCER_AUTH_TOKEN_FILE)")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the node to answer")
 }
@@ -55,10 +54,9 @@ func (f *clientFlags) config() (client.Config, error) {
 	if f.tlsCA == "" && f.tlsCert == "" && f.tlsKey == "" {
 		return cfg, nil
 	}
+	// Without --tls-server-name gRPC verifies each member's certificate
+	// against the host of that member's address.
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.tlsServerName}
-	if tc.ServerName == "" {
-		tc.ServerName = strings.Split(f.addr, ":")[0]
-	}
 	if f.tlsCA != "" {
 		var pool *x509.CertPool
 		if pool, err = loadPool(f.tlsCA); err != nil {

@@ -500,3 +500,33 @@ func TestE2ECrashRestart(t *testing.T) {
 	t.Logf("the corrupted history: %v, in %v", &v, time.Since(start).Round(time.Millisecond))
 	require.NoError(t, p.stop(t))
 }
+
+// --addr and BOUNCER_ADDR take a group's members as a comma-separated
+// list: the client leaves a member it cannot reach for the next. A bad list
+// is a usage error naming the fault.
+func TestE2EAddrList(t *testing.T) {
+	p := startNode(t, t.TempDir(), "127.0.0.1:0")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := lis.Addr().String()
+	require.NoError(t, lis.Close())
+
+	code, out := run(t, "lock", "--addr", dead+","+p.addr, "--ttl", "2s", "x", "--", "sh", "-c", "echo token=$BOUNCER_TOKEN")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "token=1")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "status")
+	cmd.Env = append(os.Environ(), "BOUNCER_ADDR="+dead+", "+p.addr)
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(b))
+	require.Contains(t, string(b), "RESOURCE")
+
+	code, out = run(t, "status", "--addr", p.addr+",,"+dead)
+	require.Equal(t, exitUsage, code, out)
+	require.Contains(t, out, "is empty")
+	code, out = run(t, "status", "--addr", p.addr+","+p.addr)
+	require.Equal(t, exitUsage, code, out)
+	require.Contains(t, out, "listed twice")
+}
