@@ -100,13 +100,10 @@ type Loop struct {
 	clock engine.Clock
 	lim   spec.Limits
 
-	subs    chan *submission
-	reads   chan *read
-	admin   chan func(*replica.Replica)
-	reports chan report
-	quit    chan struct{}
-	done    chan struct{}
-	err     error
+	*engine.Mailbox // Stop, Done, Err; the inputs waiting
+	reads           chan *read
+	admin           chan func(*replica.Replica)
+	reports         chan report
 
 	lead    atomic.Uint64 // the leader this member knows (0: none)
 	leading atomic.Bool
@@ -115,30 +112,11 @@ type Loop struct {
 	voters  []uint64         // as of the last members (loop goroutine)
 
 	// Owned by the loop goroutine.
-	props   map[replica.ProposalID][]*submission
+	props   map[replica.ProposalID][]*engine.Submission
 	pending map[uint64]*read // reads asked of raft, by id
 	readSeq uint64
-	batch   []*submission
+	batch   []*engine.Submission
 	inputs  []spec.Input
-}
-
-type submission struct {
-	in    spec.Input
-	reply chan spec.Result
-	tag   uint64
-	to    chan<- engine.Reply
-}
-
-func (c *submission) answer(r spec.Result) {
-	if c.to == nil {
-		c.reply <- r
-		return
-	}
-	select {
-	case c.to <- engine.Reply{Tag: c.tag, Result: r}:
-	default:
-		panic("cluster: an Enqueue reply channel is full: the loop would block on it")
-	}
 }
 
 type read struct {
@@ -172,10 +150,9 @@ func Start(r *replica.Replica, tr Transport, lim spec.Limits, opts Options) *Loo
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	l := &Loop{r: r, tr: tr, opts: opts, clock: opts.Clock, lim: lim,
-		subs: make(chan *submission, opts.QueueMax), reads: make(chan *read),
+		Mailbox: engine.NewMailbox(opts.QueueMax, "member"), reads: make(chan *read),
 		admin: make(chan func(*replica.Replica)), reports: make(chan report, 256),
-		quit: make(chan struct{}), done: make(chan struct{}),
-		props: map[replica.ProposalID][]*submission{}, pending: map[uint64]*read{}}
+		props: map[replica.ProposalID][]*engine.Submission{}, pending: map[uint64]*read{}}
 	go l.run()
 	return l
 }
@@ -201,47 +178,22 @@ func (l *Loop) Submit(ctx context.Context, in spec.Input) (spec.Result, error) {
 	if err := l.Leading(); err != nil {
 		return spec.Result{}, err
 	}
-	c := &submission{in: in, reply: make(chan spec.Result, 1)}
-	select {
-	case l.subs <- c:
-	case <-l.done:
-		return l.unavailable(), nil
-	case <-ctx.Done():
-		return spec.Result{}, ctx.Err()
-	}
-	select {
-	case r := <-c.reply:
-		return r, nil
-	case <-l.done:
-		select {
-		case r := <-c.reply:
-			return r, nil
-		default:
-			return l.unavailable(), nil
-		}
-	case <-ctx.Done():
-		return spec.Result{}, ctx.Err()
-	}
+	return l.Mailbox.Submit(ctx, in)
 }
 
-// Enqueue hands in to the loop without waiting, as engine.Loop.Enqueue
+// Enqueue hands in to the loop without waiting, as engine.Mailbox.Enqueue
 // does; it fails at once with *NotLeader on a member that is not the
 // leader.
 func (l *Loop) Enqueue(in spec.Input, tag uint64, replyTo chan<- engine.Reply) error {
-	select {
-	case <-l.done:
-		return l.stopErr()
-	default:
-	}
 	if err := l.Leading(); err != nil {
-		return err
+		select {
+		case <-l.Done():
+			return l.Mailbox.Enqueue(in, tag, replyTo) // its error
+		default:
+			return err
+		}
 	}
-	select {
-	case l.subs <- &submission{in: in, tag: tag, to: replyTo}:
-		return nil
-	default:
-		return engine.ErrQueueFull
-	}
+	return l.Mailbox.Enqueue(in, tag, replyTo)
 }
 
 // Inspect runs f with read access to the core once a linearizable read
@@ -255,16 +207,16 @@ func (l *Loop) Inspect(ctx context.Context, f func(*engine.Core)) error {
 	rd := &read{f: f, done: make(chan error, 1)}
 	select {
 	case l.reads <- rd:
-	case <-l.done:
-		return l.stopErr()
+	case <-l.Done():
+		return l.StopErr()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
 	case err := <-rd.done:
 		return err
-	case <-l.done:
-		return l.stopErr()
+	case <-l.Done():
+		return l.StopErr()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -277,16 +229,16 @@ func (l *Loop) Admin(ctx context.Context, f func(*replica.Replica)) error {
 	g := func(r *replica.Replica) { f(r); close(ran) }
 	select {
 	case l.admin <- g:
-	case <-l.done:
-		return l.stopErr()
+	case <-l.Done():
+		return l.StopErr()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
 	case <-ran:
 		return nil
-	case <-l.done:
-		return l.stopErr()
+	case <-l.Done():
+		return l.StopErr()
 	}
 }
 
@@ -308,55 +260,14 @@ func (l *Loop) ReportUnreachable(to uint64) {
 	}
 }
 
-// Stop stops the loop and closes the replica.
-func (l *Loop) Stop() error {
-	select {
-	case <-l.quit:
-	default:
-		close(l.quit)
-	}
-	<-l.done
-	if errors.Is(l.err, engine.ErrLoopStopped) {
-		return nil
-	}
-	return l.err
-}
-
-// Done is closed when the loop has stopped.
-func (l *Loop) Done() <-chan struct{} { return l.done }
-
-// Err says why the loop stopped (nil while it runs).
-func (l *Loop) Err() error {
-	select {
-	case <-l.done:
-		return l.err
-	default:
-		return nil
-	}
-}
-
-func (l *Loop) stopErr() error {
-	if l.err == nil {
-		return engine.ErrLoopStopped
-	}
-	return l.err
-}
-
-func (l *Loop) unavailable() spec.Result {
-	return spec.Refuse(spec.Unavailable, fmt.Sprintf("member: %v", l.stopErr()))
-}
-
 func (l *Loop) run() {
-	var once sync.Once
 	stop := func(err error) {
-		once.Do(func() {
-			l.err = err
-			l.failAll(spec.Refuse(spec.Unavailable, fmt.Sprintf("member stopped: %v", err)))
-			if cerr := l.r.Close(); cerr != nil && err == engine.ErrLoopStopped {
-				l.err = cerr
-			}
-			close(l.done)
-		})
+		if cerr := l.r.Close(); err == nil {
+			err = cerr
+		}
+		l.Fail(err)
+		l.failAll()
+		l.Finish()
 	}
 	ticker := time.NewTicker(l.opts.Tick)
 	defer ticker.Stop()
@@ -364,17 +275,16 @@ func (l *Loop) run() {
 	l.role()
 	for {
 		select {
-		case <-l.quit:
-			stop(engine.ErrLoopStopped)
+		case <-l.Quit():
+			stop(nil)
 			return
 		case <-ticker.C:
 			l.r.Tick(l.clock.Now())
 			l.expireReads()
 		case m := <-l.tr.Recv():
 			_ = l.r.Step(m) // not for this member: dropped
-		case c := <-l.subs:
-			l.batch = append(l.batch, c)
-			l.drain()
+		case c := <-l.Inputs():
+			l.batch = l.Drain(append(l.batch, c), l.opts.QueueMax)
 		case rd := <-l.reads:
 			l.ask(rd)
 		case f := <-l.admin:
@@ -396,18 +306,6 @@ func (l *Loop) run() {
 	}
 }
 
-// drain takes every input waiting, without blocking.
-func (l *Loop) drain() {
-	for {
-		select {
-		case c := <-l.subs:
-			l.batch = append(l.batch, c)
-		default:
-			return
-		}
-	}
-}
-
 // propose hands the batch to raft, as entries of up to InputsPerBatchMax
 // inputs; on a member that is not (or no longer) the leader each input is
 // answered Unavailable, and the client resends to the leader.
@@ -417,7 +315,7 @@ func (l *Loop) propose() {
 		subs := l.batch[:k:k]
 		l.inputs = l.inputs[:0]
 		for _, c := range subs {
-			l.inputs = append(l.inputs, c.in)
+			l.inputs = append(l.inputs, c.In)
 		}
 		id, err := l.r.Propose(l.clock.Now(), l.inputs)
 		if err != nil {
@@ -427,7 +325,7 @@ func (l *Loop) propose() {
 				res = spec.Refuse(spec.Unavailable, l.notLeader().Error())
 			}
 			for _, c := range l.batch {
-				c.answer(res)
+				c.Answer(res)
 			}
 			l.batch = l.batch[:0]
 			return
@@ -478,13 +376,13 @@ func (l *Loop) ready() error {
 			subs := l.props[rep.Proposal]
 			delete(l.props, rep.Proposal)
 			for j, c := range subs {
-				c.answer(rep.Results[j])
+				c.Answer(rep.Results[j])
 			}
 			inputs += len(subs)
 		}
 		for _, id := range rd.Lost {
 			for _, c := range l.props[id] {
-				c.answer(spec.Refuse(spec.Unavailable, "member: leadership changed before the entry committed; retry"))
+				c.Answer(spec.Refuse(spec.Unavailable, "member: leadership changed before the entry committed; retry"))
 			}
 			delete(l.props, id)
 		}
@@ -533,20 +431,23 @@ func (l *Loop) role() {
 }
 
 // failAll answers everything in flight when the loop stops.
-func (l *Loop) failAll(res spec.Result) {
-	l.drain()
+func (l *Loop) failAll() {
+	res := l.Unavailable()
+	l.FailQueued()
 	for _, c := range l.batch {
-		c.answer(res)
+		c.Answer(res)
 	}
 	l.batch = nil
 	for id, subs := range l.props {
+		// map order: each its own answer
 		for _, c := range subs {
-			c.answer(res)
+			c.Answer(res)
 		}
 		delete(l.props, id)
 	}
 	for id, rd := range l.pending {
+		// map order: each its own answer
 		delete(l.pending, id)
-		rd.done <- l.stopErr()
+		rd.done <- l.StopErr()
 	}
 }

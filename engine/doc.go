@@ -74,12 +74,14 @@
 // with spec.Model (model_test.go, testdata/scenarios), cut power in the
 // middle of commits (crash_test.go) and inject I/O errors (errorfs_test.go);
 // package internal/lint lints the core's imports and calls (clock.go,
-// store.go, node.go and loop.go are the edges it leaves out).
+// store.go, node.go, loop.go and mailbox.go are the edges it leaves out).
 //
 // Files: core.go (the Core, Step, dispatch, sessions), grant.go (the grant
 // rules), session.go (replies, expiry, tombstones), deadlock.go (wait-for
 // search), timer.go (the timer heap), list.go (intrusive lists), record.go
 // and restore.go (the record encoding and recovery), state.go and
 // invariants.go (inspection); store.go, node.go and loop.go are the edges
-// that do I/O, start goroutines and read the clock.
+// that do I/O, start goroutines and read the clock, and mailbox.go the
+// hand-off between callers and the goroutine that owns a core (Loop's, and
+// a replicated member's in package cluster).
 package engine

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -63,11 +62,8 @@ type Loop struct {
 	batchMax int
 	opts     LoopOptions
 
-	subs    chan *submission
-	inspect chan func(*Core)
-	quit    chan struct{}
-	done    chan struct{}
-	err     error // why the loop stopped; read after done is closed
+	*Mailbox // Submit, Enqueue, Stop, Done, Err; the inputs waiting
+	inspect  chan func(*Core)
 
 	// The pipeline, owned by the loop goroutine: turns begun and not yet
 	// delivered, oldest first. The syncer goroutine waits for each in
@@ -83,45 +79,10 @@ type Loop struct {
 // turn is one turn of the loop in the pipeline.
 type turn struct {
 	Turn
-	subs  []*submission
+	subs  []*Submission
 	start spec.Time
 	err   error // from Wait
 }
-
-// submission is one input waiting for its reply: on reply (Submit), or with its
-// tag on to (Enqueue). Both are buffered: the loop never blocks on them.
-type submission struct {
-	in    spec.Input
-	reply chan spec.Result
-	tag   uint64
-	to    chan<- Reply
-}
-
-// answer sends the submission its reply.
-func (c *submission) answer(r spec.Result) {
-	if c.to == nil {
-		c.reply <- r
-		return
-	}
-	select {
-	case c.to <- Reply{Tag: c.tag, Result: r}:
-	default:
-		panic("engine: an Enqueue reply channel is full: the loop would block on it")
-	}
-}
-
-// Reply is the answer to an input handed to Enqueue, with its tag.
-type Reply struct {
-	Tag    uint64
-	Result spec.Result
-}
-
-var (
-	// ErrLoopStopped is the error of inputs submitted after Stop.
-	ErrLoopStopped = errors.New("engine: loop stopped")
-	// ErrQueueFull is Enqueue's error when QueueMax inputs wait already.
-	ErrQueueFull = errors.New("engine: the loop's queue is full")
-)
 
 // StartLoop starts the loop goroutine over node.
 func StartLoop(node *Node, opts LoopOptions) *Loop {
@@ -142,62 +103,10 @@ func StartLoop(node *Node, opts LoopOptions) *Loop {
 		opts.ProbeInterval = time.Second
 	}
 	l := &Loop{node: node, clock: opts.Clock, batchMax: batchMax, opts: opts,
-		subs: make(chan *submission, opts.QueueMax), inspect: make(chan func(*Core)),
-		quit: make(chan struct{}), done: make(chan struct{}),
+		Mailbox: NewMailbox(opts.QueueMax, "node"), inspect: make(chan func(*Core)),
 		toSync: make(chan *turn, opts.Pipeline), durable: make(chan *turn, opts.Pipeline)}
 	go l.run()
 	return l
-}
-
-// Submit hands in to the loop and waits for its reply, which comes only
-// once the turn that stepped it is durable. If the node stopped, the reply
-// is Unavailable. If ctx ends first, Submit returns ctx's error; the input
-// may still take effect (a retry with the same request id is safe).
-func (l *Loop) Submit(ctx context.Context, in spec.Input) (spec.Result, error) {
-	c := &submission{in: in, reply: make(chan spec.Result, 1)}
-	select {
-	case l.subs <- c:
-	case <-l.done:
-		return l.unavailable(), nil
-	case <-ctx.Done():
-		return spec.Result{}, ctx.Err()
-	}
-	select {
-	case r := <-c.reply:
-		return r, nil
-	case <-l.done:
-		select {
-		case r := <-c.reply: // answered just before the loop ended
-			return r, nil
-		default:
-			return l.unavailable(), nil
-		}
-	case <-ctx.Done():
-		return spec.Result{}, ctx.Err()
-	}
-}
-
-// Enqueue hands in to the loop without waiting: its reply, with tag, goes
-// to replyTo once the turn that stepped it is durable (Unavailable if the
-// node fails first). Replies to the inputs one goroutine enqueues arrive
-// in the order it enqueued them. replyTo must have room for every reply
-// outstanding on it: the loop never waits, and panics on a full channel.
-// Enqueue fails at once with ErrQueueFull when QueueMax inputs wait, and
-// with the loop's error once it has stopped; then no reply comes. An input
-// enqueued as the loop stops may get no reply either: callers also watch
-// Done.
-func (l *Loop) Enqueue(in spec.Input, tag uint64, replyTo chan<- Reply) error {
-	select {
-	case <-l.done:
-		return l.stopErr()
-	default:
-	}
-	select {
-	case l.subs <- &submission{in: in, tag: tag, to: replyTo}:
-		return nil
-	default:
-		return ErrQueueFull
-	}
 }
 
 // Inspect runs f on the loop goroutine between turns, with read access to
@@ -207,56 +116,17 @@ func (l *Loop) Inspect(ctx context.Context, f func(*Core)) error {
 	g := func(c *Core) { f(c); close(ran) }
 	select {
 	case l.inspect <- g:
-	case <-l.done:
-		return l.stopErr()
+	case <-l.Done():
+		return l.StopErr()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
 	case <-ran:
 		return nil
-	case <-l.done:
-		return l.stopErr()
+	case <-l.Done():
+		return l.StopErr()
 	}
-}
-
-// Stop finishes the turn in flight, stops the loop and closes the node. It
-// returns why the loop had stopped, if it failed before.
-func (l *Loop) Stop() error {
-	select {
-	case <-l.quit:
-	default:
-		close(l.quit)
-	}
-	<-l.done
-	if errors.Is(l.err, ErrLoopStopped) {
-		return nil
-	}
-	return l.err
-}
-
-// Done is closed when the loop has stopped, after Stop or a failed write.
-func (l *Loop) Done() <-chan struct{} { return l.done }
-
-// Err says why the loop stopped (nil while it runs, ErrLoopStopped after Stop).
-func (l *Loop) Err() error {
-	select {
-	case <-l.done:
-		return l.err
-	default:
-		return nil
-	}
-}
-
-func (l *Loop) stopErr() error {
-	if l.err == nil {
-		return ErrLoopStopped
-	}
-	return l.err
-}
-
-func (l *Loop) unavailable() spec.Result {
-	return spec.Refuse(spec.Unavailable, fmt.Sprintf("node: %v", l.stopErr()))
 }
 
 func (l *Loop) run() {
@@ -265,16 +135,13 @@ func (l *Loop) run() {
 		close(l.toSync)
 		if l.err == nil {
 			if err := l.node.Close(); err != nil {
-				l.err = err
+				l.Fail(err)
 			}
 		}
 		// After a failure the store is left as a crash would leave it
 		// (Store.Close), and a sync may never return: the syncer is not
 		// waited for.
-		if l.err == nil {
-			l.err = ErrLoopStopped
-		}
-		close(l.done)
+		l.Finish()
 	}()
 	// A node restarted on a full disk must not take a turn it cannot persist.
 	_ = l.node.store.Probe()
@@ -291,11 +158,11 @@ func (l *Loop) run() {
 			return
 		}
 		accept := len(l.inflight) < l.opts.Pipeline && held == nil && l.since < l.opts.DurableEvery
-		var subs <-chan *submission
+		var subs <-chan *Submission
 		var wake <-chan time.Time
 		stopTimer := func() bool { return false }
 		if accept {
-			subs = l.subs
+			subs = l.Inputs()
 			wake, stopTimer = l.timer()
 		}
 		var durable <-chan *turn
@@ -310,7 +177,7 @@ func (l *Loop) run() {
 		select {
 		case c := <-subs:
 			t := l.newTurn()
-			t.subs = l.drain(append(t.subs, c))
+			t.subs = l.Drain(append(t.subs, c), l.batchMax)
 			ok = l.begin(t)
 		case <-wake:
 			ok = l.begin(l.newTurn())
@@ -318,14 +185,14 @@ func (l *Loop) run() {
 			held = f
 		case t := <-durable:
 			ok = l.deliver(t)
-		case <-l.quit:
+		case <-l.Quit():
 			stopTimer()
 			l.finishInflight()
 			return
 		}
 		stopTimer()
 		if !ok {
-			l.failQueued()
+			l.FailQueued()
 			return
 		}
 		if held != nil && len(l.inflight) == 0 {
@@ -350,8 +217,8 @@ func (l *Loop) degraded() bool {
 	defer func() { stop() }()
 	for {
 		select {
-		case c := <-l.subs:
-			c.answer(refusal)
+		case c := <-l.Inputs():
+			c.Answer(refusal)
 		case f := <-l.inspect:
 			f(l.node.core)
 		case <-wake:
@@ -362,7 +229,7 @@ func (l *Loop) degraded() bool {
 				return true
 			}
 			wake, stop = l.clock.After(l.opts.ProbeInterval)
-		case <-l.quit:
+		case <-l.Quit():
 			return false
 		}
 	}
@@ -386,17 +253,17 @@ func (l *Loop) begin(t *turn) bool {
 	t.start, t.err = l.clock.Now(), nil
 	l.inputs = l.inputs[:0]
 	for _, c := range t.subs {
-		l.inputs = append(l.inputs, c.in)
+		l.inputs = append(l.inputs, c.In)
 	}
 	if err := l.node.Begin(t.start, l.inputs, &t.Turn); err != nil {
-		l.err = err
+		l.Fail(err)
 		l.inflight = append(l.inflight, t)
 		l.failInflight()
 		return false
 	}
 	if l.opts.earlyReplies {
 		for i, c := range t.subs {
-			c.answer(t.Replies[i])
+			c.Answer(t.Replies[i])
 		}
 		t.subs = nil
 	}
@@ -420,13 +287,13 @@ func (l *Loop) deliver(t *turn) bool {
 		panic("engine: turns became durable out of order")
 	}
 	if t.err != nil {
-		l.err = t.err
+		l.Fail(t.err)
 		l.failInflight()
 		return false
 	}
 	l.inflight = l.inflight[1:]
 	for i, c := range t.subs {
-		c.answer(t.Replies[i])
+		c.Answer(t.Replies[i])
 	}
 	if l.opts.OnEvents != nil && len(t.Events) > 0 {
 		l.opts.OnEvents(t.Events)
@@ -459,7 +326,7 @@ func (l *Loop) finishInflight() {
 func (l *Loop) failInflight() {
 	for _, t := range l.inflight {
 		for _, c := range t.subs {
-			c.answer(l.unavailable())
+			c.Answer(l.Unavailable())
 		}
 	}
 	l.inflight = nil
@@ -472,29 +339,4 @@ func (l *Loop) timer() (<-chan time.Time, func() bool) {
 		return nil, func() bool { return false }
 	}
 	return l.clock.After(max(at.Sub(l.clock.Now()), 0))
-}
-
-// drain adds the subs already waiting, up to a batch.
-func (l *Loop) drain(batch []*submission) []*submission {
-	for len(batch) < l.batchMax {
-		select {
-		case c := <-l.subs:
-			batch = append(batch, c)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// failQueued answers every submission still queued after a failure.
-func (l *Loop) failQueued() {
-	for {
-		select {
-		case c := <-l.subs:
-			c.answer(l.unavailable())
-		default:
-			return
-		}
-	}
 }
