@@ -114,34 +114,29 @@ leader, found by following the members' refusals.`,
 	}
 	add.Flags().StringVar(&peerAddr, "peer", "", "the new member's peer address")
 	add.Flags().StringVar(&clientAddr, "client", "", "the new member's client address")
-	remove := &cobra.Command{
-		Use:   "remove ID",
-		Short: "Remove a member (the leader too: it steps down)",
-		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := memberID(args[0])
-			if err != nil {
-				return err
-			}
-			return run(func(ctx context.Context, c pb.ClusterClient) (proto.Message, error) {
-				return c.RemoveMember(ctx, &pb.RemoveMemberRequest{Id: id})
-			}, showVoters)(cmd, args)
-		},
+	byID := func(use, short string, call func(context.Context, pb.ClusterClient, uint64) (proto.Message, error)) *cobra.Command {
+		return &cobra.Command{
+			Use:   use,
+			Short: short,
+			Args:  usageArgs(cobra.ExactArgs(1)),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				id, err := memberID(args[0])
+				if err != nil {
+					return err
+				}
+				return run(func(ctx context.Context, c pb.ClusterClient) (proto.Message, error) { return call(ctx, c, id) },
+					showVoters)(cmd, args)
+			},
+		}
 	}
-	transfer := &cobra.Command{
-		Use:   "transfer-leader ID",
-		Short: "Hand the leadership to a member",
-		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := memberID(args[0])
-			if err != nil {
-				return err
-			}
-			return run(func(ctx context.Context, c pb.ClusterClient) (proto.Message, error) {
-				return c.TransferLeader(ctx, &pb.TransferLeaderRequest{Id: id})
-			}, showVoters)(cmd, args)
-		},
-	}
+	remove := byID("remove ID", "Remove a member (the leader too: it steps down)",
+		func(ctx context.Context, c pb.ClusterClient, id uint64) (proto.Message, error) {
+			return c.RemoveMember(ctx, &pb.RemoveMemberRequest{Id: id})
+		})
+	transfer := byID("transfer-leader ID", "Hand the leadership to a member",
+		func(ctx context.Context, c pb.ClusterClient, id uint64) (proto.Message, error) {
+			return c.TransferLeader(ctx, &pb.TransferLeaderRequest{Id: id})
+		})
 	cmd.AddCommand(statusCmd, add, remove, transfer)
 	return cmd
 }

@@ -84,6 +84,22 @@ func (g *group) leader(within time.Duration) int {
 	return -1
 }
 
+// loadedGroup starts a group of three and 32 lock clients given every
+// member's address, and returns once they have 200 grants, with the
+// leader's index.
+func loadedGroup(t *testing.T) (*group, int, *load) {
+	g := startGroup(t, 3)
+	lead := g.leader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	c, err := client.Connect(client.Config{Addrs: g.clients, TTL: 10 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	load := startLoad(ctx, t, c, 32, 8)
+	load.waitFor(200)
+	return g, lead, load
+}
+
 // TestE2EClusterKillLeader: 32 clients lock and unlock on a group of three
 // members, given every member's address; SIGKILL the leader. A new leader
 // serves within the election bound, the clients follow it with their
@@ -91,15 +107,7 @@ func (g *group) leader(within time.Duration) int {
 // the clients observed is linearizable. The killed member restarts,
 // catches up and the group goes on.
 func TestE2EClusterKillLeader(t *testing.T) {
-	g := startGroup(t, 3)
-	lead := g.leader(10 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	c, err := client.Connect(client.Config{Addrs: g.clients, TTL: 10 * time.Second})
-	require.NoError(t, err)
-	defer c.Close()
-	load := startLoad(ctx, t, c, 32, 8)
-	load.waitFor(200)
+	g, lead, load := loadedGroup(t)
 
 	g.procs[lead].kill()
 	killed := time.Now()
@@ -131,15 +139,7 @@ func TestE2EClusterKillLeader(t *testing.T) {
 // the clients observed stays linearizable (no two holders, no lost grant),
 // tokens keep rising, and it rejoins as a follower.
 func TestE2EClusterPauseLeader(t *testing.T) {
-	g := startGroup(t, 3)
-	lead := g.leader(10 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	c, err := client.Connect(client.Config{Addrs: g.clients, TTL: 10 * time.Second})
-	require.NoError(t, err)
-	defer c.Close()
-	load := startLoad(ctx, t, c, 32, 8)
-	load.waitFor(200)
+	g, lead, load := loadedGroup(t)
 
 	p := g.procs[lead]
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGSTOP))
