@@ -225,21 +225,7 @@ func (l *Loop) Inspect(ctx context.Context, f func(*engine.Core)) error {
 // Admin runs f on the loop goroutine with the replica (membership changes,
 // leadership transfer, status), between Readies.
 func (l *Loop) Admin(ctx context.Context, f func(*replica.Replica)) error {
-	ran := make(chan struct{})
-	g := func(r *replica.Replica) { f(r); close(ran) }
-	select {
-	case l.admin <- g:
-	case <-l.Done():
-		return l.StopErr()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-ran:
-		return nil
-	case <-l.Done():
-		return l.StopErr()
-	}
+	return engine.Call(ctx, l.Mailbox, l.admin, f)
 }
 
 // ReportSnapshot tells raft how sending a snapshot to peer to ended; the

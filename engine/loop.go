@@ -112,21 +112,7 @@ func StartLoop(node *Node, opts LoopOptions) *Loop {
 // Inspect runs f on the loop goroutine between turns, with read access to
 // the core (describe, list, metrics). f must not step the core.
 func (l *Loop) Inspect(ctx context.Context, f func(*Core)) error {
-	ran := make(chan struct{})
-	g := func(c *Core) { f(c); close(ran) }
-	select {
-	case l.inspect <- g:
-	case <-l.Done():
-		return l.StopErr()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-ran:
-		return nil
-	case <-l.Done():
-		return l.StopErr()
-	}
+	return Call(ctx, l.Mailbox, l.inspect, f)
 }
 
 func (l *Loop) run() {

@@ -202,3 +202,24 @@ func (m *Mailbox) FailQueued() {
 		}
 	}
 }
+
+// Call runs f on the owner's goroutine, which serves ch, and waits until it
+// ran; it fails if the owner stops first, or if ctx ends before the owner
+// took f.
+func Call[T any](ctx context.Context, m *Mailbox, ch chan<- func(T), f func(T)) error {
+	ran := make(chan struct{})
+	g := func(v T) { f(v); close(ran) }
+	select {
+	case ch <- g:
+	case <-m.done:
+		return m.StopErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-m.done:
+		return m.StopErr()
+	}
+}
