@@ -65,6 +65,9 @@ type Options struct {
 	// OnRole is told, on the loop goroutine, when this member's view of
 	// the leader changes (lead 0: none known).
 	OnRole func(lead uint64, leading bool)
+	// OnTick is told, on the loop goroutine after every tick, the member's
+	// figures (for metrics and health); it must not block.
+	OnTick func(Figures)
 	// QueueMax bounds the inputs waiting for the loop (default four
 	// batches' worth).
 	QueueMax int
@@ -72,6 +75,13 @@ type Options struct {
 	// (default 20 ticks).
 	ReadTimeout time.Duration
 	Log         *slog.Logger
+}
+
+// Figures are a member's counters, after each tick.
+type Figures struct {
+	Lead, Term      uint64
+	Commit, Applied uint64 // the commit index it knows, and its applied index
+	InFlight        int    // its proposals not yet answered
 }
 
 // NotLeader is the refusal of a member that is not the leader: Addr is the
@@ -267,6 +277,11 @@ func (l *Loop) run() {
 		case <-ticker.C:
 			l.r.Tick(l.clock.Now())
 			l.expireReads()
+			if l.opts.OnTick != nil {
+				lead, term := l.r.Leader()
+				l.opts.OnTick(Figures{Lead: lead, Term: term, Commit: l.r.Commit(), Applied: l.r.Applied(),
+					InFlight: len(l.props)})
+			}
 		case m := <-l.tr.Recv():
 			_ = l.r.Step(m) // not for this member: dropped
 		case c := <-l.Inputs():

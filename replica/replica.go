@@ -332,6 +332,9 @@ func (r *Replica) Leader() (id, term uint64) {
 // IsLeader reports whether this replica is its term's leader.
 func (r *Replica) IsLeader() bool { return r.rn.BasicStatus().RaftState == raft.StateLeader }
 
+// Commit returns the commit index this replica knows.
+func (r *Replica) Commit() uint64 { return r.rn.BasicStatus().HardState.GetCommit() }
+
 // Applied returns the index of the last entry applied to the core.
 func (r *Replica) Applied() uint64 { return r.applied }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"sync/atomic"
 
+	"github.com/bouncer-dlm/bouncer/cluster"
 	"github.com/bouncer-dlm/bouncer/engine"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -23,8 +24,9 @@ type metrics struct {
 
 	// A member of a group: the leader it knows (0: none), 1 while it leads,
 	// and the changes of leader it saw.
-	lead, leading atomic.Int64
-	leaderChanges prometheus.Counter
+	lead, leading                        atomic.Int64
+	leaderChanges                        prometheus.Counter
+	term, commitIndex, applied, inFlight atomic.Int64
 
 	conns   prometheus.Gauge       // connections held (Server.Listen)
 	refused *prometheus.CounterVec // calls and connections refused by a bound, by reason
@@ -63,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	reg.MustRegister(m.wait, m.commit, m.batch, m.fsyncs, m.grants, m.conns, m.refused, m.leaderChanges,
 		gauge("bouncer_leader", "The raft id of the leader this member knows (0: none; a lone node: 0).", &m.lead),
 		gauge("bouncer_is_leader", "1 while this member leads its group.", &m.leading),
+		gauge("bouncer_raft_term", "The raft term this member is in.", &m.term),
+		gauge("bouncer_raft_commit_index", "The commit index this member knows.", &m.commitIndex),
+		gauge("bouncer_raft_applied_index", "The index this member has applied (commit minus applied: its apply lag).", &m.applied),
+		gauge("bouncer_proposals_in_flight", "This member's proposals not yet answered.", &m.inFlight),
 		gauge("bouncer_sessions", "Live sessions.", &m.sessions),
 		gauge("bouncer_resources", "Resources in use.", &m.resources),
 		gauge("bouncer_locks_held", "Granted locks.", &m.locks),
@@ -81,6 +87,14 @@ func (m *metrics) leader(lead uint64, leading bool) {
 		v = 1
 	}
 	m.leading.Store(v)
+}
+
+// member records a member's figures after a tick (on the loop goroutine).
+func (m *metrics) member(f cluster.Figures) {
+	m.term.Store(int64(f.Term))
+	m.commitIndex.Store(int64(f.Commit))
+	m.applied.Store(int64(f.Applied))
+	m.inFlight.Store(int64(f.InFlight))
 }
 
 // turn records a turn's figures (on the loop goroutine).

@@ -189,10 +189,20 @@ func NewMember(r *replica.Replica, tr cluster.Transport, mopts cluster.Options, 
 	mopts.OnEvents, mopts.OnTurn = s.onEvents, s.onTurn
 	onRole := mopts.OnRole
 	mopts.OnRole = func(lead uint64, leading bool) {
-		s.setServing(lead != 0)
 		s.metrics.leader(lead, leading)
 		if onRole != nil {
 			onRole(lead, leading)
+		}
+	}
+	serving := false
+	mopts.OnTick = func(f cluster.Figures) {
+		s.metrics.member(f)
+		// SERVING: a leader is known and this member has applied what it
+		// knows is committed, but for a little.
+		ok := f.Lead != 0 && f.Commit-min(f.Commit, f.Applied) <= applyLagMax
+		if ok != serving {
+			serving = ok
+			s.setServing(ok)
 		}
 	}
 	if mopts.Clock == nil {
@@ -207,6 +217,10 @@ func NewMember(r *replica.Replica, tr cluster.Transport, mopts cluster.Options, 
 	s.watchLoop()
 	return s, l
 }
+
+// applyLagMax is how far a member's applied index may trail the commit
+// index it knows while its health is SERVING.
+const applyLagMax = 1000
 
 func newServer(opts Options) *Server {
 	opts = opts.withDefaults()

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +51,7 @@ func startGroup(t *testing.T, n int) *group {
 	}
 	for i := range n {
 		g.args = append(g.args, []string{"--id", strconv.Itoa(i + 1), "--peers", strings.Join(peers, ","),
-			"--clients", strings.Join(cls, ",")})
+			"--clients", strings.Join(cls, ","), "--snapshot-every", "256"})
 	}
 	g.procs = make([]*proc, n)
 	for i := range n {
@@ -152,5 +154,230 @@ func TestE2EClusterPauseLeader(t *testing.T) {
 	load.finish(t, paused, paused.Add(time.Millisecond))
 	for _, p := range g.procs {
 		require.NoError(t, p.stop(t))
+	}
+}
+
+// tcpProxy forwards connections from its listener to target until cut:
+// then it closes every connection it carries and drops new ones at once,
+// as a partition would.
+type tcpProxy struct {
+	lis    net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+}
+
+func newProxy(t *testing.T, target string) *tcpProxy {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &tcpProxy{lis: lis, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { _ = lis.Close(); p.setCut(true) })
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *tcpProxy) addr() string { return p.lis.Addr().String() }
+
+func (p *tcpProxy) track(cs ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		return false
+	}
+	for _, c := range cs {
+		p.conns[c] = true
+	}
+	return true
+}
+
+func (p *tcpProxy) serve(c net.Conn) {
+	up, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	if !p.track(c, up) {
+		_ = c.Close()
+		_ = up.Close()
+		return
+	}
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		_ = dst.Close()
+		_ = src.Close()
+	}
+	go pipe(up, c)
+	pipe(c, up)
+}
+
+// setCut cuts (or heals) the link.
+func (p *tcpProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			// map order: each closed
+			_ = c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+// TestE2EClusterPartitionLeader: the leader is cut off from its followers
+// (each raft link goes through a proxy the test controls) while the
+// clients still reach every member. The minority side refuses (the old
+// leader steps down and names no leader it cannot reach), the majority
+// elects and serves, and after the heal the group converges on one leader;
+// the clients' history stays linearizable and tokens keep rising.
+func TestE2EClusterPartitionLeader(t *testing.T) {
+	const n = 3
+	ports := freeAddrs(t, 2*n)
+	g := &group{t: t, dir: t.TempDir(), procs: make([]*proc, n)}
+	var cls []string
+	peerPorts := make([]string, n)
+	for i := range n {
+		g.clients = append(g.clients, ports[2*i])
+		peerPorts[i] = ports[2*i+1]
+		cls = append(cls, fmt.Sprintf("%d=%s", i+1, ports[2*i]))
+	}
+	// links[i][j] carries member i's raft messages to member j.
+	links := make([][]*tcpProxy, n)
+	for i := range n {
+		links[i] = make([]*tcpProxy, n)
+		var peers []string
+		for j := range n {
+			addr := peerPorts[j]
+			if j != i {
+				links[i][j] = newProxy(t, peerPorts[j])
+				addr = links[i][j].addr()
+			}
+			peers = append(peers, fmt.Sprintf("%d=%s", j+1, addr))
+		}
+		g.args = append(g.args, []string{"--id", strconv.Itoa(i + 1), "--peers", strings.Join(peers, ","),
+			"--clients", strings.Join(cls, ","), "--peer-listen", peerPorts[i]})
+	}
+	for i := range n {
+		g.start(i)
+	}
+	lead := g.leader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c, err := client.Connect(client.Config{Addrs: g.clients, TTL: 10 * time.Second})
+	require.NoError(t, err)
+	defer c.Close()
+	load := startLoad(ctx, t, c, 32, 8)
+	load.waitFor(200)
+
+	cut := func(on bool) {
+		for j := range n {
+			if j != lead {
+				links[lead][j].setCut(on)
+				links[j][lead].setCut(on)
+			}
+		}
+	}
+	cut(true)
+	parted := time.Now()
+	load.waitFor(load.count() + 200)
+	t.Logf("member %d cut off: 200 grants by the majority within %v", lead+1, time.Since(parted).Round(time.Millisecond))
+	// The old leader, alone, no longer leads: it refuses naming no one.
+	code, out := run(t, "cluster", "status", "--json", "--timeout", "2s", "--addr", g.clients[lead])
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, `"leader":"0"`, "the cut-off member should know no leader: %s", out)
+	cut(false)
+	healed := time.Now()
+	load.waitFor(load.count() + 200)
+	g.leader(10 * time.Second)
+	t.Logf("healed: the group agrees on a leader within %v", time.Since(healed).Round(time.Millisecond))
+	load.finish(t, parted, parted.Add(time.Millisecond))
+	for _, p := range g.procs {
+		require.NoError(t, p.stop(t))
+	}
+}
+
+// TestE2EClusterRollingRestart: under load, every member in turn is
+// stopped (SIGTERM) and started again on its data; the group serves
+// throughout (with pauses for elections), no session that kept its
+// keepalives is lost (the clients' sessions live through all of it), and
+// what they observed is linearizable.
+func TestE2EClusterRollingRestart(t *testing.T) {
+	g, _, load := loadedGroup(t)
+	began := time.Now()
+	for i := range g.procs {
+		require.NoError(t, g.procs[i].stop(t))
+		load.waitFor(load.count() + 50) // the others serve
+		g.start(i)
+		g.leader(10 * time.Second)
+		load.waitFor(load.count() + 50)
+	}
+	t.Logf("rolling restart of %d members in %v", len(g.procs), time.Since(began).Round(time.Millisecond))
+	load.finish(t, began, began)
+	for _, p := range g.procs {
+		require.NoError(t, p.stop(t))
+	}
+}
+
+// TestE2EClusterReplaceMember: under load, a follower is removed from the
+// group (cluster remove) and a fresh member joins (serve --join) and
+// catches up from a snapshot (the members compact their logs every 256
+// entries); the group serves throughout.
+func TestE2EClusterReplaceMember(t *testing.T) {
+	g, lead, load := loadedGroup(t)
+	changed := time.Now()
+	gone := (lead + 1) % len(g.procs)
+	code, out := run(t, "cluster", "remove", strconv.Itoa(gone+1), "--addr", g.addrList())
+	require.Equal(t, 0, code, out)
+	require.NoError(t, g.procs[gone].stop(t))
+	load.waitFor(load.count() + 100)
+
+	addrs := freeAddrs(t, 2)
+	fresh := startNode(t, filepath.Join(g.dir, "member-4"), addrs[0], "--id", "4", "--join", g.clients[lead],
+		"--peer-listen", addrs[1], "--snapshot-every", "256")
+	load.waitFor(load.count() + 100)
+	var st struct {
+		Commit  string `json:"commit"`
+		Members []struct {
+			ID    string `json:"id"`
+			Match string `json:"match"`
+		} `json:"members"`
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for caughtUp := false; !caughtUp; {
+		require.True(t, time.Now().Before(deadline), "member 4 did not catch up: %+v", st)
+		code, out = run(t, "cluster", "status", "--json", "--addr", g.clients[lead])
+		require.Equal(t, 0, code, out)
+		require.NoError(t, json.Unmarshal([]byte(out), &st))
+		for _, m := range st.Members {
+			require.NotEqual(t, strconv.Itoa(gone+1), m.ID, "the removed member is still listed")
+			if m.ID == "4" && m.Match != "0" {
+				caughtUp = true
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Its own view: it installed a snapshot (its log starts after one).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	own, err := clusterStatusAt(ctx, addrs[0])
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), own.Id)
+	require.NotZero(t, own.SnapshotIndex, "member 4 caught up without a snapshot: %v", own)
+	t.Logf("member 4: applied %d, snapshot %d", own.Applied, own.SnapshotIndex)
+	load.finish(t, changed, changed)
+	require.NoError(t, fresh.stop(t))
+	for i, p := range g.procs {
+		if i != gone {
+			require.NoError(t, p.stop(t))
+		}
 	}
 }

@@ -34,6 +34,7 @@ type memberFlags struct {
 	peerTLSCert, peerTLSKey, peerTLSCA string
 	tick                               time.Duration
 	electionTicks                      int
+	snapshotEvery                      uint64
 	advertiseClient, advertisePeer     string
 }
 
@@ -51,6 +52,7 @@ func (f *memberFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.peerTLSCA, "peer-tls-ca", "", "CA bundle (PEM) that every member's certificate chains to; peers without one are refused")
 	fl.DurationVar(&f.tick, "raft-tick", 100*time.Millisecond, "raft's tick: heartbeats every tick")
 	fl.IntVar(&f.electionTicks, "election-ticks", 10, "ticks without a leader before a member campaigns (plus up to as many again)")
+	fl.Uint64Var(&f.snapshotEvery, "snapshot-every", 4096, "applied entries the log keeps beyond its last snapshot before a new snapshot compacts it")
 }
 
 func (f *memberFlags) enabled() bool { return f.peers != "" || f.join != "" }
@@ -173,7 +175,7 @@ func startMember(f *memberFlags, data, listen string, lim spec.Limits, opts serv
 		}
 	})
 	r, err := replica.New(replica.Config{ID: f.id, Peers: ids, Join: join, Limits: lim, FS: vfs.Default, Dir: data,
-		Log: log, ElectionTick: f.electionTicks, HeartbeatTick: 1})
+		Log: log, ElectionTick: f.electionTicks, HeartbeatTick: 1, CompactAfter: f.snapshotEvery})
 	if err != nil {
 		return fail(err)
 	}
