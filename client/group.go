@@ -16,6 +16,7 @@ import (
 	"github.com/bouncer-dlm/bouncer/wire"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
@@ -192,7 +193,27 @@ func (g *group) stay(addr string, pause time.Duration) *member {
 	if m.conn == nil && m.err == nil {
 		m.err = errors.New("client: closed")
 	}
+	if m.conn != nil && len(g.conns) > 1 {
+		go g.watchConn(m)
+	}
 	return m
+}
+
+// watchConn leaves the stay m as soon as its connection fails (a member
+// that is down refuses the connection at once): as a refusal that names no
+// leader, without waiting out the silence bound.
+func (g *group) watchConn(m *member) {
+	state := m.conn.GetState()
+	for {
+		if state == connectivity.TransientFailure {
+			g.notLeader(m, "")
+			return
+		}
+		if !m.conn.WaitForStateChange(m.ctx, state) {
+			return // the stay ended
+		}
+		state = m.conn.GetState()
+	}
 }
 
 // sent notes that a request went out during stay m. Only the first since
