@@ -68,6 +68,10 @@ type Options struct {
 	// OnTick is told, on the loop goroutine after every tick, the member's
 	// figures (for metrics and health); it must not block.
 	OnTick func(Figures)
+	// OnPeer is told, on the loop goroutine, each round trip of a leader's
+	// heartbeat to a peer and its answer, and each snapshot sent (rtt 0);
+	// it must not block.
+	OnPeer func(to uint64, rtt time.Duration, snapshot bool)
 	// QueueMax bounds the inputs waiting for the loop (default four
 	// batches' worth).
 	QueueMax int
@@ -122,6 +126,7 @@ type Loop struct {
 	voters  []uint64         // as of the last members (loop goroutine)
 
 	// Owned by the loop goroutine.
+	beats   map[uint64]time.Time // the last heartbeat sent to each peer not yet answered
 	props   map[replica.ProposalID][]*engine.Submission
 	pending map[uint64]*read // reads asked of raft, by id
 	readSeq uint64
@@ -162,7 +167,7 @@ func Start(r *replica.Replica, tr Transport, lim spec.Limits, opts Options) *Loo
 	l := &Loop{r: r, tr: tr, opts: opts, clock: opts.Clock, lim: lim,
 		Mailbox: engine.NewMailbox(opts.QueueMax, "member"), reads: make(chan *read),
 		admin: make(chan func(*replica.Replica)), reports: make(chan report, 256),
-		props: map[replica.ProposalID][]*engine.Submission{}, pending: map[uint64]*read{}}
+		props: map[replica.ProposalID][]*engine.Submission{}, pending: map[uint64]*read{}, beats: map[uint64]time.Time{}}
 	go l.run()
 	return l
 }
@@ -283,6 +288,7 @@ func (l *Loop) run() {
 					InFlight: len(l.props)})
 			}
 		case m := <-l.tr.Recv():
+			l.received(m)
 			_ = l.r.Step(m) // not for this member: dropped
 		case c := <-l.Inputs():
 			l.batch = l.Drain(append(l.batch, c), l.opts.QueueMax)
@@ -337,6 +343,34 @@ func (l *Loop) propose() {
 	l.batch = nil
 }
 
+// sending notes the heartbeats and snapshots among msgs, for OnPeer.
+func (l *Loop) sending(msgs []*raftpb.Message) {
+	if l.opts.OnPeer == nil {
+		return
+	}
+	for _, m := range msgs {
+		switch m.GetType() {
+		case raftpb.MessageType_MsgHeartbeat:
+			if _, ok := l.beats[m.GetTo()]; !ok {
+				l.beats[m.GetTo()] = time.Now()
+			}
+		case raftpb.MessageType_MsgSnap:
+			l.opts.OnPeer(m.GetTo(), 0, true)
+		}
+	}
+}
+
+// received notes a heartbeat's answer, for OnPeer.
+func (l *Loop) received(m *raftpb.Message) {
+	if l.opts.OnPeer == nil || m.GetType() != raftpb.MessageType_MsgHeartbeatResp {
+		return
+	}
+	if at, ok := l.beats[m.GetFrom()]; ok {
+		delete(l.beats, m.GetFrom())
+		l.opts.OnPeer(m.GetFrom(), time.Since(at), false)
+	}
+}
+
 // ask asks raft to confirm a read.
 func (l *Loop) ask(rd *read) {
 	l.readSeq++
@@ -370,6 +404,7 @@ func (l *Loop) ready() error {
 		if err != nil {
 			return err
 		}
+		l.sending(rd.Messages)
 		l.tr.Send(rd.Messages)
 		inputs := 0
 		for i := range rd.Replies {

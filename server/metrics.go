@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/bouncer-dlm/bouncer/cluster"
 	"github.com/bouncer-dlm/bouncer/engine"
@@ -27,6 +28,8 @@ type metrics struct {
 	lead, leading                        atomic.Int64
 	leaderChanges                        prometheus.Counter
 	term, commitIndex, applied, inFlight atomic.Int64
+	peerRTT                              prometheus.Histogram
+	snapshotsSent                        prometheus.Counter
 
 	conns   prometheus.Gauge       // connections held (Server.Listen)
 	refused *prometheus.CounterVec // calls and connections refused by a bound, by reason
@@ -49,6 +52,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Fencing tokens issued: grants and up-conversions."}),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bouncer_connections",
 			Help: "Client connections held, under ConnectionsMax."}),
+		peerRTT: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "bouncer_peer_rtt_seconds",
+			Help:    "On the leader: from a heartbeat sent to a member to its answer.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		snapshotsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "bouncer_snapshots_sent_total",
+			Help: "Snapshots this member sent to members too far behind its log."}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "bouncer_leader_changes_total",
 			Help: "Changes of the leader this member knows (a member of a group)."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bouncer_refused_total",
@@ -63,6 +71,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			func() float64 { return float64(v.Load()) })
 	}
 	reg.MustRegister(m.wait, m.commit, m.batch, m.fsyncs, m.grants, m.conns, m.refused, m.leaderChanges,
+		m.peerRTT, m.snapshotsSent,
 		gauge("bouncer_leader", "The raft id of the leader this member knows (0: none; a lone node: 0).", &m.lead),
 		gauge("bouncer_is_leader", "1 while this member leads its group.", &m.leading),
 		gauge("bouncer_raft_term", "The raft term this member is in.", &m.term),
@@ -95,6 +104,15 @@ func (m *metrics) member(f cluster.Figures) {
 	m.commitIndex.Store(int64(f.Commit))
 	m.applied.Store(int64(f.Applied))
 	m.inFlight.Store(int64(f.InFlight))
+}
+
+// peer records a heartbeat's round trip, or a snapshot sent.
+func (m *metrics) peer(_ uint64, rtt time.Duration, snapshot bool) {
+	if snapshot {
+		m.snapshotsSent.Inc()
+		return
+	}
+	m.peerRTT.Observe(rtt.Seconds())
 }
 
 // turn records a turn's figures (on the loop goroutine).

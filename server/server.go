@@ -194,6 +194,7 @@ func NewMember(r *replica.Replica, tr cluster.Transport, mopts cluster.Options, 
 			onRole(lead, leading)
 		}
 	}
+	mopts.OnPeer = s.metrics.peer
 	serving := false
 	mopts.OnTick = func(f cluster.Figures) {
 		s.metrics.member(f)
