@@ -2,10 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -379,5 +387,88 @@ func TestE2EClusterReplaceMember(t *testing.T) {
 		if i != gone {
 			require.NoError(t, p.stop(t))
 		}
+	}
+}
+
+// writePeerCert makes a member's certificate for 127.0.0.1, for both ends
+// of a peer link, signed by writeTestPKI's CA.
+func writePeerCert(t *testing.T, dir string) (certFile, keyFile string) {
+	caPair, err := tls.LoadX509KeyPair(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caPair.Certificate[0])
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4), Subject: pkix.Name{CommonName: "member"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caPair.PrivateKey)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	return writePEM(t, dir, "member.pem", "CERTIFICATE", der), writePEM(t, dir, "member-key.pem", "EC PRIVATE KEY", keyDER)
+}
+
+// TestE2EClusterPeerTLS: a group whose peer links require the cluster's
+// certificates elects a leader and serves; a process without a
+// certificate the cluster's CA signed cannot talk on a peer port.
+func TestE2EClusterPeerTLS(t *testing.T) {
+	pki := t.TempDir()
+	ca, _, _ := writeTestPKI(t, pki)
+	cert, key := writePeerCert(t, pki)
+	g := &group{t: t, dir: t.TempDir()}
+	ports := freeAddrs(t, 6)
+	var peers, cls []string
+	for i := range 3 {
+		g.clients = append(g.clients, ports[2*i])
+		peers = append(peers, fmt.Sprintf("%d=%s", i+1, ports[2*i+1]))
+		cls = append(cls, fmt.Sprintf("%d=%s", i+1, ports[2*i]))
+	}
+	for i := range 3 {
+		g.args = append(g.args, []string{"--id", strconv.Itoa(i + 1), "--peers", strings.Join(peers, ","),
+			"--clients", strings.Join(cls, ","), "--peer-tls-cert", cert, "--peer-tls-key", key, "--peer-tls-ca", ca})
+	}
+	g.procs = make([]*proc, 3)
+	for i := range 3 {
+		g.start(i)
+	}
+	g.leader(10 * time.Second)
+	code, out := run(t, "lock", "--addr", g.addrList(), "tls-demo", "--", "true")
+	require.Equal(t, 0, code, out)
+
+	// No client certificate, and one from another CA: both refused.
+	other := t.TempDir()
+	writeTestPKI(t, other)
+	otherCert, otherKey := writePeerCert(t, other)
+	stranger, err := tls.LoadX509KeyPair(otherCert, otherKey)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(ca)
+	require.NoError(t, err)
+	require.True(t, pool.AppendCertsFromPEM(pem))
+	member, err := tls.LoadX509KeyPair(cert, key)
+	require.NoError(t, err)
+	peerAddr := strings.TrimPrefix(peers[0], "1=")
+	talk := func(certs []tls.Certificate) error { // an HTTP/2 preface, and the first bytes of the answer
+		conn, err := tls.Dial("tcp", peerAddr, &tls.Config{RootCAs: pool, Certificates: certs, MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2"}})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")); err != nil {
+			return err
+		}
+		_, err = conn.Read(make([]byte, 64))
+		return err
+	}
+	require.NoError(t, talk([]tls.Certificate{member}), "the cluster's certificate must get an answer (the check can pass)")
+	for name, certs := range map[string][]tls.Certificate{"no certificate": nil, "another CA's": {stranger}} {
+		require.Error(t, talk(certs), "%s: the peer port took a connection", name)
+	}
+	for _, p := range g.procs {
+		require.NoError(t, p.stop(t))
 	}
 }
