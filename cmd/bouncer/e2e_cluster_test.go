@@ -23,7 +23,9 @@ import (
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/client"
+	"github.com/bouncer-dlm/bouncer/peer"
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/raft/v3/raftpb"
 )
 
 // group is a replicated group of real bouncer serve processes on loopback.
@@ -468,6 +470,55 @@ func TestE2EClusterPeerTLS(t *testing.T) {
 	for name, certs := range map[string][]tls.Certificate{"no certificate": nil, "another CA's": {stranger}} {
 		require.Error(t, talk(certs), "%s: the peer port took a connection", name)
 	}
+	for _, p := range g.procs {
+		require.NoError(t, p.stop(t))
+	}
+}
+
+// TestE2EClusterPeerBadInput: bad input on a live member's peer port:
+// garbage bytes, a stream of another cluster, a stream from a member id
+// the group does not have. Each is refused and logged, and nothing
+// changes: the group keeps its leader and term, and serves.
+func TestE2EClusterPeerBadInput(t *testing.T) {
+	g := startGroup(t, 3)
+	lead := g.leader(10 * time.Second)
+	status := func() string {
+		code, out := run(t, "cluster", "status", "--json", "--addr", g.addrList())
+		require.Equal(t, 0, code, out)
+		var st struct{ Leader, Term string }
+		require.NoError(t, json.Unmarshal([]byte(out), &st))
+		return st.Leader + "/" + st.Term
+	}
+	before := status()
+	victim := (lead + 1) % 3
+	peerAddr := ""
+	for _, kv := range strings.Split(g.args[victim][3], ",") { // --peers
+		if id, addr, _ := strings.Cut(kv, "="); id == strconv.Itoa(victim+1) {
+			peerAddr = addr
+		}
+	}
+	require.NotEmpty(t, peerAddr)
+
+	conn, err := net.Dial("tcp", peerAddr)
+	require.NoError(t, err)
+	_, _ = conn.Write([]byte("garbage, not HTTP/2 nor a frame\x00\x01\x02"))
+	_ = conn.Close()
+	for _, c := range []struct{ cluster, from string }{{"another-cluster", "7"}, {"bouncer", "9"}} {
+		from, _ := strconv.ParseUint(c.from, 10, 64)
+		tr, err := peer.New(peer.Config{ID: from, ClusterID: c.cluster,
+			Peers: map[uint64]string{from: "127.0.0.1:1", uint64(victim + 1): peerAddr}})
+		require.NoError(t, err)
+		tr.Send([]*raftpb.Message{{Type: raftpb.MessageType_MsgVote.Enum(), To: new(uint64(victim + 1)),
+			From: new(from), Term: new(uint64(1000))}})
+		time.Sleep(300 * time.Millisecond)
+		require.NoError(t, tr.Close())
+	}
+	log := g.procs[victim].log()
+	require.Contains(t, log, "refused a stream of another cluster")
+	require.Contains(t, log, "refused a stream of an unknown member")
+	require.Equal(t, before, status(), "a refused message changed the group")
+	code, out := run(t, "lock", "--addr", g.addrList(), "after-bad-input", "--", "true")
+	require.Equal(t, 0, code, out)
 	for _, p := range g.procs {
 		require.NoError(t, p.stop(t))
 	}
