@@ -23,6 +23,7 @@ type devClusterFlags struct {
 	dir   string
 	port  int
 	host  string
+	pprof bool
 }
 
 func newDevClusterCmd() *cobra.Command {
@@ -44,6 +45,7 @@ Ctrl-C stops them all.`,
 	fl.StringVar(&f.dir, "dir", "./bouncer-dev", "folder of the members' data (member-1, member-2, ...)")
 	fl.IntVar(&f.port, "port", 7400, "base port: member i listens on port+10*i (clients) and port+10*i+1 (raft)")
 	fl.StringVar(&f.host, "host", "127.0.0.1", "the address every member listens on")
+	fl.BoolVar(&f.pprof, "pprof", false, "members serve Go's profiles on their metrics endpoints (port+10*i+2)")
 	return cmd
 }
 
@@ -61,6 +63,9 @@ func devMembers(f devClusterFlags) (args [][]string, clients []string) {
 			"--peers", strings.Join(peers, ","), "--clients", strings.Join(cls, ","),
 			"--listen", clients[i-1], "--metrics", fmt.Sprintf("%s:%d", f.host, f.port+10*i+2),
 			"--data", filepath.Join(f.dir, fmt.Sprintf("member-%d", i))})
+		if f.pprof {
+			args[i-1] = append(args[i-1], "--pprof")
+		}
 	}
 	return args, clients
 }

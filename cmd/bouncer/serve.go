@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -36,6 +37,7 @@ type serveFlags struct {
 	defaultTTL, shutdownGraceTime time.Duration
 	quota                         server.Options // the per-client and connection bounds
 	member                        memberFlags    // a member of a replicated group
+	pprof                         bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -79,6 +81,7 @@ running group through any member's client address:
 	fl.IntVar(&q.ConnectionsMax, "connections-max", 0, "connections the node holds at once; more are refused (0: 4096; keep under the file limit)")
 	fl.DurationVar(&q.HandshakeTimeout, "handshake-timeout", 0, "bound on a new connection's TLS handshake and HTTP/2 preface (0: 10s)")
 	fl.DurationVar(&q.IdleTimeout, "idle-timeout", 0, "close a connection with no stream for this long (0: 5m)")
+	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiles (/debug/pprof/) on the metrics endpoint")
 	f.member.register(fl)
 	return cmd
 }
@@ -132,7 +135,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	served := make(chan error, 1)
 	limited := srv.Listen(lis, creds != nil)
 	go func() { served <- g.Serve(limited) }()
-	metricsSrv := startMetrics(f.metrics, reg, log)
+	metricsSrv := startMetrics(f.metrics, f.pprof, reg, log)
 	log.Info("serving", "listen", lis.Addr().String(), "data", f.data, "metrics", f.metrics,
 		"tls", creds != nil, "auth_tokens", len(tokens), "member", f.member.id)
 
@@ -176,12 +179,17 @@ func stopGracefully(g *grpc.Server, grace time.Duration) {
 	}
 }
 
-func startMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) *http.Server {
+func startMetrics(addr string, profiles bool, reg *prometheus.Registry, log *slog.Logger) *http.Server {
 	if addr == "" {
 		return nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	s := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := s.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
