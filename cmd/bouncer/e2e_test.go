@@ -292,6 +292,7 @@ func writePEM(t *testing.T, dir, name, kind string, b []byte) string {
 // loop, recording what they observe.
 type load struct {
 	hist     *history
+	fence    fence
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -339,7 +340,7 @@ func (l *load) run(c *client.Client, i, resources int) {
 		deadline, _ := ctx.Deadline()
 		acq := linearizability.Entry{Client: i, Call: hist.now(), Return: linearizability.Never,
 			Input: spec.Input{Op: spec.OpAcquire, Session: s.ID(), Resource: resource,
-				Request: spec.RequestID(2*n + 1), Mode: spec.EX, WaitTimeout: time.Until(deadline)}}
+				Request: spec.RequestID(3*n + 1), Mode: spec.EX, WaitTimeout: time.Until(deadline)}}
 		lk, err := s.Lock(ctx, resource, spec.EX)
 		if err != nil {
 			hist.add(acq) // outcome unknown
@@ -351,8 +352,26 @@ func (l *load) run(c *client.Client, i, resources int) {
 		acq.Known, acq.Return = true, hist.now()
 		acq.Output = spec.Result{Code: spec.OK, Mode: lk.Mode(), Token: lk.Token(), Value: value, ValueValid: valid}
 		hist.add(acq)
+		// A write to the fenced resource under the grant's token: refused
+		// if a later grant's token was seen there first (two holders).
+		if !l.fence.write(resource, g.token) {
+			l.fail("client %d: the fenced resource %s refused token %d: a later holder wrote first", i, resource, g.token)
+		}
+		// Down to PR (a conversion never waits downwards), then release.
+		cv := linearizability.Entry{Client: i, Call: hist.now(), Return: linearizability.Never,
+			Input: spec.Input{Op: spec.OpConvert, Session: s.ID(), Resource: resource, Request: spec.RequestID(3*n + 2),
+				Mode: spec.PR, WaitTimeout: time.Until(deadline)}}
+		if err := lk.Convert(ctx, spec.PR); err != nil {
+			hist.add(cv) // outcome unknown
+			l.fail("client %d: convert: %v", i, err)
+			return
+		}
+		value, valid = lk.Value()
+		cv.Known, cv.Return = true, hist.now()
+		cv.Output = spec.Result{Code: spec.OK, Mode: lk.Mode(), Token: lk.Token(), Value: value, ValueValid: valid}
+		hist.add(cv)
 		rel := linearizability.Entry{Client: i, Call: hist.now(), Return: linearizability.Never,
-			Input: spec.Input{Op: spec.OpRelease, Session: s.ID(), Resource: resource, Request: spec.RequestID(2*n + 2)}}
+			Input: spec.Input{Op: spec.OpRelease, Session: s.ID(), Resource: resource, Request: spec.RequestID(3*n + 3)}}
 		err = lk.Unlock(ctx)
 		g.released = err == nil
 		if err == nil {
@@ -367,6 +386,26 @@ func (l *load) run(c *client.Client, i, resources int) {
 			return
 		}
 	}
+}
+
+// fence is the fenced resource the holders write to: per resource, the
+// highest token it has seen; a write under a lower one is refused.
+type fence struct {
+	mu  sync.Mutex
+	max map[string]spec.Token
+}
+
+func (f *fence) write(resource string, token spec.Token) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.max == nil {
+		f.max = map[string]spec.Token{}
+	}
+	if token < f.max[resource] {
+		return false
+	}
+	f.max[resource] = token
+	return true
 }
 
 // count is the grants acknowledged so far.
@@ -451,7 +490,7 @@ func (h *history) check(t *testing.T) {
 	}
 }
 
-// TestE2ECrashRestart: SIGKILL the node while 32 clients lock and unlock,
+// TestE2ECrashRestart: SIGKILL the node while 32 clients lock, convert and unlock,
 // restart it on the same data and port. No acknowledged grant is lost (each
 // holder's release still finds its lock), every token granted after the
 // restart exceeds every token acknowledged before the crash, and what the
@@ -529,4 +568,16 @@ func TestE2EAddrList(t *testing.T) {
 	code, out = run(t, "status", "--addr", p.addr+","+p.addr)
 	require.Equal(t, exitUsage, code, out)
 	require.Contains(t, out, "listed twice")
+}
+
+// TestFenceRefusesAnOlderToken: the load's fenced resource refuses a write
+// under a token lower than one it has seen (what a second holder with an
+// older grant would send), and takes equal or higher ones.
+func TestFenceRefusesAnOlderToken(t *testing.T) {
+	var f fence
+	require.True(t, f.write("r", 5))
+	require.True(t, f.write("r", 5))
+	require.True(t, f.write("s", 1), "each resource has its own highest token")
+	require.False(t, f.write("r", 4))
+	require.True(t, f.write("r", 9))
 }
