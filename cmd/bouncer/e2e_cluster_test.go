@@ -112,7 +112,7 @@ func loadedGroup(t *testing.T) (*group, int, *load) {
 	return g, lead, load
 }
 
-// TestE2EClusterKillLeader: 32 clients lock and unlock on a group of three
+// TestE2EClusterKillLeader: 32 clients lock, convert and unlock on a group of three
 // members, given every member's address; SIGKILL the leader. A new leader
 // serves within the election bound, the clients follow it with their
 // sessions, no acknowledged grant is lost, tokens keep rising, and what
@@ -146,7 +146,7 @@ func TestE2EClusterKillLeader(t *testing.T) {
 }
 
 // TestE2EClusterPauseLeader: SIGSTOP the leader past the election timeout
-// while 32 clients lock and unlock, then SIGCONT it. The others elect and
+// while 32 clients lock, convert and unlock, then SIGCONT it. The others elect and
 // serve meanwhile; the old leader, back, answers nothing it may not: what
 // the clients observed stays linearizable (no two holders, no lost grant),
 // tokens keep rising, and it rejoins as a follower.
