@@ -146,6 +146,15 @@ func scanLog(r io.ReadCloser, logf *os.File, ready *regexp.Regexp, found chan<- 
 	_, _ = io.Copy(logf, r)
 }
 
+// Endpoint is the address its clients dial.
+func (s *Server) Endpoint() string { return s.Addr }
+
+// Kill sends SIGKILL and waits until the process has gone; its data stays.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
 // PID is the server's process id.
 func (s *Server) PID() int { return s.cmd.Process.Pid }
 
