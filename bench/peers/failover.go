@@ -18,6 +18,9 @@ type Failing interface {
 	Kill(i int) error
 	// Restart starts member i again on its data.
 	Restart(ctx context.Context, i int) error
+	// ElectedSince is when a member first said it became the leader at
+	// or after t (false if none did, or the group cannot tell).
+	ElectedSince(t time.Time) (time.Time, bool)
 }
 
 // FailoverConfig is how the failover of a group is measured.
@@ -40,12 +43,16 @@ var DefaultFailover = FailoverConfig{Kills: 5, Clients: 64, Grants: 1000, Settle
 // FailoverSample is one kill of a group's leader while clients cycle locks.
 type FailoverSample struct {
 	Leader   int           // the member killed, 1-based
+	Elected  time.Duration // from the kill to a member's saying it leads (its log line); 0 if unknown
 	ToFirst  time.Duration // from the kill to the first grant after it (past Settle)
 	ToN      time.Duration // from the kill to the Grants-th grant after it
 	Residual int           // grants within Settle of the kill (the old leader's answers)
 	Errors   int           // calls that failed; each client that saw one opened a new client and session
 	Error    string        // the first such error, if any
-	Rejoin   time.Duration // from the killed member's restart to the group whole again
+	// ErrorKinds counts the failed calls by error message (the first
+	// errKindLen bytes of it).
+	ErrorKinds map[string]int
+	Rejoin     time.Duration // from the killed member's restart to the group whole again
 }
 
 // grantLog times the grants of a failover load.
@@ -58,7 +65,11 @@ type grantLog struct {
 	errors          int
 	firstErr        string
 	errorsSinceKill int
+	kinds           map[string]int
 }
+
+// errKindLen is how much of an error message tells its kind.
+const errKindLen = 120
 
 func (l *grantLog) grant(t time.Time) {
 	l.mu.Lock()
@@ -82,6 +93,8 @@ func (l *grantLog) failed(err error) {
 		if l.firstErr == "" {
 			l.firstErr = err.Error()
 		}
+		msg := err.Error()
+		l.kinds[msg[:min(len(msg), errKindLen)]]++
 	}
 }
 
@@ -90,7 +103,7 @@ func (l *grantLog) arm(t time.Time, settle time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.since, l.settled = t, t.Add(settle)
-	l.residual, l.after, l.errorsSinceKill, l.firstErr = 0, nil, 0, ""
+	l.residual, l.after, l.errorsSinceKill, l.firstErr, l.kinds = 0, nil, 0, "", map[string]int{}
 }
 
 func (l *grantLog) counts() (total, after int) {
@@ -100,13 +113,13 @@ func (l *grantLog) counts() (total, after int) {
 }
 
 // disarm stops recording and returns what was recorded since arm.
-func (l *grantLog) disarm() (after []time.Time, residual, errs int, firstErr string) {
+func (l *grantLog) disarm() (after []time.Time, residual, errs int, firstErr string, kinds map[string]int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	after, residual, errs, firstErr = l.after, l.residual, l.errorsSinceKill, l.firstErr
+	after, residual, errs, firstErr, kinds = l.after, l.residual, l.errorsSinceKill, l.firstErr, l.kinds
 	l.since, l.after = time.Time{}, nil
 	slices.SortFunc(after, time.Time.Compare)
-	return after, residual, errs, firstErr
+	return after, residual, errs, firstErr, kinds
 }
 
 // churn is a failover load: clients that cycle locks, each on a resource of
@@ -229,10 +242,13 @@ func RunFailover(ctx context.Context, g Failing, dial Dialer, cfg FailoverConfig
 			return samples, append(errs, fmt.Errorf("kill %d: %w", k+1, err))
 		}
 		done := waitFor(ctx, cfg.Timeout, func() bool { _, n := ch.log.counts(); return n >= cfg.Grants })
-		after, residual, nerr, firstErr := ch.log.disarm()
-		s := FailoverSample{Leader: lead + 1, Residual: residual, Errors: nerr, Error: firstErr}
+		after, residual, nerr, firstErr, kinds := ch.log.disarm()
+		s := FailoverSample{Leader: lead + 1, Residual: residual, Errors: nerr, Error: firstErr, ErrorKinds: kinds}
 		if len(after) > 0 {
 			s.ToFirst = after[0].Sub(kill)
+		}
+		if at, ok := g.ElectedSince(kill); ok {
+			s.Elected = at.Sub(kill)
 		}
 		if done && len(after) >= cfg.Grants {
 			s.ToN = after[cfg.Grants-1].Sub(kill)
@@ -252,8 +268,8 @@ func RunFailover(ctx context.Context, g Failing, dial Dialer, cfg FailoverConfig
 		}
 		samples = append(samples, s)
 		if logf != nil {
-			logf("kill %d/%d: member %d: first grant after %v, %d after %v; %d residual grants, %d failed calls; rejoined in %v",
-				k+1, cfg.Kills, s.Leader, s.ToFirst.Round(time.Millisecond), cfg.Grants, s.ToN.Round(time.Millisecond),
+			logf("kill %d/%d at %s: member %d: new leader after %v, first grant after %v, %d after %v; %d residual grants, %d failed calls; rejoined in %v",
+				k+1, cfg.Kills, kill.UTC().Format("15:04:05.000"), s.Leader, s.Elected.Round(time.Millisecond), s.ToFirst.Round(time.Millisecond), cfg.Grants, s.ToN.Round(time.Millisecond),
 				s.Residual, s.Errors, s.Rejoin.Round(time.Millisecond))
 		}
 	}
@@ -264,7 +280,10 @@ func RunFailover(ctx context.Context, g Failing, dial Dialer, cfg FailoverConfig
 type FailoverRow struct {
 	ToFirst, ToN, Rejoin     time.Duration
 	MinFirst, MaxFirst       time.Duration
+	Elected                  time.Duration // median of the kills that know it; 0 if none
+	AfterElection            time.Duration // median of ToFirst - Elected, likewise
 	Kills, Errors, Residuals int
+	ErrorKinds               map[string]int // summed over the kills
 }
 
 // failoverMedian is the row of ss (false if ss is empty).
@@ -272,25 +291,33 @@ func failoverMedian(ss []FailoverSample) (FailoverRow, bool) {
 	if len(ss) == 0 {
 		return FailoverRow{}, false
 	}
-	med := func(f func(FailoverSample) time.Duration) time.Duration {
-		v := make([]time.Duration, len(ss))
-		for i, s := range ss {
-			v[i] = f(s)
-		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
-	}
-	r := FailoverRow{Kills: len(ss), MinFirst: ss[0].ToFirst, MaxFirst: ss[0].ToFirst,
-		ToFirst: med(func(s FailoverSample) time.Duration { return s.ToFirst }),
-		ToN:     med(func(s FailoverSample) time.Duration { return s.ToN }),
-		Rejoin:  med(func(s FailoverSample) time.Duration { return s.Rejoin })}
+	r := FailoverRow{Kills: len(ss), MinFirst: ss[0].ToFirst, MaxFirst: ss[0].ToFirst, ErrorKinds: map[string]int{}}
+	var first, toN, rejoin, elected, afterElection []time.Duration
 	for _, s := range ss {
+		first, toN, rejoin = append(first, s.ToFirst), append(toN, s.ToN), append(rejoin, s.Rejoin)
+		if s.Elected > 0 {
+			elected, afterElection = append(elected, s.Elected), append(afterElection, s.ToFirst-s.Elected)
+		}
+		for k, n := range s.ErrorKinds {
+			r.ErrorKinds[k] += n
+		}
 		r.MinFirst, r.MaxFirst = min(r.MinFirst, s.ToFirst), max(r.MaxFirst, s.ToFirst)
 		r.Errors += s.Errors
 		r.Residuals += s.Residual
 	}
+	r.ToFirst, r.ToN, r.Rejoin = medianDuration(first), medianDuration(toN), medianDuration(rejoin)
+	r.Elected, r.AfterElection = medianDuration(elected), medianDuration(afterElection)
 	return r, true
+}
+
+// medianDuration is the median of v (0 if v is empty); it sorts v.
+func medianDuration(v []time.Duration) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }

@@ -132,6 +132,18 @@ func (g *Group) Leader(ctx context.Context) (int, error) {
 	}
 }
 
+// ElectedSince is the first time at or after t that a running member said
+// it became the leader, if one did.
+func (g *Group) ElectedSince(t time.Time) (time.Time, bool) {
+	var first time.Time
+	for _, m := range g.up() {
+		if at, ok := m.LeadingSince(t); ok && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	return first, !first.IsZero()
+}
+
 // Kill sends SIGKILL to member i and waits until the process has gone; its
 // data stays.
 func (g *Group) Kill(i int) error {
@@ -208,9 +220,10 @@ func StartBouncerGroup(ctx context.Context, bin, dir, name string, n int) (*Grou
 		peerList = append(peerList, fmt.Sprintf("%d=%s", i+1, ports[2*i+1]))
 	}
 	re := regexp.MustCompile(`msg=serving listen=(\S+)`)
+	leader := regexp.MustCompile(`msg=leader id=\d+ self=true`)
 	g.start = func(ctx context.Context, i, restart int) (*Server, error) {
 		mdir := filepath.Join(dir, fmt.Sprintf("m%d", i+1))
-		return start(ctx, memberName(name, i, restart), mdir, re, "", bin, "serve",
+		return startMember(ctx, memberName(name, i, restart), mdir, re, leader, "", bin, "serve",
 			"--id", strconv.Itoa(i+1), "--peers", strings.Join(peerList, ","), "--clients", strings.Join(clientList, ","),
 			"--listen", g.Addrs[i], "--data", filepath.Join(mdir, "data"), "--metrics", "")
 	}
@@ -282,9 +295,10 @@ func StartEtcdGroup(ctx context.Context, bin, dir, name string, n int) (*Group, 
 		initial = append(initial, fmt.Sprintf("m%d=http://%s", i+1, ports[2*i+1]))
 	}
 	re := regexp.MustCompile(`^ready listen=(\S+)`)
+	leader := regexp.MustCompile(`^leader id=\S+ self=true`)
 	g.start = func(ctx context.Context, i, restart int) (*Server, error) {
 		mdir := filepath.Join(dir, fmt.Sprintf("m%d", i+1))
-		return start(ctx, memberName(name, i, restart), mdir, re, "", bin, "--data", filepath.Join(mdir, "data"),
+		return startMember(ctx, memberName(name, i, restart), mdir, re, leader, "", bin, "--data", filepath.Join(mdir, "data"),
 			"--client", ports[2*i], "--peer", ports[2*i+1], "--name", fmt.Sprintf("m%d", i+1),
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", name)
 	}

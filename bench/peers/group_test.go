@@ -67,6 +67,8 @@ func (f *fakeGroup) Kill(i int) error {
 
 func (f *fakeGroup) Restart(context.Context, int) error { return nil }
 
+func (f *fakeGroup) ElectedSince(time.Time) (time.Time, bool) { return time.Time{}, false }
+
 func (f *fakeGroup) dial(ctx context.Context, addr string) (Client, error) {
 	if f.down.Load() {
 		return nil, errFakeDown
@@ -98,7 +100,8 @@ func TestRunFailover(t *testing.T) {
 		t.Fatalf("%d samples of %d kills", len(ss), f.kills.Load())
 	}
 	for _, s := range ss {
-		if s.ToFirst < f.outage || s.ToN < s.ToFirst || s.Errors == 0 || s.Error != errFakeDown.Error() {
+		if s.ToFirst < f.outage || s.ToN < s.ToFirst || s.Errors == 0 || s.Error != errFakeDown.Error() ||
+			s.ErrorKinds[errFakeDown.Error()] != s.Errors {
 			t.Errorf("sample %+v: want the first grant after the %v outage, failed calls counted", s, f.outage)
 		}
 	}
@@ -133,9 +136,10 @@ func TestMarkdownGroups(t *testing.T) {
 	add(Uncontended, 64, "etcd-3", 500)
 	add(Contended, 64, "bouncer-3", 600)
 	r.Errors[Key{Contended, 64, "etcd-3"}] = []string{"boom"}
-	r.Failover["bouncer-3"] = []FailoverSample{{Leader: 1, ToFirst: 1200 * time.Millisecond, ToN: 1500 * time.Millisecond},
-		{Leader: 2, ToFirst: 1400 * time.Millisecond, ToN: 1700 * time.Millisecond}}
-	r.Failover["etcd-3"] = []FailoverSample{{Leader: 3, ToFirst: 1300 * time.Millisecond, ToN: 2000 * time.Millisecond, Errors: 7, Error: "EOF"}}
+	r.Failover["bouncer-3"] = []FailoverSample{{Leader: 1, Elected: time.Second, ToFirst: 1200 * time.Millisecond, ToN: 1500 * time.Millisecond},
+		{Leader: 2, Elected: 1300 * time.Millisecond, ToFirst: 1400 * time.Millisecond, ToN: 1700 * time.Millisecond}}
+	r.Failover["etcd-3"] = []FailoverSample{{Leader: 3, ToFirst: 1300 * time.Millisecond, ToN: 2000 * time.Millisecond, Errors: 7, Error: "EOF",
+		ErrorKinds: map[string]int{"EOF": 2, "request timed out": 5}}}
 	md := Report{Results: r, Machine: Machine{CPU: "test"}}.Markdown()
 	for _, want := range []string{
 		"| uncontended | 64 | bouncer-3 | 3,000 |", "0.75x the ops/s of one bouncer node",
@@ -146,8 +150,8 @@ func TestMarkdownGroups(t *testing.T) {
 		"| uncontended throughput, bouncer-3 vs one bouncer node | ≥ 0.5x | 0.75x | met |",
 		"| failover, leader SIGKILLed: median time to the first grant, bouncer-3 vs etcd-3 | ≤ 1x | 1.00x | met |",
 		"| failover, leader SIGKILLed: median time to 1,000 grants, bouncer-3 vs etcd-3 | ≤ 1x | 0.80x | met |",
-		"| bouncer-3 | 2 | 1300 ms | 1200 ms – 1400 ms | 1600 ms |",
-		"| etcd-3 | 1 | 1300 ms |", "a failed call: EOF",
+		"| bouncer-3 | 2 | 1150 ms | 1300 ms | 1200 ms – 1400 ms | 150 ms | 1600 ms |",
+		"| etcd-3 | 1 | – | 1300 ms | 1300 ms – 1300 ms | – | 2000 ms |", "failed calls: 5× `request timed out`, 2× `EOF`",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)

@@ -1,7 +1,9 @@
 package peers
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -347,20 +349,41 @@ func (rep Report) ratioOf(t target) (float64, bool) {
 	return t.measure(mine) / t.measure(theirs), true
 }
 
+// errorKinds lists the n most frequent error messages with their counts.
+func errorKinds(kinds map[string]int, n int) string {
+	msgs := slices.Collect(maps.Keys(kinds))
+	slices.SortFunc(msgs, func(a, b string) int {
+		if c := cmp.Compare(kinds[b], kinds[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	for i, m := range msgs {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("%d more kinds", len(msgs)-n))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%d× `%s`", kinds[m], strings.ReplaceAll(strings.ReplaceAll(m, "|", "/"), "`", "'")))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // failoverTable is a row per group: the medians of its kills.
 func (rep Report) failoverTable(b *strings.Builder) {
 	r := rep.Results
 	f := r.Plan.Failover
 	fmt.Fprintf(b, "%d clients cycle locks (uncontended) on the group, given every member's address; the leader gets SIGKILL, "+
-		"and the time runs from the kill to the first grant any client receives after it, and to the %s-th. The killed member is "+
+		"and the time runs from the kill to the first grant any client receives after it, and until %s grants have been received. The killed member is "+
 		"restarted on its data and the group left to be whole again (every member following the leader, within %d entries of "+
 		"its log) before the next kill. Medians of the kills. Both systems elect a new leader after a randomized election "+
 		"timeout, by default 1 to 2 s in both (Bouncer: 10 to 20 ticks of 100 ms; etcd: 1,000 ms to 2,000 ms), so the time to the first "+
-		"grant is mostly that draw, and a median of a few kills is noisy. Grants that arrive within %v of the kill are the "+
+		"grant is mostly that draw, and a median of a few kills is noisy; \"new leader\" is when a member's log said it became the "+
+		"leader (the harness reads the members' output as it comes), and the next column is the time from then to the first grant. Grants that arrive within %v of the kill are the "+
 		"old leader's answers on their way and are not counted. A client whose call fails opens a new client and session "+
 		"(on a resource new to it) and goes on.\n\n", f.Clients, commas(int64(f.Grants)), groupLagMax, f.Settle)
-	b.WriteString("| system | kills | to the first grant | (min – max) | to " + commas(int64(f.Grants)) + " grants | " +
-		"rejoin after restart | failed calls | notes |\n|---|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| system | kills | new leader | to the first grant | (min – max) | first grant after the election | to " + commas(int64(f.Grants)) + " grants | " +
+		"rejoin after restart | failed calls | notes |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, sys := range r.Plan.Systems {
 		if sys.Members == 0 {
 			continue
@@ -375,24 +398,21 @@ func (rep Report) failoverTable(b *strings.Builder) {
 		}
 		row, ok := failoverMedian(r.Failover[sys.Name])
 		if !ok {
-			fmt.Fprintf(b, "| %s | 0 | failed | | | | | %s |\n", sys.Name, strings.Join(notes, "; "))
+			fmt.Fprintf(b, "| %s | 0 | | failed | | | | | | %s |\n", sys.Name, strings.Join(notes, "; "))
 			continue
 		}
 		if row.Residuals > 0 {
 			notes = append(notes, fmt.Sprintf("%d grants within %v of the kills (the old leader's answers) not counted", row.Residuals, f.Settle))
 		}
-		for _, s := range r.Failover[sys.Name] {
-			if s.Error != "" {
-				e := strings.ReplaceAll(s.Error, "|", "/")
-				if len(e) > 160 {
-					e = e[:160] + "..."
-				}
-				notes = append(notes, "a failed call: "+e)
-				break
-			}
+		if kinds := errorKinds(row.ErrorKinds, 3); kinds != "" {
+			notes = append(notes, "failed calls: "+kinds)
 		}
-		fmt.Fprintf(b, "| %s | %d | %s | %s – %s | %s | %s | %d | %s |\n", sys.Name, row.Kills, lat(row.ToFirst), lat(row.MinFirst),
-			lat(row.MaxFirst), lat(row.ToN), lat(row.Rejoin), row.Errors, strings.Join(notes, "; "))
+		elected, after := "–", "–"
+		if row.Elected > 0 {
+			elected, after = lat(row.Elected), lat(row.AfterElection)
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s – %s | %s | %s | %s | %d | %s |\n", sys.Name, row.Kills, elected, lat(row.ToFirst), lat(row.MinFirst),
+			lat(row.MaxFirst), after, lat(row.ToN), lat(row.Rejoin), row.Errors, strings.Join(notes, "; "))
 	}
 }
 

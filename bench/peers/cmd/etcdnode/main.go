@@ -1,8 +1,8 @@
 // Command etcdnode runs one embedded etcd server (go.etcd.io/etcd/server/v3/embed)
 // with its data on disk, in a process of its own so that the peer benchmark
 // can read its memory (RSS) apart from the load generator's. It prints
-// "ready listen=ADDR" on stdout once it serves, and stops cleanly on SIGTERM
-// or SIGINT.
+// "ready listen=ADDR" on stdout once it serves, "leader id=ID self=BOOL" on
+// every change of leader after that, and stops cleanly on SIGTERM or SIGINT.
 //
 // Alone it is a cluster of one. A member of a cluster of several is given
 // its --name and the --initial-cluster (NAME=http://HOST:PORT of every
@@ -70,6 +70,18 @@ func main() {
 		log.Fatal("etcdnode: not ready after 60s")
 	}
 	fmt.Printf("ready listen=%s\n", e.Clients[0].Addr())
+	// Every change of leader, so that a benchmark can time elections.
+	go func() {
+		for {
+			select {
+			case <-e.Server.LeaderChangedNotify():
+			case <-e.Server.StopNotify():
+				return
+			}
+			lead := e.Server.Leader()
+			fmt.Printf("leader id=%s self=%v\n", lead, lead == e.Server.MemberID())
+		}
+	}()
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
