@@ -47,10 +47,10 @@ type FailoverSample struct {
 	ToFirst  time.Duration // from the kill to the first grant after it (past Settle)
 	ToN      time.Duration // from the kill to the Grants-th grant after it
 	Residual int           // grants within Settle of the kill (the old leader's answers)
-	Errors   int           // calls that failed; each client that saw one opened a new client and session
-	Error    string        // the first such error, if any
-	// ErrorKinds counts the failed calls by error message (the first
-	// errKindLen bytes of it).
+	Errors   int           // clients whose calls failed (a client's calls that fail in a row count once)
+	Error    string        // the first such failure's error, if any
+	// ErrorKinds counts the failures by the first error's message (the
+	// first errKindLen bytes of it).
 	ErrorKinds map[string]int
 	Rejoin     time.Duration // from the killed member's restart to the group whole again
 }
@@ -123,9 +123,9 @@ func (l *grantLog) disarm() (after []time.Time, residual, errs int, firstErr str
 }
 
 // churn is a failover load: clients that cycle locks, each on a resource of
-// its own, and that open a new client and session after any failed call
-// (on a resource new to them, so that a lock the old session might still
-// hold cannot block them), as an application would.
+// its own, and that try again after a failed call (on a resource new to
+// them, so that a lock whose grant was lost cannot block them), as an
+// application would: see failoverRetryPause.
 type churn struct {
 	ctx     context.Context
 	dial    Dialer
@@ -141,6 +141,15 @@ type churn struct {
 // takes longer counts as failed.
 const failoverOpTimeout = 15 * time.Second
 
+// A client of the failover load whose call fails tries again every
+// failoverRetryPause, on a resource new to it, with the same client and
+// session; if its calls still fail after failoverRedialAfter it opens a
+// new client and session.
+var (
+	failoverRetryPause  = 50 * time.Millisecond
+	failoverRedialAfter = 5 * time.Second
+)
+
 func (ch *churn) run(i int, c Client) {
 	defer ch.workers.Done()
 	defer func() {
@@ -148,6 +157,7 @@ func (ch *churn) run(i int, c Client) {
 			ch.closeInBackground(c)
 		}
 	}()
+	var failing time.Time // since when the calls fail, if they do
 	for gen := 0; ch.ctx.Err() == nil; {
 		ctx, cancel := context.WithTimeout(ch.ctx, failoverOpTimeout)
 		h, err := c.Lock(ctx, fmt.Sprintf("%s-f%d-%d", ch.tag, i, gen), Exclusive)
@@ -156,14 +166,27 @@ func (ch *churn) run(i int, c Client) {
 			err = h.Unlock(ctx)
 		}
 		cancel()
-		if err == nil || ch.ctx.Err() != nil {
-			continue
-		}
-		ch.log.failed(err)
-		ch.closeInBackground(c)
-		gen++
-		if c = ch.redial(); c == nil {
-			return
+		switch {
+		case ch.ctx.Err() != nil:
+		case err == nil:
+			failing = time.Time{}
+		case failing.IsZero(): // the first failure since a success
+			failing = time.Now()
+			ch.log.failed(err)
+			fallthrough
+		case time.Since(failing) < failoverRedialAfter: // try again on the same client
+			gen++
+			select {
+			case <-time.After(failoverRetryPause):
+			case <-ch.ctx.Done():
+			}
+		default:
+			ch.closeInBackground(c)
+			gen++
+			if c = ch.redial(); c == nil {
+				return
+			}
+			failing = time.Time{}
 		}
 	}
 }
@@ -268,7 +291,7 @@ func RunFailover(ctx context.Context, g Failing, dial Dialer, cfg FailoverConfig
 		}
 		samples = append(samples, s)
 		if logf != nil {
-			logf("kill %d/%d at %s: member %d: new leader after %v, first grant after %v, %d after %v; %d residual grants, %d failed calls; rejoined in %v",
+			logf("kill %d/%d at %s: member %d: new leader after %v, first grant after %v, %d after %v; %d residual grants, %d clients saw calls fail; rejoined in %v",
 				k+1, cfg.Kills, kill.UTC().Format("15:04:05.000"), s.Leader, s.Elected.Round(time.Millisecond), s.ToFirst.Round(time.Millisecond), cfg.Grants, s.ToN.Round(time.Millisecond),
 				s.Residual, s.Errors, s.Rejoin.Round(time.Millisecond))
 		}

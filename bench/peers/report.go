@@ -380,10 +380,11 @@ func (rep Report) failoverTable(b *strings.Builder) {
 		"timeout, by default 1 to 2 s in both (Bouncer: 10 to 20 ticks of 100 ms; etcd: 1,000 ms to 2,000 ms), so the time to the first "+
 		"grant is mostly that draw, and a median of a few kills is noisy; \"new leader\" is when a member's log said it became the "+
 		"leader (the harness reads the members' output as it comes), and the next column is the time from then to the first grant. Grants that arrive within %v of the kill are the "+
-		"old leader's answers on their way and are not counted. A client whose call fails opens a new client and session "+
-		"(on a resource new to it) and goes on.\n\n", f.Clients, commas(int64(f.Grants)), groupLagMax, f.Settle)
+		"old leader's answers on their way and are not counted. A client whose call fails tries again every %v on the same "+
+		"client and session (on a resource new to it), and opens a new client and session if its calls still fail after %v; "+
+		"\"clients that saw calls fail\" is summed over the kills (a client's failures in a row count once).\n\n", f.Clients, commas(int64(f.Grants)), groupLagMax, f.Settle, failoverRetryPause, failoverRedialAfter)
 	b.WriteString("| system | kills | new leader | to the first grant | (min – max) | first grant after the election | to " + commas(int64(f.Grants)) + " grants | " +
-		"rejoin after restart | failed calls | notes |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+		"rejoin after restart | clients that saw calls fail | notes |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, sys := range r.Plan.Systems {
 		if sys.Members == 0 {
 			continue
@@ -405,7 +406,7 @@ func (rep Report) failoverTable(b *strings.Builder) {
 			notes = append(notes, fmt.Sprintf("%d grants within %v of the kills (the old leader's answers) not counted", row.Residuals, f.Settle))
 		}
 		if kinds := errorKinds(row.ErrorKinds, 3); kinds != "" {
-			notes = append(notes, "failed calls: "+kinds)
+			notes = append(notes, "the errors: "+kinds)
 		}
 		elected, after := "–", "–"
 		if row.Elected > 0 {
