@@ -6,6 +6,7 @@ package peers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/client"
@@ -15,9 +16,15 @@ import (
 // sessionTTL is the lease of every system's sessions and locks.
 const sessionTTL = 10 * time.Second
 
-// DialBouncer opens a connection and a session on a Bouncer node.
+// DialBouncer opens a connection and a session on a Bouncer node, or on a
+// replicated group: addr may name every member, comma-separated, and the
+// client follows the leader among them.
 func DialBouncer(ctx context.Context, addr string) (Client, error) {
-	c, err := client.Connect(client.Config{Addr: addr, TTL: sessionTTL})
+	cfg := client.Config{Addr: addr, TTL: sessionTTL}
+	if strings.Contains(addr, ",") {
+		cfg = client.Config{Addrs: strings.Split(addr, ","), TTL: sessionTTL}
+	}
+	c, err := client.Connect(cfg)
 	if err != nil {
 		return nil, err
 	}

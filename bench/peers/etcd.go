@@ -14,11 +14,12 @@ import (
 )
 
 // DialEtcd opens a client and a session (a lease, kept alive) on an etcd
-// server. Exclusive locks are concurrency.Mutex (TryLock for the try-lock
+// server, or on a cluster: addr may name every member, comma-separated
+// (clientv3 takes several endpoints). Exclusive locks are concurrency.Mutex (TryLock for the try-lock
 // workload); shared locks are the client's recipe.RWMutex, etcd's own
 // reader-writer lock from its experimental recipes.
 func DialEtcd(ctx context.Context, addr string) (Client, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second,
+	c, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(addr, ","), DialTimeout: 5 * time.Second,
 		Context: context.Background(), Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
@@ -93,3 +94,48 @@ func (h etcdRLocked) Unlock(context.Context) error { return h.rw.RUnlock() }
 type etcdWLocked struct{ rw *recipe.RWMutex }
 
 func (h etcdWLocked) Unlock(context.Context) error { return h.rw.Unlock() }
+
+// etcdStatus asks every member of an etcd cluster for its status (the
+// maintenance API) and returns the leader's index in addrs, and whether the
+// cluster is whole: every member answers, names the same leader and has
+// applied within groupLagMax entries of the highest raft index.
+func etcdStatus(ctx context.Context, addrs []string) (int, bool, error) {
+	c, err := clientv3.New(clientv3.Config{Endpoints: addrs, DialTimeout: 2 * time.Second,
+		Context: ctx, Logger: zap.NewNop()})
+	if err != nil {
+		return -1, false, fmt.Errorf("etcd status: %w", err)
+	}
+	defer c.Close()
+	lead, whole := -1, true
+	var leaderID, top uint64
+	applied := make([]uint64, len(addrs))
+	for i, a := range addrs {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := c.Status(sctx, a)
+		cancel()
+		if err != nil {
+			whole = false
+			continue
+		}
+		switch {
+		case st.Leader == 0 || leaderID != 0 && st.Leader != leaderID:
+			whole = false
+		default:
+			leaderID = st.Leader
+		}
+		if st.Header != nil && st.Header.MemberId == st.Leader && st.Leader != 0 {
+			lead = i
+		}
+		top = max(top, st.RaftIndex)
+		applied[i] = st.RaftAppliedIndex
+	}
+	if lead < 0 {
+		return -1, false, errors.New("etcd status: no member says it leads")
+	}
+	for _, a := range applied {
+		if a+groupLagMax < top {
+			whole = false
+		}
+	}
+	return lead, whole, nil
+}

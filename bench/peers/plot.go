@@ -26,7 +26,7 @@ func WritePlot(r *Results, path string) (bool, error) {
 		points := 0
 		for j, sys := range r.Plan.Systems {
 			var ops, p99 plotter.XYs
-			for _, c := range r.Plan.Cells {
+			for _, c := range r.Plan.AllCells() {
 				if c.Workload != w {
 					continue
 				}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -23,10 +24,14 @@ type Server struct {
 	Name string
 	Addr string // host:port its clients dial
 
-	cmd    *exec.Cmd
-	dir    string        // data directory, removed by Stop
-	exited chan struct{} // closed when the process has ended
-	err    error         // how it ended, once exited is closed
+	cmd *exec.Cmd
+	dir string // data directory, removed by Stop
+	// leading: when the process's log said it became the leader of its
+	// group (the lines that match the leader pattern given to start).
+	mu      sync.Mutex
+	leading []time.Time
+	exited  chan struct{} // closed when the process has ended
+	err     error         // how it ended, once exited is closed
 }
 
 const (
@@ -74,6 +79,12 @@ func StartRedis(ctx context.Context, bin, dir string, durable bool) (*Server, er
 // line that matches ready; its first group, if any, is the address (else
 // addr is).
 func start(ctx context.Context, name, dir string, ready *regexp.Regexp, addr string, bin string, args ...string) (*Server, error) {
+	return startMember(ctx, name, dir, ready, nil, addr, bin, args...)
+}
+
+// startMember is start, noting the time of every line that matches leader
+// (nil: none).
+func startMember(ctx context.Context, name, dir string, ready, leader *regexp.Regexp, addr string, bin string, args ...string) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -99,7 +110,7 @@ func start(ctx context.Context, name, dir string, ready *regexp.Regexp, addr str
 	_ = pw.Close()
 	s := &Server{Name: name, Addr: addr, cmd: cmd, dir: dir, exited: make(chan struct{})}
 	found := make(chan string, 1)
-	go scanLog(pr, logf, ready, found)
+	go s.scanLog(pr, logf, ready, leader, found)
 	go func() {
 		s.err = cmd.Wait()
 		close(s.exited)
@@ -123,9 +134,10 @@ func start(ctx context.Context, name, dir string, ready *regexp.Regexp, addr str
 	return nil, err
 }
 
-// scanLog copies the process's output to logf, and sends the first match of
-// ready (its first group, or "") on found.
-func scanLog(r io.ReadCloser, logf *os.File, ready *regexp.Regexp, found chan<- string) {
+// scanLog copies the process's output to logf, sends the first match of
+// ready (its first group, or "") on found, and notes when lines match
+// leader.
+func (s *Server) scanLog(r io.ReadCloser, logf *os.File, ready, leader *regexp.Regexp, found chan<- string) {
 	defer logf.Close()
 	defer r.Close()
 	sc := bufio.NewScanner(r)
@@ -133,6 +145,11 @@ func scanLog(r io.ReadCloser, logf *os.File, ready *regexp.Regexp, found chan<- 
 	matched := false
 	for sc.Scan() {
 		line := sc.Text()
+		if leader != nil && leader.MatchString(line) {
+			s.mu.Lock()
+			s.leading = append(s.leading, time.Now())
+			s.mu.Unlock()
+		}
 		_, _ = logf.WriteString(line + "\n")
 		if m := ready.FindStringSubmatch(line); !matched && m != nil {
 			matched = true
@@ -144,6 +161,28 @@ func scanLog(r io.ReadCloser, logf *os.File, ready *regexp.Regexp, found chan<- 
 		}
 	}
 	_, _ = io.Copy(logf, r)
+}
+
+// LeadingSince is the first time at or after t that the server said it
+// became the leader, if it did.
+func (s *Server) LeadingSince(t time.Time) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, at := range s.leading {
+		if !at.Before(t) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Endpoint is the address its clients dial.
+func (s *Server) Endpoint() string { return s.Addr }
+
+// Kill sends SIGKILL and waits until the process has gone; its data stays.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
 }
 
 // PID is the server's process id.

@@ -28,14 +28,16 @@ func main() {
 }
 
 type flags struct {
-	bouncer, etcd, redis      string
-	systems, clients, contend string
-	focus, tableClients       int
-	runs                      int
-	warmup, window, timeout   time.Duration
-	redisRetry                time.Duration
-	md, png, work             string
-	command, commit           string
+	bouncer, etcd, redis    string
+	systems, only           string
+	clients, contend, group string
+	focus, tableClients     int
+	failover                peers.FailoverConfig
+	runs                    int
+	warmup, window, timeout time.Duration
+	redisRetry              time.Duration
+	md, png, work           string
+	command, commit         string
 }
 
 func parseFlags() flags {
@@ -43,7 +45,13 @@ func parseFlags() flags {
 	flag.StringVar(&f.bouncer, "bouncer", "", "the bouncer binary (required)")
 	flag.StringVar(&f.etcd, "etcdnode", "", "the etcdnode binary, from ./cmd/etcdnode (required)")
 	flag.StringVar(&f.redis, "redis-server", "redis-server", "the redis-server binary")
-	flag.StringVar(&f.systems, "systems", "bouncer,etcd,redis-always,redis-default", "systems to run, of those four")
+	flag.StringVar(&f.systems, "systems", "bouncer,etcd,redis-always,redis-default,bouncer-3,etcd-3", "systems to run, of those six")
+	flag.StringVar(&f.only, "only", "", "run only these systems (comma-separated names of -systems'), e.g. bouncer,bouncer-3,etcd-3")
+	flag.StringVar(&f.group, "group-clients", "64", "client counts of the uncontended and contended workloads on the groups (bouncer-3, etcd-3)")
+	f.failover = peers.DefaultFailover
+	flag.IntVar(&f.failover.Kills, "kills", f.failover.Kills, "leaders killed per group to time the failover (0: skip it)")
+	flag.IntVar(&f.failover.Clients, "failover-clients", f.failover.Clients, "clients cycling locks while the leaders are killed")
+	flag.IntVar(&f.failover.Grants, "failover-grants", f.failover.Grants, "the failover's second figure is the time to this many grants after the kill")
 	flag.StringVar(&f.clients, "clients", "1,8,64,256", "client counts of the uncontended workload")
 	flag.StringVar(&f.contend, "contended", "8,64,256", "client counts of the contended workload")
 	flag.IntVar(&f.focus, "focus", 64, "client count of the try-lock and shared/exclusive workloads")
@@ -52,7 +60,7 @@ func parseFlags() flags {
 	flag.IntVar(&f.runs, "runs", 3, "runs; figures are medians over them")
 	flag.DurationVar(&f.warmup, "warmup", 500*time.Millisecond, "warm-up before each measured window")
 	flag.DurationVar(&f.window, "window", 3*time.Second, "measured window of each cell")
-	flag.DurationVar(&f.timeout, "timeout", 14*time.Minute, "give up (and stop every server) after this long")
+	flag.DurationVar(&f.timeout, "timeout", 19*time.Minute, "give up (and stop every server) after this long")
 	flag.DurationVar(&f.redisRetry, "redis-retry", peers.RedisRetry, "how long a Redis client waits before polling a held lock again (±50%)")
 	flag.StringVar(&f.md, "md", "RESULTS.md", "write the Markdown report here")
 	flag.StringVar(&f.png, "png", "results.png", "write the plot here (PNG)")
@@ -68,14 +76,19 @@ func run() error {
 	if f.bouncer == "" || f.etcd == "" {
 		return errors.New("-bouncer and -etcdnode are required")
 	}
-	redisBin, err := exec.LookPath(f.redis)
-	if err != nil {
-		return fmt.Errorf("-redis-server: %w (bench/peers/setup.sh installs it)", err)
-	}
 	peers.RedisRetry = f.redisRetry
+	redisBin, lookErr := exec.LookPath(f.redis)
+	if lookErr != nil {
+		redisBin = f.redis
+	}
 	plan, err := makePlan(f, redisBin)
 	if err != nil {
 		return err
+	}
+	if !slices.ContainsFunc(plan.Systems, func(s peers.System) bool { return strings.HasPrefix(s.Name, "redis") }) {
+		redisBin = "" // only a run with Redis needs redis-server
+	} else if lookErr != nil {
+		return fmt.Errorf("-redis-server: %w (bench/peers/setup.sh installs it)", lookErr)
 	}
 	work := f.work
 	if work == "" {
@@ -90,8 +103,8 @@ func run() error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	fmt.Fprintf(os.Stderr, "peers: %d systems x %d cells x %d runs, about %v of measuring plus the lock table; data in %s\n",
-		len(plan.Systems), len(plan.Cells), plan.Runs, plan.Estimate().Round(time.Second), work)
+	fmt.Fprintf(os.Stderr, "peers: %d systems x %d cells x %d runs (groups: %d cells), about %v of measuring and failover plus the lock table; data in %s\n",
+		len(plan.Systems), len(plan.Cells), plan.Runs, len(plan.GroupCells), plan.Estimate().Round(time.Second), work)
 	res, runErr := plan.Run(ctx)
 	rep := peers.Report{Results: res, Command: f.command, Commit: f.commit,
 		Machine: machine}
@@ -109,28 +122,64 @@ func makePlan(f flags, redisBin string) (peers.Plan, error) {
 	p := peers.Plan{Runs: f.runs, Timing: peers.Timing{Warmup: f.warmup, Window: f.window},
 		TableClients: f.tableClients, Log: os.Stderr}
 	all := peers.Systems(f.bouncer, f.etcd, redisBin)
-	for _, name := range strings.Split(f.systems, ",") {
-		i := slices.IndexFunc(all, func(s peers.System) bool { return s.Name == name })
-		if i < 0 {
-			return p, fmt.Errorf("-systems: no system %q", name)
+	list := f.systems
+	if f.only != "" {
+		list = f.only
+	}
+	var names []string
+	for _, name := range strings.Split(list, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
 		}
-		p.Systems = append(p.Systems, all[i])
+		if !slices.ContainsFunc(all, func(s peers.System) bool { return s.Name == name }) {
+			return p, fmt.Errorf("-systems/-only: no system %q", name)
+		}
+		names = append(names, name)
 	}
-	if len(p.Systems) == 0 || p.Systems[0].Name != "bouncer" {
-		return p, errors.New("-systems: bouncer must come first (the ratios are to it)")
+	for _, s := range all { // in the usual order: the single servers, then the groups
+		if slices.Contains(names, s.Name) {
+			p.Systems = append(p.Systems, s)
+		}
 	}
-	for _, sweep := range []struct {
-		w    peers.Workload
-		list string
-	}{{peers.Uncontended, f.clients}, {peers.Contended, f.contend}} {
-		for _, c := range strings.Split(sweep.list, ",") {
+	if len(p.Systems) == 0 {
+		return p, errors.New("-systems/-only: no system to run")
+	}
+	p.Failover = f.failover
+	if p.Failover.Kills < 0 || p.Failover.Clients < 1 || p.Failover.Grants < 1 {
+		return p, errors.New("-kills must not be negative, -failover-clients and -failover-grants positive")
+	}
+	counts := func(list string) ([]int, error) {
+		var ns []int
+		for _, c := range strings.Split(list, ",") {
 			if c == "" {
 				continue
 			}
 			n, err := strconv.Atoi(c)
 			if err != nil || n < 1 {
-				return p, fmt.Errorf("client count %q: want a positive integer", c)
+				return nil, fmt.Errorf("client count %q: want a positive integer", c)
 			}
+			ns = append(ns, n)
+		}
+		return ns, nil
+	}
+	gs, err := counts(f.group)
+	if err != nil {
+		return p, err
+	}
+	for _, w := range []peers.Workload{peers.Uncontended, peers.Contended} {
+		for _, n := range gs {
+			p.GroupCells = append(p.GroupCells, peers.Cell{Workload: w, Clients: n})
+		}
+	}
+	for _, sweep := range []struct {
+		w    peers.Workload
+		list string
+	}{{peers.Uncontended, f.clients}, {peers.Contended, f.contend}} {
+		ns, err := counts(sweep.list)
+		if err != nil {
+			return p, err
+		}
+		for _, n := range ns {
 			p.Cells = append(p.Cells, peers.Cell{Workload: sweep.w, Clients: n})
 		}
 	}
