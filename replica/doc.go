@@ -101,17 +101,13 @@
 //	                       in the snapshot's data too
 //	0x00 'e' index(BE64)   each log entry after the snapshot's index
 //
-// Every Ready that changes anything is one batch committed before Ready
-// returns: the new entries (and the deletion of any stored entries they
-// replace), the hard state, the core's writes of every entry applied, and
-// the applied state; when the log is compacted or a snapshot installed,
-// also the new snapshot metadata and the deletions. So the database always
-// holds the core exactly as of the applied index it records. The batch is
-// synced (one fsync) when it holds what raft must find again after a crash:
-// new entries, a snapshot, a new term or vote. A batch that only applies
-// committed entries is not: a crash may lose it, and the replica restarts
-// at an older applied index (Durable tells the last synced one) and applies
-// the same entries again from the durable log. raft.MemoryStorage stays as the in-memory copy raft reads,
+// Every Ready that changes anything is one batch committed with one fsync
+// before Ready returns: the new entries (and the deletion of any stored
+// entries they replace), the hard state, the core's writes of every entry
+// applied, and the applied state; when the log is compacted or a snapshot
+// installed, also the new snapshot metadata and the deletions. So the
+// database always holds the core exactly as of the applied index it
+// records. raft.MemoryStorage stays as the in-memory copy raft reads,
 // loaded from the database by New.
 //
 // A restart is exact: the core comes back through engine.RestoreExact as

@@ -33,8 +33,7 @@ import (
 //	                        (its addresses, opaque here), as of the applied
 //	                        index; part of the replicated state
 //
-// Every Ready that changes anything is one batch (synced when it holds
-// entries, a snapshot, a new term or vote; see doc.go): the new entries
+// Every Ready that changes anything is one synced batch: the new entries
 // (and the deletion of the entries they replace), the hard state, the
 // core's writes for every entry applied, the applied state and, when the
 // log is compacted or a snapshot installed, the new snapshot metadata and
