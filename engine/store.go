@@ -295,22 +295,13 @@ func (b *Batch) Len() int { return b.b.Len() }
 // error stops the store, as any failed write does (fail-stop): nothing
 // that depends on the batch may be acknowledged. The batch is closed
 // either way.
-func (b *Batch) Commit() error { return b.commit(pebble.Sync) }
-
-// CommitNoSync writes the batch without waiting for a sync: it is atomic,
-// but a crash may lose it (with every later unsynced batch), until a later
-// synced commit or the OS makes it durable. For what can be rebuilt after
-// a crash (a replica's applied state, which replaying the durable log
-// gives again). An error stops the store, as Commit's.
-func (b *Batch) CommitNoSync() error { return b.commit(pebble.NoSync) }
-
-func (b *Batch) commit(opts *pebble.WriteOptions) (err error) {
+func (b *Batch) Commit() (err error) {
 	defer b.s.guard(&err) // a Pebble Fatalf leaves the batch to Pebble, unclosed
 	if err := b.s.failure(); err != nil {
 		_ = b.b.Close()
 		return err
 	}
-	err = b.b.Commit(opts)
+	err = b.b.Commit(pebble.Sync)
 	_ = b.b.Close()
 	if err != nil {
 		return fmt.Errorf("store: commit: %w", err)

@@ -102,7 +102,6 @@ type cluster struct {
 	fs      []*vfs.MemFS       // each replica's file system
 	upAt    []spec.Time        // when a down replica restarts
 	seen    []uint64           // each replica's applied index after its last Ready
-	durable []uint64           // and as of its last synced batch
 	peers   []uint64
 	disk    *diskFault   // the last replica's injected disk errors, if any
 	reports []snapReport // snapshot sends ended, to report to their senders
@@ -195,7 +194,7 @@ func run(t *testing.T, cfg config, seed uint64) result {
 		peers[i] = uint64(i + 1)
 	}
 	c.peers = peers
-	c.upAt, c.seen, c.durable = make([]spec.Time, cfg.replicas), make([]uint64, cfg.replicas), make([]uint64, cfg.replicas)
+	c.upAt, c.seen = make([]spec.Time, cfg.replicas), make([]uint64, cfg.replicas)
 	for i, id := range peers {
 		c.fs = append(c.fs, vfs.NewCrashableMem())
 		fs := vfs.FS(c.fs[i])
@@ -208,7 +207,7 @@ func run(t *testing.T, cfg config, seed uint64) result {
 			t.Fatal(err)
 		}
 		c.reps = append(c.reps, r)
-		c.seen[i], c.durable[i] = r.Applied(), r.Durable()
+		c.seen[i] = r.Applied()
 		c.ticks = append(c.ticks, spec.Time(c.rng.IntN(int(tickInterval/ms)))*ms)
 	}
 	defer func() {
@@ -344,9 +343,8 @@ func (c *cluster) restart(i int) {
 	c.res.restarts++
 	h := r.StateHash()
 	fmt.Fprintf(c.trace, "%d replica %d restarted at %d hash %x\n", c.now, i+1, r.Applied(), h)
-	if r.Applied() < c.durable[i] || r.Applied() > c.seen[i] {
-		c.fail("restart", "replica %d restarted at applied index %d, its last Ready had reached %d, its last synced one %d",
-			i+1, r.Applied(), c.seen[i], c.durable[i])
+	if r.Applied() != c.seen[i] {
+		c.fail("restart", "replica %d restarted at applied index %d, its last Ready had reached %d", i+1, r.Applied(), c.seen[i])
 	}
 	if prev, ok := c.hashAt[r.Applied()]; ok && prev != h {
 		c.fail("restart", "replica %d restarted at index %d with state hash %x, the replicas had %x there", i+1, r.Applied(), h, prev)
@@ -627,7 +625,7 @@ func (c *cluster) ready(i int) {
 		fmt.Fprintf(c.trace, "%d replica %d installed a snapshot at %d\n", c.now, r.ID(), r.Applied())
 	}
 	c.checkApplied(r, rd.Applied, r.Applied() != prev)
-	c.seen[i], c.durable[i] = r.Applied(), r.Durable()
+	c.seen[i] = r.Applied()
 	for _, rp := range rd.Replies {
 		c.checkReply(r, rp)
 	}

@@ -121,9 +121,6 @@ type Replica struct {
 	appliedFailover uint64
 	applied         uint64 // index of the last entry applied to the core
 	appliedTerm     uint64 // its term
-	durable         uint64 // the applied index as of the last synced batch
-	// hardTerm and hardVote are raft's term and vote as last written.
-	hardTerm, hardVote uint64
 	// lostBelow: own entries with a seq up to it may be applied without a
 	// pending proposal (their proposals were lost to a restart or a
 	// snapshot); any later one must be pending.
@@ -245,7 +242,6 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 	r := &Replica{id: cfg.ID, lim: cfg.Limits, store: st, core: core, conf: s.conf, members: members,
 		compact: cfg.CompactAfter, pending: map[uint64]pending{}, applied: s.applied.index,
 		appliedTerm: s.applied.term, appliedFailover: s.applied.failover, seq: s.applied.seq,
-		durable: s.applied.index, hardTerm: s.hard.GetTerm(), hardVote: s.hard.GetVote(),
 		lostBelow: s.applied.seq, stampMax: core.Now(), storedApplied: s.applied}
 	if r.compact == 0 {
 		r.compact = compactAfterDefault
@@ -335,11 +331,6 @@ func (r *Replica) Leader() (id, term uint64) {
 
 // IsLeader reports whether this replica is its term's leader.
 func (r *Replica) IsLeader() bool { return r.rn.BasicStatus().RaftState == raft.StateLeader }
-
-// Durable returns the applied index as of the last synced batch: after a
-// crash the replica restarts at an applied index between it and Applied
-// (a batch that only applies committed entries is not synced; see Ready).
-func (r *Replica) Durable() uint64 { return r.durable }
 
 // Commit returns the commit index this replica knows.
 func (r *Replica) Commit() uint64 { return r.rn.BasicStatus().HardState.GetCommit() }
@@ -683,34 +674,10 @@ func (r *Replica) Ready() (Ready, error) {
 		b.Close()
 		return r.stop(err)
 	}
-	// What raft must find again after a crash is synced: new entries, a
-	// snapshot installed, a new term or vote. A batch that only applies
-	// committed entries (and moves the commit index) is not: a crash may
-	// lose it, and the replica restarts at an older applied index and
-	// applies the same entries again, from the durable log, to the same
-	// state. Its answers may go out at once: they follow from committed
-	// entries alone.
-	sync := snap || len(rd.Entries) > 0 || rd.HardState.GetTerm() != r.hardTerm || rd.HardState.GetVote() != r.hardVote
-	if raft.IsEmptyHardState(rd.HardState) {
-		sync = snap || len(rd.Entries) > 0
-	}
-	if bugzooOn && planted("applied-with-writes-only") {
-		sync = true // every batch synced, so that the stale applied state it stores is what a restart finds
-	}
-	commit := b.CommitNoSync
-	if sync {
-		commit = b.Commit
-	}
-	if err := commit(); err != nil {
+	if err := b.Commit(); err != nil {
 		return r.stop(err)
 	}
-	if !raft.IsEmptyHardState(rd.HardState) {
-		r.hardTerm, r.hardVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
-	}
-	if sync {
-		r.durable = r.applied
-	}
-	// Written: now raft's in-memory log may follow.
+	// Durable: now raft's in-memory log may follow.
 	if snap {
 		if err := r.storage.ApplySnapshot(rd.Snapshot); err != nil {
 			panic(fmt.Sprintf("replica %d: memory storage: %v", r.id, err)) // raft sends only newer snapshots
