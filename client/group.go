@@ -200,13 +200,13 @@ func (g *group) stay(addr string, pause time.Duration) *member {
 }
 
 // watchConn leaves the stay m as soon as its connection fails (a member
-// that is down refuses the connection at once): as a refusal that names no
-// leader, without waiting out the silence bound.
+// that is down refuses the connection at once), without waiting out the
+// silence bound.
 func (g *group) watchConn(m *member) {
 	state := m.conn.GetState()
 	for {
 		if state == connectivity.TransientFailure {
-			g.notLeader(m, "")
+			g.connFailed(m)
 			return
 		}
 		if !m.conn.WaitForStateChange(m.ctx, state) {
@@ -254,13 +254,31 @@ func (g *group) notLeader(m *member, leader string) {
 	}
 	to := g.members.NotLeader(leader)
 	// Go at once to a leader named, but not round and round: a member
-	// that knows no leader (an election) or a second refusal in a row
-	// without an answer between waits a little before the next try.
+	// that knows no leader (an election), or a whole round of refusals
+	// without an answer between, waits a little before the next try.
 	var pause time.Duration
-	if leader == "" || g.hops >= 2 {
+	if leader == "" || g.hops >= 2*g.members.Len() {
 		pause = g.pause
 	}
 	g.move(to, pause, "not the leader", "leader", leader)
+}
+
+// connFailed leaves the stay m whose connection failed (a member that is
+// down refuses connections at once) for the next member, without the
+// silence bound and without a pause, unless a whole round of moves found
+// nobody.
+func (g *group) connFailed(m *member) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cur != m || g.closed {
+		return
+	}
+	to := g.members.NotLeader("")
+	var pause time.Duration
+	if g.hops >= g.members.Len() {
+		pause = g.pause
+	}
+	g.move(to, pause, "connection failed")
 }
 
 // move leaves the current member for addr. Call with g.mu held.

@@ -168,6 +168,10 @@ func Start(r *replica.Replica, tr Transport, lim spec.Limits, opts Options) *Loo
 		Mailbox: engine.NewMailbox(opts.QueueMax, "member"), reads: make(chan *read),
 		admin: make(chan func(*replica.Replica)), reports: make(chan report, 256),
 		props: map[replica.ProposalID][]*engine.Submission{}, pending: map[uint64]*read{}, beats: map[uint64]time.Time{}}
+	r.SendEarly(func(msgs []*raftpb.Message) { // the leader's appends go out while its copy syncs
+		l.sending(msgs)
+		l.tr.Send(msgs)
+	})
 	go l.run()
 	return l
 }

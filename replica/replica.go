@@ -121,6 +121,8 @@ type Replica struct {
 	appliedFailover uint64
 	applied         uint64 // index of the last entry applied to the core
 	appliedTerm     uint64 // its term
+	// hardTerm and hardVote are raft's term and vote as last written.
+	hardTerm, hardVote uint64
 	// lostBelow: own entries with a seq up to it may be applied without a
 	// pending proposal (their proposals were lost to a restart or a
 	// snapshot); any later one must be pending.
@@ -134,9 +136,10 @@ type Replica struct {
 	confChanged bool
 	// storedApplied is the applied state last written (only a planted bug reads it).
 	storedApplied appliedState
-	failed        error     // the store failed: the replica has stopped
-	clock         spec.Time // the time of the last Tick (only planted bugs read it)
-	inReady       bool      // between Ready and Advance
+	failed        error                   // the store failed: the replica has stopped
+	sendEarly     func([]*raftpb.Message) // see SendEarly
+	clock         spec.Time               // the time of the last Tick (only planted bugs read it)
+	inReady       bool                    // between Ready and Advance
 	// reads are the confirmed reads waiting for the core to apply their
 	// index, in the order raft confirmed them (so by index).
 	reads   []readState
@@ -241,8 +244,9 @@ func open(cfg Config, st *engine.Store) (*Replica, error) {
 	}
 	r := &Replica{id: cfg.ID, lim: cfg.Limits, store: st, core: core, conf: s.conf, members: members,
 		compact: cfg.CompactAfter, pending: map[uint64]pending{}, applied: s.applied.index,
-		appliedTerm: s.applied.term, appliedFailover: s.applied.failover, seq: s.applied.seq,
-		lostBelow: s.applied.seq, stampMax: core.Now(), storedApplied: s.applied}
+		appliedTerm: s.applied.term, appliedFailover: s.applied.failover, seq: s.applied.seq + seqGap,
+		hardTerm: s.hard.GetTerm(), hardVote: s.hard.GetVote(),
+		lostBelow: s.applied.seq + seqGap, stampMax: core.Now(), storedApplied: s.applied}
 	if r.compact == 0 {
 		r.compact = compactAfterDefault
 	}
@@ -311,6 +315,15 @@ func (r *Replica) Close() error {
 	}
 	return nil
 }
+
+// seqGap is how far a restarted replica's proposal count jumps past the
+// stored one. A leader sends its entries while its own copy syncs
+// (SendEarly), so a crash may lose the count of proposals whose entries
+// other replicas have and may yet commit: the restarted replica must
+// never reuse their ids (and applies them as lost proposals of its own).
+// Proposals between two synced batches are bounded by raft's uncommitted
+// log size, far below the gap.
+const seqGap = 1 << 32
 
 // orDefault returns v, or def when v is zero.
 func orDefault(v, def int) int {
@@ -426,6 +439,14 @@ func (r *Replica) Status() Status {
 	}
 	return out
 }
+
+// SendEarly sets f to be handed a leader's messages during Ready, before
+// its batch syncs, when they may go out then (no new term or vote waits to
+// be durable): its appends reach the followers while its own copy is
+// written. f must not block, nor call the replica; the messages it was
+// given are not in the Ready's Messages (a snapshot never goes early). Nil
+// (the default) sends nothing early.
+func (r *Replica) SendEarly(f func(msgs []*raftpb.Message)) { r.sendEarly = f }
 
 // Voters returns the group's voters as of the applied index.
 func (r *Replica) Voters() []uint64 { return slices.Clone(r.conf.GetVoters()) }
@@ -674,8 +695,34 @@ func (r *Replica) Ready() (Ready, error) {
 		b.Close()
 		return r.stop(err)
 	}
+	// A leader may send its appends while its own copy syncs (raft's
+	// thesis, 10.2.1): it counts itself among the copies, but acts on the
+	// acknowledgements only after this Ready, so only once its copy is
+	// durable. Not when the hard state has a new term or vote, which must
+	// be durable before any message that depends on it.
+	early := r.sendEarly != nil && !snap && r.IsLeader() &&
+		(raft.IsEmptyHardState(rd.HardState) || rd.HardState.GetTerm() == r.hardTerm && rd.HardState.GetVote() == r.hardVote)
+	if early && len(rd.Messages) > 0 {
+		// Snapshots wait: their sender must report how each went, which it
+		// may not do inside a Ready.
+		var now, later []*raftpb.Message
+		for _, m := range rd.Messages {
+			if m.GetType() == raftpb.MessageType_MsgSnap {
+				later = append(later, m)
+			} else {
+				now = append(now, m)
+			}
+		}
+		if len(now) > 0 {
+			r.sendEarly(now)
+		}
+		rd.Messages = later
+	}
 	if err := b.Commit(); err != nil {
 		return r.stop(err)
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		r.hardTerm, r.hardVote = rd.HardState.GetTerm(), rd.HardState.GetVote()
 	}
 	// Durable: now raft's in-memory log may follow.
 	if snap {

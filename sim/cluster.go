@@ -201,6 +201,13 @@ func (n *replicaSim) open() bool {
 	}
 	n.r, n.up, n.busy = r, true, false
 	n.gen++
+	// As in production (package cluster), a leader's appends leave while
+	// its own copy is being committed.
+	r.SendEarly(func(msgs []*raftpb.Message) {
+		for _, m := range msgs {
+			n.cl.sendRaft(n.idx, m)
+		}
+	})
 	return true
 }
 
