@@ -97,9 +97,10 @@ func Connect(cfg Config) (*Client, error) {
 	opts = append(opts, cfg.DialOptions...)
 	dial := func(addr string) (*grpc.ClientConn, error) { return grpc.NewClient(addr, opts...) }
 	// A member that leaves a request unanswered for a few retries is left
-	// for the next; a move that found no leader waits one retry first.
+	// for the next; a move that found no leader (an election is on) waits
+	// a little first: electionPoll, or one retry if that is shorter.
 	retry := check.Config().RetryInterval
-	g, err := newGroup(addrs, memberSilence(retry), retry, dial, cfg.Log)
+	g, err := newGroup(addrs, memberSilence(retry), min(retry, electionPoll), dial, cfg.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +113,11 @@ func Connect(cfg Config) (*Client, error) {
 // client leaves its member for the next: three retries, as in the
 // simulator.
 func memberSilence(retry time.Duration) time.Duration { return 3 * retry }
+
+// electionPoll is how often a client asks the members again while none
+// knows a leader: an election takes raft's election timeout (1 to 2 s by
+// default), and the client should see its end within a small part of it.
+const electionPoll = 100 * time.Millisecond
 
 // Close closes the connections. Close sessions first.
 func (c *Client) Close() error {
