@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -395,21 +390,8 @@ func TestE2EClusterReplaceMember(t *testing.T) {
 // writePeerCert makes a member's certificate for 127.0.0.1, for both ends
 // of a peer link, signed by writeTestPKI's CA.
 func writePeerCert(t *testing.T, dir string) (certFile, keyFile string) {
-	caPair, err := tls.LoadX509KeyPair(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
-	require.NoError(t, err)
-	caCert, err := x509.ParseCertificate(caPair.Certificate[0])
-	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(4), Subject: pkix.Name{CommonName: "member"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caPair.PrivateKey)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	return writePEM(t, dir, "member.pem", "CERTIFICATE", der), writePEM(t, dir, "member-key.pem", "EC PRIVATE KEY", keyDER)
+	return writeSignedCert(t, dir, "member", []net.IP{net.ParseIP("127.0.0.1")},
+		x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 }
 
 // TestE2EClusterPeerTLS: a group whose peer links require the cluster's

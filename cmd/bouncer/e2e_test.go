@@ -266,20 +266,27 @@ func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 
 // writeClientCert makes a client certificate signed by writeTestPKI's CA.
 func writeClientCert(t *testing.T, dir string) (certFile, keyFile string) {
+	return writeSignedCert(t, dir, "client", nil, x509.ExtKeyUsageClientAuth)
+}
+
+// writeSignedCert makes a certificate named name (for ips, with usages)
+// signed by writeTestPKI's CA, and its key: name.pem and name-key.pem.
+func writeSignedCert(t *testing.T, dir, name string, ips []net.IP, usages ...x509.ExtKeyUsage) (certFile, keyFile string) {
 	caPair, err := tls.LoadX509KeyPair(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
 	require.NoError(t, err)
 	caCert, err := x509.ParseCertificate(caPair.Certificate[0])
 	require.NoError(t, err)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "client"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: ips, ExtKeyUsage: usages}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caPair.PrivateKey)
 	require.NoError(t, err)
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	require.NoError(t, err)
-	return writePEM(t, dir, "client.pem", "CERTIFICATE", der), writePEM(t, dir, "client-key.pem", "EC PRIVATE KEY", keyDER)
+	return writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+"-key.pem", "EC PRIVATE KEY", keyDER)
 }
 
 func writePEM(t *testing.T, dir, name, kind string, b []byte) string {
