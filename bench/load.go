@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/client"
@@ -39,14 +40,26 @@ type Result struct {
 	Cycles              int // lock+unlock cycles completed
 	Elapsed             time.Duration
 	P50, P99, P999, Max time.Duration // acquire latency
+	// CPU is this process's CPU over the measured window: the clients', and
+	// the node's too when Run started it (Options.Addr empty).
+	CPU time.Duration
+}
+
+// CPUPerCycle is the CPU one cycle cost this process.
+func (r Result) CPUPerCycle() time.Duration {
+	if r.Cycles == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.Cycles)
 }
 
 // CyclesPerSecond is the throughput.
 func (r Result) CyclesPerSecond() float64 { return float64(r.Cycles) / r.Elapsed.Seconds() }
 
 func (r Result) String() string {
-	return fmt.Sprintf("cycles=%d elapsed=%v cycles/s=%.0f acquire p50=%v p99=%v p999=%v max=%v",
-		r.Cycles, r.Elapsed.Round(time.Millisecond), r.CyclesPerSecond(), r.P50, r.P99, r.P999, r.Max)
+	return fmt.Sprintf("cycles=%d elapsed=%v cycles/s=%.0f acquire p50=%v p99=%v p999=%v max=%v cpu/cycle=%v",
+		r.Cycles, r.Elapsed.Round(time.Millisecond), r.CyclesPerSecond(), r.P50, r.P99, r.P999, r.Max,
+		r.CPUPerCycle().Round(100*time.Nanosecond))
 }
 
 // Run loads a node with lock+unlock cycles and reports throughput and
@@ -91,6 +104,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	lat := make([][]time.Duration, o.Clients)
 	errs := make(chan error, o.Clients)
 	var wg sync.WaitGroup
+	var cpuFrom atomic.Int64 // the CPU when the measured window opened
+	cpuTimer := time.AfterFunc(time.Until(measureFrom), func() { cpuFrom.Store(int64(processCPU())) })
 	for i, s := range sessions {
 		wg.Add(1)
 		go func() {
@@ -117,6 +132,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}()
 	}
 	wg.Wait()
+	cpuTimer.Stop()
+	cpuUntil := processCPU() // the window closed as the last cycles ended
 	close(errs)
 	if err := <-errs; err != nil {
 		return Result{}, fmt.Errorf("bench: %w", err)
@@ -127,7 +144,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	slices.Sort(all)
 	q := func(p float64) time.Duration { return all[min(int(p*float64(len(all))), len(all)-1)] }
-	return Result{Cycles: len(all), Elapsed: o.Duration, P50: q(0.5), P99: q(0.99), P999: q(0.999), Max: all[len(all)-1]}, nil
+	r := Result{Cycles: len(all), Elapsed: o.Duration, P50: q(0.5), P99: q(0.99), P999: q(0.999), Max: all[len(all)-1]}
+	if from := time.Duration(cpuFrom.Load()); from > 0 && cpuUntil > from {
+		r.CPU = cpuUntil - from
+	}
+	return r, nil
 }
 
 // StartNode serves a node in this process on 127.0.0.1, with its store in

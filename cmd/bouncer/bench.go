@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"time"
@@ -20,6 +21,8 @@ func newBenchCmd() *cobra.Command {
 	var mode string
 	var local bool
 	var cpuProfile string
+	var floor bool
+	var fsyncDir string
 	cmd := &cobra.Command{
 		Use:   "bench [flags]",
 		Short: "Load a node with lock+unlock cycles; print throughput and acquire latency",
@@ -28,7 +31,14 @@ unless --conns says fewer, shared round-robin), locking and
 unlocking --resources resources (client i uses resource i mod R: R equal to
 the clients means no contention, 1 means all contend) for --duration after a
 short warm-up. Without --addr (or with --local) it starts a node of its own
-in this process, on loopback, with its store on disk and fsync on.`,
+in this process, on loopback, with its store on disk and fsync on.
+
+After the load it measures, in the same process, the floor of a cycle on this
+machine (--floor): a raw TCP ping-pong and a gRPC stream ping-pong over as
+many loopback connections, and the latency of a small write and fdatasync in
+--fsync-dir; and it prints the cycle's CPU and latency as ratios to them. A
+cycle is two round trips. The CPU per cycle is this process's: the clients'
+and, with a local node, the node's too.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := spec.ParseMode(mode)
@@ -66,7 +76,15 @@ in this process, on loopback, with its store on disk and fsync on.`,
 			if target == "" {
 				target = "local node (disk, fsync on)"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "target=%s clients=%d conns=%d resources=%d mode=%v\n%s\n", target, o.Clients, min(max(o.Conns, 0), o.Clients), o.Resources, o.Mode, r)
+			conns := o.Clients
+			if o.Conns > 0 {
+				conns = min(o.Conns, o.Clients)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "target=%s clients=%d conns=%d resources=%d mode=%v\n%s\n", target, o.Clients, conns, o.Resources, o.Mode, r)
+			if floor {
+				return printFloor(out, r, conns, min(o.Duration, 3*time.Second), fsyncDir, o.Addr == "")
+			}
 			return nil
 		},
 	}
@@ -78,5 +96,40 @@ in this process, on loopback, with its store on disk and fsync on.`,
 	cmd.Flags().StringVar(&mode, "mode", "EX", "lock mode")
 	cmd.Flags().BoolVar(&local, "local", false, "start a node in this process even if --addr is set")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run (client and, if local, node) to this file")
+	cmd.Flags().BoolVar(&floor, "floor", true, "also measure the transport floor and fsync latency, and print ratios to them")
+	cmd.Flags().StringVar(&fsyncDir, "fsync-dir", "", "directory whose file system's fsync latency to measure (default: the temporary directory, where a local node's store is)")
 	return cmd
+}
+
+// printFloor measures the floor of a cycle (two round trips of a raw TCP
+// and of a gRPC stream ping-pong over conns connections, for d each; an
+// fsync in dir) and prints the run's figures as ratios to it.
+func printFloor(out io.Writer, r bench.Result, conns int, d time.Duration, dir string, local bool) error {
+	tcp, err := bench.TCPFloor(conns, d)
+	if err != nil {
+		return fmt.Errorf("tcp floor: %w", err)
+	}
+	stream, err := bench.GRPCStreamFloor(conns, d)
+	if err != nil {
+		return fmt.Errorf("grpc stream floor: %w", err)
+	}
+	fsync, err := bench.FsyncLatency(dir, 200)
+	if err != nil {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	fmt.Fprintf(out, "floor (%d connections): tcp %v; grpc stream %v; fsync p50=%v\n", conns, tcp, stream,
+		fsync.Round(time.Microsecond))
+	ratio := func(a, b time.Duration) string {
+		if b <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1fx", float64(a)/float64(b))
+	}
+	whose := "clients only (the node is elsewhere)"
+	if local {
+		whose = "clients and node"
+	}
+	fmt.Fprintf(out, "ratios: cpu/cycle (%s) = %s two tcp round trips, %s two grpc stream round trips; acquire p50 = %s fsync\n",
+		whose, ratio(r.CPUPerCycle(), 2*tcp.CPUPer()), ratio(r.CPUPerCycle(), 2*stream.CPUPer()), ratio(r.P50, fsync))
+	return nil
 }
