@@ -12,64 +12,58 @@ import (
 	"google.golang.org/grpc/connectivity"
 )
 
-// The networked session is the protocol core (package protocol) driven by one
-// goroutine, the driver, which owns it: the application's calls, the
-// answers of RPCs, the session's events and changes of the connection all
-// reach the driver on channels; after each, it hands the core's Sends to
-// the transport and its Updates to whoever waits for them. All the
-// protocol logic (request ids, retries, polls, acknowledgements, the
-// lease) is the core's, the very code the simulator runs.
+// The networked session is the protocol core (package protocol) under a
+// mutex: whoever has an input for it (the application's call, an RPC's
+// answer, an event, a change of the connection, the timer of its next
+// deadline) takes the mutex, steps the core, and before letting go hands
+// its Sends to the transport and its Updates to whoever waits for them. No
+// goroutine stands between an input and the core, and nothing done under
+// the mutex blocks: a send is queued, an update goes to a buffered channel.
+// All the protocol logic (request ids, retries, polls, acknowledgements,
+// the lease) is the core's, the very code the simulator runs.
 
-// answer is the node's answer to one Send.
-type answer struct {
-	call protocol.CallID
-	res  spec.Result
-}
-
-// driver runs the core until the session is closed and drained, or lost.
-func (s *Session) driver(now func() spec.Time) {
-	defer close(s.stopped)
-	timer := time.NewTimer(time.Hour) // reset for each wait (Go 1.23 timers: no stale fires)
-	defer timer.Stop()
-	for {
-		t := now()
-		s.flush(t)
-		if s.finished() {
-			return
+// step runs f with the core, then hands out what the core has to send and
+// to tell; it fails once the session has stopped.
+func (s *Session) step(f func(now spec.Time)) error {
+	s.core.Lock()
+	defer s.core.Unlock()
+	if s.halted {
+		if err := s.Err(); err != nil {
+			return err
 		}
-		var wake <-chan time.Time
-		if at, ok := s.proto.NextDeadline(); ok {
-			timer.Reset(max(at.Sub(t), 0))
-			wake = timer.C
-		} else {
-			timer.Stop()
-		}
-		select {
-		case f := <-s.onDriver:
-			f(now())
-		case a := <-s.answers:
-			s.proto.Reply(now(), a.call, a.res)
-		case e := <-s.events:
-			s.proto.Event(now(), e)
-		case up := <-s.conn:
-			if up {
-				s.proto.Connected(now())
-			} else {
-				s.proto.Disconnected(now())
-			}
-		case <-wake:
-			s.proto.Tick(now())
-		case <-s.quit:
-			for id, w := range s.waiters {
-				w <- protocol.Update{Kind: protocol.Done, Request: id, Unknown: true}
-			}
-			clear(s.waiters)
-			return
-		}
+		return ErrLeaseLost
 	}
+	now := s.now()
+	f(now)
+	s.flush(now)
+	if s.finished() {
+		s.halt()
+		return nil
+	}
+	if at, ok := s.proto.NextDeadline(); ok {
+		s.timer.Reset(max(at.Sub(now), 0))
+	} else {
+		s.timer.Stop()
+	}
+	return nil
 }
 
-// finished reports whether the driver may stop: the session is lost or
+// tick is the timer's input: the core's next deadline has come.
+func (s *Session) tick() { _ = s.step(func(now spec.Time) { s.proto.Tick(now) }) }
+
+// halt stops the session's core for good (the mutex held): no input
+// reaches it any more, and whoever still waits hears an unknown outcome.
+func (s *Session) halt() {
+	for id, w := range s.waiters {
+		w <- protocol.Update{Kind: protocol.Done, Request: id, Unknown: true}
+	}
+	clear(s.waiters)
+	s.halted = true
+	s.timer.Stop()
+	close(s.stopped)
+}
+
+// finished reports whether the core may stop: the session is lost or
 // closed, and nobody waits for anything.
 func (s *Session) finished() bool {
 	select {
@@ -117,9 +111,9 @@ func (s *Session) deliver(u protocol.Update) {
 }
 
 // dispatch sends one input to the node; its answer comes back to the
-// driver. A call that fails on the way gets no answer: the core sends it
-// again. Nothing here blocks the driver, which must stay free to declare
-// the lease lost on time however the transport hangs.
+// core. A call that fails on the way gets no answer: the core sends it
+// again. Nothing here blocks, so that the core stays free to declare the
+// lease lost on time however the transport hangs.
 func (s *Session) dispatch(snd protocol.Send) {
 	in := snd.Input
 	if in.Op == spec.OpAcquire || in.Op == spec.OpConvert || in.Op == spec.OpRelease || in.Op == spec.OpCancel {
@@ -139,10 +133,7 @@ func (s *Session) dispatch(snd protocol.Send) {
 		if !ok {
 			return
 		}
-		select {
-		case s.answers <- answer{snd.Call, res}:
-		case <-s.stopped:
-		}
+		s.answer(snd.Call, res)
 	})
 }
 
@@ -255,16 +246,14 @@ func (k *keepAlives) receive(st *kaStream) {
 		if err != nil {
 			continue // an answer that does not read is none: the core sends another keepalive
 		}
-		select {
-		case k.s.answers <- answer{call, res}:
-		case <-k.s.stopped:
+		if k.s.answer(call, res) != nil {
 			return
 		}
 	}
 }
 
-// watchEvents keeps the session's Events stream open and forwards events
-// to the driver (the core polls what a broken stream loses).
+// watchEvents keeps the session's Events stream open and gives its events
+// to the core (the core polls what a broken stream loses).
 func (s *Session) watchEvents() {
 	defer s.inflight.Done()
 	for s.ctx.Err() == nil {
@@ -281,12 +270,8 @@ func (s *Session) watchEvents() {
 				// completion is learned all the same.
 				s.c.cfg.Log.Warn("client: ignoring an event it cannot read", "err", bad)
 			}
-			if ok {
-				select {
-				case s.events <- ev:
-				case <-s.stopped:
-					return
-				}
+			if ok && s.step(func(now spec.Time) { s.proto.Event(now, ev) }) != nil {
+				return
 			}
 		}
 		select {
@@ -296,7 +281,7 @@ func (s *Session) watchEvents() {
 	}
 }
 
-// watchConnection tells the driver when the connection to the member goes
+// watchConnection tells the core when the connection to the member goes
 // up or down, and makes a move to another member a reconnect: down at
 // once, up when the new member's connection is.
 func (s *Session) watchConnection() {
@@ -358,12 +343,19 @@ func (s *Session) watchMember(m *member, moved bool) bool {
 	}
 }
 
-// tell hands the driver a change of the connection; false if it stopped.
+// tell gives the core a change of the connection; false if it stopped.
 func (s *Session) tell(up bool) bool {
-	select {
-	case s.conn <- up:
-		return true
-	case <-s.stopped:
-		return false
-	}
+	return s.step(func(now spec.Time) {
+		if up {
+			s.proto.Connected(now)
+		} else {
+			s.proto.Disconnected(now)
+		}
+	}) == nil
+}
+
+// answer gives the core the node's answer to one of its sends; it fails
+// once the session has stopped.
+func (s *Session) answer(call protocol.CallID, res spec.Result) error {
+	return s.step(func(now spec.Time) { s.proto.Reply(now, call, res) })
 }

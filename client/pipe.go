@@ -15,7 +15,7 @@ import (
 // all of a client's sessions on one Pipe stream, which costs far less per
 // request than a unary call each. A sender goroutine opens the stream when
 // there is something to send and writes the queue; a receiver goroutine
-// per stream hands each answer to its session's driver. A broken stream
+// per stream gives each answer to its session's core. A broken stream
 // loses only answers: its requests get none, and the core sends them again
 // with the same request ids.
 type pipe struct {
@@ -188,10 +188,7 @@ func (p *pipe) receive(st *pipeStream) {
 		if !ok {
 			continue // the node could not persist it: no answer, resend
 		}
-		select {
-		case to.s.answers <- answer{to.call, res}:
-		case <-to.s.stopped:
-		}
+		_ = to.s.answer(to.call, res) // a session that stopped needs none
 	}
 }
 

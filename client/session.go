@@ -20,25 +20,23 @@ import (
 type Session struct {
 	c           *Client
 	id          spec.SessionID
-	proto       *protocol.Session // owned by the driver goroutine
+	proto       *protocol.Session // under core
+	now         func() spec.Time
 	ctx         context.Context
 	cancel      context.CancelFunc
 	callTimeout time.Duration
 
-	onDriver chan func(now spec.Time)
-	answers  chan answer
-	events   chan spec.Event
-	conn     chan bool
-	stopped  chan struct{} // the driver exited
-	quit     chan struct{} // closed by stop: the driver must exit
-	ka       keepAlives
+	core    sync.Mutex    // held to step proto; see step
+	halted  bool          // under core: proto takes no more inputs
+	timer   *time.Timer   // the core's next deadline: tick
+	stopped chan struct{} // closed when halted
+	ka      keepAlives
 
-	waiters    map[spec.RequestID]chan protocol.Update // driver-owned
+	waiters    map[spec.RequestID]chan protocol.Update // under core
 	opened     chan struct{}
 	openedOnce sync.Once
 	subscribed chan struct{} // closed once the event stream is up
 	subOnce    sync.Once
-	stopOnce   sync.Once
 	blocking   chan Notification
 	inflight   sync.WaitGroup
 
@@ -77,15 +75,18 @@ func (c *Client) NewSession(ctx context.Context) (*Session, error) {
 		cs.Reply(now(), snd.Call, spec.Result{})
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &Session{c: c, id: id, proto: cs, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
-		onDriver: make(chan func(spec.Time)), answers: make(chan answer), events: make(chan spec.Event),
-		conn: make(chan bool), stopped: make(chan struct{}), quit: make(chan struct{}), waiters: map[spec.RequestID]chan protocol.Update{},
+	s := &Session{c: c, id: id, proto: cs, now: now, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
+		stopped: make(chan struct{}), waiters: map[spec.RequestID]chan protocol.Update{},
 		opened: make(chan struct{}), subscribed: make(chan struct{}), blocking: make(chan Notification, 64), done: make(chan struct{})}
 	s.ka.s = s
+	s.core.Lock()
+	s.timer = time.AfterFunc(time.Hour, s.tick)
+	s.timer.Stop()
+	s.core.Unlock()
+	_ = s.step(func(spec.Time) {}) // the core's first sends and deadline
 	s.inflight.Add(2)
 	go s.watchEvents()
 	go s.watchConnection()
-	go s.driver(now)
 	// Return once the session is open and its event stream is up, so that
 	// no notification (Blocking, Expired) is missed from then on.
 	for _, ready := range []chan struct{}{s.opened, s.subscribed} {
@@ -126,7 +127,7 @@ func (s *Session) Blocking() <-chan Notification { return s.blocking }
 func (s *Session) LeaseDeadline() time.Time {
 	var left time.Duration
 	var ok bool
-	err := s.do(func(now spec.Time) {
+	err := s.step(func(now spec.Time) {
 		var d spec.Time
 		if d, ok = s.proto.LeaseDeadline(); ok {
 			left = d.Sub(now)
@@ -141,7 +142,7 @@ func (s *Session) LeaseDeadline() time.Time {
 // Close releases every lock of the session and ends it.
 func (s *Session) Close(ctx context.Context) error {
 	var err error
-	if e := s.do(func(now spec.Time) { err = s.proto.Close(now) }); e != nil {
+	if e := s.step(func(now spec.Time) { err = s.proto.Close(now) }); e != nil {
 		s.stop()
 		return nil // already ended
 	}
@@ -170,37 +171,25 @@ func (s *Session) end(reason error) {
 	}
 }
 
-// stop ends the background goroutines and waits for them.
+// stop halts the core, ends the background goroutines and waits for them.
 func (s *Session) stop() {
 	s.end(ErrLeaseLost)
-	s.stopOnce.Do(func() { close(s.quit) })
+	s.core.Lock()
+	if !s.halted {
+		s.halt()
+	}
+	s.core.Unlock()
 	s.cancel()
-	<-s.stopped
 	s.inflight.Wait()
 }
 
-// do runs f on the driver, with the core, and waits for it.
-func (s *Session) do(f func(now spec.Time)) error {
-	ran := make(chan struct{})
-	select {
-	case s.onDriver <- func(now spec.Time) { f(now); close(ran) }:
-		<-ran
-		return nil
-	case <-s.stopped:
-		if err := s.Err(); err != nil {
-			return err
-		}
-		return ErrLeaseLost
-	}
-}
-
-// request starts a request on the driver and returns where its outcome
+// request starts a request with the core and returns where its outcome
 // will arrive.
 func (s *Session) request(start func(now spec.Time) (spec.RequestID, error)) (spec.RequestID, chan protocol.Update, error) {
 	var id spec.RequestID
 	var err error
 	ch := make(chan protocol.Update, 1)
-	if e := s.do(func(now spec.Time) {
+	if e := s.step(func(now spec.Time) {
 		if id, err = start(now); err == nil {
 			s.waiters[id] = ch
 		}
