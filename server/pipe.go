@@ -16,12 +16,17 @@ import (
 // Unavailable, since nothing was done, and the client resends it.
 var errBusy = spec.Refuse(spec.Unavailable, "node busy: its queue is full; resend")
 
+// errStopping answers a pipelined request read after the node began to
+// drain: nothing was done, and the client resends it elsewhere or later.
+var errStopping = spec.Refuse(spec.Unavailable, "node stopping; resend")
+
 // Pipe serves mutating requests of any sessions pipelined on one stream.
-// Each request is translated and validated as its unary call is and handed
-// to the loop without waiting (Loop.Enqueue); one writer goroutine sends
-// the answers in the order they come, each once its turn is durable. No
-// goroutine waits per request. A request that queues is answered queued;
-// its outcome comes later as an event.
+// A reader goroutine receives each request, translates and validates it as
+// its unary call is, and hands it to the loop without waiting
+// (Loop.Enqueue); one writer goroutine sends the answers in the order they
+// come, each once its turn is durable. No goroutine waits per request, and
+// none stands between the stream and the loop. A request that queues is
+// answered queued; its outcome comes later as an event.
 func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 	ctx := stream.Context()
 	p := &pipeCalls{replies: make(chan engine.Reply, s.opts.PipeInFlightMax), slots: make(chan struct{}, s.opts.PipeInFlightMax),
@@ -31,7 +36,19 @@ func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 		defer close(written)
 		s.pipeWriter(ctx, stream, p)
 	}()
-	err := s.pipeReader(ctx, stream, p)
+	// The reader may stay in Recv after the handler returns on a drain;
+	// the stream's end makes Recv fail then.
+	readerDone := make(chan error, 1)
+	go func() { readerDone <- s.pipeReader(ctx, stream, p) }()
+	var err error
+	select {
+	case err = <-readerDone:
+	case <-s.draining:
+		p.mu.Lock()
+		p.stopped = true // what the reader reads from now on is answered errStopping
+		p.mu.Unlock()
+		err = errStopped // after the answers in flight (pipeWriter)
+	}
 	close(p.read)
 	<-written // no Send after the handler returns
 	return err
@@ -42,10 +59,11 @@ func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 type pipeCalls struct {
 	replies chan engine.Reply // answers, from the loop or the reader
 	slots   chan struct{}     // one per request waiting for its answer
-	read    chan struct{}     // closed when the reader is done
+	read    chan struct{}     // closed when the handler takes no more requests
 
-	mu    sync.Mutex
-	calls map[uint64]pipeCall
+	mu      sync.Mutex
+	calls   map[uint64]pipeCall
+	stopped bool // the node drains: the reader takes nothing more
 }
 
 type pipeCall struct {
@@ -57,17 +75,10 @@ type pipeCall struct {
 // once (a bad request, a full queue), until the stream ends or the node
 // drains.
 func (s *Server) pipeReader(ctx context.Context, stream pb.Locks_PipeServer, p *pipeCalls) error {
-	reqs := received(ctx, stream.Recv)
 	for tag := uint64(1); ; tag++ {
-		var req *pb.PipeRequest
-		select {
-		case r, ok := <-reqs:
-			if !ok {
-				return nil // the client closed the stream, or it broke
-			}
-			req = r
-		case <-s.draining:
-			return errStopped // after the answers in flight (pipeWriter)
+		req, err := stream.Recv()
+		if err != nil {
+			return nil // the client closed the stream, or it broke
 		}
 		select {
 		case p.slots <- struct{}{}:
@@ -77,7 +88,12 @@ func (s *Server) pipeReader(ctx context.Context, stream pb.Locks_PipeServer, p *
 		in, bad := pipeInput(req, &s.opts.Limits)
 		p.mu.Lock()
 		p.calls[tag] = pipeCall{req.Call, in.Op}
+		stopped := p.stopped
 		p.mu.Unlock()
+		if stopped {
+			p.replies <- engine.Reply{Tag: tag, Result: errStopping} // never blocks: it holds a slot
+			return nil
+		}
 		if bad == nil {
 			err := s.loop.Enqueue(in, tag, p.replies)
 			if err == nil {
