@@ -167,7 +167,7 @@ type grantKey struct {
 
 func (s *Sim) sendWrite(w *write) {
 	s.stats.Writes++
-	s.schedule(&event{at: s.delay(), kind: evFence, w: w})
+	s.schedule(event{at: s.delay(), kind: evFence, w: w})
 }
 
 func (s *Sim) fenceWrite(w *write) {

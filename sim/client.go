@@ -120,7 +120,7 @@ func (c *simClient) moveTo(name string) {
 	case c.conn:
 		c.setConn(false)
 	}
-	s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, 10*time.Millisecond)), kind: evConnect, c: c.idx})
+	s.schedule(event{at: s.at(between(s.rng, time.Millisecond, 10*time.Millisecond)), kind: evConnect, c: c.idx})
 }
 
 func (c *simClient) local() spec.Time { return c.clk.local(c.s.now) }
@@ -394,7 +394,7 @@ func (c *simClient) scheduleWake(at spec.Time) {
 	}
 	c.wakeGen++
 	c.wakeAt, c.wakeSet = at, true
-	c.s.schedule(&event{at: at, kind: evClientWake, c: c.idx, gen: c.wakeGen})
+	c.s.schedule(event{at: at, kind: evClientWake, c: c.idx, gen: c.wakeGen})
 }
 
 // ---- the workload ----
@@ -614,7 +614,7 @@ func (c *simClient) pause(d time.Duration) {
 	c.paused = true
 	c.pauseGen++
 	s.tr.ev(s.now, "pause").int("c", int64(c.idx)).int("for", int64(d)).end()
-	s.schedule(&event{at: s.at(d), kind: evResume, c: c.idx, gen: c.pauseGen})
+	s.schedule(event{at: s.at(d), kind: evResume, c: c.idx, gen: c.pauseGen})
 }
 
 func (c *simClient) resume(gen uint64) {
@@ -646,7 +646,7 @@ func (c *simClient) partition(d time.Duration) {
 	c.cut = true
 	c.cutGen++
 	s.tr.ev(s.now, "partition").int("c", int64(c.idx)).int("for", int64(d)).end()
-	s.schedule(&event{at: s.at(d), kind: evPartitionEnd, c: c.idx, gen: c.cutGen})
+	s.schedule(event{at: s.at(d), kind: evPartitionEnd, c: c.idx, gen: c.cutGen})
 }
 
 func (c *simClient) partitionEnd(gen uint64) {
@@ -667,14 +667,14 @@ func (c *simClient) reset() {
 	c.epoch++
 	s.tr.ev(s.now, "reset").int("c", int64(c.idx)).end()
 	c.notice(false)
-	s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, 100*time.Millisecond)), kind: evConnect, c: c.idx})
+	s.schedule(event{at: s.at(between(s.rng, time.Millisecond, 100*time.Millisecond)), kind: evConnect, c: c.idx})
 }
 
 func (c *simClient) connect() {
 	if c.paused {
 		// A notice that the connection went down may be held until it
 		// resumes: connect after that.
-		c.s.schedule(&event{at: c.s.at(10 * time.Millisecond), kind: evConnect, c: c.idx})
+		c.s.schedule(event{at: c.s.at(10 * time.Millisecond), kind: evConnect, c: c.idx})
 		return
 	}
 	if c.conn {
@@ -698,7 +698,7 @@ func (c *simClient) nodeDown() {
 // nodeUp: the node is back; clients reconnect after a moment.
 func (c *simClient) nodeUp() {
 	s := c.s
-	s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, 50*time.Millisecond)), kind: evConnect, c: c.idx})
+	s.schedule(event{at: s.at(between(s.rng, time.Millisecond, 50*time.Millisecond)), kind: evConnect, c: c.idx})
 }
 
 func (c *simClient) heal() {

@@ -167,16 +167,16 @@ func (cl *clusterSim) start() {
 		n.scheduleTick(spec.Time(s.rng.Int64N(int64(tickInterval))))
 	}
 	if o := &s.opts; o.RaftPartitionEvery > 0 {
-		s.schedule(&event{at: s.at(gap(s.rng, o.RaftPartitionEvery)), kind: evLayout})
+		s.schedule(event{at: s.at(gap(s.rng, o.RaftPartitionEvery)), kind: evLayout})
 	}
 	if o := &s.opts; o.TransferEvery > 0 {
-		s.schedule(&event{at: s.at(gap(s.rng, o.TransferEvery)), kind: evTransfer})
+		s.schedule(event{at: s.at(gap(s.rng, o.TransferEvery)), kind: evTransfer})
 	}
 	if o := &s.opts; o.MemberEvery > 0 {
-		s.schedule(&event{at: s.at(gap(s.rng, o.MemberEvery)), kind: evMembers})
+		s.schedule(event{at: s.at(gap(s.rng, o.MemberEvery)), kind: evMembers})
 	}
 	if o := &s.opts; o.ReadEvery > 0 {
-		s.schedule(&event{at: s.at(gap(s.rng, o.ReadEvery)), kind: evRead})
+		s.schedule(event{at: s.at(gap(s.rng, o.ReadEvery)), kind: evRead})
 	}
 }
 
@@ -265,14 +265,14 @@ func (n *replicaSim) down(image *vfs.MemFS) {
 	for _, c := range s.clients {
 		if c.member == n.idx {
 			c.nodeDown()
-			s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, 50*time.Millisecond)), kind: evConnect, c: c.idx})
+			s.schedule(event{at: s.at(between(s.rng, time.Millisecond, 50*time.Millisecond)), kind: evConnect, c: c.idx})
 		}
 	}
 	at := s.now
 	if s.faulty() {
 		at = s.at(between(s.rng, time.Millisecond, s.opts.DownMax+time.Millisecond))
 	}
-	s.schedule(&event{at: at, kind: evRestart, n: n.idx, gen: n.gen})
+	s.schedule(event{at: at, kind: evRestart, n: n.idx, gen: n.gen})
 }
 
 // shutdown closes the replica's store (after a failed write it is left as
@@ -299,7 +299,7 @@ func (n *replicaSim) restart(gen uint64) {
 }
 
 func (n *replicaSim) scheduleTick(at spec.Time) {
-	n.cl.s.schedule(&event{at: at, kind: evReplicaTick, n: n.idx, gen: n.gen})
+	n.cl.s.schedule(event{at: at, kind: evReplicaTick, n: n.idx, gen: n.gen})
 }
 
 // tick: one tick interval of the replica's clock passed.
@@ -372,7 +372,7 @@ func (n *replicaSim) pump() {
 	n.cl.observe(n, &rd)
 	n.r.Advance()
 	n.busy = true
-	s.schedule(&event{at: s.at(between(s.rng, s.opts.CommitMin, s.opts.CommitMax)), kind: evReplicaOut, n: n.idx,
+	s.schedule(event{at: s.at(between(s.rng, s.opts.CommitMin, s.opts.CommitMax)), kind: evReplicaOut, n: n.idx,
 		gen: n.gen, out: out})
 }
 
@@ -475,9 +475,9 @@ func (cl *clusterSim) sendRaft(from int, m *raftpb.Message) {
 		return
 	}
 	gen := cl.reps[from].gen
-	s.schedule(&event{at: s.delay(), kind: evRaftArrive, n: to, raft: m, from: from, gen: gen})
+	s.schedule(event{at: s.delay(), kind: evRaftArrive, n: to, raft: m, from: from, gen: gen})
 	if s.faulty() && percent(s.rng, s.opts.DupPercent) {
-		s.schedule(&event{at: s.delay(), kind: evRaftArrive, n: to, raft: m, from: from, gen: gen})
+		s.schedule(event{at: s.delay(), kind: evRaftArrive, n: to, raft: m, from: from, gen: gen})
 	}
 }
 
@@ -557,8 +557,8 @@ func (cl *clusterSim) layout() {
 	s.stats.RaftPartitions++
 	cl.layoutGen++
 	s.tr.ev(s.now, "layout").str("desc", desc).end()
-	s.schedule(&event{at: s.at(between(s.rng, o.PartitionMax/10, o.PartitionMax)), kind: evLayoutEnd, gen: cl.layoutGen})
-	s.schedule(&event{at: s.at(gap(s.rng, o.RaftPartitionEvery)), kind: evLayout})
+	s.schedule(event{at: s.at(between(s.rng, o.PartitionMax/10, o.PartitionMax)), kind: evLayoutEnd, gen: cl.layoutGen})
+	s.schedule(event{at: s.at(gap(s.rng, o.RaftPartitionEvery)), kind: evLayout})
 }
 
 func (cl *clusterSim) layoutEnd(gen uint64) {
@@ -666,7 +666,7 @@ func (cl *clusterSim) configured(voters []uint64) {
 	for _, n := range cl.reps {
 		if !n.gone && n.idx != cl.joining && !slices.Contains(voters, n.id) {
 			n.gone = true
-			s.schedule(&event{at: s.at(tickInterval), kind: evRemoved, n: n.idx})
+			s.schedule(event{at: s.at(tickInterval), kind: evRemoved, n: n.idx})
 		}
 	}
 	names := make([]string, len(voters))
@@ -693,7 +693,7 @@ func (n *replicaSim) removed() {
 	for _, c := range s.clients {
 		if c.member == n.idx {
 			c.nodeDown()
-			s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, 50*time.Millisecond)), kind: evConnect, c: c.idx})
+			s.schedule(event{at: s.at(between(s.rng, time.Millisecond, 50*time.Millisecond)), kind: evConnect, c: c.idx})
 		}
 	}
 }
@@ -722,7 +722,7 @@ func (cl *clusterSim) read() {
 	cl.readSeq++
 	cl.reads[cl.readSeq] = cl.modelIndex
 	s.stats.Reads++
-	s.schedule(&event{at: s.delay(), kind: evReadArrive, n: to, read: cl.readSeq})
+	s.schedule(event{at: s.delay(), kind: evReadArrive, n: to, read: cl.readSeq})
 }
 
 func (cl *clusterSim) readArrive(e *event) {
@@ -779,10 +779,10 @@ func (cl *clusterSim) heal() {
 	for _, n := range cl.reps {
 		n.calm()
 		if !n.up && !n.gone {
-			s.schedule(&event{at: s.now, kind: evRestart, n: n.idx, gen: n.gen})
+			s.schedule(event{at: s.now, kind: evRestart, n: n.idx, gen: n.gen})
 		}
 	}
-	s.schedule(&event{at: s.at(leaderBound), kind: evLeaderCheck})
+	s.schedule(event{at: s.at(leaderBound), kind: evLeaderCheck})
 }
 
 // memberUp reports whether member i is up (for the clients' connections).

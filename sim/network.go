@@ -44,9 +44,9 @@ func (s *Sim) transmit(m *message, kind evKind) {
 		}
 		return
 	}
-	s.schedule(&event{at: s.delay(), kind: kind, c: m.client, msg: m})
+	s.schedule(event{at: s.delay(), kind: kind, c: m.client, msg: m})
 	if s.faulty() && percent(s.rng, s.opts.DupPercent) {
-		s.schedule(&event{at: s.delay(), kind: kind, c: m.client, msg: m})
+		s.schedule(event{at: s.delay(), kind: kind, c: m.client, msg: m})
 	}
 }
 

@@ -185,7 +185,7 @@ func (n *nodeSim) kick() {
 
 func (n *nodeSim) armTimer() {
 	if d, ok := n.node.NextDeadline(); ok {
-		n.s.schedule(&event{at: max(d, n.s.now), kind: evNodeTimer, gen: n.gen})
+		n.s.schedule(event{at: max(d, n.s.now), kind: evNodeTimer, gen: n.gen})
 	}
 }
 
@@ -268,7 +268,7 @@ func (n *nodeSim) turn(msgs []*message, first bool) bool {
 	if res.Writes > 0 {
 		latency = between(s.rng, s.opts.CommitMin, s.opts.CommitMax)
 	}
-	s.schedule(&event{at: s.at(latency), kind: evTurnDone, gen: n.gen})
+	s.schedule(event{at: s.at(latency), kind: evTurnDone, gen: n.gen})
 	return true
 }
 
@@ -468,9 +468,9 @@ func (n *nodeSim) down(image *vfs.MemFS, before *spec.Model, failed bool) {
 		c.nodeDown()
 	}
 	if s.faulty() {
-		s.schedule(&event{at: s.at(between(s.rng, time.Millisecond, s.opts.DownMax+time.Millisecond)), kind: evRestart, gen: n.gen})
+		s.schedule(event{at: s.at(between(s.rng, time.Millisecond, s.opts.DownMax+time.Millisecond)), kind: evRestart, gen: n.gen})
 	} else {
-		s.schedule(&event{at: s.now, kind: evRestart, gen: n.gen})
+		s.schedule(event{at: s.now, kind: evRestart, gen: n.gen})
 	}
 }
 
@@ -504,7 +504,7 @@ func (n *nodeSim) restart(gen uint64) {
 func (n *nodeSim) heal() {
 	n.calm()
 	if !n.up {
-		n.s.schedule(&event{at: n.s.now, kind: evRestart, gen: n.gen})
+		n.s.schedule(event{at: n.s.now, kind: evRestart, gen: n.gen})
 	}
 }
 

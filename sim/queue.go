@@ -57,56 +57,95 @@ type event struct {
 	read uint64 // a reader's read
 }
 
-// queue is a binary min-heap of events by (at, seq).
+// queue is a binary min-heap of events by (at, seq). Its entries carry
+// their keys, so ordering them reads no event; the events themselves are
+// recycled: pop hands one out, release takes it back once dispatched, and
+// push fills a released one before it allocates (a run schedules an event
+// for every message, timer and fault, most of them short-lived).
 type queue struct {
-	evs []*event
-	seq uint64
+	evs  []qentry
+	seq  uint64
+	free []*event
 }
 
-func (q *queue) less(i, j int) bool {
-	a, b := q.evs[i], q.evs[j]
+type qentry struct {
+	at  spec.Time
+	seq uint64
+	e   *event
+}
+
+func (a *qentry) before(b *qentry) bool {
 	if a.at != b.at {
 		return a.at < b.at
 	}
 	return a.seq < b.seq
 }
 
-func (q *queue) push(e *event) {
+// push schedules a copy of e.
+func (q *queue) push(e event) {
+	var p *event
+	if n := len(q.free); n > 0 {
+		p = q.free[n-1]
+		q.free[n-1] = nil
+		q.free = q.free[:n-1]
+	} else {
+		p = new(event)
+	}
 	q.seq++
 	e.seq = q.seq
-	q.evs = append(q.evs, e)
-	i := len(q.evs) - 1
+	*p = e
+	q.evs = append(q.evs, qentry{at: e.at, seq: e.seq, e: p})
+	evs := q.evs
+	i := len(evs) - 1
+	x := evs[i]
 	for i > 0 {
-		p := (i - 1) / 2
-		if !q.less(i, p) {
+		parent := (i - 1) / 2
+		if !x.before(&evs[parent]) {
 			break
 		}
-		q.evs[i], q.evs[p] = q.evs[p], q.evs[i]
-		i = p
+		evs[i] = evs[parent]
+		i = parent
 	}
+	evs[i] = x
 }
 
+// pop removes the earliest event. The caller hands it back with release
+// once nothing refers to it any more.
 func (q *queue) pop() *event {
-	n := len(q.evs) - 1
-	top := q.evs[0]
-	q.evs[0] = q.evs[n]
-	q.evs[n] = nil
-	q.evs = q.evs[:n]
+	evs := q.evs
+	n := len(evs) - 1
+	top := evs[0].e
+	x := evs[n]
+	evs[n] = qentry{}
+	evs = evs[:n]
+	q.evs = evs
+	if n == 0 {
+		return top
+	}
 	i := 0
 	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && q.less(l, m) {
-			m = l
+		l := 2*i + 1
+		if l >= n {
+			break
 		}
-		if r < n && q.less(r, m) {
+		m := l
+		if r := l + 1; r < n && evs[r].before(&evs[l]) {
 			m = r
 		}
-		if m == i {
-			return top
+		if !evs[m].before(&x) {
+			break
 		}
-		q.evs[i], q.evs[m] = q.evs[m], q.evs[i]
+		evs[i] = evs[m]
 		i = m
 	}
+	evs[i] = x
+	return top
+}
+
+// release recycles a popped event.
+func (q *queue) release(e *event) {
+	*e = event{}
+	q.free = append(q.free, e)
 }
 
 func (q *queue) len() int { return len(q.evs) }

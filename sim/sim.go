@@ -223,6 +223,7 @@ func Run(o Options, cfg Config) (rep *Report) {
 			s.now = e.at
 			s.stats.Events++
 			s.dispatch(e)
+			s.q.release(e)
 		}
 	}()
 	return s.judge()
@@ -260,7 +261,7 @@ func simLimits(o Options) spec.Limits {
 
 func (s *Sim) at(d time.Duration) spec.Time { return s.now.Add(d) }
 
-func (s *Sim) schedule(e *event) { s.q.push(e) }
+func (s *Sim) schedule(e event) { s.q.push(e) }
 
 // between draws a duration uniformly from [lo, hi].
 func between(r *rand.Rand, lo, hi time.Duration) time.Duration {
@@ -297,23 +298,23 @@ func (s *Sim) start() {
 	for _, c := range s.clients {
 		c.startAt(spec.Time(between(c.rng, 0, 100*time.Millisecond)))
 		if o.PartitionEvery > 0 {
-			s.schedule(&event{at: s.at(gap(s.rng, o.PartitionEvery)), kind: evPartition, c: c.idx})
+			s.schedule(event{at: s.at(gap(s.rng, o.PartitionEvery)), kind: evPartition, c: c.idx})
 		}
 		if o.ResetEvery > 0 {
-			s.schedule(&event{at: s.at(gap(s.rng, o.ResetEvery)), kind: evReset, c: c.idx})
+			s.schedule(event{at: s.at(gap(s.rng, o.ResetEvery)), kind: evReset, c: c.idx})
 		}
 		if o.PauseEvery > 0 {
-			s.schedule(&event{at: s.at(gap(s.rng, o.PauseEvery)), kind: evPause, c: c.idx})
+			s.schedule(event{at: s.at(gap(s.rng, o.PauseEvery)), kind: evPause, c: c.idx})
 		}
 	}
 	if o.CrashEvery > 0 {
-		s.schedule(&event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
+		s.schedule(event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
 	}
 	if o.DiskFaultEvery > 0 && !bugForbidsDiskFaults() {
-		s.schedule(&event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
+		s.schedule(event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
 	}
-	s.schedule(&event{at: spec.Time(o.Safety), kind: evHeal})
-	s.schedule(&event{at: spec.Time(o.Safety + o.Calm), kind: evDrain})
+	s.schedule(event{at: spec.Time(o.Safety), kind: evHeal})
+	s.schedule(event{at: spec.Time(o.Safety + o.Calm), kind: evDrain})
 }
 
 func (s *Sim) faulty() bool { return s.phase == phaseSafety }
@@ -342,19 +343,19 @@ func (s *Sim) dispatch(e *event) {
 	case evTransfer:
 		if s.faulty() {
 			s.cluster.transfer()
-			s.schedule(&event{at: s.at(gap(s.rng, o.TransferEvery)), kind: evTransfer})
+			s.schedule(event{at: s.at(gap(s.rng, o.TransferEvery)), kind: evTransfer})
 		}
 	case evMembers:
 		if s.faulty() {
 			s.cluster.members()
-			s.schedule(&event{at: s.at(gap(s.rng, o.MemberEvery)), kind: evMembers})
+			s.schedule(event{at: s.at(gap(s.rng, o.MemberEvery)), kind: evMembers})
 		}
 	case evRemoved:
 		s.cluster.reps[e.n].removed()
 	case evRead:
 		if s.faulty() {
 			s.cluster.read()
-			s.schedule(&event{at: s.at(gap(s.rng, o.ReadEvery)), kind: evRead})
+			s.schedule(event{at: s.at(gap(s.rng, o.ReadEvery)), kind: evRead})
 		}
 	case evReadArrive:
 		s.cluster.readArrive(e)
@@ -367,10 +368,10 @@ func (s *Sim) dispatch(e *event) {
 	case evCrash:
 		if s.faulty() && s.cluster != nil {
 			s.cluster.crash()
-			s.schedule(&event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
+			s.schedule(event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
 		} else if s.faulty() {
 			s.node.crashSoon()
-			s.schedule(&event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
+			s.schedule(event{at: s.at(gap(s.rng, o.CrashEvery)), kind: evCrash})
 		}
 	case evRestart:
 		if s.cluster != nil {
@@ -385,32 +386,32 @@ func (s *Sim) dispatch(e *event) {
 		if s.faulty() && s.stats.DiskFaults < diskFaultsMax {
 			if s.cluster != nil {
 				s.cluster.failSoon()
-				s.schedule(&event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
+				s.schedule(event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
 				break
 			}
 			s.node.failSoon()
-			s.schedule(&event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
+			s.schedule(event{at: s.at(gap(s.rng, o.DiskFaultEvery)), kind: evDiskFault})
 		}
 	case evClientWake:
 		s.clients[e.c].wake(e.gen)
 	case evPause:
 		if s.faulty() {
 			s.clients[e.c].pause(between(s.rng, o.PauseMax/10, o.PauseMax))
-			s.schedule(&event{at: s.at(gap(s.rng, o.PauseEvery)), kind: evPause, c: e.c})
+			s.schedule(event{at: s.at(gap(s.rng, o.PauseEvery)), kind: evPause, c: e.c})
 		}
 	case evResume:
 		s.clients[e.c].resume(e.gen)
 	case evPartition:
 		if s.faulty() {
 			s.clients[e.c].partition(between(s.rng, o.PartitionMax/10, o.PartitionMax))
-			s.schedule(&event{at: s.at(gap(s.rng, o.PartitionEvery)), kind: evPartition, c: e.c})
+			s.schedule(event{at: s.at(gap(s.rng, o.PartitionEvery)), kind: evPartition, c: e.c})
 		}
 	case evPartitionEnd:
 		s.clients[e.c].partitionEnd(e.gen)
 	case evReset:
 		if s.faulty() {
 			s.clients[e.c].reset()
-			s.schedule(&event{at: s.at(gap(s.rng, o.ResetEvery)), kind: evReset, c: e.c})
+			s.schedule(event{at: s.at(gap(s.rng, o.ResetEvery)), kind: evReset, c: e.c})
 		}
 	case evConnect:
 		s.clients[e.c].connect()
@@ -443,7 +444,7 @@ func (s *Sim) heal() {
 func (s *Sim) drain() {
 	s.phase = phaseDrain
 	s.tr.ev(s.now, "drain").int("bound", int64(s.opts.LivenessBound)).end()
-	s.schedule(&event{at: s.at(s.opts.LivenessBound), kind: evDeadline})
+	s.schedule(event{at: s.at(s.opts.LivenessBound), kind: evDeadline})
 	for _, c := range s.clients {
 		c.drain()
 	}
@@ -458,7 +459,7 @@ func (s *Sim) clientDone() {
 			return
 		}
 	}
-	s.schedule(&event{at: s.at(s.opts.TTL + lockDelayMax + time.Second), kind: evDeadline, gen: 1})
+	s.schedule(event{at: s.at(s.opts.TTL + lockDelayMax + time.Second), kind: evDeadline, gen: 1})
 	s.phase = phaseEnd
 }
 

@@ -117,7 +117,7 @@ func TestClockTrueAt(t *testing.T) {
 func TestQueueOrder(t *testing.T) {
 	var q queue
 	for i, at := range []spec.Time{5, 1, 5, 3, 1} {
-		q.push(&event{at: at, c: i})
+		q.push(event{at: at, c: i})
 	}
 	var got []int
 	for q.len() > 0 {
