@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -95,6 +96,7 @@ type Plan struct {
 	TableClients int            // clients of the Table workload (0: skip it), run once per single-server system
 	Failover     FailoverConfig // once per group, after the runs (Kills 0: skip it)
 	WorkDir      string
+	Floor        bool // measure the machine's floor at the start of each run
 	Log          io.Writer
 }
 
@@ -132,6 +134,7 @@ type Results struct {
 	Errors          map[Key][]string
 	Failover        map[string][]FailoverSample // by system
 	FailoverErrors  map[string][]string
+	Floors          []FloorSample // one per run, if the plan measures the floor
 	Start, Finished time.Time
 }
 
@@ -158,6 +161,17 @@ func (p Plan) Run(ctx context.Context) (*Results, error) {
 		Failover: map[string][]FailoverSample{}, FailoverErrors: map[string][]string{}, Start: time.Now()}
 	defer func() { r.Finished = time.Now() }()
 	for run := range p.Runs {
+		if p.Floor {
+			if err := os.MkdirAll(p.WorkDir, 0o755); err != nil {
+				return r, err
+			}
+			f, err := MeasureFloor(p.WorkDir)
+			if err != nil {
+				return r, fmt.Errorf("floor: %w", err)
+			}
+			r.Floors = append(r.Floors, f)
+			p.logf("run %d/%d floor: %v", run+1, p.Runs, f)
+		}
 		order := slices.Concat(p.Systems[run%len(p.Systems):], p.Systems[:run%len(p.Systems)])
 		for _, sys := range order {
 			dir := filepath.Join(p.WorkDir, fmt.Sprintf("run%d-%s", run+1, sys.Name))

@@ -3,6 +3,7 @@ package peers
 import (
 	"context"
 	"errors"
+	"github.com/bouncer-dlm/bouncer/bench"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -234,5 +235,46 @@ func TestWritePlot(t *testing.T) {
 	defer f.Close()
 	if _, err := png.Decode(f); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFloorReport checks the floor's medians and the verdicts against it,
+// met and missed.
+func TestFloorReport(t *testing.T) {
+	p := Plan{Systems: Systems("bouncer", "etcdnode", "redis-server"), Runs: 3}
+	r := &Results{Plan: p, Samples: map[Key][]Sample{}, Errors: map[Key][]string{}}
+	floor := func(grpcCPU time.Duration, fsync time.Duration) FloorSample {
+		return FloorSample{TCP: bench.Floor{RoundTrips: 50_000, Elapsed: time.Second, CPU: 50_000 * 5 * time.Microsecond},
+			GRPC:  bench.Floor{RoundTrips: 20_000, Elapsed: time.Second, CPU: 20_000 * grpcCPU},
+			OneRT: 50 * time.Microsecond, Fsync: fsync}
+	}
+	r.Floors = []FloorSample{floor(20*time.Microsecond, 200*time.Microsecond), floor(10*time.Microsecond, 900*time.Microsecond),
+		floor(15*time.Microsecond, 150*time.Microsecond)}
+	f, ok := r.Floor()
+	if !ok || f.GRPC.CPUPer() != 15*time.Microsecond || f.Fsync != 200*time.Microsecond || f.TCP.CPUPer() != 5*time.Microsecond {
+		t.Fatalf("median floor %+v (%v %v), want gRPC 15µs, fsync 200µs, tcp 5µs", f, f.GRPC.CPUPer(), f.TCP.CPUPer())
+	}
+	add := func(w Workload, n int, system string, ops int, p50, server, clients time.Duration) {
+		r.Samples[Key{w, n, system}] = []Sample{{Ops: ops, Elapsed: time.Second, P50: p50,
+			ServerCPU: server * time.Duration(ops), ClientCPU: clients * time.Duration(ops)}}
+	}
+	add(Uncontended, 64, "bouncer", 10_000, time.Millisecond, 60*time.Microsecond, 40*time.Microsecond)
+	add(Uncontended, 64, "redis-always", 10_000, time.Millisecond, 20*time.Microsecond, 20*time.Microsecond)
+	add(Uncontended, 1, "bouncer", 1_000, 250*time.Microsecond, 100*time.Microsecond, 100*time.Microsecond)
+	add(Contended, 64, "bouncer", 1_000, 50*time.Millisecond, 100*time.Microsecond, 100*time.Microsecond)
+	md := Report{Results: r, Machine: Machine{CPU: "test"}}.Markdown()
+	for _, want := range []string{
+		"| gRPC bidirectional-stream ping-pong, 64 connections | 20,000 | 15.0 µs | |",
+		"| write 4 KiB + fdatasync in the servers' work directory (p50) | | | 200.0 µs |",
+		// 100 µs per cycle over two gRPC round trips of 15 µs: 3.33x, missed
+		"÷ two gRPC-stream round trips (30.0 µs) | ≤ 3x | 3.33x (10.0x two raw TCP round trips) | **missed**: 1.11x over the target |",
+		"bouncer (60.0 µs) ÷ redis-always (20.0 µs) | ≤ 2x | 3.00x | **missed**: 1.50x over the target |",
+		"one client: acquire p50 (250.0 µs) ÷ (fsync p50 + 100 µs = 300.0 µs) | ≤ 1x | 0.83x | met |",
+		// 1/(200 µs + 50 µs) = 4,000/s; 1,000/s is 0.25x
+		"cycles/s (1,000) ÷ 1/(fsync p50 + one round trip) (4,000/s) | ≥ 0.5x | 0.25x | **missed**: at 50% of the target |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
 	}
 }

@@ -109,6 +109,10 @@ func (rep Report) Markdown() string {
 	rep.table(&b)
 	b.WriteString("\n## Targets (at 64 clients)\n\n")
 	rep.targets(&b)
+	if len(rep.Results.Floors) > 0 {
+		b.WriteString("\n## The floor\n\n")
+		rep.floorTable(&b)
+	}
 	if p := rep.Results.Plan; p.Failover.Kills > 0 && slices.ContainsFunc(p.Systems, func(s System) bool { return s.Members > 0 }) {
 		b.WriteString("\n## Failover (groups of " + fmt.Sprint(GroupSize) + ")\n\n")
 		rep.failoverTable(&b)

@@ -32,6 +32,7 @@ type flags struct {
 	systems, only           string
 	clients, contend, group string
 	focus, tableClients     int
+	floor                   bool
 	failover                peers.FailoverConfig
 	runs                    int
 	warmup, window, timeout time.Duration
@@ -57,6 +58,7 @@ func parseFlags() flags {
 	flag.IntVar(&f.focus, "focus", 64, "client count of the try-lock and shared/exclusive workloads")
 	flag.IntVar(&f.tableClients, "table-clients", 64, "clients that take the held locks (0: skip that workload)")
 	flag.IntVar(&peers.LockTableSize, "table-locks", peers.LockTableSize, "locks held in the large lock table workload")
+	flag.BoolVar(&f.floor, "floor", true, "measure the machine's floor (TCP and gRPC ping-pong, fsync) in each run and report Bouncer's figures as ratios to it")
 	flag.IntVar(&f.runs, "runs", 3, "runs; figures are medians over them")
 	flag.DurationVar(&f.warmup, "warmup", 500*time.Millisecond, "warm-up before each measured window")
 	flag.DurationVar(&f.window, "window", 3*time.Second, "measured window of each cell")
@@ -120,7 +122,7 @@ func run() error {
 
 func makePlan(f flags, redisBin string) (peers.Plan, error) {
 	p := peers.Plan{Runs: f.runs, Timing: peers.Timing{Warmup: f.warmup, Window: f.window},
-		TableClients: f.tableClients, Log: os.Stderr}
+		TableClients: f.tableClients, Floor: f.floor, Log: os.Stderr}
 	all := peers.Systems(f.bouncer, f.etcd, redisBin)
 	list := f.systems
 	if f.only != "" {
