@@ -23,8 +23,24 @@ import (
 // the lease) is the core's, the very code the simulator runs.
 
 // step runs f with the core, then hands out what the core has to send and
-// to tell; it fails once the session has stopped.
+// to tell; it fails once the session has stopped. The core's own
+// goroutines (answers, events, the timer) step it so; an application's
+// call steps it with call, which may also write the request itself.
 func (s *Session) step(f func(now spec.Time)) error {
+	err := s.stepCore(f)
+	s.c.pipe.kick(false)
+	return err
+}
+
+// call is step on an application's goroutine: it writes the requests the
+// core sends, unless another goroutine is writing (see pipe.kick).
+func (s *Session) call(f func(now spec.Time)) error {
+	err := s.stepCore(f)
+	s.c.pipe.kick(true)
+	return err
+}
+
+func (s *Session) stepCore(f func(now spec.Time)) error {
 	s.core.Lock()
 	defer s.core.Unlock()
 	if s.halted {

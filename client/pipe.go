@@ -13,21 +13,24 @@ import (
 
 // pipe carries the lock requests (acquire, convert, release, cancel) of
 // all of a client's sessions on one Pipe stream, which costs far less per
-// request than a unary call each. A sender goroutine opens the stream when
-// there is something to send and writes the queue; a receiver goroutine
-// per stream gives each answer to its session's core. A broken stream
-// loses only answers: its requests get none, and the core sends them again
-// with the same request ids.
+// request than a unary call each. A request is queued as its session's
+// core sends it; the application's goroutine that made it then writes the
+// queue to the open stream itself, unless another goroutine is writing or
+// no stream is open, and then a sender goroutine does (it also opens the
+// stream). A receiver goroutine per stream gives each answer to its
+// session's core. A broken stream loses only answers: its requests get
+// none, and the core sends them again with the same request ids.
 type pipe struct {
 	c    *Client
-	wake chan struct{} // a request was queued
+	wake chan struct{} // the sender has something to do
 	quit chan struct{}
 	once sync.Once
 
-	mu    sync.Mutex
-	queue []pipeItem
-	cur   *pipeStream // nil: none open
-	next  uint64      // the last call number used
+	mu      sync.Mutex
+	queue   []pipeItem
+	writing bool        // a goroutine is writing a batch taken from queue
+	cur     *pipeStream // nil: none open
+	next    uint64      // the last call number used
 }
 
 type pipeItem struct {
@@ -53,7 +56,8 @@ func newPipe(c *Client) *pipe {
 	return &pipe{c: c, wake: make(chan struct{}, 1), quit: make(chan struct{})}
 }
 
-// send queues in (a lock request) for s's call; it never blocks.
+// send queues in (a lock request) for s's call; it never blocks. The
+// goroutine that stepped the core then calls kick.
 func (p *pipe) send(s *Session, call protocol.CallID, in spec.Input) {
 	p.mu.Lock()
 	p.next++
@@ -63,9 +67,70 @@ func (p *pipe) send(s *Session, call protocol.CallID, in spec.Input) {
 	if start {
 		go p.sender()
 	}
+}
+
+// kick gets what is queued written. With direct (the caller is an
+// application's goroutine, which may wait for the stream's flow control
+// as any call may) it writes the queue itself if a stream is open and no
+// one else is writing; otherwise, and always for the core's own goroutines
+// (answers, events, the timer), which must never wait, the sender does.
+func (p *pipe) kick(direct bool) {
+	var on *member
+	if direct {
+		on = p.c.group.current()
+	}
+	p.mu.Lock()
+	if len(p.queue) == 0 {
+		p.mu.Unlock()
+		return
+	}
+	st := p.cur
+	if !direct || p.writing || st == nil || st.on != on {
+		p.mu.Unlock()
+		p.wakeSender()
+		return
+	}
+	batch := p.take(st)
+	p.mu.Unlock()
+	p.write(st, batch)
+}
+
+func (p *pipe) wakeSender() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
+	}
+}
+
+// take takes the queue for writing to st (p.mu held), registering its calls
+// as pending on st if st is still the open stream.
+func (p *pipe) take(st *pipeStream) []pipeItem {
+	p.writing = true
+	batch := p.queue
+	p.queue = nil
+	if p.cur == st {
+		for _, it := range batch {
+			st.pending[it.req.Call] = it.to
+		}
+	}
+	return batch
+}
+
+// write sends batch on st, then lets another writer in; what was queued
+// meanwhile goes to the sender.
+func (p *pipe) write(st *pipeStream, batch []pipeItem) {
+	for _, it := range batch {
+		if err := st.stream.Send(it.req); err != nil {
+			p.broken(st)
+			break
+		}
+	}
+	p.mu.Lock()
+	p.writing = false
+	more := len(p.queue) > 0
+	p.mu.Unlock()
+	if more {
+		p.wakeSender()
 	}
 }
 
@@ -80,7 +145,7 @@ func (p *pipe) stop() {
 	}
 }
 
-// sender writes queued requests to the stream, opening one when needed.
+// sender writes what callers leave queued, opening a stream when needed.
 func (p *pipe) sender() {
 	for {
 		select {
@@ -104,23 +169,13 @@ func (p *pipe) sender() {
 				break
 			}
 			p.mu.Lock()
-			batch := p.queue
-			p.queue = nil
-			if p.cur == st {
-				for _, it := range batch {
-					st.pending[it.req.Call] = it.to
-				}
+			if p.writing || len(p.queue) == 0 {
+				p.mu.Unlock()
+				break // the writer wakes the sender if it leaves anything
 			}
+			batch := p.take(st)
 			p.mu.Unlock()
-			if len(batch) == 0 {
-				break
-			}
-			for _, it := range batch {
-				if err := st.stream.Send(it.req); err != nil {
-					p.broken(st)
-					break
-				}
-			}
+			p.write(st, batch)
 		}
 	}
 }

@@ -189,7 +189,7 @@ func (s *Session) request(start func(now spec.Time) (spec.RequestID, error)) (sp
 	var id spec.RequestID
 	var err error
 	ch := make(chan protocol.Update, 1)
-	if e := s.step(func(now spec.Time) {
+	if e := s.call(func(now spec.Time) {
 		if id, err = start(now); err == nil {
 			s.waiters[id] = ch
 		}
