@@ -186,12 +186,12 @@ func (c *Core) putLock(l *lock) {
 	w.buf = appendUvarint(w.buf, uint64(l.request))
 	var deadline spec.Time
 	if l.request != 0 {
-		deadline = l.timeout.at
+		deadline = l.q.timeout.at
 	}
 	w.buf = appendVarint(w.buf, int64(deadline))
 	w.buf = appendVarint(w.buf, int64(l.lockDelay))
 	w.buf = appendUvarint(w.buf, l.grantSeq)
-	w.buf = appendUvarint(w.buf, l.queueSeq)
+	w.buf = appendUvarint(w.buf, l.queueSeq())
 	w.end()
 }
 

@@ -60,6 +60,7 @@ type lockRecord struct {
 	resource string
 	session  spec.SessionID
 	lock     lock
+	queueSeq uint64
 	deadline spec.Time
 }
 
@@ -160,7 +161,7 @@ func decodeLock(body []byte, d *decoder) (lockRecord, error) {
 	l.request = spec.RequestID(d.uvarint())
 	lr.deadline = spec.Time(d.varint())
 	l.lockDelay = d.duration()
-	l.grantSeq, l.queueSeq = d.uvarint(), d.uvarint()
+	l.grantSeq, lr.queueSeq = d.uvarint(), d.uvarint()
 	return lr, nil
 }
 
@@ -201,7 +202,7 @@ func (rs *restoring) build(c *Core) error {
 		r := c.useResource(nil, rec.name)
 		r.value, r.valid, r.delayUntil, r.stored = rec.value, rec.valid, rec.delayUntil, true
 		if r.delayUntil != 0 {
-			c.timers.set(&r.delay, r.delayUntil)
+			c.timers.set(&c.extOf(r).delay, r.delayUntil)
 		}
 	}
 	for i := range rs.locks {
@@ -225,7 +226,7 @@ func (rs *restoring) build(c *Core) error {
 	}
 	for name, r := range c.resources {
 		// map order: only which corrupt record is reported first
-		if r.granted.n == 0 && r.waiting.n == 0 && r.delayUntil == 0 {
+		if r.granted.n == 0 && r.ext.waiting.n == 0 && r.delayUntil == 0 {
 			return fmt.Errorf("%w: resource %q has neither locks nor a lock-delay", errCorrupt, name)
 		}
 	}
@@ -238,7 +239,7 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 		return fmt.Errorf("%w: lock on %q of unknown session %s, or twice", errCorrupt, lr.resource, lr.session)
 	}
 	rec := &lr.lock
-	if rec.token > c.tokenMax || rec.grantSeq > c.seq || rec.queueSeq > c.seq || (rec.request != 0) != (rec.queueSeq != 0) {
+	if rec.token > c.tokenMax || rec.grantSeq > c.seq || lr.queueSeq > c.seq || (rec.request != 0) != (lr.queueSeq != 0) {
 		return fmt.Errorf("%w: lock on %q of %s is beyond the counters or half queued", errCorrupt, lr.resource, lr.session)
 	}
 	r := c.resources[lr.resource]
@@ -247,7 +248,7 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	}
 	l := c.newLock(s, r, rec.mode, rec.lockDelay)
 	l.granted, l.want, l.token, l.notified = rec.granted, rec.want, rec.token, rec.notified
-	l.grantSeq, l.queueSeq, l.request, l.stored = rec.grantSeq, rec.queueSeq, rec.request, true
+	l.grantSeq, l.request, l.stored = rec.grantSeq, rec.request, true
 	if l.granted {
 		r.granted.insertSorted(grantedList, l, func(l *lock) uint64 { return l.grantSeq })
 		r.grantedModes[l.mode]++
@@ -256,14 +257,16 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	if l.request == 0 {
 		return nil
 	}
-	q := &r.waiting
+	c.queue(l).seq = lr.queueSeq
+	x := c.extOf(r)
+	q := &x.waiting
 	if l.granted {
-		q = &r.converting
+		q = &x.converting
 	}
-	q.insertSorted(queueList, l, func(l *lock) uint64 { return l.queueSeq })
+	q.insertSorted(queueList, l, func(l *lock) uint64 { return l.q.seq })
 	s.pending.pushBack(pendingList, l)
-	r.wantedModes[l.want]++
+	r.ext.wantedModes[l.want]++
 	c.queuedTotal++
-	c.timers.set(&l.timeout, lr.deadline)
+	c.timers.set(&l.q.timeout, lr.deadline)
 	return nil
 }

@@ -121,7 +121,7 @@ func (c *Core) complete(s *session, req spec.RequestID, resource string, res spe
 // every resource it touched is settled in name order.
 func (c *Core) endSession(s *session, closed bool) {
 	locks := c.ending[:0]
-	for l := s.locks.head; l != nil; l = l.links[sessionList].next {
+	for l := s.locks.head; l != nil; l = l.link(sessionList).next {
 		locks = append(locks, l)
 	}
 	// The order reaches the outputs: by resource name, as the model does.
@@ -182,7 +182,7 @@ func (c *Core) expireHolder(r *resource, l *lock) {
 	if l.lockDelay > 0 && l.mode != spec.NL {
 		if until := c.now.Add(l.lockDelay); until > r.delayUntil {
 			r.delayUntil, changed = until, true
-			c.timers.set(&r.delay, until)
+			c.timers.set(&c.extOf(r).delay, until)
 		}
 	}
 	if changed {
