@@ -79,33 +79,34 @@ type tombstone struct {
 }
 
 type resource struct {
-	name       string
-	value      []byte // never mutated in place: a write replaces the slice
-	delayUntil spec.Time
-	ref        opRef // its latest write this turn
-
+	name         string
 	granted      lockList              // every lock with a granted mode, in order of first grant
 	grantedModes [spec.ModeCount]int32 // granted locks by granted mode
-	locks        int                   // locks on the resource, granted or waiting
 
-	// ext holds what only a queue, a lock-delay or many locks need: the
-	// shared, empty noExt until then (read-only), its own once any of them
-	// comes (extOf), back to the pool when the resource is dropped. Most
-	// resources hold one lock and never need it.
+	// ext holds what only a value block, a record, a queue, a lock-delay,
+	// many locks or idleness need: the shared, empty noExt until then
+	// (read-only), its own once any of them comes (extOf), kept until the
+	// resource leaves the idle list. Most resources hold one lock and
+	// never need it.
 	ext *resourceExt
 
+	locks  int32 // locks on the resource, granted or waiting
+	valid  bool
+	stored bool // the store holds a record of value, validity and delay
 	// An unused resource is kept idle for a while (empty, out of the state)
 	// so that a hot name locked and unlocked again and again does not pay
 	// for a map insert and delete each time.
-	idlePrev, idleNext *resource
-
-	valid  bool
-	stored bool // the store holds a record of value, validity and delay
-	idle   bool
+	idle bool
 }
 
 // resourceExt is the part of a resource that most resources never use.
 type resourceExt struct {
+	value      []byte // never mutated in place: a write replaces the slice
+	delayUntil spec.Time
+	ref        opRef // its latest write this turn
+
+	idlePrev, idleNext *resource // on the idle list
+
 	converting lockList // the conversion queue (these are also on granted)
 	waiting    lockList // the wait queue of new requests
 
@@ -298,7 +299,7 @@ func (c *Core) advance(now spec.Time) {
 		case timerDelayEnd:
 			r := t.res
 			c.timers.stop(&r.ext.delay)
-			r.delayUntil = 0
+			r.ext.delayUntil = 0
 			c.putResource(r)
 			c.settle(r)
 		default:

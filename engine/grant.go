@@ -202,7 +202,7 @@ func (c *Core) notify(r *resource) {
 	}
 }
 
-func (c *Core) delayed(r *resource) bool { return r.delayUntil > c.now }
+func (c *Core) delayed(r *resource) bool { return r.ext.delayUntil > c.now }
 
 // compatible reports whether mode is compatible with the granted mode of
 // every lock on r other than self: O(number of modes).
@@ -220,11 +220,11 @@ func (r *resource) compatible(mode spec.Mode, self *lock) bool {
 }
 
 func (r *resource) grantResult(l *lock) spec.Result {
-	return spec.Result{Code: spec.OK, Mode: l.mode, Token: l.token, Value: r.value, ValueValid: r.valid}
+	return spec.Result{Code: spec.OK, Mode: l.mode, Token: l.token, Value: r.ext.value, ValueValid: r.valid}
 }
 
 func (c *Core) writeValue(r *resource, v []byte) {
-	r.value, r.valid = spec.CloneValue(v), true
+	c.extOf(r).value, r.valid = spec.CloneValue(v), true
 	c.putResource(r)
 }
 
@@ -261,8 +261,8 @@ func (c *Core) dropResource(r *resource) {
 		c.deleteResource(r)
 	}
 	c.timers.stop(&r.ext.delay)
-	c.freeExt(r)
-	r.value, r.valid, r.delayUntil = nil, true, 0
+	x := c.extOf(r) // for the idle list's links
+	x.value, x.delayUntil, r.valid = nil, 0, true
 	r.idle = true
 	c.live--
 	c.idle.pushBack(r)
@@ -270,6 +270,7 @@ func (c *Core) dropResource(r *resource) {
 		old := c.idle.head
 		c.idle.remove(old)
 		delete(c.resources, old.name)
+		c.freeExt(old)
 		*old = resource{}
 		c.freeRes = append(c.freeRes, old)
 	}
@@ -408,8 +409,8 @@ func (c *Core) extOf(r *resource) *resourceExt {
 	return x
 }
 
-// freeExt returns r's extension, empty now, to the pool (r is being
-// dropped: no queue, no lock-delay).
+// freeExt returns r's extension, empty now, to the pool (r leaves the
+// idle list: no queue, no lock-delay).
 func (c *Core) freeExt(r *resource) {
 	x := r.ext
 	if x == &noExt {
@@ -465,9 +466,11 @@ type resourceList struct {
 }
 
 func (ls *resourceList) pushBack(r *resource) {
-	r.idlePrev, r.idleNext = ls.tail, nil
+	x := r.ext
+	assert(x != &noExt, "an idle resource has no extension of its own")
+	x.idlePrev, x.idleNext = ls.tail, nil
 	if ls.tail != nil {
-		ls.tail.idleNext = r
+		ls.tail.ext.idleNext = r
 	} else {
 		ls.head = r
 	}
@@ -476,16 +479,17 @@ func (ls *resourceList) pushBack(r *resource) {
 }
 
 func (ls *resourceList) remove(r *resource) {
-	if r.idlePrev != nil {
-		r.idlePrev.idleNext = r.idleNext
+	x := r.ext
+	if x.idlePrev != nil {
+		x.idlePrev.ext.idleNext = x.idleNext
 	} else {
-		ls.head = r.idleNext
+		ls.head = x.idleNext
 	}
-	if r.idleNext != nil {
-		r.idleNext.idlePrev = r.idlePrev
+	if x.idleNext != nil {
+		x.idleNext.ext.idlePrev = x.idlePrev
 	} else {
-		ls.tail = r.idlePrev
+		ls.tail = x.idlePrev
 	}
-	r.idlePrev, r.idleNext = nil, nil
+	x.idlePrev, x.idleNext = nil, nil
 	ls.n--
 }

@@ -26,7 +26,7 @@ func (c *Core) CheckInvariants() error {
 	if err := spec.CheckInvariants(&st, &c.lim); err != nil {
 		return err
 	}
-	if x := &noExt; x.converting != (lockList{}) || x.waiting != (lockList{}) || x.wantedModes != [spec.ModeCount]int32{} ||
+	if x := &noExt; x.value != nil || x.delayUntil != 0 || x.ref != (opRef{}) || x.idlePrev != nil || x.idleNext != nil || x.converting != (lockList{}) || x.waiting != (lockList{}) || x.wantedModes != [spec.ModeCount]int32{} ||
 		x.delay != (timer{index: -1}) || x.searchVisit != 0 || x.searchKey != 0 || x.bySession != nil {
 		return errors.New("the shared empty resource extension was written")
 	}
@@ -76,7 +76,7 @@ func (c *Core) CheckInvariants() error {
 		if err := c.checkResource(name, r); err != nil {
 			return fmt.Errorf("resource %q: %w", name, err)
 		}
-		if r.delayUntil != 0 {
+		if r.ext.delayUntil != 0 {
 			timers++
 		}
 	}
@@ -150,14 +150,14 @@ func (c *Core) checkResource(name string, r *resource) error {
 			return err
 		}
 	}
-	if int(r.granted.n+r.ext.waiting.n) != r.locks || (r.ext.bySession != nil && len(r.ext.bySession) != r.locks) {
+	if r.granted.n+r.ext.waiting.n != int(r.locks) || (r.ext.bySession != nil && len(r.ext.bySession) != int(r.locks)) {
 		return fmt.Errorf("counts %d locks, lists hold %d, index %d", r.locks, r.granted.n+r.ext.waiting.n, len(r.ext.bySession))
 	}
 	if granted != r.grantedModes || wanted != r.ext.wantedModes {
 		return fmt.Errorf("mode counts %v/%v, lists say %v/%v", r.grantedModes, r.ext.wantedModes, granted, wanted)
 	}
-	if (r.delayUntil != 0) != (r.ext.delay.index >= 0) || (r.delayUntil != 0 && r.ext.delay.at != r.delayUntil) {
-		return fmt.Errorf("delay timer disagrees with delay-until %v", r.delayUntil)
+	if (r.ext.delayUntil != 0) != (r.ext.delay.index >= 0) || (r.ext.delayUntil != 0 && r.ext.delay.at != r.ext.delayUntil) {
+		return fmt.Errorf("delay timer disagrees with delay-until %v", r.ext.delayUntil)
 	}
 	return nil
 }

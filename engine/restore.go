@@ -56,6 +56,13 @@ type replyRecord struct {
 	res     spec.Result
 }
 
+type resourceRecord struct {
+	name       string
+	value      []byte
+	valid      bool
+	delayUntil spec.Time
+}
+
 type lockRecord struct {
 	resource string
 	session  spec.SessionID
@@ -74,7 +81,7 @@ type restoring struct {
 	tombSeq    uint64
 	sessions   []session
 	replies    []replyRecord
-	resources  []resource
+	resources  []resourceRecord
 	locks      []lockRecord
 	tombstones []tombstone
 }
@@ -120,7 +127,7 @@ func (rs *restoring) add(key, value []byte) error {
 		rs.replies = append(rs.replies, r)
 	case prefixResource:
 		flags := d.byte()
-		r := resource{name: string(body), valid: flags&flagValid != 0, delayUntil: spec.Time(d.varint()), stored: true}
+		r := resourceRecord{name: string(body), valid: flags&flagValid != 0, delayUntil: spec.Time(d.varint())}
 		r.value = d.bytes()
 		rs.resources = append(rs.resources, r)
 	case prefixLock:
@@ -200,9 +207,13 @@ func (rs *restoring) build(c *Core) error {
 	for i := range rs.resources {
 		rec := &rs.resources[i]
 		r := c.useResource(nil, rec.name)
-		r.value, r.valid, r.delayUntil, r.stored = rec.value, rec.valid, rec.delayUntil, true
-		if r.delayUntil != 0 {
-			c.timers.set(&c.extOf(r).delay, r.delayUntil)
+		r.valid, r.stored = rec.valid, true
+		if rec.value != nil || rec.delayUntil != 0 {
+			x := c.extOf(r)
+			x.value, x.delayUntil = rec.value, rec.delayUntil
+		}
+		if rec.delayUntil != 0 {
+			c.timers.set(&r.ext.delay, rec.delayUntil)
 		}
 	}
 	for i := range rs.locks {
@@ -226,7 +237,7 @@ func (rs *restoring) build(c *Core) error {
 	}
 	for name, r := range c.resources {
 		// map order: only which corrupt record is reported first
-		if r.granted.n == 0 && r.ext.waiting.n == 0 && r.delayUntil == 0 {
+		if r.granted.n == 0 && r.ext.waiting.n == 0 && r.ext.delayUntil == 0 {
 			return fmt.Errorf("%w: resource %q has neither locks nor a lock-delay", errCorrupt, name)
 		}
 	}

@@ -180,9 +180,10 @@ func (c *Core) expireHolder(r *resource, l *lock) {
 		r.valid, changed = false, true
 	}
 	if l.lockDelay > 0 && l.mode != spec.NL {
-		if until := c.now.Add(l.lockDelay); until > r.delayUntil {
-			r.delayUntil, changed = until, true
-			c.timers.set(&c.extOf(r).delay, until)
+		if until := c.now.Add(l.lockDelay); until > r.ext.delayUntil {
+			x := c.extOf(r)
+			x.delayUntil, changed = until, true
+			c.timers.set(&x.delay, until)
 		}
 	}
 	if changed {

@@ -36,7 +36,7 @@ func (c *Core) State() spec.State {
 }
 
 func (r *resource) state() spec.ResourceState {
-	rs := spec.ResourceState{Name: r.name, Value: r.value, ValueValid: r.valid, DelayUntil: r.delayUntil}
+	rs := spec.ResourceState{Name: r.name, Value: r.ext.value, ValueValid: r.valid, DelayUntil: r.ext.delayUntil}
 	for l := r.granted.head; l != nil; l = l.link(grantedList).next {
 		rs.Granted = append(rs.Granted, l.state())
 	}
