@@ -17,13 +17,13 @@ func TestAssertions(t *testing.T) {
 		"ungrant a waiting lock":           func(c *Core, _, queued *lock) { c.ungrant(queued) },
 		"change the mode of a waiter":      func(c *Core, _, queued *lock) { c.setMode(queued, spec.PR) },
 		"dequeue a lock with no request":   func(c *Core, held, _ *lock) { c.dequeue(held) },
-		"queue a request with no id":       func(c *Core, held, _ *lock) { c.enqueue(held, &held.res.converting, spec.EX, 0, c.now+1) },
+		"queue a request with no id":       func(c *Core, held, _ *lock) { c.enqueue(held, &held.res.ext.converting, spec.EX, 0, c.now+1) },
 		"free a granted lock":              func(c *Core, held, _ *lock) { c.freeLockQuietly(held) },
 		"drop a resource with locks":       func(c *Core, held, _ *lock) { c.dropResource(held.res) },
 		"join the granted list twice":      func(c *Core, held, _ *lock) { held.res.granted.pushBack(grantedList, held) },
-		"leave a queue one is not on":      func(c *Core, held, _ *lock) { held.res.waiting.remove(queueList, held) },
+		"leave a queue one is not on":      func(c *Core, held, _ *lock) { held.res.ext.waiting.remove(queueList, held) },
 		"record a final outcome twice":     func(c *Core, held, _ *lock) { c.record(held.sess, 1, 0, spec.Result{Code: spec.OK}) },
-		"count a negative number of locks": func(c *Core, _, queued *lock) { queued.res.waiting.n = 0; c.dequeue(queued) },
+		"count a negative number of locks": func(c *Core, _, queued *lock) { queued.res.ext.waiting.n = 0; c.dequeue(queued) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c, held, queued := assertionCore(t)

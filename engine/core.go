@@ -43,12 +43,14 @@ type Core struct {
 	writes  Writes
 	metaRef opRef
 
-	visit     uint64     // epoch of the current wait-for search
-	stack     []*session // scratch for the wait-for search
-	names     []string   // scratch for endSession
-	ending    []*lock    // scratch for endSession
-	freeLocks []*lock
-	freeRes   []*resource
+	visit      uint64     // epoch of the current wait-for search
+	stack      []*session // scratch for the wait-for search
+	names      []string   // scratch for endSession
+	ending     []*lock    // scratch for endSession
+	freeLocks  []*lock
+	freeRes    []*resource
+	freeExts   []*resourceExt
+	freeQueued []*queuedPart
 }
 
 type session struct {
@@ -77,51 +79,90 @@ type tombstone struct {
 }
 
 type resource struct {
-	name       string
+	name         string
+	granted      lockList              // every lock with a granted mode, in order of first grant
+	grantedModes [spec.ModeCount]int32 // granted locks by granted mode
+
+	// ext holds what only a value block, a record, a queue, a lock-delay,
+	// many locks or idleness need: the shared, empty noExt until then
+	// (read-only), its own once any of them comes (extOf), kept until the
+	// resource leaves the idle list. Most resources hold one lock and
+	// never need it.
+	ext *resourceExt
+
+	locks  int32 // locks on the resource, granted or waiting
+	valid  bool
+	stored bool // the store holds a record of value, validity and delay
+	// An unused resource is kept idle for a while (empty, out of the state)
+	// so that a hot name locked and unlocked again and again does not pay
+	// for a map insert and delete each time.
+	idle bool
+}
+
+// resourceExt is the part of a resource that most resources never use.
+type resourceExt struct {
 	value      []byte // never mutated in place: a write replaces the slice
-	valid      bool
 	delayUntil spec.Time
-	stored     bool  // the store holds a record of value, validity and delay
 	ref        opRef // its latest write this turn
 
-	granted    lockList // every lock with a granted mode, in order of first grant
+	idlePrev, idleNext *resource // on the idle list
+
 	converting lockList // the conversion queue (these are also on granted)
 	waiting    lockList // the wait queue of new requests
 
-	grantedModes [spec.ModeCount]int32 // granted locks by granted mode
-	wantedModes  [spec.ModeCount]int32 // queued requests by the mode they want
-	delay        timer
+	wantedModes [spec.ModeCount]int32 // queued requests by the mode they want
+	delay       timer
 
 	// The furthest queued request walked by the current wait-for search
 	// (searchVisit == Core.visit), by servingKey (see deadlock.go).
 	searchVisit, searchKey uint64
 
-	locks     int                // locks on the resource, granted or waiting
 	bySession map[*session]*lock // index of locks, once there are many (see lockOf)
-
-	// An unused resource is kept idle for a while (empty, out of the state)
-	// so that a hot name locked and unlocked again and again does not pay
-	// for a map insert and delete each time.
-	idle               bool
-	idlePrev, idleNext *resource
 }
+
+// noExt is the extension of every resource that has none of its own: all
+// empty, never written (extOf gives a resource its own before a write).
+var noExt = resourceExt{delay: timer{index: -1}}
 
 type lock struct {
 	sess      *session
 	res       *resource
-	granted   bool
-	mode      spec.Mode // granted mode, or the requested mode of a waiting lock
-	want      spec.Mode // mode a queued conversion waits for; else == mode
 	token     spec.Token
 	request   spec.RequestID // queued request, 0 if none
 	lockDelay time.Duration
-	notified  int8
 	grantSeq  uint64
-	queueSeq  uint64
-	stored    bool  // the store holds its record, or will after this turn
-	ref       opRef // its latest write this turn
-	links     [listKinds]links
-	timeout   timer // running while a request is queued; its instant is the deadline
+	ref       opRef       // its latest write this turn
+	links     [2]links    // on grantedList and sessionList
+	q         *queuedPart // while a request is queued (request != 0), else nil
+	granted   bool
+	mode      spec.Mode // granted mode, or the requested mode of a waiting lock
+	want      spec.Mode // mode a queued conversion waits for; else == mode
+	notified  int8
+	stored    bool // the store holds its record, or will after this turn
+}
+
+// queuedPart is the part of a lock that only a queued request needs: most
+// locks are granted at once and never queue. The core pools them.
+type queuedPart struct {
+	links   [2]links // on queueList and pendingList
+	timeout timer    // its instant is the request's deadline
+	seq     uint64   // queueSeq
+}
+
+// link returns l's links on list k (a queue's only while l is queued).
+func (l *lock) link(k listKind) *links {
+	if k < queueList {
+		return &l.links[k]
+	}
+	return &l.q.links[k-queueList] // nil l.q: a bug (remove asserts it)
+}
+
+// queueSeq orders a queued request in its queue (0: none queued).
+func (l *lock) queueSeq() uint64 {
+	if l.q == nil {
+		return 0
+	}
+	return l.q.seq
 }
 
 // New returns an empty core with the given limits, which must be valid.
@@ -257,8 +298,8 @@ func (c *Core) advance(now spec.Time) {
 			c.settle(r)
 		case timerDelayEnd:
 			r := t.res
-			c.timers.stop(&r.delay)
-			r.delayUntil = 0
+			c.timers.stop(&r.ext.delay)
+			r.ext.delayUntil = 0
 			c.putResource(r)
 			c.settle(r)
 		default:

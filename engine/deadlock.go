@@ -16,7 +16,7 @@ func (c *Core) onCycle(s *session) bool {
 	for len(stack) > 0 && !found {
 		x := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for p := x.pending.head; p != nil && !found; p = p.links[pendingList].next {
+		for p := x.pending.head; p != nil && !found; p = p.link(pendingList).next {
 			stack, found = c.blockers(p, s, stack)
 		}
 	}
@@ -48,7 +48,7 @@ func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session,
 	if bugzooOn && planted("deadlock-ahead-edges") {
 		// The rule before it was found wrong: a new request also waits for
 		// every conversion and every request ahead of it, compatible or not.
-		for h := r.granted.head; h != nil; h = h.links[grantedList].next {
+		for h := r.granted.head; h != nil; h = h.link(grantedList).next {
 			if h != p && !spec.Compatible(h.mode, p.want) && push(h.sess) {
 				return stack, true
 			}
@@ -65,10 +65,10 @@ func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session,
 	// nothing: skip it. This keeps a search O(queue + holders) per resource
 	// however many of the queue's sessions it visits.
 	key := servingKey(p)
-	if r.searchVisit == c.visit && key <= r.searchKey {
+	if r.ext.searchVisit == c.visit && key <= r.ext.searchKey {
 		return stack, false
 	}
-	r.searchVisit, r.searchKey = c.visit, key
+	r.ext.searchVisit, r.ext.searchKey = c.visit, key
 	var wanted [spec.ModeCount]int32 // modes wanted at or ahead of p
 	wanted[p.want]++
 	behind := modeBit(p.want) // modes wanted from the request visited up to p
@@ -79,9 +79,9 @@ func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session,
 		behind |= modeBit(q.want)
 		wanted[q.want]++
 	}
-	for h := r.granted.head; h != nil; h = h.links[grantedList].next {
+	for h := r.granted.head; h != nil; h = h.link(grantedList).next {
 		own := spec.Mode(spec.ModeCount) // the mode of h's own request at or ahead of p, if any
-		if h.request != 0 && (!p.granted || h.queueSeq <= p.queueSeq) {
+		if h.request != 0 && (!p.granted || h.queueSeq() <= p.queueSeq()) {
 			own = h.want
 		}
 		for m := spec.Mode(0); m < spec.ModeCount; m++ {
@@ -104,19 +104,19 @@ func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session,
 // conversion queue, then the wait queue, each in queue order.
 func servingKey(q *lock) uint64 {
 	if q.granted {
-		return q.queueSeq
+		return q.queueSeq()
 	}
-	return 1<<63 | q.queueSeq
+	return 1<<63 | q.queueSeq()
 }
 
 // aheadOf returns the request served just before q: the one ahead of it in
 // its queue, or, for the head of the wait queue, the tail of the
 // conversion queue.
 func aheadOf(q *lock) *lock {
-	if prev := q.links[queueList].prev; prev != nil || q.granted {
+	if prev := q.link(queueList).prev; prev != nil || q.granted {
 		return prev
 	}
-	return q.res.converting.tail
+	return q.res.ext.converting.tail
 }
 
 func modeBit(m spec.Mode) uint8 { return 1 << m }

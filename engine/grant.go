@@ -24,7 +24,7 @@ func (c *Core) acquire(s *session, in *spec.Input) (spec.Result, *resource) {
 		r = c.useResource(r, in.Resource)
 	}
 	// Strict FIFO: a new request is granted at once only if nothing waits.
-	if r.converting.n == 0 && (r.waiting.n == 0 || bugzooOn && planted("fifo-overtake")) && !c.delayed(r) &&
+	if r.ext.converting.n == 0 && (r.ext.waiting.n == 0 || bugzooOn && planted("fifo-overtake")) && !c.delayed(r) &&
 		(r.compatible(in.Mode, nil) || bugzooOn && planted("grant-incompatible")) {
 		l := c.newLock(s, r, in.Mode, in.LockDelay)
 		c.grantNew(l)
@@ -34,11 +34,11 @@ func (c *Core) acquire(s *session, in *spec.Input) (spec.Result, *resource) {
 	if in.NoQueue {
 		return spec.Refuse(spec.WouldBlock, spec.DetailWouldBlock), nil
 	}
-	if r.converting.n+r.waiting.n >= c.lim.WaitersPerResourceMax {
+	if r.ext.converting.n+r.ext.waiting.n >= c.lim.WaitersPerResourceMax {
 		return spec.Refuse(spec.LimitExceeded, spec.DetailWaiters(c.lim.WaitersPerResourceMax)), nil
 	}
 	l := c.newLock(s, r, in.Mode, in.LockDelay)
-	c.enqueue(l, &r.waiting, in.Mode, in.Request, c.now.Add(in.WaitTimeout))
+	c.enqueue(l, &c.extOf(r).waiting, in.Mode, in.Request, c.now.Add(in.WaitTimeout))
 	if c.onCycle(s) {
 		c.dequeue(l)
 		c.freeLockQuietly(l) // never written
@@ -90,10 +90,10 @@ func (c *Core) convert(s *session, in *spec.Input) (spec.Result, *resource) {
 	if in.NoQueue {
 		return spec.Refuse(spec.WouldBlock, spec.DetailWouldBlock), nil
 	}
-	if r.converting.n+r.waiting.n >= c.lim.WaitersPerResourceMax {
+	if r.ext.converting.n+r.ext.waiting.n >= c.lim.WaitersPerResourceMax {
 		return spec.Refuse(spec.LimitExceeded, spec.DetailWaiters(c.lim.WaitersPerResourceMax)), nil
 	}
-	c.enqueue(l, &r.converting, in.Mode, in.Request, c.now.Add(in.WaitTimeout))
+	c.enqueue(l, &c.extOf(r).converting, in.Mode, in.Request, c.now.Add(in.WaitTimeout))
 	if c.onCycle(s) {
 		c.dequeue(l)
 		return spec.Refuse(spec.Deadlock, spec.DetailDeadlockQueue), nil
@@ -153,8 +153,8 @@ func (c *Core) unqueue(l *lock, res spec.Result) {
 // Granting a head adds no wait-for edge, so neither loop checks for a
 // deadlock.
 func (c *Core) settle(r *resource) {
-	for r.converting.n > 0 && !c.delayed(r) && r.compatible(r.converting.head.want, r.converting.head) {
-		l := r.converting.head
+	for r.ext.converting.n > 0 && !c.delayed(r) && r.compatible(r.ext.converting.head.want, r.ext.converting.head) {
+		l := r.ext.converting.head
 		req, want := l.request, l.want
 		c.dequeue(l)
 		c.setMode(l, want)
@@ -162,8 +162,8 @@ func (c *Core) settle(r *resource) {
 		c.putLock(l)
 		c.complete(l.sess, req, r.name, r.grantResult(l))
 	}
-	for r.converting.n == 0 && r.waiting.n > 0 && !c.delayed(r) && r.compatible(r.waiting.head.mode, nil) {
-		l := r.waiting.head
+	for r.ext.converting.n == 0 && r.ext.waiting.n > 0 && !c.delayed(r) && r.compatible(r.ext.waiting.head.mode, nil) {
+		l := r.ext.waiting.head
 		req := l.request
 		c.dequeue(l)
 		c.grantNew(l)
@@ -171,7 +171,7 @@ func (c *Core) settle(r *resource) {
 		c.complete(l.sess, req, r.name, r.grantResult(l))
 	}
 	c.notify(r)
-	if r.granted.n == 0 && r.waiting.n == 0 && !c.delayed(r) {
+	if r.granted.n == 0 && r.ext.waiting.n == 0 && !c.delayed(r) {
 		c.dropResource(r)
 	}
 }
@@ -179,13 +179,13 @@ func (c *Core) settle(r *resource) {
 // notify tells each holder that blocks a queued request of another session
 // the highest such mode, once per higher mode since its own mode changed.
 func (c *Core) notify(r *resource) {
-	if r.converting.n+r.waiting.n == 0 {
+	if r.ext.converting.n+r.ext.waiting.n == 0 {
 		return
 	}
-	for h := r.granted.head; h != nil; h = h.links[grantedList].next {
+	for h := r.granted.head; h != nil; h = h.link(grantedList).next {
 		high := int8(-1)
 		for m := spec.ModeCount - 1; m >= 0; m-- {
-			n := r.wantedModes[m]
+			n := r.ext.wantedModes[m]
 			if h.request != 0 && h.want == spec.Mode(m) {
 				n-- // its own conversion
 			}
@@ -202,7 +202,7 @@ func (c *Core) notify(r *resource) {
 	}
 }
 
-func (c *Core) delayed(r *resource) bool { return r.delayUntil > c.now }
+func (c *Core) delayed(r *resource) bool { return r.ext.delayUntil > c.now }
 
 // compatible reports whether mode is compatible with the granted mode of
 // every lock on r other than self: O(number of modes).
@@ -220,11 +220,11 @@ func (r *resource) compatible(mode spec.Mode, self *lock) bool {
 }
 
 func (r *resource) grantResult(l *lock) spec.Result {
-	return spec.Result{Code: spec.OK, Mode: l.mode, Token: l.token, Value: r.value, ValueValid: r.valid}
+	return spec.Result{Code: spec.OK, Mode: l.mode, Token: l.token, Value: r.ext.value, ValueValid: r.valid}
 }
 
 func (c *Core) writeValue(r *resource, v []byte) {
-	r.value, r.valid = spec.CloneValue(v), true
+	c.extOf(r).value, r.valid = spec.CloneValue(v), true
 	c.putResource(r)
 }
 
@@ -247,8 +247,7 @@ func (c *Core) useResource(r *resource, name string) *resource {
 	} else {
 		r = &resource{}
 	}
-	r.name, r.valid = name, true
-	r.delay = timer{kind: timerDelayEnd, resource: name, res: r, index: -1}
+	r.name, r.valid, r.ext = name, true, &noExt
 	c.resources[name] = r
 	return r
 }
@@ -261,8 +260,9 @@ func (c *Core) dropResource(r *resource) {
 	if r.stored {
 		c.deleteResource(r)
 	}
-	c.timers.stop(&r.delay)
-	r.value, r.valid, r.delayUntil = nil, true, 0
+	c.timers.stop(&r.ext.delay)
+	x := c.extOf(r) // for the idle list's links
+	x.value, x.delayUntil, r.valid = nil, 0, true
 	r.idle = true
 	c.live--
 	c.idle.pushBack(r)
@@ -270,6 +270,7 @@ func (c *Core) dropResource(r *resource) {
 		old := c.idle.head
 		c.idle.remove(old)
 		delete(c.resources, old.name)
+		c.freeExt(old)
 		*old = resource{}
 		c.freeRes = append(c.freeRes, old)
 	}
@@ -284,14 +285,14 @@ func (c *Core) newLock(s *session, r *resource, mode spec.Mode, lockDelay time.D
 		l = &lock{}
 	}
 	l.sess, l.res, l.mode, l.want, l.lockDelay, l.notified = s, r, mode, mode, lockDelay, -1
-	l.timeout = timer{kind: timerTimeout, resource: r.name, session: s.id, lock: l, index: -1}
 	s.locks.pushBack(sessionList, l)
 	r.locks++
-	if r.bySession == nil && r.locks > lockScanMax {
+	if r.ext.bySession == nil && r.locks > lockScanMax {
+		c.extOf(r)
 		r.index()
 	}
-	if r.bySession != nil {
-		r.bySession[s] = l
+	if r.ext.bySession != nil {
+		r.ext.bySession[s] = l
 	}
 	return l
 }
@@ -307,8 +308,8 @@ func (c *Core) freeLockQuietly(l *lock) {
 	assert(!l.granted && l.request == 0 && r.locks > 0, "a freed lock is neither granted nor queued")
 	l.sess.locks.remove(sessionList, l)
 	r.locks--
-	if r.bySession != nil {
-		delete(r.bySession, l.sess)
+	if r.ext.bySession != nil {
+		delete(r.ext.bySession, l.sess)
 	}
 	*l = lock{}
 	c.freeLocks = append(c.freeLocks, l)
@@ -336,7 +337,7 @@ func (c *Core) ungrant(l *lock) {
 
 // setMode changes the granted mode of l.
 func (c *Core) setMode(l *lock, m spec.Mode) {
-	assert(l.granted && l.res.grantedModes[l.mode] > 0 && (l.links[grantedList].prev != nil || l.res.granted.head == l),
+	assert(l.granted && l.res.grantedModes[l.mode] > 0 && (l.link(grantedList).prev != nil || l.res.granted.head == l),
 		"a lock changes mode while not on its resource's granted list")
 	l.res.grantedModes[l.mode]--
 	l.mode, l.want = m, m
@@ -346,30 +347,80 @@ func (c *Core) setMode(l *lock, m spec.Mode) {
 // enqueue queues a request of l for mode on q (the wait queue for a new
 // lock, the conversion queue for a granted one).
 func (c *Core) enqueue(l *lock, q *lockList, want spec.Mode, req spec.RequestID, deadline spec.Time) {
-	l.want, l.request, l.queueSeq = want, req, c.nextSeq()
+	l.want, l.request = want, req
+	c.queue(l).seq = c.nextSeq()
 	q.pushBack(queueList, l)
 	l.sess.pending.pushBack(pendingList, l)
-	l.res.wantedModes[want]++
+	l.res.ext.wantedModes[want]++
 	c.queuedTotal++
-	c.timers.set(&l.timeout, deadline)
-	assert(req != 0 && l.timeout.index >= 0, "a queued request has an id and a timer")
+	c.timers.set(&l.q.timeout, deadline)
+	assert(req != 0 && l.q.timeout.index >= 0, "a queued request has an id and a timer")
 }
 
 // dequeue takes l's queued request off its queue.
 func (c *Core) dequeue(l *lock) {
 	r := l.res
-	assert(l.request != 0 && l.timeout.index >= 0 && r.wantedModes[l.want] > 0 && c.queuedTotal > 0,
+	assert(l.request != 0 && l.q != nil && l.q.timeout.index >= 0 && r.ext.wantedModes[l.want] > 0 && c.queuedTotal > 0,
 		"a dequeued request was queued, with a timer")
 	if l.granted {
-		r.converting.remove(queueList, l)
+		r.ext.converting.remove(queueList, l)
 	} else {
-		r.waiting.remove(queueList, l)
+		r.ext.waiting.remove(queueList, l)
 	}
 	l.sess.pending.remove(pendingList, l)
-	r.wantedModes[l.want]--
+	r.ext.wantedModes[l.want]--
 	c.queuedTotal--
-	c.timers.stop(&l.timeout)
-	l.request, l.want, l.queueSeq = 0, l.mode, 0
+	c.timers.stop(&l.q.timeout)
+	*l.q = queuedPart{}
+	c.freeQueued = append(c.freeQueued, l.q)
+	l.request, l.want, l.q = 0, l.mode, nil
+}
+
+// queue gives l, which has none, the part a queued request needs.
+func (c *Core) queue(l *lock) *queuedPart {
+	assert(l.q == nil, "a lock queues twice")
+	var q *queuedPart
+	if n := len(c.freeQueued); n > 0 {
+		q = c.freeQueued[n-1]
+		c.freeQueued = c.freeQueued[:n-1]
+	} else {
+		q = &queuedPart{}
+	}
+	q.timeout = timer{kind: timerTimeout, resource: l.res.name, session: l.sess.id, lock: l, index: -1}
+	l.q = q
+	return q
+}
+
+// extOf returns r's own extension, giving it one if it has none, before a
+// write to it (noExt is never written).
+func (c *Core) extOf(r *resource) *resourceExt {
+	if r.ext != &noExt {
+		return r.ext
+	}
+	var x *resourceExt
+	if n := len(c.freeExts); n > 0 {
+		x = c.freeExts[n-1]
+		c.freeExts = c.freeExts[:n-1]
+	} else {
+		x = &resourceExt{}
+	}
+	x.delay = timer{kind: timerDelayEnd, resource: r.name, res: r, index: -1}
+	r.ext = x
+	return x
+}
+
+// freeExt returns r's extension, empty now, to the pool (r leaves the
+// idle list: no queue, no lock-delay).
+func (c *Core) freeExt(r *resource) {
+	x := r.ext
+	if x == &noExt {
+		return
+	}
+	assert(x.converting.n == 0 && x.waiting.n == 0 && x.delay.index < 0 && x.wantedModes == [spec.ModeCount]int32{},
+		"a resource's extension is freed while in use")
+	*x = resourceExt{}
+	c.freeExts = append(c.freeExts, x)
+	r.ext = &noExt
 }
 
 // lockScanMax is how many locks a resource may have before it keeps an
@@ -379,15 +430,15 @@ const lockScanMax = 8
 
 // lockOf returns the lock of s on r, or nil.
 func (r *resource) lockOf(s *session) *lock {
-	if r.bySession != nil {
-		return r.bySession[s]
+	if r.ext.bySession != nil {
+		return r.ext.bySession[s]
 	}
-	for l := r.granted.head; l != nil; l = l.links[grantedList].next {
+	for l := r.granted.head; l != nil; l = l.link(grantedList).next {
 		if l.sess == s {
 			return l
 		}
 	}
-	for l := r.waiting.head; l != nil; l = l.links[queueList].next {
+	for l := r.ext.waiting.head; l != nil; l = l.link(queueList).next {
 		if l.sess == s {
 			return l
 		}
@@ -395,15 +446,16 @@ func (r *resource) lockOf(s *session) *lock {
 	return nil
 }
 
-// index builds r.bySession from r's lists (newLock adds the lock it is
+// index builds r.ext.bySession from r's lists (newLock adds the lock it is
 // making, which is on none yet).
 func (r *resource) index() {
-	r.bySession = make(map[*session]*lock, 2*lockScanMax)
-	for l := r.granted.head; l != nil; l = l.links[grantedList].next {
-		r.bySession[l.sess] = l
+	assert(r.ext != &noExt, "an index is built in noExt")
+	r.ext.bySession = make(map[*session]*lock, 2*lockScanMax)
+	for l := r.granted.head; l != nil; l = l.link(grantedList).next {
+		r.ext.bySession[l.sess] = l
 	}
-	for l := r.waiting.head; l != nil; l = l.links[queueList].next {
-		r.bySession[l.sess] = l
+	for l := r.ext.waiting.head; l != nil; l = l.link(queueList).next {
+		r.ext.bySession[l.sess] = l
 	}
 }
 
@@ -414,9 +466,11 @@ type resourceList struct {
 }
 
 func (ls *resourceList) pushBack(r *resource) {
-	r.idlePrev, r.idleNext = ls.tail, nil
+	x := r.ext
+	assert(x != &noExt, "an idle resource has no extension of its own")
+	x.idlePrev, x.idleNext = ls.tail, nil
 	if ls.tail != nil {
-		ls.tail.idleNext = r
+		ls.tail.ext.idleNext = r
 	} else {
 		ls.head = r
 	}
@@ -425,16 +479,17 @@ func (ls *resourceList) pushBack(r *resource) {
 }
 
 func (ls *resourceList) remove(r *resource) {
-	if r.idlePrev != nil {
-		r.idlePrev.idleNext = r.idleNext
+	x := r.ext
+	if x.idlePrev != nil {
+		x.idlePrev.ext.idleNext = x.idleNext
 	} else {
-		ls.head = r.idleNext
+		ls.head = x.idleNext
 	}
-	if r.idleNext != nil {
-		r.idleNext.idlePrev = r.idlePrev
+	if x.idleNext != nil {
+		x.idleNext.ext.idlePrev = x.idlePrev
 	} else {
-		ls.tail = r.idlePrev
+		ls.tail = x.idlePrev
 	}
-	r.idlePrev, r.idleNext = nil, nil
+	x.idlePrev, x.idleNext = nil, nil
 	ls.n--
 }

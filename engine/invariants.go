@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -25,6 +26,10 @@ func (c *Core) CheckInvariants() error {
 	if err := spec.CheckInvariants(&st, &c.lim); err != nil {
 		return err
 	}
+	if x := &noExt; x.value != nil || x.delayUntil != 0 || x.ref != (opRef{}) || x.idlePrev != nil || x.idleNext != nil || x.converting != (lockList{}) || x.waiting != (lockList{}) || x.wantedModes != [spec.ModeCount]int32{} ||
+		x.delay != (timer{index: -1}) || x.searchVisit != 0 || x.searchKey != 0 || x.bySession != nil {
+		return errors.New("the shared empty resource extension was written")
+	}
 	timers := 0
 	for id, s := range c.sessions {
 		// map order: only which broken invariant is reported first
@@ -33,7 +38,7 @@ func (c *Core) CheckInvariants() error {
 		}
 		timers++
 		pending, locks := 0, 0
-		for l := s.locks.head; l != nil; l = l.links[sessionList].next {
+		for l := s.locks.head; l != nil; l = l.link(sessionList).next {
 			if l.sess != s || l.res == nil || c.lockOf(s, l.res.name) != l {
 				return fmt.Errorf("session %s: a lock is misfiled", spec.ShortID(id))
 			}
@@ -46,7 +51,7 @@ func (c *Core) CheckInvariants() error {
 			return fmt.Errorf("session %s: lock list counts %d, holds %d", spec.ShortID(id), s.locks.n, locks)
 		}
 		n := 0
-		for p := s.pending.head; p != nil; p = p.links[pendingList].next {
+		for p := s.pending.head; p != nil; p = p.link(pendingList).next {
 			if p.sess != s || p.request == 0 {
 				return fmt.Errorf("session %s: pending list holds a lock with no queued request", spec.ShortID(id))
 			}
@@ -61,7 +66,7 @@ func (c *Core) CheckInvariants() error {
 	for name, r := range c.resources {
 		// map order: only which broken invariant is reported first
 		if r.idle {
-			if r.locks != 0 || r.granted.n+r.converting.n+r.waiting.n != 0 || r.stored || r.delay.index >= 0 {
+			if r.locks != 0 || r.granted.n+r.ext.converting.n+r.ext.waiting.n != 0 || r.stored || r.ext.delay.index >= 0 {
 				return fmt.Errorf("idle resource %q is not empty", name)
 			}
 			idle++
@@ -71,7 +76,7 @@ func (c *Core) CheckInvariants() error {
 		if err := c.checkResource(name, r); err != nil {
 			return fmt.Errorf("resource %q: %w", name, err)
 		}
-		if r.delayUntil != 0 {
+		if r.ext.delayUntil != 0 {
 			timers++
 		}
 	}
@@ -103,8 +108,8 @@ func (c *Core) checkResource(name string, r *resource) error {
 	count := func(ls *lockList, k listKind, f func(*lock) error) error {
 		n := 0
 		var prev *lock
-		for l := ls.head; l != nil; l = l.links[k].next {
-			if l.res != r || l.links[k].prev != prev || r.lockOf(l.sess) != l {
+		for l := ls.head; l != nil; l = l.link(k).next {
+			if l.res != r || l.link(k).prev != prev || r.lockOf(l.sess) != l {
 				return fmt.Errorf("list %d is broken at %s", k, spec.ShortID(l.sess.id))
 			}
 			if err := f(l); err != nil {
@@ -130,14 +135,14 @@ func (c *Core) checkResource(name string, r *resource) error {
 	if err != nil {
 		return err
 	}
-	for _, q := range []*lockList{&r.converting, &r.waiting} {
+	for _, q := range []*lockList{&r.ext.converting, &r.ext.waiting} {
 		lastSeq = 0
-		isConv := q == &r.converting
+		isConv := q == &r.ext.converting
 		err := count(q, queueList, func(l *lock) error {
-			if l.granted != isConv || l.request == 0 || l.timeout.index < 0 || l.queueSeq <= lastSeq {
+			if l.granted != isConv || l.request == 0 || l.q == nil || l.q.timeout.index < 0 || l.q.seq <= lastSeq {
 				return fmt.Errorf("queue holds %s wrongly", spec.ShortID(l.sess.id))
 			}
-			lastSeq = l.queueSeq
+			lastSeq = l.q.seq
 			wanted[l.want]++
 			return nil
 		})
@@ -145,14 +150,14 @@ func (c *Core) checkResource(name string, r *resource) error {
 			return err
 		}
 	}
-	if int(r.granted.n+r.waiting.n) != r.locks || (r.bySession != nil && len(r.bySession) != r.locks) {
-		return fmt.Errorf("counts %d locks, lists hold %d, index %d", r.locks, r.granted.n+r.waiting.n, len(r.bySession))
+	if r.granted.n+r.ext.waiting.n != int(r.locks) || (r.ext.bySession != nil && len(r.ext.bySession) != int(r.locks)) {
+		return fmt.Errorf("counts %d locks, lists hold %d, index %d", r.locks, r.granted.n+r.ext.waiting.n, len(r.ext.bySession))
 	}
-	if granted != r.grantedModes || wanted != r.wantedModes {
-		return fmt.Errorf("mode counts %v/%v, lists say %v/%v", r.grantedModes, r.wantedModes, granted, wanted)
+	if granted != r.grantedModes || wanted != r.ext.wantedModes {
+		return fmt.Errorf("mode counts %v/%v, lists say %v/%v", r.grantedModes, r.ext.wantedModes, granted, wanted)
 	}
-	if (r.delayUntil != 0) != (r.delay.index >= 0) || (r.delayUntil != 0 && r.delay.at != r.delayUntil) {
-		return fmt.Errorf("delay timer disagrees with delay-until %v", r.delayUntil)
+	if (r.ext.delayUntil != 0) != (r.ext.delay.index >= 0) || (r.ext.delayUntil != 0 && r.ext.delay.at != r.ext.delayUntil) {
+		return fmt.Errorf("delay timer disagrees with delay-until %v", r.ext.delayUntil)
 	}
 	return nil
 }
@@ -176,7 +181,7 @@ func (c *Core) countLocks() (granted, queued int) {
 	for _, r := range c.resources {
 		// map order: a sum
 		granted += r.granted.n
-		queued += r.converting.n + r.waiting.n
+		queued += r.ext.converting.n + r.ext.waiting.n
 	}
 	return granted, queued
 }

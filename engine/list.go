@@ -8,10 +8,9 @@ type listKind uint8
 
 const (
 	grantedList listKind = iota // resource.granted: locks with a granted mode, in grant order
-	queueList                   // resource.converting or resource.waiting, FIFO
-	pendingList                 // session.pending: the session's queued requests
 	sessionList                 // session.locks: every lock of the session
-	listKinds
+	queueList                   // resource.converting or resource.waiting, FIFO (links in lock.q)
+	pendingList                 // session.pending: the session's queued requests (links in lock.q)
 )
 
 type links struct{ prev, next *lock }
@@ -22,11 +21,11 @@ type lockList struct {
 }
 
 func (ls *lockList) pushBack(k listKind, l *lock) {
-	ln := &l.links[k]
+	ln := l.link(k)
 	assert(ln.prev == nil && ln.next == nil && ls.head != l, "a lock joins a list it is on")
 	ln.prev, ln.next = ls.tail, nil
 	if ls.tail != nil {
-		ls.tail.links[k].next = l
+		ls.tail.link(k).next = l
 	} else {
 		ls.head = l
 	}
@@ -35,16 +34,17 @@ func (ls *lockList) pushBack(k listKind, l *lock) {
 }
 
 func (ls *lockList) remove(k listKind, l *lock) {
-	ln := &l.links[k]
+	assert(k < queueList || l.q != nil, "a lock with no queued request leaves a queue")
+	ln := l.link(k)
 	assert(ls.n > 0 && (ln.prev != nil || ls.head == l) && (ln.next != nil || ls.tail == l),
 		"a lock leaves a list it is not on")
 	if ln.prev != nil {
-		ln.prev.links[k].next = ln.next
+		ln.prev.link(k).next = ln.next
 	} else {
 		ls.head = ln.next
 	}
 	if ln.next != nil {
-		ln.next.links[k].prev = ln.prev
+		ln.next.link(k).prev = ln.prev
 	} else {
 		ls.tail = ln.prev
 	}
@@ -57,25 +57,25 @@ func (ls *lockList) remove(k listKind, l *lock) {
 func (ls *lockList) insertSorted(k listKind, l *lock, key func(*lock) uint64) {
 	at := ls.tail
 	for at != nil && key(at) > key(l) {
-		at = at.links[k].prev
+		at = at.link(k).prev
 	}
-	ln := &l.links[k]
+	ln := l.link(k)
 	if at == nil {
 		ln.prev, ln.next = nil, ls.head
 		if ls.head != nil {
-			ls.head.links[k].prev = l
+			ls.head.link(k).prev = l
 		} else {
 			ls.tail = l
 		}
 		ls.head = l
 	} else {
-		ln.prev, ln.next = at, at.links[k].next
+		ln.prev, ln.next = at, at.link(k).next
 		if ln.next != nil {
-			ln.next.links[k].prev = l
+			ln.next.link(k).prev = l
 		} else {
 			ls.tail = l
 		}
-		at.links[k].next = l
+		at.link(k).next = l
 	}
 	ls.n++
 }

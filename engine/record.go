@@ -151,15 +151,16 @@ func (c *Core) putResource(r *resource) {
 	w := &c.writes
 	k := w.begin()
 	w.buf = append(append(w.buf, prefixResource), r.name...)
-	w.put(&r.ref, r.stored, k)
+	x := c.extOf(r)
+	w.put(&x.ref, r.stored, k)
 	r.stored = true
 	var flags byte
 	if r.valid {
 		flags |= flagValid
 	}
 	w.buf = append(w.buf, flags)
-	w.buf = appendVarint(w.buf, int64(r.delayUntil))
-	w.buf = appendBytes(w.buf, r.value)
+	w.buf = appendVarint(w.buf, int64(x.delayUntil))
+	w.buf = appendBytes(w.buf, x.value)
 	w.end()
 }
 
@@ -167,7 +168,7 @@ func (c *Core) deleteResource(r *resource) {
 	w := &c.writes
 	k := w.begin()
 	w.buf = append(append(w.buf, prefixResource), r.name...)
-	w.del(&r.ref, r.stored, k)
+	w.del(&c.extOf(r).ref, r.stored, k)
 	r.stored = false
 }
 
@@ -186,12 +187,12 @@ func (c *Core) putLock(l *lock) {
 	w.buf = appendUvarint(w.buf, uint64(l.request))
 	var deadline spec.Time
 	if l.request != 0 {
-		deadline = l.timeout.at
+		deadline = l.q.timeout.at
 	}
 	w.buf = appendVarint(w.buf, int64(deadline))
 	w.buf = appendVarint(w.buf, int64(l.lockDelay))
 	w.buf = appendUvarint(w.buf, l.grantSeq)
-	w.buf = appendUvarint(w.buf, l.queueSeq)
+	w.buf = appendUvarint(w.buf, l.queueSeq())
 	w.end()
 }
 

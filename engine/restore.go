@@ -56,10 +56,18 @@ type replyRecord struct {
 	res     spec.Result
 }
 
+type resourceRecord struct {
+	name       string
+	value      []byte
+	valid      bool
+	delayUntil spec.Time
+}
+
 type lockRecord struct {
 	resource string
 	session  spec.SessionID
 	lock     lock
+	queueSeq uint64
 	deadline spec.Time
 }
 
@@ -73,7 +81,7 @@ type restoring struct {
 	tombSeq    uint64
 	sessions   []session
 	replies    []replyRecord
-	resources  []resource
+	resources  []resourceRecord
 	locks      []lockRecord
 	tombstones []tombstone
 }
@@ -119,7 +127,7 @@ func (rs *restoring) add(key, value []byte) error {
 		rs.replies = append(rs.replies, r)
 	case prefixResource:
 		flags := d.byte()
-		r := resource{name: string(body), valid: flags&flagValid != 0, delayUntil: spec.Time(d.varint()), stored: true}
+		r := resourceRecord{name: string(body), valid: flags&flagValid != 0, delayUntil: spec.Time(d.varint())}
 		r.value = d.bytes()
 		rs.resources = append(rs.resources, r)
 	case prefixLock:
@@ -160,7 +168,7 @@ func decodeLock(body []byte, d *decoder) (lockRecord, error) {
 	l.request = spec.RequestID(d.uvarint())
 	lr.deadline = spec.Time(d.varint())
 	l.lockDelay = d.duration()
-	l.grantSeq, l.queueSeq = d.uvarint(), d.uvarint()
+	l.grantSeq, lr.queueSeq = d.uvarint(), d.uvarint()
 	return lr, nil
 }
 
@@ -199,9 +207,13 @@ func (rs *restoring) build(c *Core) error {
 	for i := range rs.resources {
 		rec := &rs.resources[i]
 		r := c.useResource(nil, rec.name)
-		r.value, r.valid, r.delayUntil, r.stored = rec.value, rec.valid, rec.delayUntil, true
-		if r.delayUntil != 0 {
-			c.timers.set(&r.delay, r.delayUntil)
+		r.valid, r.stored = rec.valid, true
+		if rec.value != nil || rec.delayUntil != 0 {
+			x := c.extOf(r)
+			x.value, x.delayUntil = rec.value, rec.delayUntil
+		}
+		if rec.delayUntil != 0 {
+			c.timers.set(&r.ext.delay, rec.delayUntil)
 		}
 	}
 	for i := range rs.locks {
@@ -225,7 +237,7 @@ func (rs *restoring) build(c *Core) error {
 	}
 	for name, r := range c.resources {
 		// map order: only which corrupt record is reported first
-		if r.granted.n == 0 && r.waiting.n == 0 && r.delayUntil == 0 {
+		if r.granted.n == 0 && r.ext.waiting.n == 0 && r.ext.delayUntil == 0 {
 			return fmt.Errorf("%w: resource %q has neither locks nor a lock-delay", errCorrupt, name)
 		}
 	}
@@ -238,7 +250,7 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 		return fmt.Errorf("%w: lock on %q of unknown session %s, or twice", errCorrupt, lr.resource, lr.session)
 	}
 	rec := &lr.lock
-	if rec.token > c.tokenMax || rec.grantSeq > c.seq || rec.queueSeq > c.seq || (rec.request != 0) != (rec.queueSeq != 0) {
+	if rec.token > c.tokenMax || rec.grantSeq > c.seq || lr.queueSeq > c.seq || (rec.request != 0) != (lr.queueSeq != 0) {
 		return fmt.Errorf("%w: lock on %q of %s is beyond the counters or half queued", errCorrupt, lr.resource, lr.session)
 	}
 	r := c.resources[lr.resource]
@@ -247,7 +259,7 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	}
 	l := c.newLock(s, r, rec.mode, rec.lockDelay)
 	l.granted, l.want, l.token, l.notified = rec.granted, rec.want, rec.token, rec.notified
-	l.grantSeq, l.queueSeq, l.request, l.stored = rec.grantSeq, rec.queueSeq, rec.request, true
+	l.grantSeq, l.request, l.stored = rec.grantSeq, rec.request, true
 	if l.granted {
 		r.granted.insertSorted(grantedList, l, func(l *lock) uint64 { return l.grantSeq })
 		r.grantedModes[l.mode]++
@@ -256,14 +268,16 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	if l.request == 0 {
 		return nil
 	}
-	q := &r.waiting
+	c.queue(l).seq = lr.queueSeq
+	x := c.extOf(r)
+	q := &x.waiting
 	if l.granted {
-		q = &r.converting
+		q = &x.converting
 	}
-	q.insertSorted(queueList, l, func(l *lock) uint64 { return l.queueSeq })
+	q.insertSorted(queueList, l, func(l *lock) uint64 { return l.q.seq })
 	s.pending.pushBack(pendingList, l)
-	r.wantedModes[l.want]++
+	r.ext.wantedModes[l.want]++
 	c.queuedTotal++
-	c.timers.set(&l.timeout, lr.deadline)
+	c.timers.set(&l.q.timeout, lr.deadline)
 	return nil
 }

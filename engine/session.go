@@ -121,7 +121,7 @@ func (c *Core) complete(s *session, req spec.RequestID, resource string, res spe
 // every resource it touched is settled in name order.
 func (c *Core) endSession(s *session, closed bool) {
 	locks := c.ending[:0]
-	for l := s.locks.head; l != nil; l = l.links[sessionList].next {
+	for l := s.locks.head; l != nil; l = l.link(sessionList).next {
 		locks = append(locks, l)
 	}
 	// The order reaches the outputs: by resource name, as the model does.
@@ -180,9 +180,10 @@ func (c *Core) expireHolder(r *resource, l *lock) {
 		r.valid, changed = false, true
 	}
 	if l.lockDelay > 0 && l.mode != spec.NL {
-		if until := c.now.Add(l.lockDelay); until > r.delayUntil {
-			r.delayUntil, changed = until, true
-			c.timers.set(&r.delay, until)
+		if until := c.now.Add(l.lockDelay); until > r.ext.delayUntil {
+			x := c.extOf(r)
+			x.delayUntil, changed = until, true
+			c.timers.set(&x.delay, until)
 		}
 	}
 	if changed {

@@ -36,14 +36,14 @@ func (c *Core) State() spec.State {
 }
 
 func (r *resource) state() spec.ResourceState {
-	rs := spec.ResourceState{Name: r.name, Value: r.value, ValueValid: r.valid, DelayUntil: r.delayUntil}
-	for l := r.granted.head; l != nil; l = l.links[grantedList].next {
+	rs := spec.ResourceState{Name: r.name, Value: r.ext.value, ValueValid: r.valid, DelayUntil: r.ext.delayUntil}
+	for l := r.granted.head; l != nil; l = l.link(grantedList).next {
 		rs.Granted = append(rs.Granted, l.state())
 	}
-	for l := r.converting.head; l != nil; l = l.links[queueList].next {
+	for l := r.ext.converting.head; l != nil; l = l.link(queueList).next {
 		rs.Converting = append(rs.Converting, l.sess.id)
 	}
-	for l := r.waiting.head; l != nil; l = l.links[queueList].next {
+	for l := r.ext.waiting.head; l != nil; l = l.link(queueList).next {
 		rs.Waiting = append(rs.Waiting, l.state())
 	}
 	return rs
@@ -53,7 +53,7 @@ func (l *lock) state() spec.LockState {
 	ls := spec.LockState{Session: l.sess.id, Mode: l.mode, Want: l.want, Token: l.token,
 		Request: l.request, LockDelay: l.lockDelay, Notified: l.notified}
 	if l.request != 0 {
-		ls.Deadline = l.timeout.at
+		ls.Deadline = l.q.timeout.at
 	}
 	return ls
 }

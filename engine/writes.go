@@ -28,8 +28,8 @@ type writeOp struct {
 // opRef is an owner's latest write in the current turn.
 type opRef struct {
 	turn uint64
-	i    int
-	born bool // the key did not exist before this turn
+	i    int32 // index in ops (a turn holds far fewer than 2^31 writes)
+	born bool  // the key did not exist before this turn
 }
 
 // Len returns the number of writes.
@@ -86,7 +86,7 @@ func (w *Writes) put(ref *opRef, existed bool, keyStart int) {
 	born := w.supersede(ref, existed)
 	w.ops = append(w.ops, writeOp{keyStart: keyStart, keyEnd: len(w.buf)})
 	w.live++
-	*ref = opRef{turn: w.turn, i: len(w.ops) - 1, born: born}
+	*ref = opRef{turn: w.turn, i: int32(len(w.ops) - 1), born: born}
 	w.buf = append(w.buf, recordVersion)
 }
 
@@ -100,5 +100,5 @@ func (w *Writes) del(ref *opRef, existed bool, keyStart int) {
 	}
 	w.ops = append(w.ops, writeOp{del: true, keyStart: keyStart, keyEnd: len(w.buf), valueEnd: len(w.buf)})
 	w.live++
-	*ref = opRef{turn: w.turn, i: len(w.ops) - 1}
+	*ref = opRef{turn: w.turn, i: int32(len(w.ops) - 1)}
 }

@@ -38,6 +38,8 @@ type serveFlags struct {
 	quota                         server.Options // the per-client and connection bounds
 	member                        memberFlags    // a member of a replicated group
 	pprof                         bool
+	memoryLimit                   string // the soft memory limit (memlimit.go)
+	memoryLimitGiven              bool   // --memory-limit was given (else GOMEMLIMIT, if set, wins)
 }
 
 func newServeCmd() *cobra.Command {
@@ -61,7 +63,10 @@ running group through any member's client address:
       --clients 1=h1:7400,2=h2:7400,3=h3:7400 --listen h1:7400 --data /var/lib/bouncer
   bouncer serve --id 4 --join h1:7400 --listen h4:7400 --peer-listen h4:7411`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.memoryLimitGiven = cmd.Flags().Changed("memory-limit")
+			return serve(cmd.Context(), f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.data, "data", "./bouncer-data", "directory of the node's store")
@@ -82,6 +87,7 @@ running group through any member's client address:
 	fl.DurationVar(&q.HandshakeTimeout, "handshake-timeout", 0, "bound on a new connection's TLS handshake and HTTP/2 preface (0: 10s)")
 	fl.DurationVar(&q.IdleTimeout, "idle-timeout", 0, "close a connection with no stream for this long (0: 5m)")
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiles (/debug/pprof/) on the metrics endpoint")
+	fl.StringVar(&f.memoryLimit, "memory-limit", defaultMemoryLimit, "soft limit on the node's Go memory: the collector works harder near it; raised while the live heap needs more (never below 1.5x it); off: none (default GOMEMLIMIT when set)")
 	f.member.register(fl)
 	return cmd
 }
@@ -90,6 +96,10 @@ func serve(ctx context.Context, f serveFlags) error {
 	log, err := newLogger(f.logLevel)
 	if err != nil {
 		return err
+	}
+	limit, err := memoryLimit(f.memoryLimit, f.memoryLimitGiven)
+	if err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
 	}
 	creds, err := serverCredentials(f)
 	if err != nil {
@@ -103,6 +113,9 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ctx, stopLimit := context.WithCancel(ctx)
+	defer stopLimit()
+	holdMemoryLimit(ctx, limit, log)
 	lim := spec.DefaultLimits()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
