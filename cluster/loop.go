@@ -203,7 +203,7 @@ func (l *Loop) Submit(ctx context.Context, in spec.Input) (spec.Result, error) {
 // Enqueue hands in to the loop without waiting, as engine.Mailbox.Enqueue
 // does; it fails at once with *NotLeader on a member that is not the
 // leader.
-func (l *Loop) Enqueue(in spec.Input, tag uint64, replyTo chan<- engine.Reply) error {
+func (l *Loop) Enqueue(in spec.Input, tag uint64, replyTo engine.Replies) error {
 	if err := l.Leading(); err != nil {
 		select {
 		case <-l.Done():

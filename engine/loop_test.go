@@ -177,7 +177,7 @@ func TestLoopEnqueue(t *testing.T) {
 	entered, release, inspected := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() { inspected <- loop.Inspect(ctx, func(*engine.Core) { close(entered); <-release }) }()
 	<-entered
-	replies := make(chan engine.Reply, queueMax)
+	replies := make(engine.ReplyChan, queueMax)
 	acquire := func(s spec.SessionID, req spec.RequestID, name string) spec.Input {
 		return spec.Input{Op: spec.OpAcquire, Session: s, Request: req, Resource: name, Mode: spec.EX, WaitTimeout: time.Minute}
 	}

@@ -23,13 +23,12 @@ type Mailbox struct {
 }
 
 // Submission is one input waiting for its reply: on reply (Submit), or
-// with its tag on to (Enqueue). Both are buffered: the owner never blocks
-// on them.
+// with its tag to to (Enqueue). Neither blocks the owner.
 type Submission struct {
 	In    spec.Input
 	reply chan spec.Result
 	tag   uint64
-	to    chan<- Reply
+	to    Replies
 }
 
 // Answer sends the submission its reply.
@@ -38,8 +37,24 @@ func (c *Submission) Answer(r spec.Result) {
 		c.reply <- r
 		return
 	}
+	c.to.Put(Reply{Tag: c.tag, Result: r})
+}
+
+// Replies takes the replies to inputs handed to Enqueue. Put is called on
+// the owner's goroutine and must never block.
+type Replies interface {
+	Put(Reply)
+}
+
+// ReplyChan is Replies on a channel, which must have room for every reply
+// outstanding on it: Put panics on a full channel rather than block the
+// owner.
+type ReplyChan chan Reply
+
+// Put sends r on the channel.
+func (c ReplyChan) Put(r Reply) {
 	select {
-	case c.to <- Reply{Tag: c.tag, Result: r}:
+	case c <- r:
 	default:
 		panic("engine: an Enqueue reply channel is full: the loop would block on it")
 	}
@@ -95,12 +110,11 @@ func (m *Mailbox) Submit(ctx context.Context, in spec.Input) (spec.Result, error
 // Enqueue hands in to the owner without waiting: its reply, with tag, goes
 // to replyTo once durable (Unavailable if the owner fails first). Replies
 // to the inputs one goroutine enqueues arrive in the order it enqueued
-// them. replyTo must have room for every reply outstanding on it: the
-// owner never waits, and panics on a full channel. Enqueue fails at once
+// them. Enqueue fails at once
 // with ErrQueueFull when the queue is full, and with the owner's error once
 // it has stopped; then no reply comes. An input enqueued as the owner stops
 // may get no reply either: callers also watch Done.
-func (m *Mailbox) Enqueue(in spec.Input, tag uint64, replyTo chan<- Reply) error {
+func (m *Mailbox) Enqueue(in spec.Input, tag uint64, replyTo Replies) error {
 	select {
 	case <-m.done:
 		return m.StopErr()

@@ -29,7 +29,7 @@ var errStopping = spec.Refuse(spec.Unavailable, "node stopping; resend")
 // answered queued; its outcome comes later as an event.
 func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 	ctx := stream.Context()
-	p := &pipeCalls{replies: make(chan engine.Reply, s.opts.PipeInFlightMax), slots: make(chan struct{}, s.opts.PipeInFlightMax),
+	p := &pipeCalls{replies: replyQueue{ready: make(chan struct{}, 1)}, slots: make(chan struct{}, s.opts.PipeInFlightMax),
 		calls: map[uint64]pipeCall{}, read: make(chan struct{})}
 	written := make(chan struct{})
 	go func() {
@@ -57,13 +57,42 @@ func (s *Server) Pipe(stream pb.Locks_PipeServer) error {
 // pipeCalls are a Pipe stream's requests waiting for their answers, by
 // the tag the stream gave each.
 type pipeCalls struct {
-	replies chan engine.Reply // answers, from the loop or the reader
-	slots   chan struct{}     // one per request waiting for its answer
-	read    chan struct{}     // closed when the handler takes no more requests
+	replies replyQueue    // answers, from the loop or the reader
+	slots   chan struct{} // one per request waiting for its answer
+	read    chan struct{} // closed when the handler takes no more requests
 
 	mu      sync.Mutex
 	calls   map[uint64]pipeCall
 	stopped bool // the node drains: the reader takes nothing more
+}
+
+// replyQueue holds a stream's answers until its writer takes them: as
+// many as are waiting, so that an idle stream holds no buffer.
+type replyQueue struct {
+	mu    sync.Mutex
+	q     []engine.Reply
+	ready chan struct{} // one token: something was put since the last take
+}
+
+// Put queues r; it never blocks (the loop calls it).
+func (rq *replyQueue) Put(r engine.Reply) {
+	rq.mu.Lock()
+	rq.q = append(rq.q, r)
+	rq.mu.Unlock()
+	select {
+	case rq.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued answers in order; spare (the previous batch,
+// sent) becomes the queue's buffer.
+func (rq *replyQueue) take(spare []engine.Reply) []engine.Reply {
+	rq.mu.Lock()
+	defer rq.mu.Unlock()
+	out := rq.q
+	rq.q = spare[:0]
+	return out
 }
 
 type pipeCall struct {
@@ -91,11 +120,11 @@ func (s *Server) pipeReader(ctx context.Context, stream pb.Locks_PipeServer, p *
 		stopped := p.stopped
 		p.mu.Unlock()
 		if stopped {
-			p.replies <- engine.Reply{Tag: tag, Result: errStopping} // never blocks: it holds a slot
+			p.replies.Put(engine.Reply{Tag: tag, Result: errStopping})
 			return nil
 		}
 		if bad == nil {
-			err := s.loop.Enqueue(in, tag, p.replies)
+			err := s.loop.Enqueue(in, tag, &p.replies)
 			if err == nil {
 				continue
 			}
@@ -109,7 +138,7 @@ func (s *Server) pipeReader(ctx context.Context, stream pb.Locks_PipeServer, p *
 			s.refused(reasonQueue, s.clientOf(ctx))
 			bad = &errBusy
 		}
-		p.replies <- engine.Reply{Tag: tag, Result: *bad} // never blocks: it holds a slot
+		p.replies.Put(engine.Reply{Tag: tag, Result: *bad})
 	}
 }
 
@@ -118,15 +147,20 @@ func (s *Server) pipeReader(ctx context.Context, stream pb.Locks_PipeServer, p *
 // stops.
 func (s *Server) pipeWriter(ctx context.Context, stream pb.Locks_PipeServer, p *pipeCalls) {
 	failed := false // the stream is broken; the reader will hear of it too
-	send := func(r engine.Reply) {
-		p.mu.Lock()
-		c := p.calls[r.Tag]
-		delete(p.calls, r.Tag)
-		p.mu.Unlock()
-		<-p.slots
-		if !failed && stream.Send(wire.PipeReplyToWire(c.call, c.op, r.Result)) != nil {
-			failed = true
+	var batch []engine.Reply
+	sendQueued := func() {
+		batch = p.replies.take(batch)
+		for _, r := range batch {
+			p.mu.Lock()
+			c := p.calls[r.Tag]
+			delete(p.calls, r.Tag)
+			p.mu.Unlock()
+			<-p.slots
+			if !failed && stream.Send(wire.PipeReplyToWire(c.call, c.op, r.Result)) != nil {
+				failed = true
+			}
 		}
+		clear(batch) // no answer kept alive by the spare buffer
 	}
 	read := p.read
 	for {
@@ -134,21 +168,15 @@ func (s *Server) pipeWriter(ctx context.Context, stream pb.Locks_PipeServer, p *
 			return
 		}
 		select {
-		case r := <-p.replies:
-			send(r)
+		case <-p.replies.ready:
+			sendQueued()
 		case <-read:
 			read = nil
 		case <-ctx.Done():
 			return
 		case <-s.loop.Done():
-			for { // what the loop answered before it stopped
-				select {
-				case r := <-p.replies:
-					send(r)
-				default:
-					return
-				}
-			}
+			sendQueued() // what the loop answered before it stopped
+			return
 		}
 	}
 }

@@ -160,7 +160,7 @@ type waitKey struct {
 // engine.Loop on a lone node, cluster.Loop on a member of a group.
 type driver interface {
 	Submit(ctx context.Context, in spec.Input) (spec.Result, error)
-	Enqueue(in spec.Input, tag uint64, replyTo chan<- engine.Reply) error
+	Enqueue(in spec.Input, tag uint64, replyTo engine.Replies) error
 	Inspect(ctx context.Context, f func(*engine.Core)) error
 	Stop() error
 	Done() <-chan struct{}
