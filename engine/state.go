@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,6 +14,9 @@ import (
 // hot paths.
 func (c *Core) State() spec.State {
 	st := spec.State{Now: c.now, TokenMax: c.tokenMax}
+	if len(c.sessions) > 0 {
+		st.Sessions = make([]spec.SessionState, 0, len(c.sessions))
+	}
 	for _, t := range c.tombstones {
 		st.Tombstones = append(st.Tombstones, spec.Tombstone{Session: t.session, Closed: t.closed})
 	}
@@ -23,15 +27,13 @@ func (c *Core) State() spec.State {
 		}
 		st.Sessions = append(st.Sessions, ss)
 	}
-	sort.Slice(st.Sessions, func(i, j int) bool {
-		return bytes.Compare(st.Sessions[i].ID[:], st.Sessions[j].ID[:]) < 0
-	})
+	slices.SortFunc(st.Sessions, func(a, b spec.SessionState) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	for _, r := range c.resources {
 		if !r.idle {
 			st.Resources = append(st.Resources, r.state())
 		}
 	}
-	sort.Slice(st.Resources, func(i, j int) bool { return st.Resources[i].Name < st.Resources[j].Name })
+	slices.SortFunc(st.Resources, func(a, b spec.ResourceState) int { return strings.Compare(a.Name, b.Name) })
 	return st
 }
 
