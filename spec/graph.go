@@ -190,6 +190,6 @@ func cycleThrough(g map[SessionID][]SessionID, n SessionID) []SessionID {
 }
 
 func (m *Model) onCycle(s SessionID) bool {
-	st := m.State()
+	st := State{Now: m.now, Resources: m.resourceStates()} // the graph reads the resources only
 	return OnCycle(waitsFor(&st, m.bugs), s)
 }

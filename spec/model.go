@@ -646,9 +646,11 @@ func (m *Model) settle(r *mResource) {
 func (m *Model) notify(r *mResource) {
 	for _, h := range r.granted {
 		high := int8(-1)
-		for _, p := range append(slices.Clone(r.converting), r.waiting...) {
-			if p.session != h.session && !Compatible(h.mode, p.want) && int8(p.want) > high {
-				high = int8(p.want)
+		for _, queue := range [][]*mLock{r.converting, r.waiting} {
+			for _, p := range queue {
+				if p.session != h.session && !Compatible(h.mode, p.want) && int8(p.want) > high {
+					high = int8(p.want)
+				}
 			}
 		}
 		if high > h.notified {
