@@ -3,7 +3,6 @@ package spec
 import (
 	"bytes"
 	"slices"
-	"sort"
 )
 
 // The wait-for graph has a node per session and an edge S->T when a queued
@@ -55,7 +54,7 @@ func waitsFor(st *State, b bugs) map[SessionID][]SessionID {
 	}
 	for _, to := range g {
 		// map order: each list is sorted alone.
-		sort.Slice(to, func(i, j int) bool { return bytes.Compare(to[i][:], to[j][:]) < 0 })
+		slices.SortFunc(to, compareIDs)
 	}
 	return g
 }
@@ -152,7 +151,7 @@ func FindCycle(g map[SessionID][]SessionID) []SessionID {
 	for n := range g {
 		nodes = append(nodes, n)
 	}
-	sort.Slice(nodes, func(i, j int) bool { return bytes.Compare(nodes[i][:], nodes[j][:]) < 0 })
+	slices.SortFunc(nodes, compareIDs)
 	for _, n := range nodes {
 		if OnCycle(g, n) {
 			return cycleThrough(g, n)
@@ -193,3 +192,5 @@ func (m *Model) onCycle(s SessionID) bool {
 	st := State{Now: m.now, Resources: m.resourceStates()} // the graph reads the resources only
 	return OnCycle(waitsFor(&st, m.bugs), s)
 }
+
+func compareIDs(a, b SessionID) int { return bytes.Compare(a[:], b[:]) }

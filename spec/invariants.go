@@ -11,12 +11,12 @@ import (
 // tag), the tests and the simulator all call it on the canonical State, so
 // one statement of the invariants serves them all.
 func CheckInvariants(st *State, lim *Limits) error {
-	live := map[SessionID]*SessionState{}
+	live := make(map[SessionID]*SessionState, len(st.Sessions))
 	if err := checkSessions(st, lim, live); err != nil {
 		return err
 	}
-	pending := map[SessionID]map[RequestID]bool{}
-	locks := map[SessionID]int{}
+	pending := map[sessionRequest]bool{} // the queued requests
+	locks := make(map[SessionID]int, len(st.Sessions))
 	for i := range st.Resources {
 		r := &st.Resources[i]
 		if i > 0 && st.Resources[i-1].Name >= r.Name {
@@ -34,9 +34,9 @@ func CheckInvariants(st *State, lim *Limits) error {
 			return fmt.Errorf("session %s: %d locks exceed LocksPerSessionMax", ShortID(s.ID), locks[s.ID])
 		}
 		for _, r := range s.Replies {
-			if r.Result.Pending != pending[s.ID][r.Request] {
+			if queued := pending[sessionRequest{s.ID, r.Request}]; r.Result.Pending != queued {
 				return fmt.Errorf("session %s: reply %d pending=%v but queued=%v",
-					ShortID(s.ID), r.Request, r.Result.Pending, pending[s.ID][r.Request])
+					ShortID(s.ID), r.Request, r.Result.Pending, queued)
 			}
 		}
 	}
@@ -48,6 +48,12 @@ func CheckInvariants(st *State, lim *Limits) error {
 			ShortID(stuck[0].Session), stuck[0].Resource, len(stuck))
 	}
 	return nil
+}
+
+// sessionRequest names a request of a session.
+type sessionRequest struct {
+	session SessionID
+	request RequestID
 }
 
 func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) error {
@@ -78,7 +84,7 @@ func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) err
 	if len(st.Tombstones) > lim.TombstonesMax {
 		return fmt.Errorf("%d tombstones exceed TombstonesMax", len(st.Tombstones))
 	}
-	dead := map[SessionID]bool{}
+	dead := make(map[SessionID]bool, len(st.Tombstones))
 	for _, t := range st.Tombstones {
 		if live[t.Session] != nil || dead[t.Session] {
 			return fmt.Errorf("tombstone %s names a live or twice-ended session", ShortID(t.Session))
@@ -89,7 +95,7 @@ func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) err
 }
 
 func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]*SessionState,
-	pending map[SessionID]map[RequestID]bool, locks map[SessionID]int) error {
+	pending map[sessionRequest]bool, locks map[SessionID]int) error {
 	delayed := r.DelayUntil > st.Now
 	if len(r.Granted) == 0 && len(r.Waiting) == 0 && !delayed {
 		return fmt.Errorf("kept though unused")
@@ -100,16 +106,13 @@ func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]
 	if len(r.Converting)+len(r.Waiting) > lim.WaitersPerResourceMax {
 		return fmt.Errorf("%d queued exceed WaitersPerResourceMax", len(r.Converting)+len(r.Waiting))
 	}
-	holders := map[SessionID]*LockState{}
-	tokens := map[Token]bool{}
+	holders := make(map[SessionID]*LockState, len(r.Granted)+len(r.Waiting))
+	tokens := make(map[Token]bool, len(r.Granted))
 	queued := func(l *LockState) error {
 		if l.Request == 0 || l.Deadline <= st.Now {
 			return fmt.Errorf("%s: queued request %d with deadline %v (now %v)", ShortID(l.Session), l.Request, l.Deadline, st.Now)
 		}
-		if pending[l.Session] == nil {
-			pending[l.Session] = map[RequestID]bool{}
-		}
-		pending[l.Session][l.Request] = true
+		pending[sessionRequest{l.Session, l.Request}] = true
 		return nil
 	}
 	seen := func(l *LockState) error {
@@ -141,7 +144,7 @@ func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]
 			}
 		}
 	}
-	converting := map[SessionID]bool{}
+	converting := make(map[SessionID]bool, len(r.Converting))
 	for _, id := range r.Converting {
 		h := holders[id]
 		if h == nil || converting[id] || h.Request == 0 || Weaker(h.Want, h.Mode) {
@@ -196,9 +199,11 @@ func checkSettled(r *ResourceState, delayed bool) error {
 		}
 	}
 	for _, h := range r.Granted {
-		for _, p := range append(append([]LockState(nil), r.Granted...), r.Waiting...) {
-			if p.Session != h.Session && p.Request != 0 && !Compatible(h.Mode, p.Want) && int8(p.Want) > h.Notified {
-				return fmt.Errorf("%s blocks %s wanting %v but was not told", ShortID(h.Session), ShortID(p.Session), p.Want)
+		for _, queue := range [][]LockState{r.Granted, r.Waiting} {
+			for _, p := range queue {
+				if p.Session != h.Session && p.Request != 0 && !Compatible(h.Mode, p.Want) && int8(p.Want) > h.Notified {
+					return fmt.Errorf("%s blocks %s wanting %v but was not told", ShortID(h.Session), ShortID(p.Session), p.Want)
+				}
 			}
 		}
 	}

@@ -50,7 +50,8 @@ type oracleResource struct {
 func Stuck(st *State) []StuckRequest {
 	rs := make([]oracleResource, len(st.Resources))
 	for i, r := range st.Resources {
-		o := oracleResource{name: r.Name}
+		o := oracleResource{name: r.Name, holders: make([]oracleLock, 0, len(r.Granted)+len(r.Waiting)),
+			converting: make([]oracleLock, 0, len(r.Converting)), waiting: make([]oracleLock, 0, len(r.Waiting))}
 		for _, l := range r.Granted {
 			o.holders = append(o.holders, oracleLock{l.Session, l.Mode})
 		}
@@ -64,12 +65,15 @@ func Stuck(st *State) []StuckRequest {
 		}
 		rs[i] = o
 	}
+	blocked := map[SessionID]bool{}
 	for changed := true; changed; {
 		changed = false
-		blocked := map[SessionID]bool{}
+		clear(blocked)
 		for _, r := range rs {
-			for _, l := range append(slices.Clone(r.converting), r.waiting...) {
-				blocked[l.session] = true
+			for _, queue := range [][]oracleLock{r.converting, r.waiting} {
+				for _, l := range queue {
+					blocked[l.session] = true
+				}
 			}
 		}
 		for i := range rs {
