@@ -219,17 +219,19 @@ func CheckTransition(before, after *State) error {
 	if after.TokenMax < before.TokenMax {
 		return fmt.Errorf("token-max went down from %d to %d", before.TokenMax, after.TokenMax)
 	}
-	prior := map[string]*ResourceState{}
+	prior := make(map[string]*ResourceState, len(before.Resources))
 	for i := range before.Resources {
 		prior[before.Resources[i].Name] = &before.Resources[i]
 	}
-	for _, r := range after.Resources {
-		old := map[SessionID]LockState{}
+	for i := range after.Resources {
+		r := &after.Resources[i]
+		var old map[SessionID]LockState
 		if p := prior[r.Name]; p != nil {
+			old = make(map[SessionID]LockState, len(p.Granted))
 			for _, l := range p.Granted {
 				old[l.Session] = l
 			}
-			if err := checkFIFO(p, &r); err != nil {
+			if err := checkFIFO(p, r); err != nil {
 				return fmt.Errorf("resource %q: %w", r.Name, err)
 			}
 		}
@@ -249,11 +251,11 @@ func CheckTransition(before, after *State) error {
 }
 
 func checkFIFO(before, after *ResourceState) error {
-	stillWaiting := map[SessionID]RequestID{}
+	stillWaiting := make(map[SessionID]RequestID, len(after.Waiting))
 	for _, w := range after.Waiting {
 		stillWaiting[w.Session] = w.Request
 	}
-	wasHeld := map[SessionID]bool{}
+	wasHeld := make(map[SessionID]bool, len(before.Granted))
 	for _, l := range before.Granted {
 		wasHeld[l.Session] = true
 	}
@@ -283,7 +285,7 @@ func checkFIFO(before, after *ResourceState) error {
 	}
 	// ahead[s] is set when a request queued before s's (or before any new
 	// request, for sessions not in the wait queue) still waits.
-	blocked, ahead := false, map[SessionID]bool{}
+	blocked, ahead := false, make(map[SessionID]bool, len(before.Waiting))
 	for _, w := range before.Waiting {
 		ahead[w.Session] = blocked
 		if req, ok := stillWaiting[w.Session]; ok && req == w.Request {
@@ -304,7 +306,7 @@ func checkFIFO(before, after *ResourceState) error {
 		}
 	}
 	// The survivors keep their relative order.
-	idx := map[SessionID]int{}
+	idx := make(map[SessionID]int, len(after.Waiting))
 	for i, w := range after.Waiting {
 		idx[w.Session] = i
 	}
