@@ -147,6 +147,9 @@ func OnCycle(g map[SessionID][]SessionID, s SessionID) bool {
 
 // FindCycle returns the sessions of some cycle of g, or nil if g is acyclic.
 func FindCycle(g map[SessionID][]SessionID) []SessionID {
+	if acyclic(g) {
+		return nil // the usual case, known after one pass
+	}
 	nodes := make([]SessionID, 0, len(g))
 	for n := range g {
 		nodes = append(nodes, n)
@@ -158,6 +161,32 @@ func FindCycle(g map[SessionID][]SessionID) []SessionID {
 		}
 	}
 	return nil
+}
+
+// acyclic reports whether g has no cycle, by depth-first search: g has a
+// cycle exactly when the search follows an edge back to a node on its
+// current path.
+func acyclic(g map[SessionID][]SessionID) bool {
+	const onPath, finished = 1, 2
+	mark := make(map[SessionID]int8, len(g))
+	var visit func(n SessionID) bool // false: a cycle was found
+	visit = func(n SessionID) bool {
+		mark[n] = onPath
+		for _, next := range g[n] {
+			if mark[next] == onPath || mark[next] == 0 && !visit(next) {
+				return false
+			}
+		}
+		mark[n] = finished
+		return true
+	}
+	for n := range g {
+		// map order: whether a cycle exists does not depend on it.
+		if mark[n] == 0 && !visit(n) {
+			return false
+		}
+	}
+	return true
 }
 
 // cycleThrough returns a path n -> ... -> n in g (n must be on a cycle).

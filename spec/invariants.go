@@ -107,7 +107,6 @@ func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]
 		return fmt.Errorf("%d queued exceed WaitersPerResourceMax", len(r.Converting)+len(r.Waiting))
 	}
 	holders := make(map[SessionID]*LockState, len(r.Granted)+len(r.Waiting))
-	tokens := make(map[Token]bool, len(r.Granted))
 	queued := func(l *LockState) error {
 		if l.Request == 0 || l.Deadline <= st.Now {
 			return fmt.Errorf("%s: queued request %d with deadline %v (now %v)", ShortID(l.Session), l.Request, l.Deadline, st.Now)
@@ -131,10 +130,10 @@ func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]
 		if err := seen(h); err != nil {
 			return err
 		}
-		if h.Token == 0 || h.Token > st.TokenMax || tokens[h.Token] {
+		shared := slices.ContainsFunc(r.Granted[:i], func(o LockState) bool { return o.Token == h.Token })
+		if h.Token == 0 || h.Token > st.TokenMax || shared {
 			return fmt.Errorf("%s: token %d is zero, above token-max %d or shared", ShortID(h.Session), h.Token, st.TokenMax)
 		}
-		tokens[h.Token] = true
 		if int(h.Notified) >= ModeCount || h.Notified < -1 {
 			return fmt.Errorf("%s: notified %d is not a mode", ShortID(h.Session), h.Notified)
 		}
