@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"slices"
+	"strings"
 )
 
 // The wait-for graph has a node per session and an edge S->T when a queued
@@ -218,7 +219,15 @@ func cycleThrough(g map[SessionID][]SessionID, n SessionID) []SessionID {
 }
 
 func (m *Model) onCycle(s SessionID) bool {
-	st := State{Now: m.now, Resources: m.resourceStates()} // the graph reads the resources only
+	// Every edge starts at a queued request: the resources with one are
+	// all the graph needs.
+	st := State{Now: m.now}
+	for _, r := range m.resources {
+		if len(r.converting) > 0 || len(r.waiting) > 0 {
+			st.Resources = append(st.Resources, r.state())
+		}
+	}
+	slices.SortFunc(st.Resources, func(a, b ResourceState) int { return strings.Compare(a.Name, b.Name) })
 	return OnCycle(waitsFor(&st, m.bugs), s)
 }
 

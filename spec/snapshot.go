@@ -25,22 +25,14 @@ func (m *Model) State() State {
 		st.Sessions = append(st.Sessions, ss)
 	}
 	slices.SortFunc(st.Sessions, func(a, b SessionState) int { return bytes.Compare(a.ID[:], b.ID[:]) })
-	st.Resources = m.resourceStates()
-	return st
-}
-
-// resourceStates returns the resources of the canonical snapshot, by name
-// (all that the wait-for graph reads).
-func (m *Model) resourceStates() []ResourceState {
-	if len(m.resources) == 0 {
-		return nil
+	if len(m.resources) > 0 {
+		st.Resources = make([]ResourceState, 0, len(m.resources))
 	}
-	rss := make([]ResourceState, 0, len(m.resources))
 	for _, r := range m.resources {
-		rss = append(rss, r.state())
+		st.Resources = append(st.Resources, r.state())
 	}
-	slices.SortFunc(rss, func(a, b ResourceState) int { return strings.Compare(a.Name, b.Name) })
-	return rss
+	slices.SortFunc(st.Resources, func(a, b ResourceState) int { return strings.Compare(a.Name, b.Name) })
+	return st
 }
 
 func (r *mResource) state() ResourceState {
