@@ -11,27 +11,26 @@ import (
 // tag), the tests and the simulator all call it on the canonical State, so
 // one statement of the invariants serves them all.
 func CheckInvariants(st *State, lim *Limits) error {
-	live := make(map[SessionID]*SessionState, len(st.Sessions))
-	if err := checkSessions(st, lim, live); err != nil {
+	if err := checkSessions(st, lim); err != nil {
 		return err
 	}
-	pending := map[sessionRequest]bool{} // the queued requests
-	locks := make(map[SessionID]int, len(st.Sessions))
+	pending := map[sessionRequest]bool{}   // the queued requests
+	locks := make([]int, len(st.Sessions)) // by the session's index in st.Sessions
 	for i := range st.Resources {
 		r := &st.Resources[i]
 		if i > 0 && st.Resources[i-1].Name >= r.Name {
 			return fmt.Errorf("resources not sorted or duplicated at %q", r.Name)
 		}
-		if err := checkResource(st, lim, r, live, pending, locks); err != nil {
+		if err := checkResource(st, lim, r, pending, locks); err != nil {
 			return fmt.Errorf("resource %q: %w", r.Name, err)
 		}
 	}
 	if len(st.Resources) > lim.ResourcesMax {
 		return fmt.Errorf("%d resources exceed ResourcesMax %d", len(st.Resources), lim.ResourcesMax)
 	}
-	for _, s := range st.Sessions {
-		if locks[s.ID] > lim.LocksPerSessionMax {
-			return fmt.Errorf("session %s: %d locks exceed LocksPerSessionMax", ShortID(s.ID), locks[s.ID])
+	for i, s := range st.Sessions {
+		if locks[i] > lim.LocksPerSessionMax {
+			return fmt.Errorf("session %s: %d locks exceed LocksPerSessionMax", ShortID(s.ID), locks[i])
 		}
 		for _, r := range s.Replies {
 			if queued := pending[sessionRequest{s.ID, r.Request}]; r.Result.Pending != queued {
@@ -56,7 +55,16 @@ type sessionRequest struct {
 	request RequestID
 }
 
-func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) error {
+// liveSession returns the index in st.Sessions of the live session id, or
+// -1: a binary search, once checkSessions has found the sessions sorted.
+func liveSession(st *State, id SessionID) int {
+	if i, ok := slices.BinarySearchFunc(st.Sessions, id, func(s SessionState, id SessionID) int { return compareIDs(s.ID, id) }); ok {
+		return i
+	}
+	return -1
+}
+
+func checkSessions(st *State, lim *Limits) error {
 	if len(st.Sessions) > lim.SessionsMax {
 		return fmt.Errorf("%d sessions exceed SessionsMax %d", len(st.Sessions), lim.SessionsMax)
 	}
@@ -79,14 +87,13 @@ func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) err
 				return fmt.Errorf("session %s: replies not sorted", ShortID(s.ID))
 			}
 		}
-		live[s.ID] = s
 	}
 	if len(st.Tombstones) > lim.TombstonesMax {
 		return fmt.Errorf("%d tombstones exceed TombstonesMax", len(st.Tombstones))
 	}
 	dead := make(map[SessionID]bool, len(st.Tombstones))
 	for _, t := range st.Tombstones {
-		if live[t.Session] != nil || dead[t.Session] {
+		if liveSession(st, t.Session) >= 0 || dead[t.Session] {
 			return fmt.Errorf("tombstone %s names a live or twice-ended session", ShortID(t.Session))
 		}
 		dead[t.Session] = true
@@ -94,8 +101,7 @@ func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) err
 	return nil
 }
 
-func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]*SessionState,
-	pending map[sessionRequest]bool, locks map[SessionID]int) error {
+func checkResource(st *State, lim *Limits, r *ResourceState, pending map[sessionRequest]bool, locks []int) error {
 	delayed := r.DelayUntil > st.Now
 	if len(r.Granted) == 0 && len(r.Waiting) == 0 && !delayed {
 		return fmt.Errorf("kept though unused")
@@ -115,10 +121,11 @@ func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]
 		return nil
 	}
 	seen := func(l *LockState) error {
-		if live[l.Session] == nil {
+		i := liveSession(st, l.Session)
+		if i < 0 {
 			return fmt.Errorf("lock of %s, which is not a live session", ShortID(l.Session))
 		}
-		locks[l.Session]++
+		locks[i]++
 		if holders[l.Session] != nil {
 			return fmt.Errorf("%s has two locks", ShortID(l.Session))
 		}
