@@ -135,7 +135,11 @@ func (r *sessRec) closeAnswered(now spec.Time, res spec.Result) {
 
 // history is what every client observed, as linearizability entries.
 func (s *Sim) history() []linearizability.Entry {
-	var h []linearizability.Entry
+	n := 0
+	for _, r := range s.sessions {
+		n += len(r.order) + 2 // its requests, a close, an expiry
+	}
+	h := make([]linearizability.Entry, 0, n)
 	for _, r := range s.sessions {
 		if len(r.resources) == 0 {
 			continue

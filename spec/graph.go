@@ -3,7 +3,7 @@ package spec
 import (
 	"bytes"
 	"slices"
-	"sort"
+	"strings"
 )
 
 // The wait-for graph has a node per session and an edge S->T when a queued
@@ -55,7 +55,7 @@ func waitsFor(st *State, b bugs) map[SessionID][]SessionID {
 	}
 	for _, to := range g {
 		// map order: each list is sorted alone.
-		sort.Slice(to, func(i, j int) bool { return bytes.Compare(to[i][:], to[j][:]) < 0 })
+		slices.SortFunc(to, compareIDs)
 	}
 	return g
 }
@@ -148,17 +148,46 @@ func OnCycle(g map[SessionID][]SessionID, s SessionID) bool {
 
 // FindCycle returns the sessions of some cycle of g, or nil if g is acyclic.
 func FindCycle(g map[SessionID][]SessionID) []SessionID {
+	if acyclic(g) {
+		return nil // the usual case, known after one pass
+	}
 	nodes := make([]SessionID, 0, len(g))
 	for n := range g {
 		nodes = append(nodes, n)
 	}
-	sort.Slice(nodes, func(i, j int) bool { return bytes.Compare(nodes[i][:], nodes[j][:]) < 0 })
+	slices.SortFunc(nodes, compareIDs)
 	for _, n := range nodes {
 		if OnCycle(g, n) {
 			return cycleThrough(g, n)
 		}
 	}
 	return nil
+}
+
+// acyclic reports whether g has no cycle, by depth-first search: g has a
+// cycle exactly when the search follows an edge back to a node on its
+// current path.
+func acyclic(g map[SessionID][]SessionID) bool {
+	const onPath, finished = 1, 2
+	mark := make(map[SessionID]int8, len(g))
+	var visit func(n SessionID) bool // false: a cycle was found
+	visit = func(n SessionID) bool {
+		mark[n] = onPath
+		for _, next := range g[n] {
+			if mark[next] == onPath || mark[next] == 0 && !visit(next) {
+				return false
+			}
+		}
+		mark[n] = finished
+		return true
+	}
+	for n := range g {
+		// map order: whether a cycle exists does not depend on it.
+		if mark[n] == 0 && !visit(n) {
+			return false
+		}
+	}
+	return true
 }
 
 // cycleThrough returns a path n -> ... -> n in g (n must be on a cycle).
@@ -190,6 +219,16 @@ func cycleThrough(g map[SessionID][]SessionID, n SessionID) []SessionID {
 }
 
 func (m *Model) onCycle(s SessionID) bool {
-	st := m.State()
+	// Every edge starts at a queued request: the resources with one are
+	// all the graph needs.
+	st := State{Now: m.now}
+	for _, r := range m.resources {
+		if len(r.converting) > 0 || len(r.waiting) > 0 {
+			st.Resources = append(st.Resources, r.state())
+		}
+	}
+	slices.SortFunc(st.Resources, func(a, b ResourceState) int { return strings.Compare(a.Name, b.Name) })
 	return OnCycle(waitsFor(&st, m.bugs), s)
 }
+
+func compareIDs(a, b SessionID) int { return bytes.Compare(a[:], b[:]) }

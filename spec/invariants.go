@@ -11,32 +11,31 @@ import (
 // tag), the tests and the simulator all call it on the canonical State, so
 // one statement of the invariants serves them all.
 func CheckInvariants(st *State, lim *Limits) error {
-	live := map[SessionID]*SessionState{}
-	if err := checkSessions(st, lim, live); err != nil {
+	if err := checkSessions(st, lim); err != nil {
 		return err
 	}
-	pending := map[SessionID]map[RequestID]bool{}
-	locks := map[SessionID]int{}
+	pending := map[sessionRequest]bool{}   // the queued requests
+	locks := make([]int, len(st.Sessions)) // by the session's index in st.Sessions
 	for i := range st.Resources {
 		r := &st.Resources[i]
 		if i > 0 && st.Resources[i-1].Name >= r.Name {
 			return fmt.Errorf("resources not sorted or duplicated at %q", r.Name)
 		}
-		if err := checkResource(st, lim, r, live, pending, locks); err != nil {
+		if err := checkResource(st, lim, r, pending, locks); err != nil {
 			return fmt.Errorf("resource %q: %w", r.Name, err)
 		}
 	}
 	if len(st.Resources) > lim.ResourcesMax {
 		return fmt.Errorf("%d resources exceed ResourcesMax %d", len(st.Resources), lim.ResourcesMax)
 	}
-	for _, s := range st.Sessions {
-		if locks[s.ID] > lim.LocksPerSessionMax {
-			return fmt.Errorf("session %s: %d locks exceed LocksPerSessionMax", ShortID(s.ID), locks[s.ID])
+	for i, s := range st.Sessions {
+		if locks[i] > lim.LocksPerSessionMax {
+			return fmt.Errorf("session %s: %d locks exceed LocksPerSessionMax", ShortID(s.ID), locks[i])
 		}
 		for _, r := range s.Replies {
-			if r.Result.Pending != pending[s.ID][r.Request] {
+			if queued := pending[sessionRequest{s.ID, r.Request}]; r.Result.Pending != queued {
 				return fmt.Errorf("session %s: reply %d pending=%v but queued=%v",
-					ShortID(s.ID), r.Request, r.Result.Pending, pending[s.ID][r.Request])
+					ShortID(s.ID), r.Request, r.Result.Pending, queued)
 			}
 		}
 	}
@@ -50,7 +49,22 @@ func CheckInvariants(st *State, lim *Limits) error {
 	return nil
 }
 
-func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) error {
+// sessionRequest names a request of a session.
+type sessionRequest struct {
+	session SessionID
+	request RequestID
+}
+
+// liveSession returns the index in st.Sessions of the live session id, or
+// -1: a binary search, once checkSessions has found the sessions sorted.
+func liveSession(st *State, id SessionID) int {
+	if i, ok := slices.BinarySearchFunc(st.Sessions, id, func(s SessionState, id SessionID) int { return compareIDs(s.ID, id) }); ok {
+		return i
+	}
+	return -1
+}
+
+func checkSessions(st *State, lim *Limits) error {
 	if len(st.Sessions) > lim.SessionsMax {
 		return fmt.Errorf("%d sessions exceed SessionsMax %d", len(st.Sessions), lim.SessionsMax)
 	}
@@ -73,14 +87,13 @@ func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) err
 				return fmt.Errorf("session %s: replies not sorted", ShortID(s.ID))
 			}
 		}
-		live[s.ID] = s
 	}
 	if len(st.Tombstones) > lim.TombstonesMax {
 		return fmt.Errorf("%d tombstones exceed TombstonesMax", len(st.Tombstones))
 	}
-	dead := map[SessionID]bool{}
+	dead := make(map[SessionID]bool, len(st.Tombstones))
 	for _, t := range st.Tombstones {
-		if live[t.Session] != nil || dead[t.Session] {
+		if liveSession(st, t.Session) >= 0 || dead[t.Session] {
 			return fmt.Errorf("tombstone %s names a live or twice-ended session", ShortID(t.Session))
 		}
 		dead[t.Session] = true
@@ -88,8 +101,7 @@ func checkSessions(st *State, lim *Limits, live map[SessionID]*SessionState) err
 	return nil
 }
 
-func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]*SessionState,
-	pending map[SessionID]map[RequestID]bool, locks map[SessionID]int) error {
+func checkResource(st *State, lim *Limits, r *ResourceState, pending map[sessionRequest]bool, locks []int) error {
 	delayed := r.DelayUntil > st.Now
 	if len(r.Granted) == 0 && len(r.Waiting) == 0 && !delayed {
 		return fmt.Errorf("kept though unused")
@@ -100,23 +112,20 @@ func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]
 	if len(r.Converting)+len(r.Waiting) > lim.WaitersPerResourceMax {
 		return fmt.Errorf("%d queued exceed WaitersPerResourceMax", len(r.Converting)+len(r.Waiting))
 	}
-	holders := map[SessionID]*LockState{}
-	tokens := map[Token]bool{}
+	holders := make(map[SessionID]*LockState, len(r.Granted)+len(r.Waiting))
 	queued := func(l *LockState) error {
 		if l.Request == 0 || l.Deadline <= st.Now {
 			return fmt.Errorf("%s: queued request %d with deadline %v (now %v)", ShortID(l.Session), l.Request, l.Deadline, st.Now)
 		}
-		if pending[l.Session] == nil {
-			pending[l.Session] = map[RequestID]bool{}
-		}
-		pending[l.Session][l.Request] = true
+		pending[sessionRequest{l.Session, l.Request}] = true
 		return nil
 	}
 	seen := func(l *LockState) error {
-		if live[l.Session] == nil {
+		i := liveSession(st, l.Session)
+		if i < 0 {
 			return fmt.Errorf("lock of %s, which is not a live session", ShortID(l.Session))
 		}
-		locks[l.Session]++
+		locks[i]++
 		if holders[l.Session] != nil {
 			return fmt.Errorf("%s has two locks", ShortID(l.Session))
 		}
@@ -128,10 +137,10 @@ func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]
 		if err := seen(h); err != nil {
 			return err
 		}
-		if h.Token == 0 || h.Token > st.TokenMax || tokens[h.Token] {
+		shared := slices.ContainsFunc(r.Granted[:i], func(o LockState) bool { return o.Token == h.Token })
+		if h.Token == 0 || h.Token > st.TokenMax || shared {
 			return fmt.Errorf("%s: token %d is zero, above token-max %d or shared", ShortID(h.Session), h.Token, st.TokenMax)
 		}
-		tokens[h.Token] = true
 		if int(h.Notified) >= ModeCount || h.Notified < -1 {
 			return fmt.Errorf("%s: notified %d is not a mode", ShortID(h.Session), h.Notified)
 		}
@@ -141,7 +150,7 @@ func checkResource(st *State, lim *Limits, r *ResourceState, live map[SessionID]
 			}
 		}
 	}
-	converting := map[SessionID]bool{}
+	converting := make(map[SessionID]bool, len(r.Converting))
 	for _, id := range r.Converting {
 		h := holders[id]
 		if h == nil || converting[id] || h.Request == 0 || Weaker(h.Want, h.Mode) {
@@ -196,9 +205,11 @@ func checkSettled(r *ResourceState, delayed bool) error {
 		}
 	}
 	for _, h := range r.Granted {
-		for _, p := range append(append([]LockState(nil), r.Granted...), r.Waiting...) {
-			if p.Session != h.Session && p.Request != 0 && !Compatible(h.Mode, p.Want) && int8(p.Want) > h.Notified {
-				return fmt.Errorf("%s blocks %s wanting %v but was not told", ShortID(h.Session), ShortID(p.Session), p.Want)
+		for _, queue := range [][]LockState{r.Granted, r.Waiting} {
+			for _, p := range queue {
+				if p.Session != h.Session && p.Request != 0 && !Compatible(h.Mode, p.Want) && int8(p.Want) > h.Notified {
+					return fmt.Errorf("%s blocks %s wanting %v but was not told", ShortID(h.Session), ShortID(p.Session), p.Want)
+				}
 			}
 		}
 	}
@@ -214,17 +225,19 @@ func CheckTransition(before, after *State) error {
 	if after.TokenMax < before.TokenMax {
 		return fmt.Errorf("token-max went down from %d to %d", before.TokenMax, after.TokenMax)
 	}
-	prior := map[string]*ResourceState{}
+	prior := make(map[string]*ResourceState, len(before.Resources))
 	for i := range before.Resources {
 		prior[before.Resources[i].Name] = &before.Resources[i]
 	}
-	for _, r := range after.Resources {
-		old := map[SessionID]LockState{}
+	for i := range after.Resources {
+		r := &after.Resources[i]
+		var old map[SessionID]LockState
 		if p := prior[r.Name]; p != nil {
+			old = make(map[SessionID]LockState, len(p.Granted))
 			for _, l := range p.Granted {
 				old[l.Session] = l
 			}
-			if err := checkFIFO(p, &r); err != nil {
+			if err := checkFIFO(p, r); err != nil {
 				return fmt.Errorf("resource %q: %w", r.Name, err)
 			}
 		}
@@ -244,11 +257,11 @@ func CheckTransition(before, after *State) error {
 }
 
 func checkFIFO(before, after *ResourceState) error {
-	stillWaiting := map[SessionID]RequestID{}
+	stillWaiting := make(map[SessionID]RequestID, len(after.Waiting))
 	for _, w := range after.Waiting {
 		stillWaiting[w.Session] = w.Request
 	}
-	wasHeld := map[SessionID]bool{}
+	wasHeld := make(map[SessionID]bool, len(before.Granted))
 	for _, l := range before.Granted {
 		wasHeld[l.Session] = true
 	}
@@ -278,7 +291,7 @@ func checkFIFO(before, after *ResourceState) error {
 	}
 	// ahead[s] is set when a request queued before s's (or before any new
 	// request, for sessions not in the wait queue) still waits.
-	blocked, ahead := false, map[SessionID]bool{}
+	blocked, ahead := false, make(map[SessionID]bool, len(before.Waiting))
 	for _, w := range before.Waiting {
 		ahead[w.Session] = blocked
 		if req, ok := stillWaiting[w.Session]; ok && req == w.Request {
@@ -299,7 +312,7 @@ func checkFIFO(before, after *ResourceState) error {
 		}
 	}
 	// The survivors keep their relative order.
-	idx := map[SessionID]int{}
+	idx := make(map[SessionID]int, len(after.Waiting))
 	for i, w := range after.Waiting {
 		idx[w.Session] = i
 	}

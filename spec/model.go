@@ -217,39 +217,33 @@ func (a timer) less(b timer) bool {
 	return bytes.Compare(a.session[:], b.session[:]) < 0
 }
 
-func (m *Model) timers() []timer {
-	var ts []timer
+// nextTimer returns the earliest timer by timer.less, a total order (so the
+// maps' order does not matter).
+func (m *Model) nextTimer() (timer, bool) {
+	var first timer
+	ok := false
+	take := func(t timer) {
+		if !ok || t.less(first) {
+			first, ok = t, true
+		}
+	}
 	for _, s := range m.sessions {
-		// map order: callers pick by timerLess, a total order.
-		ts = append(ts, timer{at: s.deadline, kind: timerExpiry, session: s.id})
+		// map order: the earliest by timer.less, a total order.
+		take(timer{at: s.deadline, kind: timerExpiry, session: s.id})
 	}
 	for _, r := range m.resources {
-		// map order: callers pick by timerLess, a total order.
+		// map order: the earliest by timer.less, a total order.
 		if r.delayUntil != 0 {
-			ts = append(ts, timer{at: r.delayUntil, kind: timerDelayEnd, resource: r.name})
+			take(timer{at: r.delayUntil, kind: timerDelayEnd, resource: r.name})
 		}
 		for _, l := range r.waiting {
-			ts = append(ts, timer{at: l.deadline, kind: timerTimeout, resource: r.name, session: l.session})
+			take(timer{at: l.deadline, kind: timerTimeout, resource: r.name, session: l.session})
 		}
 		for _, l := range r.converting {
-			ts = append(ts, timer{at: l.deadline, kind: timerTimeout, resource: r.name, session: l.session})
+			take(timer{at: l.deadline, kind: timerTimeout, resource: r.name, session: l.session})
 		}
 	}
-	return ts
-}
-
-func (m *Model) nextTimer() (timer, bool) {
-	ts := m.timers()
-	if len(ts) == 0 {
-		return timer{}, false
-	}
-	first := ts[0]
-	for _, t := range ts[1:] {
-		if t.less(first) {
-			first = t
-		}
-	}
-	return first, true
+	return first, ok
 }
 
 // NextDeadline returns the instant of the earliest timer, if any.
@@ -652,9 +646,11 @@ func (m *Model) settle(r *mResource) {
 func (m *Model) notify(r *mResource) {
 	for _, h := range r.granted {
 		high := int8(-1)
-		for _, p := range append(slices.Clone(r.converting), r.waiting...) {
-			if p.session != h.session && !Compatible(h.mode, p.want) && int8(p.want) > high {
-				high = int8(p.want)
+		for _, queue := range [][]*mLock{r.converting, r.waiting} {
+			for _, p := range queue {
+				if p.session != h.session && !Compatible(h.mode, p.want) && int8(p.want) > high {
+					high = int8(p.want)
+				}
 			}
 		}
 		if high > h.notified {

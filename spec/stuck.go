@@ -48,9 +48,15 @@ type oracleResource struct {
 
 // Stuck returns the stuck requests of st, by resource and queue order.
 func Stuck(st *State) []StuckRequest {
-	rs := make([]oracleResource, len(st.Resources))
-	for i, r := range st.Resources {
-		o := oracleResource{name: r.Name}
+	var rs []oracleResource
+	for _, r := range st.Resources {
+		if len(r.Converting) == 0 && len(r.Waiting) == 0 {
+			// Nothing queued here: nothing to be stuck, and its holders
+			// block nothing (a lock blocks only requests on its resource).
+			continue
+		}
+		o := oracleResource{name: r.Name, holders: make([]oracleLock, 0, len(r.Granted)+len(r.Waiting)),
+			converting: make([]oracleLock, 0, len(r.Converting)), waiting: make([]oracleLock, 0, len(r.Waiting))}
 		for _, l := range r.Granted {
 			o.holders = append(o.holders, oracleLock{l.Session, l.Mode})
 		}
@@ -62,14 +68,17 @@ func Stuck(st *State) []StuckRequest {
 		for _, l := range r.Waiting {
 			o.waiting = append(o.waiting, oracleLock{l.Session, l.Mode})
 		}
-		rs[i] = o
+		rs = append(rs, o)
 	}
+	blocked := map[SessionID]bool{}
 	for changed := true; changed; {
 		changed = false
-		blocked := map[SessionID]bool{}
+		clear(blocked)
 		for _, r := range rs {
-			for _, l := range append(slices.Clone(r.converting), r.waiting...) {
-				blocked[l.session] = true
+			for _, queue := range [][]oracleLock{r.converting, r.waiting} {
+				for _, l := range queue {
+					blocked[l.session] = true
+				}
 			}
 		}
 		for i := range rs {
