@@ -241,12 +241,7 @@ func (c *Core) useResource(r *resource, name string) *resource {
 		r.idle = false
 		return r
 	}
-	if n := len(c.freeRes); n > 0 {
-		r = c.freeRes[n-1]
-		c.freeRes = c.freeRes[:n-1]
-	} else {
-		r = &resource{}
-	}
+	r = reuse(&c.freeRes)
 	r.name, r.valid, r.ext = name, true, &noExt
 	c.resources[name] = r
 	return r
@@ -277,13 +272,7 @@ func (c *Core) dropResource(r *resource) {
 }
 
 func (c *Core) newLock(s *session, r *resource, mode spec.Mode, lockDelay time.Duration) *lock {
-	var l *lock
-	if n := len(c.freeLocks); n > 0 {
-		l = c.freeLocks[n-1]
-		c.freeLocks = c.freeLocks[:n-1]
-	} else {
-		l = &lock{}
-	}
+	l := reuse(&c.freeLocks)
 	l.sess, l.res, l.mode, l.want, l.lockDelay, l.notified = s, r, mode, mode, lockDelay, -1
 	s.locks.pushBack(sessionList, l)
 	r.locks++
@@ -379,13 +368,7 @@ func (c *Core) dequeue(l *lock) {
 // queue gives l, which has none, the part a queued request needs.
 func (c *Core) queue(l *lock) *queuedPart {
 	assert(l.q == nil, "a lock queues twice")
-	var q *queuedPart
-	if n := len(c.freeQueued); n > 0 {
-		q = c.freeQueued[n-1]
-		c.freeQueued = c.freeQueued[:n-1]
-	} else {
-		q = &queuedPart{}
-	}
+	q := reuse(&c.freeQueued)
 	q.timeout = timer{kind: timerTimeout, resource: l.res.name, session: l.sess.id, lock: l, index: -1}
 	l.q = q
 	return q
@@ -397,13 +380,7 @@ func (c *Core) extOf(r *resource) *resourceExt {
 	if r.ext != &noExt {
 		return r.ext
 	}
-	var x *resourceExt
-	if n := len(c.freeExts); n > 0 {
-		x = c.freeExts[n-1]
-		c.freeExts = c.freeExts[:n-1]
-	} else {
-		x = &resourceExt{}
-	}
+	x := reuse(&c.freeExts)
 	x.delay = timer{kind: timerDelayEnd, resource: r.name, res: r, index: -1}
 	r.ext = x
 	return x
@@ -492,4 +469,15 @@ func (ls *resourceList) remove(r *resource) {
 	}
 	x.idlePrev, x.idleNext = nil, nil
 	ls.n--
+}
+
+// reuse takes an item off a free list (its fields are the caller's to
+// set), or makes a new one.
+func reuse[T any](free *[]*T) *T {
+	if n := len(*free); n > 0 {
+		x := (*free)[n-1]
+		*free = (*free)[:n-1]
+		return x
+	}
+	return new(T)
 }
