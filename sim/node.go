@@ -392,7 +392,7 @@ func (n *nodeSim) check(internals bool) {
 		var err error
 		switch {
 		case internals:
-			err = core.CheckInvariants()
+			err = core.CheckInvariantsOf(&st) // spec.CheckInvariants, then the core's structures
 		default:
 			err = spec.CheckInvariants(&st, &s.lim)
 		}
@@ -516,7 +516,7 @@ func (n *nodeSim) recovered(res *engine.TurnResult) bool {
 	core := n.node.Core()
 	got := core.State()
 	if n.invOK {
-		if err := core.CheckInvariants(); err != nil {
+		if err := core.CheckInvariantsOf(&got); err != nil {
 			n.invOK = false
 			s.fail(Invariants, fmt.Sprintf("after the restart at %v: %v", s.now, err))
 		}
