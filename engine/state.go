@@ -1,7 +1,8 @@
 package engine
 
 import (
-	"bytes"
+	"cmp"
+	"encoding/binary"
 	"slices"
 	"sort"
 	"strings"
@@ -11,42 +12,109 @@ import (
 
 // State returns the core's canonical snapshot, comparable with the model's.
 // It walks everything: for tests, invariant checks and inspection, not for
-// hot paths.
+// hot paths. It allocates a few arrays, each sized by a first count (the
+// core's counters are only hints here: a state is built right even from a
+// core whose counts are broken), and shares them out among the sessions'
+// replies and the resources' locks; each share is capped at its length, so
+// appending to one never writes into the next.
 func (c *Core) State() spec.State {
 	st := spec.State{Now: c.now, TokenMax: c.tokenMax}
+	if len(c.tombstones) > 0 {
+		st.Tombstones = make([]spec.Tombstone, len(c.tombstones))
+		for i, t := range c.tombstones {
+			st.Tombstones[i] = spec.Tombstone{Session: t.session, Closed: t.closed}
+		}
+	}
 	if len(c.sessions) > 0 {
 		st.Sessions = make([]spec.SessionState, 0, len(c.sessions))
-	}
-	for _, t := range c.tombstones {
-		st.Tombstones = append(st.Tombstones, spec.Tombstone{Session: t.session, Closed: t.closed})
-	}
-	for _, s := range c.sessions {
-		ss := spec.SessionState{ID: s.id, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
-		for _, r := range s.replies.live() {
-			ss.Replies = append(ss.Replies, spec.Reply{Request: r.id, Digest: r.digest, Result: r.res})
+		n := 0
+		for _, s := range c.sessions {
+			// map order: a sum
+			n += s.replies.len()
 		}
-		st.Sessions = append(st.Sessions, ss)
+		var replies []spec.Reply
+		if n > 0 {
+			replies = make([]spec.Reply, 0, n)
+		}
+		for _, s := range c.sessions {
+			ss := spec.SessionState{ID: s.id, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
+			if live := s.replies.live(); len(live) > 0 {
+				from := len(replies)
+				for i := range live {
+					r := &live[i]
+					replies = append(replies, spec.Reply{Request: r.id, Digest: r.digest, Result: r.res})
+				}
+				ss.Replies = replies[from:len(replies):len(replies)]
+			}
+			st.Sessions = append(st.Sessions, ss)
+		}
+		slices.SortFunc(st.Sessions, func(a, b spec.SessionState) int { return compareIDs(&a.ID, &b.ID) })
 	}
-	slices.SortFunc(st.Sessions, func(a, b spec.SessionState) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	if c.live > 0 {
+		st.Resources = make([]spec.ResourceState, 0, c.live)
+	}
+	var b stateBufs
+	if n := c.grantedTotal + c.queuedTotal; n > 0 {
+		b.locks = make([]spec.LockState, 0, n)
+	}
 	for _, r := range c.resources {
 		if !r.idle {
-			st.Resources = append(st.Resources, r.state())
+			st.Resources = append(st.Resources, r.stateIn(&b))
 		}
 	}
 	slices.SortFunc(st.Resources, func(a, b spec.ResourceState) int { return strings.Compare(a.Name, b.Name) })
 	return st
 }
 
+// compareIDs orders session ids as bytes.Compare does, in two loads.
+func compareIDs(a, b *spec.SessionID) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
+}
+
+// stateBufs are the arrays that the resources of one State share.
+type stateBufs struct {
+	locks []spec.LockState
+	ids   []spec.SessionID
+}
+
 func (r *resource) state() spec.ResourceState {
+	var b stateBufs
+	if n := r.granted.n + r.ext.waiting.n; n > 0 {
+		b.locks = make([]spec.LockState, 0, n)
+	}
+	return r.stateIn(&b)
+}
+
+// stateIn builds r's state with its locks in b's arrays.
+func (r *resource) stateIn(b *stateBufs) spec.ResourceState {
 	rs := spec.ResourceState{Name: r.name, Value: r.ext.value, ValueValid: r.valid, DelayUntil: r.ext.delayUntil}
+	from := len(b.locks)
 	for l := r.granted.head; l != nil; l = l.link(grantedList).next {
-		rs.Granted = append(rs.Granted, l.state())
+		b.locks = append(b.locks, l.state())
 	}
-	for l := r.ext.converting.head; l != nil; l = l.link(queueList).next {
-		rs.Converting = append(rs.Converting, l.sess.id)
+	if to := len(b.locks); to > from {
+		rs.Granted = b.locks[from:to:to]
 	}
+	if r.ext.converting.head != nil {
+		if b.ids == nil {
+			b.ids = make([]spec.SessionID, 0, max(r.ext.converting.n, 4))
+		}
+		from := len(b.ids)
+		for l := r.ext.converting.head; l != nil; l = l.link(queueList).next {
+			b.ids = append(b.ids, l.sess.id)
+		}
+		to := len(b.ids)
+		rs.Converting = b.ids[from:to:to]
+	}
+	from = len(b.locks)
 	for l := r.ext.waiting.head; l != nil; l = l.link(queueList).next {
-		rs.Waiting = append(rs.Waiting, l.state())
+		b.locks = append(b.locks, l.state())
+	}
+	if to := len(b.locks); to > from {
+		rs.Waiting = b.locks[from:to:to]
 	}
 	return rs
 }
