@@ -18,23 +18,58 @@ import (
 // replies and the resources' locks; each share is capped at its length, so
 // appending to one never writes into the next.
 func (c *Core) State() spec.State {
-	st := spec.State{Now: c.now, TokenMax: c.tokenMax}
+	var b StateBuf
+	return *c.build(&b, false)
+}
+
+// StateBuf holds a state built by StateIn and its arrays, for the next.
+type StateBuf struct {
+	State      spec.State
+	sessions   []spec.SessionState
+	resources  []spec.ResourceState
+	tombstones []spec.Tombstone
+	replies    []spec.Reply
+	bufs       stateBufs
+}
+
+// StateIn builds the same state as State in b, reusing the arrays of the
+// state b held, which it overwrites: a caller that keeps one state while it
+// builds the next alternates two buffers. It returns &b.State. Like State,
+// it is not for hot paths.
+func (c *Core) StateIn(b *StateBuf) *spec.State { return c.build(b, true) }
+
+// reserve returns buf emptied with room for n; a reused buffer grows with
+// slack, so that a slowly growing state does not reallocate at every build.
+func reserve[T any](buf []T, n int, reuse bool) []T {
+	if cap(buf) >= n {
+		return buf[:0]
+	}
+	if reuse {
+		n += n / 4
+	}
+	return make([]T, 0, n)
+}
+
+func (c *Core) build(b *StateBuf, reuse bool) *spec.State {
+	st := &b.State
+	*st = spec.State{Now: c.now, TokenMax: c.tokenMax}
 	if len(c.tombstones) > 0 {
-		st.Tombstones = make([]spec.Tombstone, len(c.tombstones))
-		for i, t := range c.tombstones {
-			st.Tombstones[i] = spec.Tombstone{Session: t.session, Closed: t.closed}
+		b.tombstones = reserve(b.tombstones, len(c.tombstones), reuse)
+		for _, t := range c.tombstones {
+			b.tombstones = append(b.tombstones, spec.Tombstone{Session: t.session, Closed: t.closed})
 		}
+		st.Tombstones = b.tombstones
 	}
 	if len(c.sessions) > 0 {
-		st.Sessions = make([]spec.SessionState, 0, len(c.sessions))
+		b.sessions = reserve(b.sessions, len(c.sessions), reuse)
 		n := 0
 		for _, s := range c.sessions {
 			// map order: a sum
 			n += s.replies.len()
 		}
-		var replies []spec.Reply
+		replies := b.replies[:0]
 		if n > 0 {
-			replies = make([]spec.Reply, 0, n)
+			replies = reserve(replies, n, reuse)
 		}
 		for _, s := range c.sessions {
 			ss := spec.SessionState{ID: s.id, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
@@ -46,23 +81,30 @@ func (c *Core) State() spec.State {
 				}
 				ss.Replies = replies[from:len(replies):len(replies)]
 			}
-			st.Sessions = append(st.Sessions, ss)
+			b.sessions = append(b.sessions, ss)
 		}
-		slices.SortFunc(st.Sessions, func(a, b spec.SessionState) int { return compareIDs(&a.ID, &b.ID) })
+		b.replies = replies
+		slices.SortFunc(b.sessions, func(a, b spec.SessionState) int { return compareIDs(&a.ID, &b.ID) })
+		st.Sessions = b.sessions
 	}
 	if c.live > 0 {
-		st.Resources = make([]spec.ResourceState, 0, c.live)
+		b.resources = reserve(b.resources, c.live, reuse)
+	} else {
+		b.resources = b.resources[:0]
 	}
-	var b stateBufs
 	if n := c.grantedTotal + c.queuedTotal; n > 0 {
-		b.locks = make([]spec.LockState, 0, n)
+		b.bufs.locks = reserve(b.bufs.locks, n, reuse)
 	}
+	b.bufs.locks, b.bufs.ids = b.bufs.locks[:0], b.bufs.ids[:0]
 	for _, r := range c.resources {
 		if !r.idle {
-			st.Resources = append(st.Resources, r.stateIn(&b))
+			b.resources = append(b.resources, r.stateIn(&b.bufs))
 		}
 	}
-	slices.SortFunc(st.Resources, func(a, b spec.ResourceState) int { return strings.Compare(a.Name, b.Name) })
+	if len(b.resources) > 0 {
+		slices.SortFunc(b.resources, func(a, b spec.ResourceState) int { return strings.Compare(a.Name, b.Name) })
+		st.Resources = b.resources
+	}
 	return st
 }
 
