@@ -23,9 +23,23 @@ func (c *Core) checkInvariants() {
 // counts, maps and the timer heap. It walks everything.
 func (c *Core) CheckInvariants() error {
 	st := c.State()
-	if err := spec.CheckInvariants(&st, &c.lim); err != nil {
+	return c.CheckInvariantsOf(&st)
+}
+
+// CheckInvariantsOf is CheckInvariants for a caller that has just built
+// st = c.State() (and not stepped the core since): the same checks, without
+// building the state again. st is only read.
+func (c *Core) CheckInvariantsOf(st *spec.State) error {
+	if err := spec.CheckInvariants(st, &c.lim); err != nil {
 		return err
 	}
+	return c.CheckStructures()
+}
+
+// CheckStructures checks the consistency of the core's own structures
+// (lists, counts, maps and the timer heap), the part of CheckInvariants
+// that spec.CheckInvariants does not do. It walks everything.
+func (c *Core) CheckStructures() error {
 	if x := &noExt; x.value != nil || x.delayUntil != 0 || x.ref != (opRef{}) || x.idlePrev != nil || x.idleNext != nil || x.converting != (lockList{}) || x.waiting != (lockList{}) || x.wantedModes != [spec.ModeCount]int32{} ||
 		x.delay != (timer{index: -1}) || x.searchVisit != 0 || x.searchKey != 0 || x.bySession != nil {
 		return errors.New("the shared empty resource extension was written")

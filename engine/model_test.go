@@ -59,6 +59,7 @@ type twin struct {
 	core  *engine.Core
 	kv    memKV
 	last  spec.State
+	buf   engine.StateBuf // StateIn reuses it from turn to turn
 }
 
 func newTwin(t *rapid.T, lim spec.Limits) *twin {
@@ -115,6 +116,12 @@ func (w *twin) finish(mev []spec.Event, what string) {
 	}
 	if err := w.core.CheckInvariants(); err != nil {
 		w.t.Fatalf("%s: %v\n%s", what, err, es.String())
+	}
+	if d := diffStates(&es, w.core.StateIn(&w.buf)); d != "" {
+		w.t.Fatalf("%s: StateIn differs from State\n%s", what, d)
+	}
+	if err := w.core.CheckInvariantsOf(&es); err != nil {
+		w.t.Fatalf("%s: CheckInvariantsOf: %v", what, err)
 	}
 	if err := spec.CheckTransition(&w.last, &es); err != nil {
 		w.t.Fatalf("%s: %v\nbefore:\n%s\nafter:\n%s", what, err, w.last.String(), es.String())

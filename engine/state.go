@@ -1,7 +1,8 @@
 package engine
 
 import (
-	"bytes"
+	"cmp"
+	"encoding/binary"
 	"slices"
 	"sort"
 	"strings"
@@ -11,42 +12,151 @@ import (
 
 // State returns the core's canonical snapshot, comparable with the model's.
 // It walks everything: for tests, invariant checks and inspection, not for
-// hot paths.
+// hot paths. It allocates a few arrays, each sized by a first count (the
+// core's counters are only hints here: a state is built right even from a
+// core whose counts are broken), and shares them out among the sessions'
+// replies and the resources' locks; each share is capped at its length, so
+// appending to one never writes into the next.
 func (c *Core) State() spec.State {
-	st := spec.State{Now: c.now, TokenMax: c.tokenMax}
-	if len(c.sessions) > 0 {
-		st.Sessions = make([]spec.SessionState, 0, len(c.sessions))
+	var b StateBuf
+	return *c.build(&b, false)
+}
+
+// StateBuf holds a state built by StateIn and its arrays, for the next.
+type StateBuf struct {
+	State      spec.State
+	sessions   []spec.SessionState
+	resources  []spec.ResourceState
+	tombstones []spec.Tombstone
+	replies    []spec.Reply
+	bufs       stateBufs
+}
+
+// StateIn builds the same state as State in b, reusing the arrays of the
+// state b held, which it overwrites: a caller that keeps one state while it
+// builds the next alternates two buffers. It returns &b.State. Like State,
+// it is not for hot paths.
+func (c *Core) StateIn(b *StateBuf) *spec.State { return c.build(b, true) }
+
+// reserve returns buf emptied with room for n; a reused buffer grows with
+// slack, so that a slowly growing state does not reallocate at every build.
+func reserve[T any](buf []T, n int, reuse bool) []T {
+	if cap(buf) >= n {
+		return buf[:0]
 	}
-	for _, t := range c.tombstones {
-		st.Tombstones = append(st.Tombstones, spec.Tombstone{Session: t.session, Closed: t.closed})
+	if reuse {
+		n += n / 4
 	}
-	for _, s := range c.sessions {
-		ss := spec.SessionState{ID: s.id, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
-		for _, r := range s.replies.live() {
-			ss.Replies = append(ss.Replies, spec.Reply{Request: r.id, Digest: r.digest, Result: r.res})
+	return make([]T, 0, n)
+}
+
+func (c *Core) build(b *StateBuf, reuse bool) *spec.State {
+	st := &b.State
+	*st = spec.State{Now: c.now, TokenMax: c.tokenMax}
+	if len(c.tombstones) > 0 {
+		b.tombstones = reserve(b.tombstones, len(c.tombstones), reuse)
+		for _, t := range c.tombstones {
+			b.tombstones = append(b.tombstones, spec.Tombstone{Session: t.session, Closed: t.closed})
 		}
-		st.Sessions = append(st.Sessions, ss)
+		st.Tombstones = b.tombstones
 	}
-	slices.SortFunc(st.Sessions, func(a, b spec.SessionState) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	if len(c.sessions) > 0 {
+		b.sessions = reserve(b.sessions, len(c.sessions), reuse)
+		n := 0
+		for _, s := range c.sessions {
+			// map order: a sum
+			n += s.replies.len()
+		}
+		replies := b.replies[:0]
+		if n > 0 {
+			replies = reserve(replies, n, reuse)
+		}
+		for _, s := range c.sessions {
+			ss := spec.SessionState{ID: s.id, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
+			if live := s.replies.live(); len(live) > 0 {
+				from := len(replies)
+				for i := range live {
+					r := &live[i]
+					replies = append(replies, spec.Reply{Request: r.id, Digest: r.digest, Result: r.res})
+				}
+				ss.Replies = replies[from:len(replies):len(replies)]
+			}
+			b.sessions = append(b.sessions, ss)
+		}
+		b.replies = replies
+		slices.SortFunc(b.sessions, func(a, b spec.SessionState) int { return compareIDs(&a.ID, &b.ID) })
+		st.Sessions = b.sessions
+	}
+	if c.live > 0 {
+		b.resources = reserve(b.resources, c.live, reuse)
+	} else {
+		b.resources = b.resources[:0]
+	}
+	if n := c.grantedTotal + c.queuedTotal; n > 0 {
+		b.bufs.locks = reserve(b.bufs.locks, n, reuse)
+	}
+	b.bufs.locks, b.bufs.ids = b.bufs.locks[:0], b.bufs.ids[:0]
 	for _, r := range c.resources {
 		if !r.idle {
-			st.Resources = append(st.Resources, r.state())
+			b.resources = append(b.resources, r.stateIn(&b.bufs))
 		}
 	}
-	slices.SortFunc(st.Resources, func(a, b spec.ResourceState) int { return strings.Compare(a.Name, b.Name) })
+	if len(b.resources) > 0 {
+		slices.SortFunc(b.resources, func(a, b spec.ResourceState) int { return strings.Compare(a.Name, b.Name) })
+		st.Resources = b.resources
+	}
 	return st
 }
 
+// compareIDs orders session ids as bytes.Compare does, in two loads.
+func compareIDs(a, b *spec.SessionID) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
+}
+
+// stateBufs are the arrays that the resources of one State share.
+type stateBufs struct {
+	locks []spec.LockState
+	ids   []spec.SessionID
+}
+
 func (r *resource) state() spec.ResourceState {
+	var b stateBufs
+	if n := r.granted.n + r.ext.waiting.n; n > 0 {
+		b.locks = make([]spec.LockState, 0, n)
+	}
+	return r.stateIn(&b)
+}
+
+// stateIn builds r's state with its locks in b's arrays.
+func (r *resource) stateIn(b *stateBufs) spec.ResourceState {
 	rs := spec.ResourceState{Name: r.name, Value: r.ext.value, ValueValid: r.valid, DelayUntil: r.ext.delayUntil}
+	from := len(b.locks)
 	for l := r.granted.head; l != nil; l = l.link(grantedList).next {
-		rs.Granted = append(rs.Granted, l.state())
+		b.locks = append(b.locks, l.state())
 	}
-	for l := r.ext.converting.head; l != nil; l = l.link(queueList).next {
-		rs.Converting = append(rs.Converting, l.sess.id)
+	if to := len(b.locks); to > from {
+		rs.Granted = b.locks[from:to:to]
 	}
+	if r.ext.converting.head != nil {
+		if b.ids == nil {
+			b.ids = make([]spec.SessionID, 0, max(r.ext.converting.n, 4))
+		}
+		from := len(b.ids)
+		for l := r.ext.converting.head; l != nil; l = l.link(queueList).next {
+			b.ids = append(b.ids, l.sess.id)
+		}
+		to := len(b.ids)
+		rs.Converting = b.ids[from:to:to]
+	}
+	from = len(b.locks)
 	for l := r.ext.waiting.head; l != nil; l = l.link(queueList).next {
-		rs.Waiting = append(rs.Waiting, l.state())
+		b.locks = append(b.locks, l.state())
+	}
+	if to := len(b.locks); to > from {
+		rs.Waiting = b.locks[from:to:to]
 	}
 	return rs
 }

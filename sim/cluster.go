@@ -84,6 +84,7 @@ type clusterSim struct {
 	modelOK    bool
 	invOK      bool
 	last       *spec.State
+	bufs       [2]engine.StateBuf       // checkState builds in the one last is not in
 	expect     map[uint64][]spec.Result // the model's answers to turns not yet answered
 	hashAt     map[uint64]uint64        // state hashes at sampled indexes
 	leaders    map[uint64]uint64        // term -> the replica that led it
@@ -957,8 +958,12 @@ func (cl *clusterSim) sample(n *replicaSim) {
 	if at%hashEvery != 0 && !checkModel {
 		return
 	}
-	st := n.r.Core().State()
-	h := replica.HashState(&st)
+	b := &cl.bufs[0]
+	if cl.last == &b.State {
+		b = &cl.bufs[1]
+	}
+	st := n.r.Core().StateIn(b)
+	h := replica.HashState(st)
 	if at%hashEvery == 0 {
 		if prev, ok := cl.hashAt[at]; !ok {
 			cl.hashAt[at] = h
@@ -971,21 +976,21 @@ func (cl *clusterSim) sample(n *replicaSim) {
 		return
 	}
 	if cl.invOK {
-		err := spec.CheckInvariants(&st, &s.lim)
+		err := spec.CheckInvariants(st, &s.lim)
 		if err == nil && cl.last != nil {
-			err = spec.CheckTransition(cl.last, &st)
+			err = spec.CheckTransition(cl.last, st)
 		}
 		if err == nil && cl.stateSeen%(8*frontEvery*s.opts.CheckEvery) == 0 {
-			err = n.r.Core().CheckInvariants()
+			err = n.r.Core().CheckStructures() // spec.CheckInvariants passed on st just above
 		}
 		if err != nil {
 			cl.invOK = false
 			s.fail(Invariants, fmt.Sprintf("at %v on replica %d: %v", s.now, n.id, err))
 		}
 	}
-	cl.last = &st
+	cl.last = st
 	if cl.modelOK {
-		if !cl.model.Matches(&st) {
+		if !cl.model.Matches(st) {
 			ms := cl.model.State()
 			cl.modelFail(fmt.Sprintf("at %v (index %d) the states differ\nmodel:\n%s\nreplica %d:\n%s", s.now, at, ms.String(), n.id, st.String()))
 		}
@@ -1041,7 +1046,7 @@ func (cl *clusterSim) checkEmpty() {
 		}
 	}
 	if cl.invOK {
-		if err := ln.r.Core().CheckInvariants(); err != nil {
+		if err := ln.r.Core().CheckInvariantsOf(&st); err != nil {
 			s.fail(Invariants, fmt.Sprintf("at the end on replica %d: %v", ln.id, err))
 		}
 	}

@@ -33,7 +33,8 @@ type nodeSim struct {
 	pending []*spec.Model // after a crash: the model states that may have survived
 	modelOK bool          // the model checker has not failed: keep comparing
 	invOK   bool
-	last    *spec.State // the state at the last check, for CheckTransition
+	last    *spec.State        // the state at the last check, for CheckTransition
+	bufs    [2]engine.StateBuf // check builds in the one last is not in
 	turns   int
 	changed int // turns that wrote something
 }
@@ -387,26 +388,30 @@ func (n *nodeSim) modelFail(detail string) {
 func (n *nodeSim) check(internals bool) {
 	s := n.s
 	core := n.node.Core()
-	st := core.State()
+	b := &n.bufs[0]
+	if n.last == &b.State {
+		b = &n.bufs[1]
+	}
+	st := core.StateIn(b)
 	if n.invOK {
 		var err error
 		switch {
 		case internals:
-			err = core.CheckInvariants()
+			err = core.CheckInvariantsOf(st) // spec.CheckInvariants, then the core's structures
 		default:
-			err = spec.CheckInvariants(&st, &s.lim)
+			err = spec.CheckInvariants(st, &s.lim)
 		}
 		if err == nil && n.last != nil {
-			err = spec.CheckTransition(n.last, &st)
+			err = spec.CheckTransition(n.last, st)
 		}
 		if err != nil {
 			n.invOK = false
 			s.fail(Invariants, fmt.Sprintf("at %v: %v", s.now, err))
 		}
 	}
-	n.last = &st
+	n.last = st
 	if n.modelOK {
-		if !n.model.Matches(&st) { // m.State().Equal(&st), without building the model's state
+		if !n.model.Matches(st) { // m.State().Equal(&st), without building the model's state
 			ms := n.model.State()
 			n.modelFail(fmt.Sprintf("at %v the states differ\nmodel:\n%s\nengine:\n%s", s.now, ms.String(), st.String()))
 		}
@@ -516,7 +521,7 @@ func (n *nodeSim) recovered(res *engine.TurnResult) bool {
 	core := n.node.Core()
 	got := core.State()
 	if n.invOK {
-		if err := core.CheckInvariants(); err != nil {
+		if err := core.CheckInvariantsOf(&got); err != nil {
 			n.invOK = false
 			s.fail(Invariants, fmt.Sprintf("after the restart at %v: %v", s.now, err))
 		}
