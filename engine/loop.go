@@ -254,11 +254,12 @@ func (l *Loop) begin(t *turn) bool {
 		t.subs = nil
 	}
 	l.inflight = append(l.inflight, t)
-	if len(l.inflight) == 1 && len(l.Inputs()) == 0 {
+	if len(l.inflight) == 1 && len(l.Inputs()) == 0 && !l.opts.earlyReplies {
 		// Nothing else in flight and nothing waiting: wait for the sync
 		// here rather than through the syncer, two wake-ups fewer for a
 		// lone request. Inputs that come meanwhile wait in the queue and
-		// make the next turn.
+		// make the next turn. (A loop that answered already, the planted
+		// early-replies bug, has no reply to hurry and goes on taking input.)
 		t.err = t.Wait(l.node)
 		return l.deliver(t)
 	}
