@@ -76,7 +76,6 @@ func (s *Session) halt() {
 	clear(s.waiters)
 	s.halted = true
 	s.timer.Stop()
-	close(s.stopped)
 }
 
 // finished reports whether the core may stop: the session is lost or

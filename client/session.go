@@ -26,11 +26,10 @@ type Session struct {
 	cancel      context.CancelFunc
 	callTimeout time.Duration
 
-	core    sync.Mutex    // held to step proto; see step
-	halted  bool          // under core: proto takes no more inputs
-	timer   *time.Timer   // the core's next deadline: tick
-	stopped chan struct{} // closed when halted
-	ka      keepAlives
+	core   sync.Mutex  // held to step proto; see step
+	halted bool        // under core: proto takes no more inputs
+	timer  *time.Timer // the core's next deadline: tick
+	ka     keepAlives
 
 	waiters    map[spec.RequestID]chan protocol.Update // under core
 	opened     chan struct{}
@@ -76,8 +75,8 @@ func (c *Client) NewSession(ctx context.Context) (*Session, error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Session{c: c, id: id, proto: cs, now: now, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
-		stopped: make(chan struct{}), waiters: map[spec.RequestID]chan protocol.Update{},
-		opened: make(chan struct{}), subscribed: make(chan struct{}), blocking: make(chan Notification, 64), done: make(chan struct{})}
+		waiters: map[spec.RequestID]chan protocol.Update{},
+		opened:  make(chan struct{}), subscribed: make(chan struct{}), blocking: make(chan Notification, 64), done: make(chan struct{})}
 	s.ka.s = s
 	s.core.Lock()
 	s.timer = time.AfterFunc(time.Hour, s.tick)
