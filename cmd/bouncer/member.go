@@ -194,13 +194,15 @@ func startMember(f *memberFlags, data, listen string, lim spec.Limits, opts serv
 				known.Store(id, true)
 			}
 		}
+		var ids []uint64
 		known.Range(func(k, _ any) bool {
-			if id := k.(uint64); id != f.id && !slices.Contains(voters, id) && len(voters) > 0 && !join {
-				tr.RemovePeer(id)
-				known.Delete(id)
-			}
+			ids = append(ids, k.(uint64))
 			return true
 		})
+		for _, id := range stalePeers(f.id, voters, ids, join) {
+			tr.RemovePeer(id)
+			known.Delete(id)
+		}
 		log.Info("members", "voters", voters)
 	}
 	opts.ClusterID = f.clusterID
@@ -302,4 +304,22 @@ func askToJoin(ctx context.Context, addr string, req *pb.AddMemberRequest) error
 		}
 	}
 	return errors.New("could not find the group's leader")
+}
+
+// stalePeers are the peers among known that the transport should forget:
+// neither this member (self) nor a voter. Until a member sees a
+// configuration (voters is empty) it forgets none; a member that joined a
+// running group forgets none until it sees itself among the voters, since
+// until then it may hold a configuration older than the group's.
+func stalePeers(self uint64, voters, known []uint64, joined bool) []uint64 {
+	if len(voters) == 0 || joined && !slices.Contains(voters, self) {
+		return nil
+	}
+	var stale []uint64
+	for _, id := range known {
+		if id != self && !slices.Contains(voters, id) {
+			stale = append(stale, id)
+		}
+	}
+	return stale
 }
