@@ -254,12 +254,13 @@ func (l *Loop) begin(t *turn) bool {
 		t.subs = nil
 	}
 	l.inflight = append(l.inflight, t)
-	if len(l.inflight) == 1 && len(l.Inputs()) == 0 && !l.opts.earlyReplies {
-		// Nothing else in flight and nothing waiting: wait for the sync
-		// here rather than through the syncer, two wake-ups fewer for a
-		// lone request. Inputs that come meanwhile wait in the queue and
-		// make the next turn. (A loop that answered already, the planted
-		// early-replies bug, has no reply to hurry and goes on taking input.)
+	if len(t.subs) > 0 && len(l.inflight) == 1 && len(l.Inputs()) == 0 {
+		// Replies to hurry, nothing else in flight and nothing waiting:
+		// wait for the sync here rather than through the syncer, two
+		// wake-ups fewer for a lone request. Inputs that come meanwhile
+		// wait in the queue and make the next turn. (A turn with no reply
+		// to give, a timer's or one answered already, goes to the syncer
+		// and the loop goes on taking input.)
 		t.err = t.Wait(l.node)
 		return l.deliver(t)
 	}
