@@ -46,20 +46,6 @@ type Replies interface {
 	Put(Reply)
 }
 
-// ReplyChan is Replies on a channel, which must have room for every reply
-// outstanding on it: Put panics on a full channel rather than block the
-// owner.
-type ReplyChan chan Reply
-
-// Put sends r on the channel.
-func (c ReplyChan) Put(r Reply) {
-	select {
-	case c <- r:
-	default:
-		panic("engine: an Enqueue reply channel is full: the loop would block on it")
-	}
-}
-
 // Reply is the answer to an input handed to Enqueue, with its tag.
 type Reply struct {
 	Tag    uint64
