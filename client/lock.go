@@ -14,7 +14,8 @@ import (
 type LockOption func(*lockOptions)
 
 type lockOptions struct {
-	wait, delay time.Duration
+	wait, delay    time.Duration
+	permits, limit uint32 // a semaphore's (AcquirePermits)
 }
 
 // WaitTimeout bounds how long the request may queue on the node (by
@@ -37,11 +38,13 @@ func (o lockOptions) waitFor(ctx context.Context) time.Duration {
 	return 24 * time.Hour
 }
 
-// Lock is a granted lock. Its token increases with every grant of the
-// resource; pass it to any resource that can check fencing tokens.
+// Lock is a granted lock, or a semaphore's permits. Its token increases
+// with every grant of the resource; pass it to any resource that can check
+// fencing tokens.
 type Lock struct {
 	s        *Session
 	resource string
+	permits  uint32 // of a semaphore; 0 for a lock
 
 	mu    sync.Mutex
 	mode  spec.Mode
@@ -65,6 +68,30 @@ func (s *Session) TryLock(ctx context.Context, resource string, mode spec.Mode, 
 	return s.acquire(ctx, resource, mode, true, opts)
 }
 
+// AcquirePermits takes n permits of the counting semaphore resource, of
+// limit permits, waiting as long as ctx allows (as Lock does). The
+// semaphore grants in FIFO order whatever fits in what its holders leave
+// of the limit; each holder gets its own fencing token, and gives its
+// permits back with Unlock, or when its session ends. The first acquire of
+// a resource fixes its limit: asking a lock for permits, or a semaphore
+// with another limit, fails with InvalidArgument. Convert does not apply.
+func (s *Session) AcquirePermits(ctx context.Context, resource string, n, limit uint32, opts ...LockOption) (*Lock, error) {
+	return s.acquire(ctx, resource, spec.PR, false, append(opts, permits(n, limit)))
+}
+
+// TryAcquirePermits takes n permits only if they fit at once; else it
+// fails with ErrWouldBlock.
+func (s *Session) TryAcquirePermits(ctx context.Context, resource string, n, limit uint32, opts ...LockOption) (*Lock, error) {
+	return s.acquire(ctx, resource, spec.PR, true, append(opts, permits(n, limit)))
+}
+
+func permits(n, limit uint32) LockOption {
+	return func(o *lockOptions) { o.permits, o.limit = n, limit }
+}
+
+// Permits returns the semaphore permits the lock holds (0 for a lock).
+func (l *Lock) Permits() uint32 { return l.permits }
+
 func (s *Session) acquire(ctx context.Context, resource string, mode spec.Mode, try bool, opts []LockOption) (*Lock, error) {
 	var o lockOptions
 	for _, f := range opts {
@@ -73,7 +100,7 @@ func (s *Session) acquire(ctx context.Context, resource string, mode spec.Mode, 
 	if err := s.settled(ctx); err != nil {
 		return nil, err
 	}
-	opt := protocol.AcquireOptions{NoQueue: try, LockDelay: o.delay}
+	opt := protocol.AcquireOptions{NoQueue: try, LockDelay: o.delay, Permits: o.permits, Limit: o.limit}
 	if !try {
 		opt.WaitTimeout = o.waitFor(ctx)
 	}
@@ -89,7 +116,7 @@ func (s *Session) acquire(ctx context.Context, resource string, mode spec.Mode, 
 		if err != nil {
 			return nil, err
 		}
-		l := &Lock{s: s, resource: resource}
+		l := &Lock{s: s, resource: resource, permits: o.permits}
 		l.update(res)
 		return l, nil
 	case <-ctx.Done():

@@ -23,6 +23,7 @@ var zoo = bugzoo.New("engine",
 	bugzoo.Bug{Name: "retry-applied-twice", Doc: "a retried request id is applied again instead of answered from its record (core.go)"},
 	bugzoo.Bug{Name: "no-grace-period", Doc: "recovery gives the sessions no grace period: their leases count as run out (restore.go)"},
 	bugzoo.Bug{Name: "convert-keeps-token", Doc: "an up-conversion granted in place keeps its old fencing token (grant.go)"},
+	bugzoo.Bug{Name: "semaphore-over-limit", Doc: "a semaphore's request fits when its permits fit in the limit plus one (grant.go)"},
 	bugzoo.Bug{Name: "deadlock-ahead-edges", Doc: "the old wait-for rule: a queued request waits for every request ahead of it, compatible or not (deadlock.go)"},
 )
 

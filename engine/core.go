@@ -103,7 +103,9 @@ type resource struct {
 type resourceExt struct {
 	value      []byte // never mutated in place: a write replaces the slice
 	delayUntil spec.Time
-	ref        opRef // its latest write this turn
+	limit      uint32 // a semaphore's permits; 0: a lock resource
+	held       uint64 // a semaphore's permits granted
+	ref        opRef  // its latest write this turn
 
 	idlePrev, idleNext *resource // on the idle list
 
@@ -132,6 +134,7 @@ type lock struct {
 	lockDelay time.Duration
 	grantSeq  uint64
 	grantedAt spec.Time   // the instant of the grant or up-conversion that gave the token
+	permits   uint32      // of a semaphore; 0 on a lock resource
 	ref       opRef       // its latest write this turn
 	links     [2]links    // on grantedList and sessionList
 	q         *queuedPart // while a request is queued (request != 0), else nil

@@ -69,6 +69,9 @@ func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session,
 		return stack, false
 	}
 	r.ext.searchVisit, r.ext.searchKey = c.visit, key
+	if r.ext.limit != 0 {
+		return stack, semaphoreBlockers(p, push)
+	}
 	var wanted [spec.ModeCount]int32 // modes wanted at or ahead of p
 	wanted[p.want]++
 	behind := modeBit(p.want) // modes wanted from the request visited up to p
@@ -98,6 +101,30 @@ func (c *Core) blockers(p *lock, target *session, stack []*session) ([]*session,
 		}
 	}
 	return stack, false
+}
+
+// semaphoreBlockers is blockers on a semaphore, where two requests
+// conflict when their permits add up past the limit: a request ahead is
+// waited for if its permits and the most wanted by one visited up to p do,
+// and a holder if its permits and the most wanted at or ahead of p do.
+// (A semaphore has no conversions, so a holder has no request of its own.)
+// push is blockers': it reports whether the session pushed is the target.
+func semaphoreBlockers(p *lock, push func(*session) bool) bool {
+	r := p.res
+	limit := uint64(r.ext.limit)
+	most := uint64(p.permits)
+	for q := aheadOf(p); q != nil; q = aheadOf(q) {
+		if uint64(q.permits)+most > limit && push(q.sess) {
+			return true
+		}
+		most = max(most, uint64(q.permits))
+	}
+	for h := r.granted.head; h != nil; h = h.link(grantedList).next {
+		if uint64(h.permits)+most > limit && push(h.sess) {
+			return true
+		}
+	}
+	return false
 }
 
 // servingKey orders a resource's queued requests as they are served: the

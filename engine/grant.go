@@ -14,6 +14,12 @@ func (c *Core) acquire(s *session, in *spec.Input) (spec.Result, *resource) {
 	if r != nil && !r.idle && r.lockOf(s) != nil {
 		return spec.Refuse(spec.AlreadyHeld, spec.DetailAlreadyHeld), nil
 	}
+	if r != nil && !r.idle && r.ext.limit != in.Limit {
+		if r.ext.limit == 0 {
+			return spec.Refuse(spec.InvalidArgument, spec.DetailSemaphoreLock), nil
+		}
+		return spec.Refuse(spec.InvalidArgument, spec.DetailSemaphore(r.ext.limit)), nil
+	}
 	if s.locks.n >= c.lim.LocksPerSessionMax {
 		return spec.Refuse(spec.LimitExceeded, spec.DetailLocksPerSession(c.lim.LocksPerSessionMax)), nil
 	}
@@ -22,11 +28,14 @@ func (c *Core) acquire(s *session, in *spec.Input) (spec.Result, *resource) {
 			return spec.Refuse(spec.LimitExceeded, spec.DetailResources(c.lim.ResourcesMax)), nil
 		}
 		r = c.useResource(r, in.Resource)
+		if in.Limit != 0 {
+			c.extOf(r).limit = in.Limit
+		}
 	}
 	// Strict FIFO: a new request is granted at once only if nothing waits.
 	if r.ext.converting.n == 0 && (r.ext.waiting.n == 0 || bugzooOn && planted("fifo-overtake")) && !c.delayed(r) &&
-		(r.compatible(in.Mode, nil) || bugzooOn && planted("grant-incompatible")) {
-		l := c.newLock(s, r, in.Mode, in.LockDelay)
+		(r.fits(in.Mode, in.Permits) || bugzooOn && planted("grant-incompatible")) {
+		l := c.newLock(s, r, in.Mode, in.Permits, in.LockDelay)
 		c.grantNew(l)
 		c.putLock(l)
 		return r.grantResult(l), nil // nothing waits, so nothing to settle
@@ -37,7 +46,7 @@ func (c *Core) acquire(s *session, in *spec.Input) (spec.Result, *resource) {
 	if r.ext.converting.n+r.ext.waiting.n >= c.lim.WaitersPerResourceMax {
 		return spec.Refuse(spec.LimitExceeded, spec.DetailWaiters(c.lim.WaitersPerResourceMax)), nil
 	}
-	l := c.newLock(s, r, in.Mode, in.LockDelay)
+	l := c.newLock(s, r, in.Mode, in.Permits, in.LockDelay)
 	c.enqueue(l, &c.extOf(r).waiting, in.Mode, in.Request, c.now.Add(in.WaitTimeout))
 	if c.onCycle(s) {
 		c.dequeue(l)
@@ -57,6 +66,9 @@ func (c *Core) convert(s *session, in *spec.Input) (spec.Result, *resource) {
 		return spec.Refuse(spec.AlreadyHeld, spec.DetailConverting), nil
 	}
 	r := l.res
+	if r.ext.limit != 0 {
+		return spec.Refuse(spec.InvalidArgument, spec.DetailConvertPermits), nil
+	}
 	down := spec.Weaker(in.Mode, l.mode)
 	if in.WriteValue && (!l.mode.WritesValue() || !down) {
 		return spec.Refuse(spec.InvalidArgument, spec.DetailValueWrite), nil
@@ -162,7 +174,7 @@ func (c *Core) settle(r *resource) {
 		c.putLock(l)
 		c.complete(l.sess, req, r.name, r.grantResult(l))
 	}
-	for r.ext.converting.n == 0 && r.ext.waiting.n > 0 && !c.delayed(r) && r.compatible(r.ext.waiting.head.mode, nil) {
+	for r.ext.converting.n == 0 && r.ext.waiting.n > 0 && !c.delayed(r) && r.fits(r.ext.waiting.head.mode, r.ext.waiting.head.permits) {
 		l := r.ext.waiting.head
 		req := l.request
 		c.dequeue(l)
@@ -203,6 +215,19 @@ func (c *Core) notify(r *resource) {
 }
 
 func (c *Core) delayed(r *resource) bool { return r.ext.delayUntil > c.now }
+
+// fits reports whether a new lock in mode, with permits of a semaphore,
+// could be granted beside r's granted locks: its mode is compatible with
+// theirs and, on a semaphore, its permits fit in what they leave.
+func (r *resource) fits(mode spec.Mode, permits uint32) bool {
+	if r.ext.limit == 0 {
+		return r.compatible(mode, nil)
+	}
+	if bugzooOn && planted("semaphore-over-limit") {
+		return r.ext.held+uint64(permits) <= uint64(r.ext.limit)+1
+	}
+	return r.ext.held+uint64(permits) <= uint64(r.ext.limit)
+}
 
 // compatible reports whether mode is compatible with the granted mode of
 // every lock on r other than self: O(number of modes).
@@ -257,7 +282,7 @@ func (c *Core) dropResource(r *resource) {
 	}
 	c.timers.stop(&r.ext.delay)
 	x := c.extOf(r) // for the idle list's links
-	x.value, x.delayUntil, r.valid = nil, 0, true
+	x.value, x.delayUntil, x.limit, r.valid = nil, 0, 0, true
 	r.idle = true
 	c.live--
 	c.idle.pushBack(r)
@@ -271,9 +296,10 @@ func (c *Core) dropResource(r *resource) {
 	}
 }
 
-func (c *Core) newLock(s *session, r *resource, mode spec.Mode, lockDelay time.Duration) *lock {
+func (c *Core) newLock(s *session, r *resource, mode spec.Mode, permits uint32, lockDelay time.Duration) *lock {
 	l := reuse(&c.freeLocks)
 	l.sess, l.res, l.mode, l.want, l.lockDelay, l.notified = s, r, mode, mode, lockDelay, -1
+	l.permits = permits
 	s.locks.pushBack(sessionList, l)
 	r.locks++
 	if r.ext.bySession == nil && r.locks > lockScanMax {
@@ -312,6 +338,9 @@ func (c *Core) grantNew(l *lock) {
 	l.grantSeq = c.nextSeq()
 	r.granted.pushBack(grantedList, l)
 	r.grantedModes[l.mode]++
+	if l.permits != 0 {
+		c.extOf(r).held += uint64(l.permits)
+	}
 	c.grantedTotal++
 }
 
@@ -320,6 +349,9 @@ func (c *Core) ungrant(l *lock) {
 	assert(l.granted && r.grantedModes[l.mode] > 0 && c.grantedTotal > 0, "an ungranted lock is ungranted")
 	r.granted.remove(grantedList, l)
 	r.grantedModes[l.mode]--
+	if l.permits != 0 {
+		r.ext.held -= uint64(l.permits) // a semaphore has its own ext
+	}
 	l.granted = false
 	c.grantedTotal--
 }

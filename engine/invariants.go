@@ -40,7 +40,7 @@ func (c *Core) CheckInvariantsOf(st *spec.State) error {
 // (lists, counts, maps and the timer heap), the part of CheckInvariants
 // that spec.CheckInvariants does not do. It walks everything.
 func (c *Core) CheckStructures() error {
-	if x := &noExt; x.value != nil || x.delayUntil != 0 || x.ref != (opRef{}) || x.idlePrev != nil || x.idleNext != nil || x.converting != (lockList{}) || x.waiting != (lockList{}) || x.wantedModes != [spec.ModeCount]int32{} ||
+	if x := &noExt; x.value != nil || x.delayUntil != 0 || x.limit != 0 || x.held != 0 || x.ref != (opRef{}) || x.idlePrev != nil || x.idleNext != nil || x.converting != (lockList{}) || x.waiting != (lockList{}) || x.wantedModes != [spec.ModeCount]int32{} ||
 		x.delay != (timer{index: -1}) || x.searchVisit != 0 || x.searchKey != 0 || x.bySession != nil {
 		return errors.New("the shared empty resource extension was written")
 	}
@@ -137,13 +137,14 @@ func (c *Core) checkResource(name string, r *resource) error {
 		}
 		return nil
 	}
-	var lastSeq uint64
+	var lastSeq, held uint64
 	err := count(&r.granted, grantedList, func(l *lock) error {
 		if !l.granted || l.grantSeq <= lastSeq {
 			return fmt.Errorf("granted list holds %s out of order", spec.ShortID(l.sess.id))
 		}
 		lastSeq = l.grantSeq
 		granted[l.mode]++
+		held += uint64(l.permits)
 		return nil
 	})
 	if err != nil {
@@ -166,6 +167,9 @@ func (c *Core) checkResource(name string, r *resource) error {
 	}
 	if r.granted.n+r.ext.waiting.n != int(r.locks) || (r.ext.bySession != nil && len(r.ext.bySession) != int(r.locks)) {
 		return fmt.Errorf("counts %d locks, lists hold %d, index %d", r.locks, r.granted.n+r.ext.waiting.n, len(r.ext.bySession))
+	}
+	if held != r.ext.held {
+		return fmt.Errorf("semaphore counts %d permits held, its locks %d", r.ext.held, held)
 	}
 	if granted != r.grantedModes || wanted != r.ext.wantedModes {
 		return fmt.Errorf("mode counts %v/%v, lists say %v/%v", r.grantedModes, r.ext.wantedModes, granted, wanted)

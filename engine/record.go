@@ -35,7 +35,9 @@ const (
 	// clock to the meta record; version 1 records are still read (their
 	// digests are 0, which no retry matches; their clock is unknown).
 	// Version 3 added the instants of the grant and of the queued request
-	// to lock records (older lock records read as granted and queued at 0).
+	// and a semaphore's permits and limit to lock records, and the limit
+	// to resource records (older records read as instants 0, a lock
+	// resource).
 	recordVersion = 3
 
 	prefixMeta      = 'm'
@@ -163,6 +165,7 @@ func (c *Core) putResource(r *resource) {
 	w.buf = append(w.buf, flags)
 	w.buf = appendVarint(w.buf, int64(x.delayUntil))
 	w.buf = appendBytes(w.buf, x.value)
+	w.buf = appendUvarint(w.buf, uint64(x.limit))
 	w.end()
 }
 
@@ -201,6 +204,8 @@ func (c *Core) putLock(l *lock) {
 		queuedAt = l.q.at
 	}
 	w.buf = appendVarint(w.buf, int64(queuedAt))
+	w.buf = appendUvarint(w.buf, uint64(l.permits))
+	w.buf = appendUvarint(w.buf, uint64(l.res.ext.limit))
 	w.end()
 }
 

@@ -61,6 +61,7 @@ type resourceRecord struct {
 	value      []byte
 	valid      bool
 	delayUntil spec.Time
+	limit      uint32
 }
 
 type lockRecord struct {
@@ -70,6 +71,7 @@ type lockRecord struct {
 	queueSeq uint64
 	deadline spec.Time
 	queuedAt spec.Time
+	limit    uint32
 }
 
 // restoring collects decoded records until all are read.
@@ -130,6 +132,9 @@ func (rs *restoring) add(key, value []byte) error {
 		flags := d.byte()
 		r := resourceRecord{name: string(body), valid: flags&flagValid != 0, delayUntil: spec.Time(d.varint())}
 		r.value = d.bytes()
+		if d.version >= 3 {
+			r.limit = decodeLimit(d)
+		}
 		rs.resources = append(rs.resources, r)
 	case prefixLock:
 		lr, err := decodeLock(body, d)
@@ -172,8 +177,22 @@ func decodeLock(body []byte, d *decoder) (lockRecord, error) {
 	l.grantSeq, lr.queueSeq = d.uvarint(), d.uvarint()
 	if d.version >= 3 {
 		l.grantedAt, lr.queuedAt = spec.Time(d.varint()), spec.Time(d.varint())
+		l.permits, lr.limit = decodeLimit(d), decodeLimit(d)
+	}
+	if (lr.limit == 0) != (l.permits == 0) || l.permits > lr.limit {
+		return lr, fmt.Errorf("%w: %d permits of a semaphore of %d", errCorrupt, l.permits, lr.limit)
 	}
 	return lr, nil
+}
+
+// decodeLimit reads a semaphore's limit or permits: at most spec.PermitsMax.
+func decodeLimit(d *decoder) uint32 {
+	v := d.uvarint()
+	if v > spec.PermitsMax {
+		d.fail()
+		return 0
+	}
+	return uint32(v)
 }
 
 func (rs *restoring) build(c *Core) error {
@@ -212,9 +231,9 @@ func (rs *restoring) build(c *Core) error {
 		rec := &rs.resources[i]
 		r := c.useResource(nil, rec.name)
 		r.valid, r.stored = rec.valid, true
-		if rec.value != nil || rec.delayUntil != 0 {
+		if rec.value != nil || rec.delayUntil != 0 || rec.limit != 0 {
 			x := c.extOf(r)
-			x.value, x.delayUntil = rec.value, rec.delayUntil
+			x.value, x.delayUntil, x.limit = rec.value, rec.delayUntil, rec.limit
 		}
 		if rec.delayUntil != 0 {
 			c.timers.set(&r.ext.delay, rec.delayUntil)
@@ -261,12 +280,21 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	if r == nil {
 		r = c.useResource(nil, lr.resource)
 	}
-	l := c.newLock(s, r, rec.mode, rec.lockDelay)
+	if lr.limit != r.ext.limit {
+		if r.ext.limit != 0 || r.locks > 0 || r.stored {
+			return fmt.Errorf("%w: lock on %q names a semaphore of %d, the resource %d", errCorrupt, lr.resource, lr.limit, r.ext.limit)
+		}
+		c.extOf(r).limit = lr.limit
+	}
+	l := c.newLock(s, r, rec.mode, rec.permits, rec.lockDelay)
 	l.granted, l.want, l.token, l.notified = rec.granted, rec.want, rec.token, rec.notified
 	l.grantSeq, l.request, l.stored, l.grantedAt = rec.grantSeq, rec.request, true, rec.grantedAt
 	if l.granted {
 		r.granted.insertSorted(grantedList, l, func(l *lock) uint64 { return l.grantSeq })
 		r.grantedModes[l.mode]++
+		if l.permits != 0 {
+			r.ext.held += uint64(l.permits) // a semaphore's ext is its own (above)
+		}
 		c.grantedTotal++
 	}
 	if l.request == 0 {

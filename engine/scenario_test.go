@@ -231,6 +231,10 @@ func (sc *scenario) option(t *testing.T, in *spec.Input, a datadriven.CmdArg) {
 		sc.next[in.Session] = max(sc.next[in.Session], in.Request)
 	case "acked":
 		in.Acked = spec.RequestID(number(t, val))
+	case "permits":
+		in.Permits = uint32(number(t, val))
+	case "limit":
+		in.Limit = uint32(number(t, val))
 	}
 }
 

@@ -132,7 +132,8 @@ func (r *resource) state() spec.ResourceState {
 
 // stateIn builds r's state with its locks in b's arrays.
 func (r *resource) stateIn(b *stateBufs) spec.ResourceState {
-	rs := spec.ResourceState{Name: r.name, Value: r.ext.value, ValueValid: r.valid, DelayUntil: r.ext.delayUntil}
+	rs := spec.ResourceState{Name: r.name, Value: r.ext.value, ValueValid: r.valid, DelayUntil: r.ext.delayUntil,
+		Limit: r.ext.limit}
 	from := len(b.locks)
 	for l := r.granted.head; l != nil; l = l.link(grantedList).next {
 		b.locks = append(b.locks, l.state())
@@ -162,7 +163,7 @@ func (r *resource) stateIn(b *stateBufs) spec.ResourceState {
 }
 
 func (l *lock) state() spec.LockState {
-	ls := spec.LockState{Session: l.sess.id, Mode: l.mode, Want: l.want, Token: l.token,
+	ls := spec.LockState{Session: l.sess.id, Mode: l.mode, Want: l.want, Permits: l.permits, Token: l.token,
 		Request: l.request, LockDelay: l.lockDelay, Notified: l.notified, GrantedAt: l.grantedAt}
 	if l.request != 0 {
 		ls.Deadline, ls.QueuedAt = l.q.timeout.at, l.q.at

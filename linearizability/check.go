@@ -224,6 +224,7 @@ func operations(h []Entry) ([]porcupine.Operation, []string, []string) {
 		r := &e.Input
 		in := &input{kind: opApply, session: id, request: r.Request, op: r.Op, mode: r.Mode,
 			noQueue: r.NoQueue, lockDelay: r.LockDelay > 0, writeValue: r.WriteValue, value: string(r.Value),
+			permits: r.Permits, limit: r.Limit,
 			resource: r.Resource, name: names[id]}
 		waits := r.Op == spec.OpAcquire || r.Op == spec.OpConvert
 		switch {

@@ -91,6 +91,8 @@ type entryJSON struct {
 	NoQueue     bool        `json:"no_queue,omitempty"`
 	WaitTimeout int64       `json:"wait_timeout,omitempty"`
 	LockDelay   int64       `json:"lock_delay,omitempty"`
+	Permits     uint32      `json:"permits,omitempty"`
+	Limit       uint32      `json:"limit,omitempty"`
 	WriteValue  bool        `json:"write_value,omitempty"`
 	Value       []byte      `json:"value,omitempty"`
 	Call        int64       `json:"call"`
@@ -119,7 +121,7 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 	j := entryJSON{Client: e.Client, Session: in.Session.String(), Op: e.opName(),
 		Resource: in.Resource, Resources: e.Resources, Request: uint64(in.Request),
 		NoQueue: in.NoQueue, WaitTimeout: int64(in.WaitTimeout), LockDelay: int64(in.LockDelay),
-		WriteValue: in.WriteValue, Value: in.Value, Call: int64(e.Call)}
+		Permits: in.Permits, Limit: in.Limit, WriteValue: in.WriteValue, Value: in.Value, Call: int64(e.Call)}
 	if in.Op == spec.OpAcquire || in.Op == spec.OpConvert {
 		j.Mode = in.Mode.String()
 	}
@@ -159,7 +161,7 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	*e = Entry{Client: j.Client, Resources: j.Resources, Call: spec.Time(j.Call), Return: Never,
 		Input: spec.Input{Op: op, Session: id, Resource: j.Resource, Request: spec.RequestID(j.Request),
 			NoQueue: j.NoQueue, WaitTimeout: time.Duration(j.WaitTimeout), LockDelay: time.Duration(j.LockDelay),
-			WriteValue: j.WriteValue, Value: spec.CloneValue(j.Value)}}
+			Permits: j.Permits, Limit: j.Limit, WriteValue: j.WriteValue, Value: spec.CloneValue(j.Value)}}
 	if j.Mode != "" {
 		if e.Input.Mode, err = spec.ParseMode(j.Mode); err != nil {
 			return err

@@ -53,6 +53,8 @@ type input struct {
 	op         spec.Op // opApply
 	mode       spec.Mode
 	noQueue    bool
+	permits    uint32 // of a semaphore of limit (both 0: a lock)
+	limit      uint32
 	lockDelay  bool
 	writeValue bool
 	value      string
@@ -88,21 +90,23 @@ func (out *output) expect() expect {
 func (e expect) allows(c spec.Code) bool { return e == unknownOutcome || e == expect(c) }
 
 type holder struct {
-	s      int32
-	mode   spec.Mode
-	want   spec.Mode      // == mode unless a conversion is queued
-	conv   spec.RequestID // the queued conversion, 0 if none
-	expect expect         // the queued conversion's observed outcome
-	floor  spec.Token     // its token exceeds this
-	delay  bool           // taken with a lock-delay
+	s       int32
+	mode    spec.Mode
+	want    spec.Mode      // == mode unless a conversion is queued
+	conv    spec.RequestID // the queued conversion, 0 if none
+	expect  expect         // the queued conversion's observed outcome
+	floor   spec.Token     // its token exceeds this
+	delay   bool           // taken with a lock-delay
+	permits uint32         // of a semaphore
 }
 
 type waiter struct {
-	s      int32
-	mode   spec.Mode
-	req    spec.RequestID
-	expect expect
-	delay  bool
+	s       int32
+	mode    spec.Mode
+	req     spec.RequestID
+	expect  expect
+	delay   bool
+	permits uint32
 }
 
 // outcome is a request's result recorded by the model but not yet
@@ -132,7 +136,8 @@ type state struct {
 	waiting  []waiter // FIFO
 	value    string
 	valid    bool
-	delayed  bool // a lock-delay may still run
+	delayed  bool   // a lock-delay may still run
+	limit    uint32 // a semaphore's, while the resource is in use; 0: a lock
 	tokenMax spec.Token
 	ended    []ended   // by session
 	done     []outcome // by session, request
@@ -209,16 +214,23 @@ func (s *state) acquire(in *input, out *output) []*state {
 	if s.holder(in.session) >= 0 || s.waiter(in.session) >= 0 {
 		return s.finish(in, out, outcome{code: spec.AlreadyHeld})
 	}
+	inUse := len(s.holders) > 0 || len(s.waiting) > 0 || s.delayed
+	if inUse && s.limit != in.limit {
+		return s.finish(in, out, outcome{code: spec.InvalidArgument})
+	}
+	s.limit = in.limit
 	// Strict FIFO: granted at once only if nothing waits.
-	if len(s.conv) == 0 && len(s.waiting) == 0 && !s.delayed && s.compatible(in.mode, -1) {
-		s.holders = append(s.holders, holder{s: in.session, mode: in.mode, want: in.mode, floor: s.tokenMax, delay: in.lockDelay})
+	if len(s.conv) == 0 && len(s.waiting) == 0 && !s.delayed && s.fits(in.mode, in.permits) {
+		s.holders = append(s.holders, holder{s: in.session, mode: in.mode, want: in.mode, floor: s.tokenMax,
+			delay: in.lockDelay, permits: in.permits})
 		return s.finish(in, out, s.grant(in.mode, s.tokenMax))
 	}
 	if in.noQueue {
 		return s.finish(in, out, outcome{code: spec.WouldBlock})
 	}
 	refused := s.clone().finish(in, out, outcome{code: spec.Deadlock})
-	s.waiting = append(s.waiting, waiter{s: in.session, mode: in.mode, req: in.request, expect: out.expect(), delay: in.lockDelay})
+	s.waiting = append(s.waiting, waiter{s: in.session, mode: in.mode, req: in.request, expect: out.expect(),
+		delay: in.lockDelay, permits: in.permits})
 	return append(refused, s.queued(in, out)...)
 }
 
@@ -230,6 +242,9 @@ func (s *state) convert(in *input, out *output) []*state {
 	h := &s.holders[i]
 	if h.conv != 0 {
 		return s.finish(in, out, outcome{code: spec.AlreadyHeld})
+	}
+	if s.limit != 0 {
+		return s.finish(in, out, outcome{code: spec.InvalidArgument}) // permits are never converted
 	}
 	down := spec.Weaker(in.mode, h.mode)
 	if in.writeValue && (!h.mode.WritesValue() || !down) {
@@ -465,19 +480,20 @@ func (s *state) settle() []*state {
 		h.mode, h.floor = h.want, s.tokenMax
 		s.endConversion(0, s.grant(h.want, s.tokenMax))
 	}
-	for len(s.conv) == 0 && len(s.waiting) > 0 && !s.delayed && s.compatible(s.waiting[0].mode, -1) {
+	for len(s.conv) == 0 && len(s.waiting) > 0 && !s.delayed && s.fits(s.waiting[0].mode, s.waiting[0].permits) {
 		w := s.waiting[0]
 		if !w.expect.allows(spec.OK) {
 			return nil // the rules grant it now, but it was not granted
 		}
 		s.waiting = s.waiting[1:]
-		s.holders = append(s.holders, holder{s: w.s, mode: w.mode, want: w.mode, floor: s.tokenMax, delay: w.delay})
+		s.holders = append(s.holders, holder{s: w.s, mode: w.mode, want: w.mode, floor: s.tokenMax, delay: w.delay,
+			permits: w.permits})
 		r := s.grant(w.mode, s.tokenMax)
 		r.s, r.req = w.s, w.req
 		s.record(r)
 	}
 	if len(s.holders) == 0 && len(s.waiting) == 0 && !s.delayed {
-		s.value, s.valid = "", true
+		s.value, s.valid, s.limit = "", true, 0
 	}
 	return []*state{s}
 }
@@ -500,6 +516,20 @@ func (s *state) unqueue(id int32, code spec.Code) {
 		return
 	}
 	s.endConversion(slices.Index(s.conv, id), outcome{code: code})
+}
+
+// fits reports whether a new lock in mode with permits could be granted
+// beside the holders: compatible with them, and on a semaphore within its
+// limit.
+func (s *state) fits(mode spec.Mode, permits uint32) bool {
+	if s.limit == 0 {
+		return s.compatible(mode, -1)
+	}
+	held := uint64(permits)
+	for _, h := range s.holders {
+		held += uint64(h.permits)
+	}
+	return held <= uint64(s.limit)
 }
 
 func (s *state) compatible(mode spec.Mode, except int32) bool {
@@ -573,6 +603,7 @@ func (s *state) canonical() string {
 		num(uint64(h.expect + 1))
 		num(uint64(h.conv))
 		num(uint64(h.floor))
+		num(uint64(h.permits))
 	}
 	b = append(b, '|')
 	for _, id := range s.conv {
@@ -584,9 +615,11 @@ func (s *state) canonical() string {
 		num(uint64(w.mode)<<4 | boolBit(w.delay))
 		num(uint64(w.expect + 1))
 		num(uint64(w.req))
+		num(uint64(w.permits))
 	}
 	b = append(b, '|')
 	num(boolBit(s.valid)<<1 | boolBit(s.delayed))
+	num(uint64(s.limit))
 	num(uint64(s.tokenMax))
 	for _, e := range s.ended {
 		num(uint64(e.s)<<1 | boolBit(e.closed))

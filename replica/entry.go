@@ -55,6 +55,9 @@ func appendEntry(b []byte, e *entry) []byte {
 const (
 	flagNoQueue    = 1 << 0
 	flagWriteValue = 1 << 1
+	// flagPermits: a semaphore's permits and limit (uvarints) follow the
+	// value. Entries written before semaphores never set it.
+	flagPermits = 1 << 2
 )
 
 func appendInput(b []byte, in *spec.Input) []byte {
@@ -66,6 +69,9 @@ func appendInput(b []byte, in *spec.Input) []byte {
 	if in.WriteValue {
 		flags |= flagWriteValue
 	}
+	if in.Permits != 0 || in.Limit != 0 {
+		flags |= flagPermits
+	}
 	b = append(b, flags)
 	b = append(b, in.Session[:]...)
 	b = binary.AppendUvarint(b, uint64(in.Request))
@@ -76,7 +82,12 @@ func appendInput(b []byte, in *spec.Input) []byte {
 	b = binary.AppendUvarint(b, uint64(len(in.Resource)))
 	b = append(b, in.Resource...)
 	b = binary.AppendUvarint(b, uint64(len(in.Value)))
-	return append(b, in.Value...)
+	b = append(b, in.Value...)
+	if flags&flagPermits != 0 {
+		b = binary.AppendUvarint(b, uint64(in.Permits))
+		b = binary.AppendUvarint(b, uint64(in.Limit))
+	}
+	return b
 }
 
 // entryTime returns the stamp of an entry's data without decoding the rest.
@@ -147,6 +158,16 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
+// uint32 reads a uvarint that must fit in 32 bits.
+func (d *decoder) uint32() uint32 {
+	v := d.uvarint()
+	if v > 1<<32-1 {
+		d.fail()
+		return 0
+	}
+	return uint32(v)
+}
+
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
 	if d.err != nil || n <= 0 {
@@ -196,6 +217,9 @@ func (d *decoder) input() spec.Input {
 	in.Resource = string(d.bytes())
 	if v := d.bytes(); len(v) > 0 {
 		in.Value = append([]byte(nil), v...) // the core keeps values: never alias the log
+	}
+	if flags&flagPermits != 0 {
+		in.Permits, in.Limit = d.uint32(), d.uint32()
 	}
 	return in
 }

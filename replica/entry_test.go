@@ -20,8 +20,21 @@ func TestEntryRoundTrip(t *testing.T) {
 				Mode: spec.PW, NoQueue: true, WaitTimeout: -1, LockDelay: time.Second},
 			{Op: spec.OpRelease, Session: spec.NamedSession("t"), Request: 10, Resource: "row/1",
 				WriteValue: true, Value: []byte{0, 1, 2}},
+			{Op: spec.OpAcquire, Session: spec.NamedSession("u"), Request: 11, Resource: "pool", Mode: spec.PR,
+				WaitTimeout: time.Second, Permits: 2, Limit: 3},
 		}},
 	} {
+		// Every field of spec.Input is set in some input here, so that a
+		// field added to Input but not to the log fails the round trip.
+		for i := 0; i < reflect.TypeOf(spec.Input{}).NumField() && e.kind == kindTurn; i++ {
+			set := false
+			for _, in := range e.inputs {
+				set = set || !reflect.ValueOf(in).Field(i).IsZero()
+			}
+			if !set {
+				t.Errorf("no input sets spec.Input.%s", reflect.TypeOf(spec.Input{}).Field(i).Name)
+			}
+		}
 		data := appendEntry(nil, &e)
 		if got := entryTime(data); got != e.at {
 			t.Errorf("entryTime = %v, want %v", got, e.at)

@@ -71,7 +71,7 @@ func (t *tagger) tag(id spec.SessionID) []byte {
 func (s *Server) SessionTag(id spec.SessionID) []byte { return s.tags.tag(id) }
 
 func (t *tagger) lockToWire(l spec.LockState, converting bool, now spec.Time) *pb.Lock {
-	w := &pb.Lock{SessionTag: t.tag(l.Session), Mode: wire.ModeToWire(l.Mode), Token: uint64(l.Token)}
+	w := &pb.Lock{SessionTag: t.tag(l.Session), Mode: wire.ModeToWire(l.Mode), Token: uint64(l.Token), Permits: l.Permits}
 	if converting {
 		w.ConvertingTo = wire.ModeToWire(l.Want)
 	}
@@ -85,7 +85,7 @@ func (t *tagger) lockToWire(l spec.LockState, converting bool, now spec.Time) *p
 }
 
 func (t *tagger) resourceToWire(r spec.ResourceState, now spec.Time) *pb.Resource {
-	w := &pb.Resource{Name: []byte(r.Name), Value: r.Value, ValueValid: r.ValueValid}
+	w := &pb.Resource{Name: []byte(r.Name), Value: r.Value, ValueValid: r.ValueValid, Limit: r.Limit}
 	if r.DelayUntil > now {
 		w.DelayRemaining = wire.DurationToWire(r.DelayUntil.Sub(now))
 	}

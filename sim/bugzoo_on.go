@@ -37,6 +37,7 @@ var Zoo = []Bug{
 	{Name: "convert-keeps-token", Checker: Linearizability, Doc: "an up-conversion keeps its old fencing token"},
 	{Name: "deadlock-ahead-edges", Checker: Model, Doc: "compatible waiters seem to wait for each other: false Deadlock refusals", Tune: readers},
 	{Name: "client-lease-from-receive", Checker: Mutex, Doc: "the client counts its lease from when the keepalive's answer arrived", Tune: contended},
+	{Name: "semaphore-over-limit", Checker: Mutex, Doc: "a semaphore grants one permit more than its limit", Tune: semaphores},
 	{Name: "client-no-poll", Checker: Liveness, Doc: "the client never asks again about a queued request whose event was lost", Tune: lossy},
 
 	// In a raft group of 3 replicas (package replica).
@@ -50,6 +51,13 @@ var Zoo = []Bug{
 	{Name: "reply-table-not-replicated", Checker: Replication, Nodes: 3, Doc: "followers apply turns without recording their outcomes: their reply tables, part of the state, differ from the proposer's"},
 	{Name: "read-without-index", Checker: Replication, Nodes: 3, Doc: "the leader answers reads from its own state without ReadIndex: a deposed leader that does not know it yet answers stale reads", Tune: reads},
 	{Name: "apply-uncommitted", Checker: Replication, Nodes: 3, Doc: "a replica applies entries once they are in its log, before commit: an entry a new leader replaced was applied, another entry at its index elsewhere"},
+}
+
+// semaphores: every resource is a semaphore of 2 permits, and holders
+// keep them a while.
+func semaphores(o *Options) {
+	o.Semaphores, o.SemaphoreLimit = o.Resources, 2
+	o.HoldMax = max(o.HoldMax, 200*time.Millisecond)
 }
 
 // skewed: the replicas' clocks are far apart.

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -22,6 +23,7 @@ import (
 type belief struct {
 	resource string
 	mode     spec.Mode
+	permits  uint32 // of a semaphore
 	start    spec.Time
 	deadline spec.Time
 }
@@ -31,6 +33,7 @@ type segment struct {
 	session    spec.SessionID
 	client     int
 	mode       spec.Mode
+	permits    uint32
 	start, end spec.Time
 }
 
@@ -45,7 +48,7 @@ func (c *simClient) sampleBeliefs() {
 			deadline := c.clk.trueAt(d)
 			for _, l := range rec.proto.Locks(local) {
 				if l.State.Believed() && l.Mode != spec.NL {
-					now = append(now, belief{resource: l.Resource, mode: l.Mode, start: s.now, deadline: deadline})
+					now = append(now, belief{resource: l.Resource, mode: l.Mode, permits: l.Permits, start: s.now, deadline: deadline})
 				}
 			}
 		}
@@ -95,7 +98,8 @@ func (s *Sim) closeBelief(rec *sessRec, b belief) {
 			str("mode", b.mode.String()).int("from", int64(b.start)).int("to", int64(end)).end()
 	}
 	i := s.resIndex[b.resource]
-	s.mutex[i] = append(s.mutex[i], segment{session: rec.id, client: rec.client, mode: b.mode, start: b.start, end: end})
+	s.mutex[i] = append(s.mutex[i], segment{session: rec.id, client: rec.client, mode: b.mode, permits: b.permits,
+		start: b.start, end: end})
 }
 
 func (s *Sim) segmentCount() int {
@@ -117,6 +121,13 @@ func (s *Sim) checkMutex() {
 	}
 	for i, segs := range s.mutex {
 		sort.SliceStable(segs, func(a, b int) bool { return segs[a].start < segs[b].start })
+		if s.limits[i] != 0 {
+			if msg := overLimit(segs, s.limits[i]); msg != "" {
+				s.fail(Mutex, fmt.Sprintf("on %q, a semaphore of %d permits, %s", s.resources[i], s.limits[i], msg))
+				return
+			}
+			continue
+		}
 		for a := range segs {
 			for b := a + 1; b < len(segs) && segs[b].start < segs[a].end; b++ {
 				x, y := &segs[a], &segs[b]
@@ -130,6 +141,42 @@ func (s *Sim) checkMutex() {
 			}
 		}
 	}
+}
+
+// overLimit looks for an instant at which the sessions of segs (sorted by
+// start) believed they held more permits than limit together: a sweep over
+// the segments' ends and starts, an end first at equal instants (segments
+// are half-open). It describes the first such instant, or returns "".
+func overLimit(segs []segment, limit uint32) string {
+	type edge struct {
+		at    spec.Time
+		delta int64
+		seg   int
+	}
+	edges := make([]edge, 0, 2*len(segs))
+	for i, g := range segs {
+		edges = append(edges, edge{g.start, int64(g.permits), i}, edge{g.end, -int64(g.permits), i})
+	}
+	sort.SliceStable(edges, func(a, b int) bool {
+		if edges[a].at != edges[b].at {
+			return edges[a].at < edges[b].at
+		}
+		return edges[a].delta < edges[b].delta
+	})
+	var held int64
+	for _, e := range edges {
+		held += e.delta
+		if held > int64(limit) {
+			var who []string
+			for _, g := range segs {
+				if g.start <= e.at && e.at < g.end {
+					who = append(who, fmt.Sprintf("client %d (session %s) %d from %v to %v", g.client, short(g.session), g.permits, g.start, g.end))
+				}
+			}
+			return fmt.Sprintf("at %v its holders believed they held %d permits: %s", e.at, held, strings.Join(who, "; "))
+		}
+	}
+	return ""
 }
 
 // ---- the fenced resource ----

@@ -521,6 +521,15 @@ func (c *simClient) acquire(rec *sessRec) {
 	}
 	in := spec.Input{Op: spec.OpAcquire, Resource: free[c.rng.IntN(len(free))], Mode: c.pickMode()}
 	opt := protocol.AcquireOptions{NoQueue: percent(c.rng, o.TryPercent)}
+	if limit := s.limits[s.resIndex[in.Resource]]; limit != 0 {
+		// Mostly one permit, sometimes many: a large request at the head
+		// of the queue holds the small ones back.
+		in.Mode, opt.Limit, opt.Permits = spec.PR, limit, 1
+		if c.rng.IntN(3) == 0 {
+			opt.Permits = 1 + uint32(c.rng.IntN(int(limit)))
+		}
+		in.Permits, in.Limit = opt.Permits, opt.Limit
+	}
 	if !opt.NoQueue {
 		opt.WaitTimeout = between(c.rng, o.WaitMin, o.WaitMax)
 	}
@@ -539,7 +548,7 @@ func (c *simClient) onHeld(rec *sessRec, l protocol.LockInfo) {
 	switch {
 	case l.Mode.WritesValue() && percent(c.rng, o.WritePercent):
 		c.decideWrite(rec, l)
-	case percent(c.rng, o.ConvertPercent):
+	case l.Permits == 0 && percent(c.rng, o.ConvertPercent): // permits are never converted
 		c.convert(rec, l)
 	case percent(c.rng, o.ClosePercent):
 		c.closeSession(rec)

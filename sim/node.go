@@ -590,6 +590,9 @@ func describeInput(in *spec.Input) string {
 	if in.Op == spec.OpAcquire || in.Op == spec.OpConvert {
 		s += " " + in.Mode.String()
 	}
+	if in.Permits != 0 || in.Limit != 0 {
+		s += fmt.Sprintf(" %d/%d permits", in.Permits, in.Limit)
+	}
 	return s
 }
 

@@ -47,6 +47,10 @@ type Options struct {
 	CancelPercent    int           // cancel a queued request
 	ClosePercent     int           // close the session instead of releasing
 	YieldPercent     int           // release early when told it blocks someone
+	// Semaphores: the last this many resources are counting semaphores of
+	// SemaphoreLimit permits; clients ask them for 1 to SemaphoreLimit.
+	Semaphores     int
+	SemaphoreLimit uint32
 
 	// The network between clients and the node.
 	DelayMin, DelayMax time.Duration
@@ -178,6 +182,10 @@ func NewOptions(seed uint64) Options {
 		o.MemberEvery = []time.Duration{2 * time.Second, 6 * time.Second}[rc.IntN(2)]
 	}
 	o.ReadEvery = []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond}[rc.IntN(3)]
+	// The semaphores' draws too have a stream of their own.
+	rs := rand.New(rand.NewPCG(seed, 0x53454d41)) // "SEMA"
+	o.Semaphores = min(o.Resources, []int{0, 0, 1, 2}[rs.IntN(4)])
+	o.SemaphoreLimit = []uint32{2, 3, 5}[rs.IntN(3)]
 	o.LivenessBound = o.livenessBound()
 	return o
 }
@@ -197,6 +205,9 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("sim: clients %d: want 1 to 1000", o.Clients)
 	case o.Resources < 1 || o.Resources > 1000:
 		return fmt.Errorf("sim: resources %d: want 1 to 1000", o.Resources)
+	case o.Semaphores < 0 || o.Semaphores > o.Resources || o.Semaphores > 0 && (o.SemaphoreLimit < 1 || o.SemaphoreLimit > spec.PermitsMax):
+		return fmt.Errorf("sim: %d semaphores of %d permits among %d resources: want at most the resources, 1 to %d permits",
+			o.Semaphores, o.SemaphoreLimit, o.Resources, spec.PermitsMax)
 	case o.Safety <= 0 || o.Calm < 0:
 		return fmt.Errorf("sim: the safety phase must be positive")
 	case o.TTL < time.Second:
@@ -254,6 +265,9 @@ func (o *Options) String() string {
 	row("nodes", o.Nodes)
 	row("clients", o.Clients)
 	row("resources", o.Resources)
+	if o.Semaphores > 0 {
+		row("semaphores", fmt.Sprintf("%d of %d permits", o.Semaphores, o.SemaphoreLimit))
+	}
 	row("phases", fmt.Sprintf("safety %v, calm %v, liveness bound %v", o.Safety, o.Calm, o.LivenessBound))
 	row("ttl", o.TTL)
 	margin := "TTL/50"

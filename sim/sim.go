@@ -180,6 +180,7 @@ type Sim struct {
 	clients   []*simClient
 	resources []string
 	resIndex  map[string]int
+	limits    []uint32 // by resource: a semaphore's permits, 0 for a lock
 	owners    map[spec.SessionID]*sessRec
 	sessions  []*sessRec
 	mutex     [][]segment // belief segments by resource
@@ -238,6 +239,11 @@ func newSim(o Options, cfg Config) *Sim {
 		name := fmt.Sprintf("r%d", i)
 		s.resources = append(s.resources, name)
 		s.resIndex[name] = i
+		var limit uint32
+		if i >= o.Resources-o.Semaphores {
+			limit = o.SemaphoreLimit
+		}
+		s.limits = append(s.limits, limit)
 	}
 	s.mutex = make([][]segment, o.Resources)
 	s.fence = make([]fenceRes, o.Resources)

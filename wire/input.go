@@ -72,7 +72,8 @@ func CloseFromWire(req *pb.CloseSessionRequest) (spec.Input, error) {
 func AcquireToWire(in spec.Input, async bool) *pb.AcquireRequest {
 	return &pb.AcquireRequest{SessionId: SessionToWire(in.Session), RequestId: uint64(in.Request),
 		Acked: uint64(in.Acked), Resource: []byte(in.Resource), Mode: ModeToWire(in.Mode), NoQueue: in.NoQueue,
-		WaitTimeout: DurationToWire(in.WaitTimeout), LockDelay: DurationToWire(in.LockDelay), Async: async}
+		WaitTimeout: DurationToWire(in.WaitTimeout), LockDelay: DurationToWire(in.LockDelay), Async: async,
+		Permits: in.Permits, Limit: in.Limit}
 }
 
 // AcquireFromWire reads an acquire (its async flag is the caller's).
@@ -84,6 +85,7 @@ func AcquireFromWire(req *pb.AcquireRequest) (spec.Input, error) {
 	if err == nil {
 		in.LockDelay, err = DurationFromWire("lock_delay", req.LockDelay)
 	}
+	in.Permits, in.Limit = req.Permits, req.Limit
 	return in, err
 }
 

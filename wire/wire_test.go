@@ -91,6 +91,8 @@ var genInput = rapid.Custom(func(t *rapid.T) spec.Input {
 	}
 	if op == spec.OpAcquire {
 		in.LockDelay = genDuration.Draw(t, "delay")
+		in.Permits = rapid.Uint32().Draw(t, "permits")
+		in.Limit = rapid.Uint32().Draw(t, "limit")
 	}
 	if op == spec.OpConvert || op == spec.OpRelease {
 		in.WriteValue = rapid.Bool().Draw(t, "write")

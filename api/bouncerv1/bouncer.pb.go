@@ -522,7 +522,12 @@ type AcquireRequest struct {
 	// async: answer at once. If the request must wait, the answer says
 	// queued, and the outcome comes on the session's Events stream (or from a
 	// retry of the same request id). The Go client works this way.
-	Async         bool `protobuf:"varint,9,opt,name=async,proto3" json:"async,omitempty"`
+	Async bool `protobuf:"varint,9,opt,name=async,proto3" json:"async,omitempty"`
+	// permits of a counting semaphore of limit permits (mode PR; 1 <=
+	// permits <= limit <= 1048576); both 0 for a lock. The first acquire
+	// of a resource fixes its limit.
+	Permits       uint32 `protobuf:"varint,10,opt,name=permits,proto3" json:"permits,omitempty"`
+	Limit         uint32 `protobuf:"varint,11,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -618,6 +623,20 @@ func (x *AcquireRequest) GetAsync() bool {
 		return x.Async
 	}
 	return false
+}
+
+func (x *AcquireRequest) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
+func (x *AcquireRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 type ConvertRequest struct {
@@ -1247,6 +1266,7 @@ type Lock struct {
 	// waited_for: how long the queued request (wait or conversion) has
 	// waited; unset if none.
 	WaitedFor     *durationpb.Duration `protobuf:"bytes,6,opt,name=waited_for,json=waitedFor,proto3" json:"waited_for,omitempty"`
+	Permits       uint32               `protobuf:"varint,7,opt,name=permits,proto3" json:"permits,omitempty"` // of a semaphore; 0 on a lock
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1323,6 +1343,13 @@ func (x *Lock) GetWaitedFor() *durationpb.Duration {
 	return nil
 }
 
+func (x *Lock) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
 type Resource struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Name           []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1332,6 +1359,7 @@ type Resource struct {
 	Holders        []*Lock                `protobuf:"bytes,5,rep,name=holders,proto3" json:"holders,omitempty"`                                     // in grant order
 	Converting     []*Lock                `protobuf:"bytes,6,rep,name=converting,proto3" json:"converting,omitempty"`                               // the conversion queue
 	Waiting        []*Lock                `protobuf:"bytes,7,rep,name=waiting,proto3" json:"waiting,omitempty"`                                     // the wait queue
+	Limit          uint32                 `protobuf:"varint,8,opt,name=limit,proto3" json:"limit,omitempty"`                                        // a semaphore's permits; 0 for a lock
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1413,6 +1441,13 @@ func (x *Resource) GetWaiting() []*Lock {
 		return x.Waiting
 	}
 	return nil
+}
+
+func (x *Resource) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 type DescribeRequest struct {
@@ -2516,7 +2551,7 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x13CloseSessionRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\"\x16\n" +
-	"\x14CloseSessionResponse\"\xcf\x02\n" +
+	"\x14CloseSessionResponse\"\xff\x02\n" +
 	"\x0eAcquireRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1d\n" +
@@ -2529,7 +2564,10 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\fwait_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\vwaitTimeout\x128\n" +
 	"\n" +
 	"lock_delay\x18\b \x01(\v2\x19.google.protobuf.DurationR\tlockDelay\x12\x14\n" +
-	"\x05async\x18\t \x01(\bR\x05async\"\xcc\x02\n" +
+	"\x05async\x18\t \x01(\bR\x05async\x12\x18\n" +
+	"\apermits\x18\n" +
+	" \x01(\rR\apermits\x12\x14\n" +
+	"\x05limit\x18\v \x01(\rR\x05limit\"\xcc\x02\n" +
 	"\x0eConvertRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1d\n" +
@@ -2582,7 +2620,7 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\x04R\trequestId\x12\x14\n" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12\x1a\n" +
 	"\bresource\x18\x04 \x01(\fR\bresource\"\x10\n" +
-	"\x0eCancelResponse\"\x8a\x02\n" +
+	"\x0eCancelResponse\"\xa4\x02\n" +
 	"\x04Lock\x12\x1f\n" +
 	"\vsession_tag\x18\x01 \x01(\fR\n" +
 	"sessionTag\x12$\n" +
@@ -2591,7 +2629,8 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x05token\x18\x04 \x01(\x04R\x05token\x124\n" +
 	"\bheld_for\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aheldFor\x128\n" +
 	"\n" +
-	"waited_for\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\twaitedFor\"\xa3\x02\n" +
+	"waited_for\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\twaitedFor\x12\x18\n" +
+	"\apermits\x18\a \x01(\rR\apermits\"\xb9\x02\n" +
 	"\bResource\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1f\n" +
@@ -2602,7 +2641,8 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\n" +
 	"converting\x18\x06 \x03(\v2\x10.bouncer.v1.LockR\n" +
 	"converting\x12*\n" +
-	"\awaiting\x18\a \x03(\v2\x10.bouncer.v1.LockR\awaiting\"-\n" +
+	"\awaiting\x18\a \x03(\v2\x10.bouncer.v1.LockR\awaiting\x12\x14\n" +
+	"\x05limit\x18\b \x01(\rR\x05limit\"-\n" +
 	"\x0fDescribeRequest\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\fR\bresource\"\\\n" +
 	"\x10DescribeResponse\x12\x16\n" +

@@ -136,6 +136,7 @@ type lock struct {
 	grant      spec.RequestID // the request whose grant gave token
 	value      []byte
 	valueValid bool
+	permits    uint32         // of a semaphore (asked for by the acquire)
 	acquire    spec.RequestID // unresolved acquire
 	op         spec.RequestID // unresolved convert or release
 	cancel     spec.RequestID // unresolved cancel
@@ -184,6 +185,9 @@ type AcquireOptions struct {
 	NoQueue     bool
 	WaitTimeout time.Duration // required unless NoQueue
 	LockDelay   time.Duration
+	// Permits of a counting semaphore of Limit permits (in mode PR); both
+	// 0 for a lock.
+	Permits, Limit uint32
 }
 
 // Acquire asks for a lock on resource in mode. It fails at once if the
@@ -196,12 +200,12 @@ func (s *Session) Acquire(now spec.Time, resource string, mode spec.Mode, opt Ac
 		return 0, ErrBusy
 	}
 	in := spec.Input{Op: spec.OpAcquire, Resource: resource, Mode: mode, NoQueue: opt.NoQueue,
-		WaitTimeout: opt.WaitTimeout, LockDelay: opt.LockDelay}
+		WaitTimeout: opt.WaitTimeout, LockDelay: opt.LockDelay, Permits: opt.Permits, Limit: opt.Limit}
 	if err := s.check(in); err != nil {
 		return 0, err
 	}
 	id := s.request(now, in)
-	s.locks[resource] = &lock{resource: resource, acquire: id}
+	s.locks[resource] = &lock{resource: resource, acquire: id, permits: opt.Permits}
 	return id, nil
 }
 
@@ -361,6 +365,7 @@ type LockInfo struct {
 	Mode       spec.Mode  // the mode believed held (Held, AtRisk)
 	Token      spec.Token // its fencing token
 	Grant      spec.RequestID
+	Permits    uint32 // of a semaphore (0: a lock)
 	Value      []byte // the value block as of the grant
 	ValueValid bool
 	Busy       bool // a request on the resource is unresolved
@@ -395,7 +400,7 @@ func (s *Session) info(now spec.Time, l *lock) LockInfo {
 	st := s.lockState(now, l)
 	info := LockInfo{Resource: l.resource, State: st, Busy: l.acquire != 0 || l.op != 0 || l.cancel != 0}
 	if l.held || st == Lost {
-		info.Mode, info.Token, info.Grant = l.mode, l.token, l.grant
+		info.Mode, info.Token, info.Grant, info.Permits = l.mode, l.token, l.grant, l.permits
 		info.Value, info.ValueValid = l.value, l.valueValid
 	}
 	return info

@@ -152,6 +152,16 @@ func (g *Gen) InputOf(t *rapid.T, op spec.Op) spec.Input {
 			in.WaitTimeout = rapid.SampledFrom([]time.Duration{6 * time.Second, time.Second, time.Millisecond}).Draw(t, "wait")
 		}
 	}
+	// Permits of a semaphore: mostly on the second resource with limit 3,
+	// so holders meet there; sometimes another limit or any resource, for
+	// the refusals of a mismatch.
+	if op == spec.OpAcquire && (in.Resource == g.Resources[1] && percent(t, "sem?") < 70 || percent(t, "sem anywhere?") >= 95) {
+		in.Mode, in.Limit = spec.PR, 3
+		if percent(t, "limit?") >= 90 {
+			in.Limit = uint32(rapid.IntRange(1, 4).Draw(t, "limit"))
+		}
+		in.Permits = uint32(rapid.IntRange(1, int(in.Limit)).Draw(t, "permits"))
+	}
 	if op == spec.OpAcquire && percent(t, "delay?") >= 70 {
 		in.LockDelay = rapid.SampledFrom([]time.Duration{time.Second, 3 * time.Second}).Draw(t, "lockdelay")
 	}
