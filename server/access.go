@@ -118,8 +118,14 @@ type AccessRules struct {
 // Path is the file the rules were read from (a reload reads it again).
 func (a *AccessRules) Path() string { return a.path }
 
-// Identities is how many identities the rules list.
-func (a *AccessRules) Identities() int { return a.count }
+// Identities is how many identities the rules list
+// (0 for nil: no rules).
+func (a *AccessRules) Identities() int {
+	if a == nil {
+		return 0
+	}
+	return a.count
+}
 
 // byToken is the identity a bearer token names, if any.
 func (a *AccessRules) byToken(token string) *Identity {
