@@ -470,7 +470,7 @@ func TestAccessEveryRPCEveryRole(t *testing.T) {
 	_, err := roles[0].locks.Acquire(roles[0].ctx, &pb.AcquireRequest{SessionId: e.session["jobs/"], RequestId: nextReq(),
 		Resource: []byte("billing/x"), Mode: pb.Mode_MODE_EX})
 	require.Equal(t, codes.PermissionDenied, status.Code(err))
-	require.Contains(t, err.Error(), `Acquire needs the lock right on resource "billing/x"; identity "worker" has no grant of it`)
+	require.Contains(t, err.Error(), `Acquire needs the lock right on resource "billing/x", and identity "worker" has no such grant`)
 	require.False(t, e.describe("billing/x").Exists)
 	require.Positive(t, counter(t, n.reg, "bouncer_access_denied_total", ""))
 }

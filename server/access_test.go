@@ -93,7 +93,7 @@ func TestJudgePrefixes(t *testing.T) {
 	require.NoError(t, acq("jobs/a"))
 	require.NoError(t, acq("jobs/"))
 	require.ErrorContains(t, acq("jobs"), `Acquire needs the lock right on resource "jobs"`)
-	require.ErrorContains(t, acq("other/jobs/a"), `identity "w" has no grant of it`)
+	require.ErrorContains(t, acq("other/jobs/a"), `identity "w" has no such grant`)
 	require.NoError(t, judge(w, locksMethod("List"), &pb.ListRequest{Prefix: []byte("")}))
 	require.ErrorContains(t, judge(w, clusterMethod("Status"), &pb.ClusterStatusRequest{}), "admin right on every name")
 	require.NoError(t, judge(w, locksMethod("OpenSession"), nil))

@@ -104,7 +104,7 @@ func judge(id *Identity, method string, req any) error {
 	case scopeResource:
 		r, ok := req.(interface{ GetResource() []byte })
 		if !ok {
-			return denied(id, "%s names no resource to judge", call)
+			return status.Errorf(codes.PermissionDenied, "permission denied: %s names no resource to judge", call)
 		}
 		if name := string(r.GetResource()); !id.allows(rule.right, name) {
 			return denied(id, "%s needs the %s right on resource %s", call, rule.right, quoted(name))
@@ -112,14 +112,14 @@ func judge(id *Identity, method string, req any) error {
 	case scopeListed:
 		r, ok := req.(interface{ GetPrefix() []byte })
 		if !ok {
-			return denied(id, "%s names no prefix to judge", call)
+			return status.Errorf(codes.PermissionDenied, "permission denied: %s names no prefix to judge", call)
 		}
 		if prefix := string(r.GetPrefix()); !id.allows(rule.right, prefix) {
-			return denied(id, "%s needs the %s right on prefix %s (every name it may return); ask for a prefix inside a grant",
+			return denied(id, "%s needs the %s right on prefix %s (every name it may return)",
 				call, rule.right, quoted(prefix))
 		}
 	default:
-		return denied(id, "%s has no scope", call)
+		return status.Errorf(codes.PermissionDenied, "permission denied: %s has no scope in the access table", call)
 	}
 	return nil
 }
@@ -131,7 +131,7 @@ func needsRequest(method string) bool {
 }
 
 func denied(id *Identity, format string, args ...any) error {
-	return status.Errorf(codes.PermissionDenied, "permission denied: %s; identity %q has no grant of it",
+	return status.Errorf(codes.PermissionDenied, "permission denied: %s, and identity %q has no such grant",
 		fmt.Sprintf(format, args...), id.Name)
 }
 
