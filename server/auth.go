@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -15,10 +18,19 @@ import (
 // probe a node without its secret.
 const healthPrefix = "/grpc.health.v1.Health/"
 
-// authorize checks the bearer token when tokens are configured: any of
-// them will do.
+// authorize checks who calls: with access rules, that the call comes
+// from an identity they list (what it may do is judged later, see
+// accessUnary); else, when tokens are configured, that it carries one of
+// them (any will do, and may do everything).
 func (s *Server) authorize(ctx context.Context, method string) error {
-	if len(s.opts.AuthTokens) == 0 || strings.HasPrefix(method, healthPrefix) {
+	if strings.HasPrefix(method, healthPrefix) {
+		return nil
+	}
+	if rules := s.access.Load(); rules != nil {
+		_, err := callerOf(ctx, rules)
+		return err
+	}
+	if len(s.opts.AuthTokens) == 0 {
 		return nil
 	}
 	if token, ok := bearerToken(ctx); ok {
@@ -32,6 +44,46 @@ func (s *Server) authorize(ctx context.Context, method string) error {
 		}
 	}
 	return status.Error(codes.Unauthenticated, "authorization: a valid bearer token is required")
+}
+
+// callerOf is the identity a call comes from under rules: the one its
+// bearer token names, if it carries one (an unknown token is refused even
+// with a listed certificate: a call is judged by what it claims); else the
+// one its verified client certificate is listed under (see
+// AccessRules.byCert). A call that names no listed identity is
+// Unauthenticated.
+func callerOf(ctx context.Context, rules *AccessRules) (*Identity, error) {
+	if token, ok := bearerToken(ctx); ok {
+		if id := rules.byToken(token); id != nil {
+			return id, nil
+		}
+		return nil, status.Error(codes.Unauthenticated, "authorization: the bearer token is not in the node's access file")
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			if id := rules.byCert(certNames(ti.State.VerifiedChains[0][0])); id != nil {
+				return id, nil
+			}
+			return nil, status.Error(codes.Unauthenticated,
+				"authorization: no name of the client certificate (subject CN, DNS or URI SAN) is in the node's access file")
+		}
+	}
+	return nil, status.Error(codes.Unauthenticated,
+		"authorization: a bearer token or a client certificate listed in the node's access file is required")
+}
+
+// certNames are the names a verified certificate may be listed under, in
+// the order they are tried: subject CN, DNS SANs, URI SANs.
+func certNames(c *x509.Certificate) []string {
+	var names []string
+	if c.Subject.CommonName != "" {
+		names = append(names, c.Subject.CommonName)
+	}
+	names = append(names, c.DNSNames...)
+	for _, u := range c.URIs {
+		names = append(names, u.String())
+	}
+	return names
 }
 
 // bearerToken is the first bearer token the call carries.

@@ -33,6 +33,9 @@ type metrics struct {
 
 	conns   prometheus.Gauge       // connections held (Server.Listen)
 	refused *prometheus.CounterVec // calls and connections refused by a bound, by reason
+
+	accessReloads *prometheus.CounterVec // reloads of the access file, by result
+	accessDenied  prometheus.Counter     // calls and pipe requests outside their caller's grants
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -62,6 +65,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bouncer_refused_total",
 			Help: "Connections and calls refused by a bound (connections, sessions, requests, streams per client)."},
 			[]string{"reason"}),
+		accessReloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bouncer_access_reloads_total",
+			Help: "Reloads of the access file (SIGHUP), by result: ok, or failed (the old rules stay)."},
+			[]string{"result"}),
+		accessDenied: prometheus.NewCounter(prometheus.CounterOpts{Name: "bouncer_access_denied_total",
+			Help: "Calls and pipe requests refused with PERMISSION_DENIED: outside their identity's grants."}),
 	}
 	if reg == nil {
 		return m
@@ -71,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			func() float64 { return float64(v.Load()) })
 	}
 	reg.MustRegister(m.wait, m.commit, m.batch, m.fsyncs, m.grants, m.conns, m.refused, m.leaderChanges,
-		m.peerRTT, m.snapshotsSent,
+		m.peerRTT, m.snapshotsSent, m.accessReloads, m.accessDenied,
 		gauge("bouncer_leader", "The raft id of the leader this member knows (0: none; a lone node: 0).", &m.lead),
 		gauge("bouncer_is_leader", "1 while this member leads its group.", &m.leading),
 		gauge("bouncer_raft_term", "The raft term this member is in.", &m.term),

@@ -96,8 +96,9 @@ func (rq *replyQueue) take(spare []engine.Reply) []engine.Reply {
 }
 
 type pipeCall struct {
-	call uint64 // the client's number
-	op   spec.Op
+	call   uint64 // the client's number
+	op     spec.Op
+	denied string // why the access rules refused it ("": they did not)
 }
 
 // pipeReader reads requests and hands them to the loop, or answers them at
@@ -115,13 +116,21 @@ func (s *Server) pipeReader(ctx context.Context, stream pb.Locks_PipeServer, p *
 			return nil
 		}
 		in, bad := pipeInput(req, &s.opts.Limits)
+		denied := ""
+		if !undecodable(req) {
+			denied = s.pipeDenied(ctx, req) // the engine never sees a denied request
+		}
 		p.mu.Lock()
-		p.calls[tag] = pipeCall{req.Call, in.Op}
+		p.calls[tag] = pipeCall{req.Call, in.Op, denied}
 		stopped := p.stopped
 		p.mu.Unlock()
 		if stopped {
 			p.replies.Put(engine.Reply{Tag: tag, Result: errStopping})
 			return nil
+		}
+		if denied != "" {
+			p.replies.Put(engine.Reply{Tag: tag}) // pipeWriter answers it denied
+			continue
 		}
 		if bad == nil {
 			err := s.loop.Enqueue(in, tag, &p.replies)
@@ -156,7 +165,13 @@ func (s *Server) pipeWriter(ctx context.Context, stream pb.Locks_PipeServer, p *
 			delete(p.calls, r.Tag)
 			p.mu.Unlock()
 			<-p.slots
-			if !failed && stream.Send(wire.PipeReplyToWire(c.call, c.op, r.Result)) != nil {
+			var reply *pb.PipeReply
+			if c.denied != "" {
+				reply = pipeDeniedReply(c.call, c.denied)
+			} else {
+				reply = wire.PipeReplyToWire(c.call, c.op, r.Result)
+			}
+			if !failed && stream.Send(reply) != nil {
 				failed = true
 			}
 		}

@@ -17,11 +17,11 @@ import (
 
 // Per-client quotas. One client must not be able to take what every client
 // shares: the node's sessions, its loop's queue, its streams. A client is
-// its verified certificate's subject, else the bearer token it presented
-// (when several are configured, each names a client), else its remote
-// address. Each quota is a bound on what the client holds at once; going
-// past it is refused at once with LimitExceeded naming the bound, and the
-// client's other calls go on.
+// the identity the access rules know it as, else its verified certificate's
+// subject, else the bearer token it presented (when several are configured,
+// each names a client), else its remote address. Each quota is a bound on
+// what the client holds at once; going past it is refused at once with
+// LimitExceeded naming the bound, and the client's other calls go on.
 
 // quotas counts what each client holds.
 type quotas struct {
@@ -117,6 +117,11 @@ func (q *quotas) ended(id spec.SessionID) {
 // clientOf names the client making a call (see the package comment on
 // quotas).
 func (s *Server) clientOf(ctx context.Context) string {
+	if rules := s.access.Load(); rules != nil {
+		if id, err := callerOf(ctx, rules); err == nil {
+			return "identity:" + id.Name // with access rules, the identity is the client
+		}
+	}
 	p, ok := peer.FromContext(ctx)
 	if ok {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {

@@ -37,6 +37,11 @@ type Options struct {
 	// AuthTokens are more accepted tokens (AuthToken joins them). With more
 	// than one, each token names a client for the per-client quotas.
 	AuthTokens []string
+	// Access, if set, are access rules by resource-name prefix (see
+	// LoadAccessFile): every call but health checks must come from an
+	// identity they list and is judged by its grants. AuthTokens are then
+	// not consulted (serve refuses both); ReloadAccess rereads the file.
+	Access     *AccessRules
 	Registry   prometheus.Registerer // where metrics go; nil: nowhere
 	DefaultTTL time.Duration         // for OpenSession without a TTL; default 10s
 	// WatchersMax bounds Watch streams, SubscribersMax Events streams.
@@ -141,6 +146,8 @@ type Server struct {
 	refusals refusalLog
 	now      atomic.Int64 // the loop's clock at its latest turn
 
+	access atomic.Pointer[AccessRules] // nil: no access rules; ReloadAccess swaps them
+
 	draining  chan struct{} // closed by Drain: long-lived streams end
 	drainOnce sync.Once
 
@@ -229,6 +236,7 @@ func newServer(opts Options) *Server {
 		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{}),
 		quotas: newQuotas(&opts), refusals: refusalLog{last: map[string]time.Time{}, hush: map[string]int{}}}
 	s.metrics = newMetrics(opts.Registry)
+	s.access.Store(opts.Access)
 	s.setServing(false)
 	return s
 }
@@ -275,8 +283,8 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.KeepAliveMinTime,
 			PermitWithoutStream: true}),
 		grpc.ForceServerCodecV2(newLenientCodec()),
-		grpc.ChainUnaryInterceptor(s.authUnary, s.leaderUnary, decodeUnary, s.quotaUnary),
-		grpc.ChainStreamInterceptor(s.authStream, s.leaderStream, decodeStream, s.quotaStream),
+		grpc.ChainUnaryInterceptor(s.authUnary, s.leaderUnary, decodeUnary, s.accessUnary, s.quotaUnary),
+		grpc.ChainStreamInterceptor(s.authStream, s.leaderStream, decodeStream, s.accessStream, s.quotaStream),
 	}
 }
 

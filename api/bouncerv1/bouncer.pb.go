@@ -960,13 +960,19 @@ func (*PipeRequest_Cancel) isPipeRequest_Op() {}
 // detail of a refusal) and, for an acquire or convert answered OK, the
 // grant or queued.
 type PipeReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Call          uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
-	Code          Code                   `protobuf:"varint,2,opt,name=code,proto3,enum=bouncer.v1.Code" json:"code,omitempty"`
-	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
-	Lock          *LockResponse          `protobuf:"bytes,4,opt,name=lock,proto3" json:"lock,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Call   uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	Code   Code                   `protobuf:"varint,2,opt,name=code,proto3,enum=bouncer.v1.Code" json:"code,omitempty"`
+	Detail string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	Lock   *LockResponse          `protobuf:"bytes,4,opt,name=lock,proto3" json:"lock,omitempty"`
+	// permission_denied: the node's access rules refused the request (its
+	// caller has no grant of the right it needs on its resource); nothing was
+	// done. Its unary call would have failed with PERMISSION_DENIED. The code
+	// is then CODE_INVALID_ARGUMENT, so that a client that does not read this
+	// field treats the refusal as final and does not resend.
+	PermissionDenied bool `protobuf:"varint,5,opt,name=permission_denied,json=permissionDenied,proto3" json:"permission_denied,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PipeReply) Reset() {
@@ -1025,6 +1031,13 @@ func (x *PipeReply) GetLock() *LockResponse {
 		return x.Lock
 	}
 	return nil
+}
+
+func (x *PipeReply) GetPermissionDenied() bool {
+	if x != nil {
+		return x.PermissionDenied
+	}
+	return false
 }
 
 type ReleaseRequest struct {
@@ -2596,12 +2609,13 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\aconvert\x18\x03 \x01(\v2\x1a.bouncer.v1.ConvertRequestH\x00R\aconvert\x126\n" +
 	"\arelease\x18\x04 \x01(\v2\x1a.bouncer.v1.ReleaseRequestH\x00R\arelease\x123\n" +
 	"\x06cancel\x18\x05 \x01(\v2\x19.bouncer.v1.CancelRequestH\x00R\x06cancelB\x04\n" +
-	"\x02op\"\x8b\x01\n" +
+	"\x02op\"\xb8\x01\n" +
 	"\tPipeReply\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\x04R\x04call\x12$\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x10.bouncer.v1.CodeR\x04code\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12,\n" +
-	"\x04lock\x18\x04 \x01(\v2\x18.bouncer.v1.LockResponseR\x04lock\"\xb7\x01\n" +
+	"\x04lock\x18\x04 \x01(\v2\x18.bouncer.v1.LockResponseR\x04lock\x12+\n" +
+	"\x11permission_denied\x18\x05 \x01(\bR\x10permissionDenied\"\xb7\x01\n" +
 	"\x0eReleaseRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1d\n" +

@@ -34,6 +34,7 @@ type serveFlags struct {
 	data, listen, metrics         string
 	tlsCert, tlsKey, tlsClientCA  string
 	authTokenFile, logLevel       string
+	accessFile                    string
 	defaultTTL, shutdownGraceTime time.Duration
 	quota                         server.Options // the per-client and connection bounds
 	member                        memberFlags    // a member of a replicated group
@@ -76,6 +77,7 @@ running group through any member's client address:
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA bundle (PEM) that client certificates must chain to; requires client certificates")
 	fl.StringVar(&f.authTokenFile, "auth-token-file", "", "file of bearer tokens, one a line; every client must present one (with several, each is a client for the quotas)")
+	fl.StringVar(&f.accessFile, "access-file", "", "JSON file of identities (bearer tokens, client-certificate names) and their grants of lock, read and admin by name prefix; reread on SIGHUP (a bad file keeps the old rules); not with --auth-token-file (see README, Access by name prefix)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.defaultTTL, "default-ttl", 10*time.Second, "TTL of sessions opened without one")
 	fl.DurationVar(&f.shutdownGraceTime, "shutdown-grace", 10*time.Second, "how long a graceful stop waits for calls in flight")
@@ -109,6 +111,10 @@ func serve(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	access, err := loadAccess(f)
+	if err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -121,6 +127,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := f.quota
 	opts.Limits, opts.Log, opts.AuthTokens, opts.Registry, opts.DefaultTTL = lim, log, tokens, reg, f.defaultTTL
+	opts.Access = access
 	var srv *server.Server
 	stopMember := func() {}
 	if f.member.enabled() {
@@ -149,8 +156,12 @@ func serve(ctx context.Context, f serveFlags) error {
 	limited := srv.Listen(lis, creds != nil)
 	go func() { served <- g.Serve(limited) }()
 	metricsSrv := startMetrics(f.metrics, f.pprof, reg, log)
+	if access != nil {
+		stopReload := reloadOnHangup(srv, log)
+		defer stopReload()
+	}
 	log.Info("serving", "listen", lis.Addr().String(), "data", f.data, "metrics", f.metrics,
-		"tls", creds != nil, "auth_tokens", len(tokens), "member", f.member.id)
+		"tls", creds != nil, "auth_tokens", len(tokens), "access_identities", access.Identities(), "member", f.member.id)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -241,6 +252,44 @@ func readTokens(path string) ([]string, error) {
 		return nil, fmt.Errorf("--auth-token-file: %s holds no token", path)
 	}
 	return tokens, nil
+}
+
+// loadAccess reads --access-file, if given. With it, every identity and
+// what it may do is in that one file: a token of --auth-token-file could
+// do everything, so the two together are refused rather than guessed at.
+func loadAccess(f serveFlags) (*server.AccessRules, error) {
+	if f.accessFile == "" {
+		return nil, nil
+	}
+	if f.authTokenFile != "" {
+		return nil, errors.New(`--access-file and --auth-token-file do not go together: list the tokens in the access file ` +
+			`(an identity granted lock, read and admin on prefix "" may do everything, as a token of --auth-token-file does)`)
+	}
+	return server.LoadAccessFile(f.accessFile)
+}
+
+// reloadOnHangup rereads the access file on every SIGHUP until stopped;
+// ReloadAccess logs and counts each reload, and keeps the old rules when
+// the file does not load.
+func reloadOnHangup(srv *server.Server, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP: reloading the access file")
+				_ = srv.ReloadAccess()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
 }
 
 func serverCredentials(f serveFlags) (credentials.TransportCredentials, error) {
