@@ -76,6 +76,7 @@ var bannedTimeCalls = []string{"Now", "Since", "Until", "Sleep", "After", "After
 // import: imports point down, never back up.
 var allowedImports = map[string][]string{
 	"spec":            {},
+	"sequencer":       {"spec"},                       // for downstream services: no client, no server
 	"engine":          {"spec", "internal"},           // internal/bugzoo, in the bugzoo build
 	"replica":         {"engine", "spec", "internal"}, // and the raft module, which is external
 	"cluster":         {"engine", "replica", "spec"},  // a member's loop: goroutines and clocks, no grpc
