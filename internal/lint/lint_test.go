@@ -83,12 +83,12 @@ var allowedImports = map[string][]string{
 	"peer":            {},                             // the raft transport: raftpb and gRPC only
 	"api":             {},
 	"wire":            {"spec", "api"}, // the one mapping between spec and api
-	"client":          {"spec", "api", "wire", "internal"},
+	"client":          {"spec", "api", "wire", "internal", "sequencer"},
 	"linearizability": {"spec"},
 	"sim":             {"engine", "replica", "client", "spec", "linearizability"},
-	"server":          {"engine", "replica", "cluster", "api", "spec", "wire"},
+	"server":          {"engine", "replica", "cluster", "api", "spec", "wire", "sequencer"},
 	"bench":           {"spec", "engine", "api", "wire", "client", "server", "linearizability"},
-	"cmd":             {"spec", "engine", "replica", "cluster", "peer", "api", "wire", "client", "server", "sim", "linearizability", "bench"},
+	"cmd":             {"spec", "sequencer", "engine", "replica", "cluster", "peer", "api", "wire", "client", "server", "sim", "linearizability", "bench"},
 	"internal":        {},
 	"tla":             {},
 }
