@@ -91,6 +91,7 @@ var allowedImports = map[string][]string{
 	"cmd":             {"spec", "sequencer", "engine", "replica", "cluster", "peer", "api", "wire", "client", "server", "sim", "linearizability", "bench"},
 	"internal":        {},
 	"tla":             {},
+	"examples":        {"sequencer", "spec"}, // downstream services: what they would import
 }
 
 // TestPure holds every package in pure to its rule set.
