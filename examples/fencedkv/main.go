@@ -12,9 +12,8 @@
 //
 //	bouncer serve --print-public-key          # on the node's host
 //	go run ./examples/fencedkv --trust ed25519:...
-//	bouncer lock --mode PW greeting -- \
-//	    curl -X PUT -H "Bouncer-Sequencer: $BOUNCER_SEQUENCER" --data-binary hello \
-//	    http://127.0.0.1:7480/kv/greeting
+//	bouncer lock --mode PW greeting -- sh -c \
+//	    'curl -X PUT -H "Bouncer-Sequencer: $BOUNCER_SEQUENCER" --data-binary hello http://127.0.0.1:7480/kv/greeting'
 //	curl http://127.0.0.1:7480/kv/greeting
 package main
 
@@ -34,6 +33,10 @@ import (
 
 	"github.com/bouncer-dlm/bouncer/sequencer"
 )
+
+// The lock's command line is quoted for sh so that $BOUNCER_SEQUENCER is
+// expanded by the shell that bouncer lock starts, not by the one that
+// starts bouncer lock (where it is not set yet).
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
