@@ -42,7 +42,7 @@ func CheckInvariants(st *State, lim *Limits) error {
 	if c := FindCycle(WaitsFor(st)); c != nil {
 		return fmt.Errorf("wait-for graph has a cycle: %v", shortIDs(c))
 	}
-	if stuck := Stuck(st); len(stuck) > 0 {
+	if stuck := stuck(st, true); len(stuck) > 0 {
 		return fmt.Errorf("deadlock: the request of %s on %q can never be granted (%d stuck)",
 			ShortID(stuck[0].Session), stuck[0].Resource, len(stuck))
 	}
@@ -106,6 +106,9 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 	if len(r.Granted) == 0 && len(r.Waiting) == 0 && !delayed {
 		return fmt.Errorf("kept though unused")
 	}
+	if err := checkSemaphore(r); err != nil {
+		return err
+	}
 	if len(r.Name) == 0 || len(r.Name) > lim.NameBytesMax || len(r.Value) > lim.ValueBytesMax {
 		return fmt.Errorf("name or value out of bounds")
 	}
@@ -114,8 +117,9 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 	}
 	holders := make(map[SessionID]*LockState, len(r.Granted)+len(r.Waiting))
 	queued := func(l *LockState) error {
-		if l.Request == 0 || l.Deadline <= st.Now {
-			return fmt.Errorf("%s: queued request %d with deadline %v (now %v)", ShortID(l.Session), l.Request, l.Deadline, st.Now)
+		if l.Request == 0 || l.Deadline <= st.Now || l.QueuedAt > st.Now {
+			return fmt.Errorf("%s: queued request %d queued at %v with deadline %v (now %v)",
+				ShortID(l.Session), l.Request, l.QueuedAt, l.Deadline, st.Now)
 		}
 		pending[sessionRequest{l.Session, l.Request}] = true
 		return nil
@@ -138,6 +142,9 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 			return err
 		}
 		shared := slices.ContainsFunc(r.Granted[:i], func(o LockState) bool { return o.Token == h.Token })
+		if h.GrantedAt > st.Now {
+			return fmt.Errorf("%s: granted at %v, after now %v", ShortID(h.Session), h.GrantedAt, st.Now)
+		}
 		if h.Token == 0 || h.Token > st.TokenMax || shared {
 			return fmt.Errorf("%s: token %d is zero, above token-max %d or shared", ShortID(h.Session), h.Token, st.TokenMax)
 		}
@@ -162,7 +169,7 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 		converting[id] = true
 	}
 	for _, h := range r.Granted {
-		if !converting[h.Session] && (h.Request != 0 || h.Want != h.Mode) {
+		if !converting[h.Session] && (h.Request != 0 || h.Want != h.Mode || h.QueuedAt != 0) {
 			return fmt.Errorf("%s: queued conversion missing from the conversion queue", ShortID(h.Session))
 		}
 	}
@@ -171,14 +178,41 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 		if err := seen(w); err != nil {
 			return err
 		}
-		if w.Token != 0 || w.Want != w.Mode {
-			return fmt.Errorf("waiting %s has a token or a conversion", ShortID(w.Session))
+		if w.Token != 0 || w.Want != w.Mode || w.GrantedAt != 0 {
+			return fmt.Errorf("waiting %s has a token, a grant instant or a conversion", ShortID(w.Session))
 		}
 		if err := queued(w); err != nil {
 			return err
 		}
 	}
 	return checkSettled(r, delayed)
+}
+
+// checkSemaphore: a lock resource's locks have no permits; a semaphore's
+// are PR locks of 1 to limit permits, never converting, and the permits
+// granted never exceed the limit.
+func checkSemaphore(r *ResourceState) error {
+	if r.Limit > PermitsMax {
+		return fmt.Errorf("semaphore limit %d exceeds PermitsMax", r.Limit)
+	}
+	var held uint64
+	for _, queue := range [][]LockState{r.Granted, r.Waiting} {
+		for _, l := range queue {
+			if r.Limit == 0 && l.Permits != 0 {
+				return fmt.Errorf("%s has %d permits of a lock resource", ShortID(l.Session), l.Permits)
+			}
+			if r.Limit != 0 && (l.Permits == 0 || l.Permits > r.Limit || l.Mode != PR || l.Want != PR) {
+				return fmt.Errorf("%s: %d permits in %v->%v of a semaphore of %d", ShortID(l.Session), l.Permits, l.Mode, l.Want, r.Limit)
+			}
+		}
+	}
+	for _, h := range r.Granted {
+		held += uint64(h.Permits)
+	}
+	if r.Limit != 0 && held > uint64(r.Limit) {
+		return fmt.Errorf("semaphore over its limit: %d of %d permits granted", held, r.Limit)
+	}
+	return nil
 }
 
 // checkSettled: after a step nothing that the rules would grant is left
@@ -192,6 +226,16 @@ func checkSettled(r *ResourceState, delayed bool) error {
 			}
 		}
 		return true
+	}
+	if r.Limit != 0 && !delayed && len(r.Waiting) > 0 {
+		held := uint64(r.Waiting[0].Permits)
+		for _, h := range r.Granted {
+			held += uint64(h.Permits)
+		}
+		if held <= uint64(r.Limit) {
+			return fmt.Errorf("head of the wait queue %s fits in the semaphore but is queued", ShortID(r.Waiting[0].Session))
+		}
+		return nil
 	}
 	if !delayed {
 		if len(r.Converting) > 0 {
@@ -246,6 +290,10 @@ func CheckTransition(before, after *State) error {
 			if (!held || o.Token != l.Token) && l.Token <= before.TokenMax {
 				return fmt.Errorf("resource %q: new token %d for %s is not above the earlier maximum %d",
 					r.Name, l.Token, ShortID(l.Session), before.TokenMax)
+			}
+			if (!held || o.Token != l.Token) && (l.GrantedAt < before.Now || l.GrantedAt > after.Now) {
+				return fmt.Errorf("resource %q: %s got token %d between %v and %v but its grant instant says %v",
+					r.Name, ShortID(l.Session), l.Token, before.Now, after.Now, l.GrantedAt)
 			}
 			if held && !Weaker(l.Mode, o.Mode) && o.Token == l.Token {
 				return fmt.Errorf("resource %q: %s converted up from %v to %v but kept token %d",

@@ -46,6 +46,7 @@ type mResource struct {
 	value      []byte // never mutated in place: a write replaces the slice
 	valid      bool
 	delayUntil Time
+	limit      uint32   // a semaphore's permits; 0: a lock resource
 	granted    []*mLock // every lock with a granted mode, in order of first grant
 	converting []*mLock // the conversion queue (these are also in granted)
 	waiting    []*mLock // the wait queue of new requests
@@ -56,11 +57,14 @@ type mLock struct {
 	granted   bool
 	mode      Mode // granted mode, or the requested mode of a waiting lock
 	want      Mode // mode a queued conversion waits for; else == mode
+	permits   uint32
 	token     Token
 	request   RequestID // queued request, 0 if none
 	deadline  Time      // when the queued request times out
 	lockDelay time.Duration
 	notified  int8 // highest mode told in a blocking notification; -1 none
+	grantedAt Time // the instant of the grant or up-conversion that gave the token
+	queuedAt  Time // when the queued request was queued, 0 if none
 }
 
 // NewModel returns an empty lock service with the given limits, which must
@@ -404,6 +408,12 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 	if r != nil && r.lockOf(s.id) != nil {
 		return Refuse(AlreadyHeld, DetailAlreadyHeld), nil
 	}
+	if r != nil && r.limit != in.Limit {
+		if r.limit == 0 {
+			return Refuse(InvalidArgument, DetailSemaphoreLock), nil
+		}
+		return Refuse(InvalidArgument, DetailSemaphore(r.limit)), nil
+	}
 	if m.locksOf(s.id) >= m.lim.LocksPerSessionMax {
 		return Refuse(LimitExceeded, DetailLocksPerSession(m.lim.LocksPerSessionMax)), nil
 	}
@@ -411,14 +421,14 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 		if len(m.resources) >= m.lim.ResourcesMax {
 			return Refuse(LimitExceeded, DetailResources(m.lim.ResourcesMax)), nil
 		}
-		r = &mResource{name: in.Resource, valid: true}
+		r = &mResource{name: in.Resource, valid: true, limit: in.Limit}
 		m.resources[in.Resource] = r
 	}
-	l := &mLock{session: s.id, mode: in.Mode, want: in.Mode, lockDelay: in.LockDelay, notified: -1}
+	l := &mLock{session: s.id, mode: in.Mode, want: in.Mode, permits: in.Permits, lockDelay: in.LockDelay, notified: -1}
 	// Strict FIFO: a new request is granted at once only if nothing waits.
 	if (len(r.converting) == 0 || m.bugs.has(bugNewIgnoreConversions)) &&
-		(len(r.waiting) == 0 || m.bugs.has(bugOvertake)) && !m.delayed(r) && r.compatible(in.Mode, nil) {
-		l.granted = true
+		(len(r.waiting) == 0 || m.bugs.has(bugOvertake)) && !m.delayed(r) && m.fits(r, l) {
+		l.granted, l.grantedAt = true, m.now
 		l.token = m.nextToken()
 		r.granted = append(r.granted, l)
 		return r.grantResult(l), r
@@ -429,7 +439,7 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 	if len(r.converting)+len(r.waiting) >= m.lim.WaitersPerResourceMax {
 		return Refuse(LimitExceeded, DetailWaiters(m.lim.WaitersPerResourceMax)), nil
 	}
-	l.request = in.Request
+	l.request, l.queuedAt = in.Request, m.now
 	l.deadline = m.now.Add(in.WaitTimeout)
 	r.waiting = append(r.waiting, l)
 	if !m.bugs.has(bugNoDeadlockCheck) && m.onCycle(s.id) {
@@ -450,6 +460,9 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 	}
 	if l.request != 0 {
 		return Refuse(AlreadyHeld, DetailConverting), nil
+	}
+	if r.limit != 0 {
+		return Refuse(InvalidArgument, DetailConvertPermits), nil
 	}
 	down := Weaker(in.Mode, l.mode)
 	if in.WriteValue && (!l.mode.WritesValue() || !down) {
@@ -474,7 +487,7 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 			return Refuse(Deadlock, DetailDeadlockGrant), nil
 		}
 		if !m.bugs.has(bugUpConvertKeepsToken) {
-			l.token = m.nextToken()
+			l.token, l.grantedAt = m.nextToken(), m.now
 		}
 		l.notified = -1
 		return r.grantResult(l), r
@@ -485,11 +498,11 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 	if len(r.converting)+len(r.waiting) >= m.lim.WaitersPerResourceMax {
 		return Refuse(LimitExceeded, DetailWaiters(m.lim.WaitersPerResourceMax)), nil
 	}
-	l.want, l.request, l.deadline = in.Mode, in.Request, m.now.Add(in.WaitTimeout)
+	l.want, l.request, l.deadline, l.queuedAt = in.Mode, in.Request, m.now.Add(in.WaitTimeout), m.now
 	r.converting = append(r.converting, l)
 	if m.onCycle(s.id) {
 		r.converting = r.converting[:len(r.converting)-1]
-		l.want, l.request, l.deadline = l.mode, 0, 0
+		l.want, l.request, l.deadline, l.queuedAt = l.mode, 0, 0, 0
 		return Refuse(Deadlock, DetailDeadlockQueue), nil
 	}
 	return Result{Pending: true}, r
@@ -540,7 +553,7 @@ func (m *Model) unqueue(r *mResource, l *mLock, res Result) {
 	} else {
 		r.waiting = remove(r.waiting, l)
 	}
-	l.request, l.deadline = 0, 0
+	l.request, l.deadline, l.queuedAt = 0, 0, 0
 	m.complete(l.session, req, r.name, res)
 }
 
@@ -620,18 +633,18 @@ func (m *Model) settle(r *mResource) {
 		}
 		req := l.request
 		r.converting = remove(r.converting, l)
-		l.request, l.deadline = 0, 0
+		l.request, l.deadline, l.queuedAt = 0, 0, 0
 		l.mode = l.want
-		l.token, l.notified = m.nextToken(), -1
+		l.token, l.notified, l.grantedAt = m.nextToken(), -1, m.now
 		m.complete(l.session, req, r.name, r.grantResult(l))
 	}
 	for (len(r.converting) == 0 || m.bugs.has(bugNewIgnoreConversions)) &&
-		len(r.waiting) > 0 && !m.delayed(r) && r.compatible(r.waiting[0].mode, nil) {
+		len(r.waiting) > 0 && !m.delayed(r) && m.fits(r, r.waiting[0]) {
 		l := r.waiting[0]
 		r.waiting = r.waiting[1:]
 		req := l.request
-		l.granted, l.request, l.deadline = true, 0, 0
-		l.token = m.nextToken()
+		l.granted, l.request, l.deadline, l.queuedAt = true, 0, 0, 0
+		l.token, l.grantedAt = m.nextToken(), m.now
 		r.granted = append(r.granted, l)
 		m.complete(l.session, req, r.name, r.grantResult(l))
 	}
@@ -699,6 +712,23 @@ func (r *mResource) lockOf(id SessionID) *mLock {
 		}
 	}
 	return nil
+}
+
+// fits reports whether l, a lock not yet granted, could be granted beside
+// r's granted locks: its mode is compatible with theirs and, on a
+// semaphore, its permits fit in what they leave of the limit.
+func (m *Model) fits(r *mResource, l *mLock) bool {
+	if r.limit == 0 {
+		return r.compatible(l.mode, nil)
+	}
+	held := uint64(l.permits)
+	for _, h := range r.granted {
+		held += uint64(h.permits)
+	}
+	if m.bugs.has(bugSemaphoreOverLimit) {
+		return held <= uint64(r.limit)+1
+	}
+	return held <= uint64(r.limit)
 }
 
 // compatible reports whether mode is compatible with the granted mode of

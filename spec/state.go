@@ -41,6 +41,7 @@ type ResourceState struct {
 	Value      []byte
 	ValueValid bool
 	DelayUntil Time        // lock-delay: nothing new is granted before this (0: none)
+	Limit      uint32      // a semaphore's permits; 0: a lock resource
 	Granted    []LockState // holders in the order first granted; includes converting locks
 	Converting []SessionID // the conversion queue, FIFO; these locks are also in Granted
 	Waiting    []LockState // the wait queue of new requests, FIFO
@@ -51,6 +52,8 @@ type LockState struct {
 	Session SessionID
 	Mode    Mode // granted mode; for a waiting lock, the mode it waits for
 	Want    Mode // the mode a queued conversion waits for; else equal to Mode
+	// Permits held (or wanted, by a waiter) of a semaphore; 0 on a lock resource.
+	Permits uint32
 	Token   Token
 	// Request is the id of the queued request (wait or conversion); 0 if none.
 	Request   RequestID
@@ -59,6 +62,12 @@ type LockState struct {
 	// Notified is the highest mode a blocking notification was sent to this
 	// holder for since its mode last changed; -1 if none.
 	Notified int8
+	// GrantedAt is the instant of the grant or up-conversion that gave the
+	// lock its token (a down-conversion keeps both); 0 for a waiting lock.
+	GrantedAt Time
+	// QueuedAt is the instant the queued request (wait or conversion) was
+	// queued; 0 if none.
+	QueuedAt Time
 }
 
 // Tombstone remembers an ended session so that a late request learns it
@@ -83,6 +92,9 @@ func (s *State) String() string {
 		if r.DelayUntil != 0 {
 			fmt.Fprintf(&b, " delay-until=%v", r.DelayUntil)
 		}
+		if r.Limit != 0 {
+			fmt.Fprintf(&b, " limit=%d", r.Limit)
+		}
 		b.WriteString("\n")
 		for _, l := range r.Granted {
 			fmt.Fprintf(&b, "  granted %s\n", l.String())
@@ -106,11 +118,17 @@ func (l LockState) String() string {
 	if l.Want != l.Mode {
 		fmt.Fprintf(&b, "->%v", l.Want)
 	}
+	if l.Permits != 0 {
+		fmt.Fprintf(&b, " permits=%d", l.Permits)
+	}
 	if l.Token != 0 {
 		fmt.Fprintf(&b, " token=%d", l.Token)
 	}
+	if l.GrantedAt != 0 {
+		fmt.Fprintf(&b, " granted-at=%v", l.GrantedAt)
+	}
 	if l.Request != 0 {
-		fmt.Fprintf(&b, " request=%d deadline=%v", l.Request, l.Deadline)
+		fmt.Fprintf(&b, " request=%d queued-at=%v deadline=%v", l.Request, l.QueuedAt, l.Deadline)
 	}
 	if l.LockDelay != 0 {
 		fmt.Fprintf(&b, " lock-delay=%v", l.LockDelay)

@@ -1236,11 +1236,17 @@ func (*CancelResponse) Descriptor() ([]byte, []int) {
 // tag (a hash of the id keyed with a secret of the node), never by id,
 // since an id is a capability.
 type Lock struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionTag    []byte                 `protobuf:"bytes,1,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`
-	Mode          Mode                   `protobuf:"varint,2,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`                                     // granted mode (for a waiter: the mode it wants)
-	ConvertingTo  Mode                   `protobuf:"varint,3,opt,name=converting_to,json=convertingTo,proto3,enum=bouncer.v1.Mode" json:"converting_to,omitempty"` // MODE_UNSPECIFIED unless a conversion is queued
-	Token         uint64                 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SessionTag   []byte                 `protobuf:"bytes,1,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`
+	Mode         Mode                   `protobuf:"varint,2,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`                                     // granted mode (for a waiter: the mode it wants)
+	ConvertingTo Mode                   `protobuf:"varint,3,opt,name=converting_to,json=convertingTo,proto3,enum=bouncer.v1.Mode" json:"converting_to,omitempty"` // MODE_UNSPECIFIED unless a conversion is queued
+	Token        uint64                 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
+	// held_for: how long ago the grant or up-conversion that gave the token
+	// was (by the node's clock); unset for a waiter.
+	HeldFor *durationpb.Duration `protobuf:"bytes,5,opt,name=held_for,json=heldFor,proto3" json:"held_for,omitempty"`
+	// waited_for: how long the queued request (wait or conversion) has
+	// waited; unset if none.
+	WaitedFor     *durationpb.Duration `protobuf:"bytes,6,opt,name=waited_for,json=waitedFor,proto3" json:"waited_for,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1301,6 +1307,20 @@ func (x *Lock) GetToken() uint64 {
 		return x.Token
 	}
 	return 0
+}
+
+func (x *Lock) GetHeldFor() *durationpb.Duration {
+	if x != nil {
+		return x.HeldFor
+	}
+	return nil
+}
+
+func (x *Lock) GetWaitedFor() *durationpb.Duration {
+	if x != nil {
+		return x.WaitedFor
+	}
+	return nil
 }
 
 type Resource struct {
@@ -2886,13 +2906,16 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\x04R\trequestId\x12\x14\n" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12\x1a\n" +
 	"\bresource\x18\x04 \x01(\fR\bresource\"\x10\n" +
-	"\x0eCancelResponse\"\x9a\x01\n" +
+	"\x0eCancelResponse\"\x8a\x02\n" +
 	"\x04Lock\x12\x1f\n" +
 	"\vsession_tag\x18\x01 \x01(\fR\n" +
 	"sessionTag\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\x125\n" +
 	"\rconverting_to\x18\x03 \x01(\x0e2\x10.bouncer.v1.ModeR\fconvertingTo\x12\x14\n" +
-	"\x05token\x18\x04 \x01(\x04R\x05token\"\xa3\x02\n" +
+	"\x05token\x18\x04 \x01(\x04R\x05token\x124\n" +
+	"\bheld_for\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aheldFor\x128\n" +
+	"\n" +
+	"waited_for\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\twaitedFor\"\xa3\x02\n" +
 	"\bResource\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1f\n" +
@@ -3119,65 +3142,67 @@ var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	11, // 15: bouncer.v1.PipeReply.lock:type_name -> bouncer.v1.LockResponse
 	0,  // 16: bouncer.v1.Lock.mode:type_name -> bouncer.v1.Mode
 	0,  // 17: bouncer.v1.Lock.converting_to:type_name -> bouncer.v1.Mode
-	46, // 18: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
-	18, // 19: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
-	18, // 20: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
-	18, // 21: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
-	19, // 22: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
-	19, // 23: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
-	19, // 24: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
-	29, // 25: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
-	30, // 26: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
-	31, // 27: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
-	28, // 28: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
-	1,  // 29: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
-	11, // 30: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
-	0,  // 31: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
-	34, // 32: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
-	44, // 33: bouncer.v1.PublicKeyResponse.keys:type_name -> bouncer.v1.SequencerKey
-	3,  // 34: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
-	5,  // 35: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
-	7,  // 36: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
-	9,  // 37: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
-	10, // 38: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
-	14, // 39: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
-	16, // 40: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
-	12, // 41: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
-	20, // 42: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
-	22, // 43: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
-	24, // 44: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
-	26, // 45: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
-	39, // 46: bouncer.v1.Locks.GetSequencer:input_type -> bouncer.v1.GetSequencerRequest
-	41, // 47: bouncer.v1.Locks.CheckSequencer:input_type -> bouncer.v1.CheckSequencerRequest
-	43, // 48: bouncer.v1.Locks.PublicKey:input_type -> bouncer.v1.PublicKeyRequest
-	32, // 49: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
-	35, // 50: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
-	36, // 51: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
-	37, // 52: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
-	4,  // 53: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
-	6,  // 54: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
-	8,  // 55: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
-	11, // 56: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
-	11, // 57: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
-	15, // 58: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
-	17, // 59: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
-	13, // 60: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
-	21, // 61: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
-	23, // 62: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
-	25, // 63: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
-	27, // 64: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
-	40, // 65: bouncer.v1.Locks.GetSequencer:output_type -> bouncer.v1.GetSequencerResponse
-	42, // 66: bouncer.v1.Locks.CheckSequencer:output_type -> bouncer.v1.CheckSequencerResponse
-	45, // 67: bouncer.v1.Locks.PublicKey:output_type -> bouncer.v1.PublicKeyResponse
-	33, // 68: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
-	38, // 69: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
-	38, // 70: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
-	38, // 71: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
-	53, // [53:72] is the sub-list for method output_type
-	34, // [34:53] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	46, // 18: bouncer.v1.Lock.held_for:type_name -> google.protobuf.Duration
+	46, // 19: bouncer.v1.Lock.waited_for:type_name -> google.protobuf.Duration
+	46, // 20: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
+	18, // 21: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
+	18, // 22: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
+	18, // 23: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
+	19, // 24: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
+	19, // 25: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
+	19, // 26: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
+	29, // 27: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
+	30, // 28: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
+	31, // 29: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
+	28, // 30: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
+	1,  // 31: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
+	11, // 32: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
+	0,  // 33: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
+	34, // 34: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
+	44, // 35: bouncer.v1.PublicKeyResponse.keys:type_name -> bouncer.v1.SequencerKey
+	3,  // 36: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
+	5,  // 37: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
+	7,  // 38: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
+	9,  // 39: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
+	10, // 40: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
+	14, // 41: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
+	16, // 42: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
+	12, // 43: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
+	20, // 44: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
+	22, // 45: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
+	24, // 46: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
+	26, // 47: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
+	39, // 48: bouncer.v1.Locks.GetSequencer:input_type -> bouncer.v1.GetSequencerRequest
+	41, // 49: bouncer.v1.Locks.CheckSequencer:input_type -> bouncer.v1.CheckSequencerRequest
+	43, // 50: bouncer.v1.Locks.PublicKey:input_type -> bouncer.v1.PublicKeyRequest
+	32, // 51: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
+	35, // 52: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
+	36, // 53: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
+	37, // 54: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
+	4,  // 55: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
+	6,  // 56: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
+	8,  // 57: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
+	11, // 58: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
+	11, // 59: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
+	15, // 60: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
+	17, // 61: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
+	13, // 62: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
+	21, // 63: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
+	23, // 64: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
+	25, // 65: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
+	27, // 66: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
+	40, // 67: bouncer.v1.Locks.GetSequencer:output_type -> bouncer.v1.GetSequencerResponse
+	42, // 68: bouncer.v1.Locks.CheckSequencer:output_type -> bouncer.v1.CheckSequencerResponse
+	45, // 69: bouncer.v1.Locks.PublicKey:output_type -> bouncer.v1.PublicKeyResponse
+	33, // 70: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
+	38, // 71: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
+	38, // 72: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
+	38, // 73: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
+	55, // [55:74] is the sub-list for method output_type
+	36, // [36:55] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_bouncerv1_bouncer_proto_init() }
