@@ -121,6 +121,18 @@ func TestCheckSequencerFollowsTheLock(t *testing.T) {
 		}
 	}
 	check(pr, true, "fresh")
+	granted := func(text string) spec.Time {
+		t.Helper()
+		b, err := sequencer.FromText(text)
+		require.NoError(t, err)
+		seq, err := sequencer.Decode(b)
+		require.NoError(t, err)
+		return seq.Granted
+	}
+	time.Sleep(5 * time.Millisecond)
+	again, err := l.Sequencer(ctx)
+	require.NoError(t, err)
+	require.Equal(t, granted(pr), granted(again), "the grant's instant, not the read's")
 	require.NoError(t, l.Convert(ctx, spec.EX))
 	check(pr, false, "converted up: a new token")
 	ex, err := l.Sequencer(ctx)
@@ -131,6 +143,8 @@ func TestCheckSequencerFollowsTheLock(t *testing.T) {
 	pw, err := l.Sequencer(ctx)
 	require.NoError(t, err)
 	check(pw, true, "the down-conversion's")
+	require.Greater(t, granted(ex), granted(pr), "an up-conversion is a new grant")
+	require.Equal(t, granted(ex), granted(pw), "a down-conversion keeps the grant")
 	require.NoError(t, l.Unlock(ctx))
 	check(pw, false, "released")
 }

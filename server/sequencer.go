@@ -38,9 +38,7 @@ func (s *Server) GetSequencer(ctx context.Context, req *pb.GetSequencerRequest) 
 	resource := string(req.Resource)
 	var lock spec.LockState
 	var held, queued bool
-	var now spec.Time
 	err = s.loop.Inspect(ctx, func(c *engine.Core) {
-		now = c.Now()
 		st, ok := c.Resource(resource)
 		if !ok {
 			return
@@ -66,24 +64,16 @@ func (s *Server) GetSequencer(ctx context.Context, req *pb.GetSequencerRequest) 
 		return nil, wire.StatusError(spec.Refuse(spec.NotHeld, detail))
 	}
 	b, err := sequencer.Sign(sequencer.Sequencer{Resource: resource, Mode: lock.Mode, Token: lock.Token,
-		SessionTag: s.tags.tag(id), Granted: grantInstant(lock, now)}, s.seqKey)
+		SessionTag: s.tags.tag(id), Granted: lock.GrantedAt}, s.seqKey)
 	if err != nil { // the bounds were checked above: a bug
 		return nil, wire.StatusError(spec.Refuse(spec.InvalidArgument, err.Error()))
 	}
 	return &pb.GetSequencerResponse{Sequencer: b}, nil
 }
 
-// grantInstant is the node's instant of l's grant, as a sequencer names
-// it. spec.LockState does not remember it yet, so until it does this is
-// the instant of the read, which comes no earlier than the grant.
-func grantInstant(l spec.LockState, now spec.Time) spec.Time {
-	_ = l
-	return now
-}
-
 // CheckSequencer answers whether a sequencer's lock is still held: a
-// granted lock on its resource with its token, in its mode, by its
-// session. Tokens are never issued twice, for any resource, so the token
+// granted lock on its resource with its token, in its mode, granted at its
+// instant, by its session. Tokens are never issued twice, for any resource, so the token
 // names one grant to one session; the tag is compared too when this node
 // signed the sequencer (another member's tags are keyed with its own key,
 // and its signature with a key this node does not know).
@@ -126,6 +116,9 @@ func (s *Server) CheckSequencer(ctx context.Context, req *pb.CheckSequencerReque
 	case lock.Mode != seq.Mode:
 		return &pb.CheckSequencerResponse{Detail: fmt.Sprintf("the lock on %s with token %d is held in %v now, not %v",
 			name, seq.Token, lock.Mode, seq.Mode)}, nil
+	case lock.GrantedAt != seq.Granted:
+		return &pb.CheckSequencerResponse{Detail: fmt.Sprintf("the lock on %s with token %d was granted at %v, not %v",
+			name, seq.Token, lock.GrantedAt, seq.Granted)}, nil
 	case mine && !bytes.Equal(tag, seq.SessionTag):
 		return &pb.CheckSequencerResponse{Detail: fmt.Sprintf("token %d on %s is held by another session than the sequencer's",
 			seq.Token, name)}, nil
