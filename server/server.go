@@ -102,6 +102,9 @@ func (o Options) withDefaults() Options {
 	if o.SequencerKey == nil {
 		_, o.SequencerKey, _ = ed25519.GenerateKey(rand.Reader) // crypto/rand never fails on supported platforms
 	}
+	if len(o.SequencerKey) != ed25519.PrivateKeySize {
+		panic("server: Options.SequencerKey is not an Ed25519 private key") // a caller's mistake, never input
+	}
 	if o.AuthToken != "" {
 		o.AuthTokens = append([]string{o.AuthToken}, o.AuthTokens...)
 	}
