@@ -235,6 +235,7 @@ var readWant = map[string]string{"jobs/": "nynnuu", "certs/": "nynyuu"}
 var sessionWant = map[string]string{"": "ynnyuu"}
 var adminWant = map[string]string{"": "nnynuu"}
 var openWant = map[string]string{"": "yyyyyy"}
+var someReadWant = map[string]string{"": "nynyuu"}
 
 func accessCases() []accessCase {
 	exists := func(e *accessEnv, target string) bool { return e.describe(target).Exists }
@@ -348,6 +349,18 @@ func accessCases() []accessCase {
 		}},
 		{rpc: "List", want: readWant, run: func(e *accessEnv, c *caller, target string) error {
 			_, err := c.locks.List(c.ctx, &pb.ListRequest{Prefix: []byte(target)})
+			return err
+		}},
+		{rpc: "GetSequencer", want: lockWant, run: func(e *accessEnv, c *caller, target string) error {
+			_, err := c.locks.GetSequencer(c.ctx, &pb.GetSequencerRequest{SessionId: e.sess(target), Resource: []byte(target)})
+			return err
+		}},
+		{rpc: "CheckSequencer", want: someReadWant, run: func(e *accessEnv, c *caller, _ string) error {
+			_, err := c.locks.CheckSequencer(c.ctx, &pb.CheckSequencerRequest{Sequencer: []byte("not a sequencer")})
+			return err
+		}},
+		{rpc: "PublicKey", want: someReadWant, run: func(e *accessEnv, c *caller, _ string) error {
+			_, err := c.locks.PublicKey(c.ctx, &pb.PublicKeyRequest{})
 			return err
 		}},
 		{rpc: "Watch", want: readWant, run: func(e *accessEnv, c *caller, target string) error {

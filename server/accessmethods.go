@@ -62,6 +62,11 @@ var methodRules = map[string]methodRule{
 	locksMethod("Describe"):     {RightRead, scopeResource},
 	locksMethod("List"):         {RightRead, scopeListed},
 	locksMethod("Watch"):        {RightRead, scopeResource},
+	// A sequencer is had by the lock's holder; checking one, or reading the
+	// key that verifies it, is a read by whoever protects a resource.
+	locksMethod("GetSequencer"):   {RightLock, scopeResource},
+	locksMethod("CheckSequencer"): {RightRead, scopeSome},
+	locksMethod("PublicKey"):      {RightRead, scopeSome},
 
 	clusterMethod("Status"):         {RightAdmin, scopeNode},
 	clusterMethod("AddMember"):      {RightAdmin, scopeNode},

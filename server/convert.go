@@ -1,8 +1,8 @@
 package server
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -46,15 +46,22 @@ func wireRefusal(err error) *spec.Result {
 }
 
 // tagger makes the tag by which a session appears to others (Describe,
-// Watch, List): the id itself is a capability, so the tag is an HMAC of it
-// under a key the node makes at start and never shows. An unkeyed hash
-// would let anyone who reads the tags test guessed ids offline. Tags are
-// stable for the life of the process, not across restarts.
+// Watch, List, sequencers): the id itself is a capability, so the tag is
+// an HMAC of it under a secret key of the node, never shown. An unkeyed
+// hash would let anyone who reads the tags test guessed ids offline. The
+// key is derived from the node's sequencer key, so tags are stable across
+// restarts (a sequencer names its holder by tag and must still check after
+// one); each member of a group has its own key, so its own tags.
 type tagger struct{ key [32]byte }
 
-func newTagger() *tagger {
+// newTagger derives the tag key from the sequencer key (a one-way
+// function of its secret seed, under a label of its own, so the tag key
+// tells nothing of the signing key).
+func newTagger(seqKey ed25519.PrivateKey) *tagger {
 	t := &tagger{}
-	_, _ = rand.Read(t.key[:]) // crypto/rand never fails on supported platforms
+	m := hmac.New(sha256.New, seqKey.Seed())
+	m.Write([]byte("bouncer session tags v1"))
+	copy(t.key[:], m.Sum(nil))
 	return t
 }
 

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"log/slog"
@@ -90,12 +91,24 @@ type Options struct {
 	// that the node tolerates; a client pinging more often is disconnected.
 	// Default 5s.
 	KeepAliveMinTime time.Duration
+
+	// SequencerKey signs the sequencers the node issues (GetSequencer) and
+	// keys its session tags, so that both outlive a restart; serve keeps
+	// it in the data directory. Nil: a key made at start and lost at stop
+	// (tests), with which no sequencer verifies after a restart.
+	SequencerKey ed25519.PrivateKey
 }
 
 // withDefaults fills in the zero fields.
 func (o Options) withDefaults() Options {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.SequencerKey == nil {
+		_, o.SequencerKey, _ = ed25519.GenerateKey(rand.Reader) // crypto/rand never fails on supported platforms
+	}
+	if len(o.SequencerKey) != ed25519.PrivateKeySize {
+		panic("server: Options.SequencerKey is not an Ed25519 private key") // a caller's mistake, never input
 	}
 	if o.AuthToken != "" {
 		o.AuthTokens = append([]string{o.AuthToken}, o.AuthTokens...)
@@ -142,6 +155,7 @@ type Server struct {
 	health  *health.Server
 	tags    *tagger
 	quotas  *quotas
+	seqKey  ed25519.PrivateKey // signs sequencers (sequencer.go)
 
 	refusals refusalLog
 	now      atomic.Int64 // the loop's clock at its latest turn
@@ -232,7 +246,8 @@ const applyLagMax = 1000
 
 func newServer(opts Options) *Server {
 	opts = opts.withDefaults()
-	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(), tags: newTagger(),
+	s := &Server{opts: opts, log: opts.Log, health: health.NewServer(), tags: newTagger(opts.SequencerKey),
+		seqKey:  opts.SequencerKey,
 		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{}),
 		quotas: newQuotas(&opts), refusals: refusalLog{last: map[string]time.Time{}, hush: map[string]int{}}}
 	s.metrics = newMetrics(opts.Registry)
@@ -390,7 +405,9 @@ func (s *Server) leaderStream(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 }
 
 func (s *Server) refuseFollower(method string) error {
-	if s.leading == nil || !strings.HasPrefix(method, "/"+pb.Locks_ServiceDesc.ServiceName+"/") {
+	if s.leading == nil || !strings.HasPrefix(method, "/"+pb.Locks_ServiceDesc.ServiceName+"/") ||
+		method == pb.Locks_PublicKey_FullMethodName { // every member shows its own key
+
 		return nil
 	}
 	if err := s.leading(); err != nil {

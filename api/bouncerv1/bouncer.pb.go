@@ -2536,6 +2536,330 @@ func (x *MembershipResponse) GetVoters() []uint64 {
 	return nil
 }
 
+type GetSequencerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Resource      []byte                 `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSequencerRequest) Reset() {
+	*x = GetSequencerRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSequencerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSequencerRequest) ProtoMessage() {}
+
+func (x *GetSequencerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSequencerRequest.ProtoReflect.Descriptor instead.
+func (*GetSequencerRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GetSequencerRequest) GetSessionId() []byte {
+	if x != nil {
+		return x.SessionId
+	}
+	return nil
+}
+
+func (x *GetSequencerRequest) GetResource() []byte {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+type GetSequencerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequencer     []byte                 `protobuf:"bytes,1,opt,name=sequencer,proto3" json:"sequencer,omitempty"` // the binary form (package sequencer)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSequencerResponse) Reset() {
+	*x = GetSequencerResponse{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSequencerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSequencerResponse) ProtoMessage() {}
+
+func (x *GetSequencerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSequencerResponse.ProtoReflect.Descriptor instead.
+func (*GetSequencerResponse) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GetSequencerResponse) GetSequencer() []byte {
+	if x != nil {
+		return x.Sequencer
+	}
+	return nil
+}
+
+type CheckSequencerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sequencer     []byte                 `protobuf:"bytes,1,opt,name=sequencer,proto3" json:"sequencer,omitempty"` // the binary form
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSequencerRequest) Reset() {
+	*x = CheckSequencerRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSequencerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSequencerRequest) ProtoMessage() {}
+
+func (x *CheckSequencerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSequencerRequest.ProtoReflect.Descriptor instead.
+func (*CheckSequencerRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CheckSequencerRequest) GetSequencer() []byte {
+	if x != nil {
+		return x.Sequencer
+	}
+	return nil
+}
+
+type CheckSequencerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Held          bool                   `protobuf:"varint,1,opt,name=held,proto3" json:"held,omitempty"`
+	Detail        string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"` // why not, when not held
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckSequencerResponse) Reset() {
+	*x = CheckSequencerResponse{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckSequencerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckSequencerResponse) ProtoMessage() {}
+
+func (x *CheckSequencerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckSequencerResponse.ProtoReflect.Descriptor instead.
+func (*CheckSequencerResponse) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *CheckSequencerResponse) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
+func (x *CheckSequencerResponse) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+type PublicKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublicKeyRequest) Reset() {
+	*x = PublicKeyRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublicKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublicKeyRequest) ProtoMessage() {}
+
+func (x *PublicKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublicKeyRequest.ProtoReflect.Descriptor instead.
+func (*PublicKeyRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{41}
+}
+
+type SequencerKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyId         []byte                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`             // 8 bytes: the start of SHA-256 of public_key
+	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // Ed25519, 32 bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SequencerKey) Reset() {
+	*x = SequencerKey{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SequencerKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SequencerKey) ProtoMessage() {}
+
+func (x *SequencerKey) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SequencerKey.ProtoReflect.Descriptor instead.
+func (*SequencerKey) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *SequencerKey) GetKeyId() []byte {
+	if x != nil {
+		return x.KeyId
+	}
+	return nil
+}
+
+func (x *SequencerKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+type PublicKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*SequencerKey        `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"` // the first signs new sequencers
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublicKeyResponse) Reset() {
+	*x = PublicKeyResponse{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublicKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublicKeyResponse) ProtoMessage() {}
+
+func (x *PublicKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublicKeyResponse.ProtoReflect.Descriptor instead.
+func (*PublicKeyResponse) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *PublicKeyResponse) GetKeys() []*SequencerKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 var File_bouncerv1_bouncer_proto protoreflect.FileDescriptor
 
 const file_bouncerv1_bouncer_proto_rawDesc = "" +
@@ -2727,7 +3051,25 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x15TransferLeaderRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\",\n" +
 	"\x12MembershipResponse\x12\x16\n" +
-	"\x06voters\x18\x01 \x03(\x04R\x06voters*j\n" +
+	"\x06voters\x18\x01 \x03(\x04R\x06voters\"P\n" +
+	"\x13GetSequencerRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\fR\bresource\"4\n" +
+	"\x14GetSequencerResponse\x12\x1c\n" +
+	"\tsequencer\x18\x01 \x01(\fR\tsequencer\"5\n" +
+	"\x15CheckSequencerRequest\x12\x1c\n" +
+	"\tsequencer\x18\x01 \x01(\fR\tsequencer\"D\n" +
+	"\x16CheckSequencerResponse\x12\x12\n" +
+	"\x04held\x18\x01 \x01(\bR\x04held\x12\x16\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\x12\n" +
+	"\x10PublicKeyRequest\"D\n" +
+	"\fSequencerKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\fR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"A\n" +
+	"\x11PublicKeyResponse\x12,\n" +
+	"\x04keys\x18\x01 \x03(\v2\x18.bouncer.v1.SequencerKeyR\x04keys*j\n" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aMODE_NL\x10\x01\x12\v\n" +
@@ -2749,7 +3091,7 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x15CODE_INVALID_ARGUMENT\x10\t\x12\x17\n" +
 	"\x13CODE_LIMIT_EXCEEDED\x10\n" +
 	"\x12\x14\n" +
-	"\x10CODE_UNAVAILABLE\x10\v2\xb7\x06\n" +
+	"\x10CODE_UNAVAILABLE\x10\v2\xad\b\n" +
 	"\x05Locks\x12N\n" +
 	"\vOpenSession\x12\x1e.bouncer.v1.OpenSessionRequest\x1a\x1f.bouncer.v1.OpenSessionResponse\x12L\n" +
 	"\tKeepAlive\x12\x1c.bouncer.v1.KeepAliveRequest\x1a\x1d.bouncer.v1.KeepAliveResponse(\x010\x01\x12Q\n" +
@@ -2762,7 +3104,10 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bDescribe\x12\x1b.bouncer.v1.DescribeRequest\x1a\x1c.bouncer.v1.DescribeResponse\x129\n" +
 	"\x04List\x12\x17.bouncer.v1.ListRequest\x1a\x18.bouncer.v1.ListResponse\x12>\n" +
 	"\x05Watch\x12\x18.bouncer.v1.WatchRequest\x1a\x19.bouncer.v1.WatchResponse0\x01\x128\n" +
-	"\x06Events\x12\x19.bouncer.v1.EventsRequest\x1a\x11.bouncer.v1.Event0\x012\xc1\x02\n" +
+	"\x06Events\x12\x19.bouncer.v1.EventsRequest\x1a\x11.bouncer.v1.Event0\x01\x12Q\n" +
+	"\fGetSequencer\x12\x1f.bouncer.v1.GetSequencerRequest\x1a .bouncer.v1.GetSequencerResponse\x12W\n" +
+	"\x0eCheckSequencer\x12!.bouncer.v1.CheckSequencerRequest\x1a\".bouncer.v1.CheckSequencerResponse\x12H\n" +
+	"\tPublicKey\x12\x1c.bouncer.v1.PublicKeyRequest\x1a\x1d.bouncer.v1.PublicKeyResponse2\xc1\x02\n" +
 	"\aCluster\x12E\n" +
 	"\x06Status\x12 .bouncer.v1.ClusterStatusRequest\x1a\x19.bouncer.v1.ClusterStatus\x12I\n" +
 	"\tAddMember\x12\x1c.bouncer.v1.AddMemberRequest\x1a\x1e.bouncer.v1.MembershipResponse\x12O\n" +
@@ -2782,59 +3127,66 @@ func file_bouncerv1_bouncer_proto_rawDescGZIP() []byte {
 }
 
 var file_bouncerv1_bouncer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_bouncerv1_bouncer_proto_goTypes = []any{
-	(Mode)(0),                     // 0: bouncer.v1.Mode
-	(Code)(0),                     // 1: bouncer.v1.Code
-	(*ErrorInfo)(nil),             // 2: bouncer.v1.ErrorInfo
-	(*OpenSessionRequest)(nil),    // 3: bouncer.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),   // 4: bouncer.v1.OpenSessionResponse
-	(*KeepAliveRequest)(nil),      // 5: bouncer.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 6: bouncer.v1.KeepAliveResponse
-	(*CloseSessionRequest)(nil),   // 7: bouncer.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 8: bouncer.v1.CloseSessionResponse
-	(*AcquireRequest)(nil),        // 9: bouncer.v1.AcquireRequest
-	(*ConvertRequest)(nil),        // 10: bouncer.v1.ConvertRequest
-	(*LockResponse)(nil),          // 11: bouncer.v1.LockResponse
-	(*PipeRequest)(nil),           // 12: bouncer.v1.PipeRequest
-	(*PipeReply)(nil),             // 13: bouncer.v1.PipeReply
-	(*ReleaseRequest)(nil),        // 14: bouncer.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),       // 15: bouncer.v1.ReleaseResponse
-	(*CancelRequest)(nil),         // 16: bouncer.v1.CancelRequest
-	(*CancelResponse)(nil),        // 17: bouncer.v1.CancelResponse
-	(*Lock)(nil),                  // 18: bouncer.v1.Lock
-	(*Resource)(nil),              // 19: bouncer.v1.Resource
-	(*DescribeRequest)(nil),       // 20: bouncer.v1.DescribeRequest
-	(*DescribeResponse)(nil),      // 21: bouncer.v1.DescribeResponse
-	(*ListRequest)(nil),           // 22: bouncer.v1.ListRequest
-	(*ListResponse)(nil),          // 23: bouncer.v1.ListResponse
-	(*WatchRequest)(nil),          // 24: bouncer.v1.WatchRequest
-	(*WatchResponse)(nil),         // 25: bouncer.v1.WatchResponse
-	(*EventsRequest)(nil),         // 26: bouncer.v1.EventsRequest
-	(*Event)(nil),                 // 27: bouncer.v1.Event
-	(*Subscribed)(nil),            // 28: bouncer.v1.Subscribed
-	(*Completed)(nil),             // 29: bouncer.v1.Completed
-	(*Blocking)(nil),              // 30: bouncer.v1.Blocking
-	(*Expired)(nil),               // 31: bouncer.v1.Expired
-	(*ClusterStatusRequest)(nil),  // 32: bouncer.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),         // 33: bouncer.v1.ClusterStatus
-	(*MemberStatus)(nil),          // 34: bouncer.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 35: bouncer.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 36: bouncer.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 37: bouncer.v1.TransferLeaderRequest
-	(*MembershipResponse)(nil),    // 38: bouncer.v1.MembershipResponse
-	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
+	(Mode)(0),                      // 0: bouncer.v1.Mode
+	(Code)(0),                      // 1: bouncer.v1.Code
+	(*ErrorInfo)(nil),              // 2: bouncer.v1.ErrorInfo
+	(*OpenSessionRequest)(nil),     // 3: bouncer.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),    // 4: bouncer.v1.OpenSessionResponse
+	(*KeepAliveRequest)(nil),       // 5: bouncer.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),      // 6: bouncer.v1.KeepAliveResponse
+	(*CloseSessionRequest)(nil),    // 7: bouncer.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),   // 8: bouncer.v1.CloseSessionResponse
+	(*AcquireRequest)(nil),         // 9: bouncer.v1.AcquireRequest
+	(*ConvertRequest)(nil),         // 10: bouncer.v1.ConvertRequest
+	(*LockResponse)(nil),           // 11: bouncer.v1.LockResponse
+	(*PipeRequest)(nil),            // 12: bouncer.v1.PipeRequest
+	(*PipeReply)(nil),              // 13: bouncer.v1.PipeReply
+	(*ReleaseRequest)(nil),         // 14: bouncer.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),        // 15: bouncer.v1.ReleaseResponse
+	(*CancelRequest)(nil),          // 16: bouncer.v1.CancelRequest
+	(*CancelResponse)(nil),         // 17: bouncer.v1.CancelResponse
+	(*Lock)(nil),                   // 18: bouncer.v1.Lock
+	(*Resource)(nil),               // 19: bouncer.v1.Resource
+	(*DescribeRequest)(nil),        // 20: bouncer.v1.DescribeRequest
+	(*DescribeResponse)(nil),       // 21: bouncer.v1.DescribeResponse
+	(*ListRequest)(nil),            // 22: bouncer.v1.ListRequest
+	(*ListResponse)(nil),           // 23: bouncer.v1.ListResponse
+	(*WatchRequest)(nil),           // 24: bouncer.v1.WatchRequest
+	(*WatchResponse)(nil),          // 25: bouncer.v1.WatchResponse
+	(*EventsRequest)(nil),          // 26: bouncer.v1.EventsRequest
+	(*Event)(nil),                  // 27: bouncer.v1.Event
+	(*Subscribed)(nil),             // 28: bouncer.v1.Subscribed
+	(*Completed)(nil),              // 29: bouncer.v1.Completed
+	(*Blocking)(nil),               // 30: bouncer.v1.Blocking
+	(*Expired)(nil),                // 31: bouncer.v1.Expired
+	(*ClusterStatusRequest)(nil),   // 32: bouncer.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),          // 33: bouncer.v1.ClusterStatus
+	(*MemberStatus)(nil),           // 34: bouncer.v1.MemberStatus
+	(*AddMemberRequest)(nil),       // 35: bouncer.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),    // 36: bouncer.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil),  // 37: bouncer.v1.TransferLeaderRequest
+	(*MembershipResponse)(nil),     // 38: bouncer.v1.MembershipResponse
+	(*GetSequencerRequest)(nil),    // 39: bouncer.v1.GetSequencerRequest
+	(*GetSequencerResponse)(nil),   // 40: bouncer.v1.GetSequencerResponse
+	(*CheckSequencerRequest)(nil),  // 41: bouncer.v1.CheckSequencerRequest
+	(*CheckSequencerResponse)(nil), // 42: bouncer.v1.CheckSequencerResponse
+	(*PublicKeyRequest)(nil),       // 43: bouncer.v1.PublicKeyRequest
+	(*SequencerKey)(nil),           // 44: bouncer.v1.SequencerKey
+	(*PublicKeyResponse)(nil),      // 45: bouncer.v1.PublicKeyResponse
+	(*durationpb.Duration)(nil),    // 46: google.protobuf.Duration
 }
 var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	1,  // 0: bouncer.v1.ErrorInfo.code:type_name -> bouncer.v1.Code
-	39, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
-	39, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
+	46, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
+	46, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
 	1,  // 3: bouncer.v1.KeepAliveResponse.code:type_name -> bouncer.v1.Code
 	0,  // 4: bouncer.v1.AcquireRequest.mode:type_name -> bouncer.v1.Mode
-	39, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
-	39, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
+	46, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	46, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
 	0,  // 7: bouncer.v1.ConvertRequest.mode:type_name -> bouncer.v1.Mode
-	39, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
+	46, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
 	0,  // 9: bouncer.v1.LockResponse.mode:type_name -> bouncer.v1.Mode
 	9,  // 10: bouncer.v1.PipeRequest.acquire:type_name -> bouncer.v1.AcquireRequest
 	10, // 11: bouncer.v1.PipeRequest.convert:type_name -> bouncer.v1.ConvertRequest
@@ -2844,9 +3196,9 @@ var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	11, // 15: bouncer.v1.PipeReply.lock:type_name -> bouncer.v1.LockResponse
 	0,  // 16: bouncer.v1.Lock.mode:type_name -> bouncer.v1.Mode
 	0,  // 17: bouncer.v1.Lock.converting_to:type_name -> bouncer.v1.Mode
-	39, // 18: bouncer.v1.Lock.held_for:type_name -> google.protobuf.Duration
-	39, // 19: bouncer.v1.Lock.waited_for:type_name -> google.protobuf.Duration
-	39, // 20: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
+	46, // 18: bouncer.v1.Lock.held_for:type_name -> google.protobuf.Duration
+	46, // 19: bouncer.v1.Lock.waited_for:type_name -> google.protobuf.Duration
+	46, // 20: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
 	18, // 21: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
 	18, // 22: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
 	18, // 23: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
@@ -2861,43 +3213,50 @@ var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	11, // 32: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
 	0,  // 33: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
 	34, // 34: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
-	3,  // 35: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
-	5,  // 36: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
-	7,  // 37: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
-	9,  // 38: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
-	10, // 39: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
-	14, // 40: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
-	16, // 41: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
-	12, // 42: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
-	20, // 43: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
-	22, // 44: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
-	24, // 45: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
-	26, // 46: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
-	32, // 47: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
-	35, // 48: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
-	36, // 49: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
-	37, // 50: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
-	4,  // 51: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
-	6,  // 52: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
-	8,  // 53: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
-	11, // 54: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
-	11, // 55: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
-	15, // 56: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
-	17, // 57: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
-	13, // 58: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
-	21, // 59: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
-	23, // 60: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
-	25, // 61: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
-	27, // 62: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
-	33, // 63: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
-	38, // 64: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
-	38, // 65: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
-	38, // 66: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
-	51, // [51:67] is the sub-list for method output_type
-	35, // [35:51] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	44, // 35: bouncer.v1.PublicKeyResponse.keys:type_name -> bouncer.v1.SequencerKey
+	3,  // 36: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
+	5,  // 37: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
+	7,  // 38: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
+	9,  // 39: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
+	10, // 40: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
+	14, // 41: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
+	16, // 42: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
+	12, // 43: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
+	20, // 44: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
+	22, // 45: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
+	24, // 46: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
+	26, // 47: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
+	39, // 48: bouncer.v1.Locks.GetSequencer:input_type -> bouncer.v1.GetSequencerRequest
+	41, // 49: bouncer.v1.Locks.CheckSequencer:input_type -> bouncer.v1.CheckSequencerRequest
+	43, // 50: bouncer.v1.Locks.PublicKey:input_type -> bouncer.v1.PublicKeyRequest
+	32, // 51: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
+	35, // 52: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
+	36, // 53: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
+	37, // 54: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
+	4,  // 55: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
+	6,  // 56: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
+	8,  // 57: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
+	11, // 58: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
+	11, // 59: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
+	15, // 60: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
+	17, // 61: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
+	13, // 62: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
+	21, // 63: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
+	23, // 64: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
+	25, // 65: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
+	27, // 66: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
+	40, // 67: bouncer.v1.Locks.GetSequencer:output_type -> bouncer.v1.GetSequencerResponse
+	42, // 68: bouncer.v1.Locks.CheckSequencer:output_type -> bouncer.v1.CheckSequencerResponse
+	45, // 69: bouncer.v1.Locks.PublicKey:output_type -> bouncer.v1.PublicKeyResponse
+	33, // 70: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
+	38, // 71: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
+	38, // 72: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
+	38, // 73: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
+	55, // [55:74] is the sub-list for method output_type
+	36, // [36:55] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_bouncerv1_bouncer_proto_init() }
@@ -2923,7 +3282,7 @@ func file_bouncerv1_bouncer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bouncerv1_bouncer_proto_rawDesc), len(file_bouncerv1_bouncer_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

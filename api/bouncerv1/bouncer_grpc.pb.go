@@ -26,18 +26,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Locks_OpenSession_FullMethodName  = "/bouncer.v1.Locks/OpenSession"
-	Locks_KeepAlive_FullMethodName    = "/bouncer.v1.Locks/KeepAlive"
-	Locks_CloseSession_FullMethodName = "/bouncer.v1.Locks/CloseSession"
-	Locks_Acquire_FullMethodName      = "/bouncer.v1.Locks/Acquire"
-	Locks_Convert_FullMethodName      = "/bouncer.v1.Locks/Convert"
-	Locks_Release_FullMethodName      = "/bouncer.v1.Locks/Release"
-	Locks_Cancel_FullMethodName       = "/bouncer.v1.Locks/Cancel"
-	Locks_Pipe_FullMethodName         = "/bouncer.v1.Locks/Pipe"
-	Locks_Describe_FullMethodName     = "/bouncer.v1.Locks/Describe"
-	Locks_List_FullMethodName         = "/bouncer.v1.Locks/List"
-	Locks_Watch_FullMethodName        = "/bouncer.v1.Locks/Watch"
-	Locks_Events_FullMethodName       = "/bouncer.v1.Locks/Events"
+	Locks_OpenSession_FullMethodName    = "/bouncer.v1.Locks/OpenSession"
+	Locks_KeepAlive_FullMethodName      = "/bouncer.v1.Locks/KeepAlive"
+	Locks_CloseSession_FullMethodName   = "/bouncer.v1.Locks/CloseSession"
+	Locks_Acquire_FullMethodName        = "/bouncer.v1.Locks/Acquire"
+	Locks_Convert_FullMethodName        = "/bouncer.v1.Locks/Convert"
+	Locks_Release_FullMethodName        = "/bouncer.v1.Locks/Release"
+	Locks_Cancel_FullMethodName         = "/bouncer.v1.Locks/Cancel"
+	Locks_Pipe_FullMethodName           = "/bouncer.v1.Locks/Pipe"
+	Locks_Describe_FullMethodName       = "/bouncer.v1.Locks/Describe"
+	Locks_List_FullMethodName           = "/bouncer.v1.Locks/List"
+	Locks_Watch_FullMethodName          = "/bouncer.v1.Locks/Watch"
+	Locks_Events_FullMethodName         = "/bouncer.v1.Locks/Events"
+	Locks_GetSequencer_FullMethodName   = "/bouncer.v1.Locks/GetSequencer"
+	Locks_CheckSequencer_FullMethodName = "/bouncer.v1.Locks/CheckSequencer"
+	Locks_PublicKey_FullMethodName      = "/bouncer.v1.Locks/PublicKey"
 )
 
 // LocksClient is the client API for Locks service.
@@ -91,6 +94,20 @@ type LocksClient interface {
 	// RESOURCE_EXHAUSTED and should reconnect (and retry the requests whose
 	// outcomes it lacks).
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// GetSequencer returns the sequencer of the session's granted lock on a
+	// resource: its proof of possession, signed by this node (see package
+	// sequencer for the encoding). A lock only queued, or none, is NOT_HELD
+	// (FAILED_PRECONDITION). It reads durable state and changes nothing.
+	GetSequencer(ctx context.Context, in *GetSequencerRequest, opts ...grpc.CallOption) (*GetSequencerResponse, error)
+	// CheckSequencer answers whether a sequencer's lock is still held: the
+	// resource has a granted lock with its token, in its mode, by its
+	// session, as of durable state (on a group, through the leader's
+	// ReadIndex). A malformed sequencer is INVALID_ARGUMENT; one signed by
+	// this node must carry a good signature.
+	CheckSequencer(ctx context.Context, in *CheckSequencerRequest, opts ...grpc.CallOption) (*CheckSequencerResponse, error)
+	// PublicKey returns the keys this node signs sequencers with. Every
+	// member of a group answers it, leader or not, each with its own key.
+	PublicKey(ctx context.Context, in *PublicKeyRequest, opts ...grpc.CallOption) (*PublicKeyResponse, error)
 }
 
 type locksClient struct {
@@ -245,6 +262,36 @@ func (c *locksClient) Events(ctx context.Context, in *EventsRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Locks_EventsClient = grpc.ServerStreamingClient[Event]
 
+func (c *locksClient) GetSequencer(ctx context.Context, in *GetSequencerRequest, opts ...grpc.CallOption) (*GetSequencerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSequencerResponse)
+	err := c.cc.Invoke(ctx, Locks_GetSequencer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *locksClient) CheckSequencer(ctx context.Context, in *CheckSequencerRequest, opts ...grpc.CallOption) (*CheckSequencerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckSequencerResponse)
+	err := c.cc.Invoke(ctx, Locks_CheckSequencer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *locksClient) PublicKey(ctx context.Context, in *PublicKeyRequest, opts ...grpc.CallOption) (*PublicKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PublicKeyResponse)
+	err := c.cc.Invoke(ctx, Locks_PublicKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LocksServer is the server API for Locks service.
 // All implementations must embed UnimplementedLocksServer
 // for forward compatibility.
@@ -296,6 +343,20 @@ type LocksServer interface {
 	// RESOURCE_EXHAUSTED and should reconnect (and retry the requests whose
 	// outcomes it lacks).
 	Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error
+	// GetSequencer returns the sequencer of the session's granted lock on a
+	// resource: its proof of possession, signed by this node (see package
+	// sequencer for the encoding). A lock only queued, or none, is NOT_HELD
+	// (FAILED_PRECONDITION). It reads durable state and changes nothing.
+	GetSequencer(context.Context, *GetSequencerRequest) (*GetSequencerResponse, error)
+	// CheckSequencer answers whether a sequencer's lock is still held: the
+	// resource has a granted lock with its token, in its mode, by its
+	// session, as of durable state (on a group, through the leader's
+	// ReadIndex). A malformed sequencer is INVALID_ARGUMENT; one signed by
+	// this node must carry a good signature.
+	CheckSequencer(context.Context, *CheckSequencerRequest) (*CheckSequencerResponse, error)
+	// PublicKey returns the keys this node signs sequencers with. Every
+	// member of a group answers it, leader or not, each with its own key.
+	PublicKey(context.Context, *PublicKeyRequest) (*PublicKeyResponse, error)
 	mustEmbedUnimplementedLocksServer()
 }
 
@@ -341,6 +402,15 @@ func (UnimplementedLocksServer) Watch(*WatchRequest, grpc.ServerStreamingServer[
 }
 func (UnimplementedLocksServer) Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Errorf(codes.Unimplemented, "method Events not implemented")
+}
+func (UnimplementedLocksServer) GetSequencer(context.Context, *GetSequencerRequest) (*GetSequencerResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetSequencer not implemented")
+}
+func (UnimplementedLocksServer) CheckSequencer(context.Context, *CheckSequencerRequest) (*CheckSequencerResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CheckSequencer not implemented")
+}
+func (UnimplementedLocksServer) PublicKey(context.Context, *PublicKeyRequest) (*PublicKeyResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PublicKey not implemented")
 }
 func (UnimplementedLocksServer) mustEmbedUnimplementedLocksServer() {}
 func (UnimplementedLocksServer) testEmbeddedByValue()               {}
@@ -543,6 +613,60 @@ func _Locks_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Locks_EventsServer = grpc.ServerStreamingServer[Event]
 
+func _Locks_GetSequencer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSequencerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LocksServer).GetSequencer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Locks_GetSequencer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LocksServer).GetSequencer(ctx, req.(*GetSequencerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Locks_CheckSequencer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckSequencerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LocksServer).CheckSequencer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Locks_CheckSequencer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LocksServer).CheckSequencer(ctx, req.(*CheckSequencerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Locks_PublicKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PublicKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LocksServer).PublicKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Locks_PublicKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LocksServer).PublicKey(ctx, req.(*PublicKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Locks_ServiceDesc is the grpc.ServiceDesc for Locks service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -581,6 +705,18 @@ var Locks_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "List",
 			Handler:    _Locks_List_Handler,
+		},
+		{
+			MethodName: "GetSequencer",
+			Handler:    _Locks_GetSequencer_Handler,
+		},
+		{
+			MethodName: "CheckSequencer",
+			Handler:    _Locks_CheckSequencer_Handler,
+		},
+		{
+			MethodName: "PublicKey",
+			Handler:    _Locks_PublicKey_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -33,8 +33,11 @@ func newLockCmd() *cobra.Command {
 		Short: "Run a command while holding a lock",
 		Long: `Run CMD while holding the lock NAME, like flock(1) across machines.
 
-CMD gets BOUNCER_RESOURCE, BOUNCER_MODE and BOUNCER_TOKEN (the fencing
-token: pass it to anything that can reject stale writers) in its
+CMD gets BOUNCER_RESOURCE, BOUNCER_MODE, BOUNCER_TOKEN (the fencing
+token: pass it to anything that can reject stale writers) and
+BOUNCER_SEQUENCER (the lock's sequencer: the node's signed proof that this
+lock is held in this mode under this token, for services that verify it
+against the node's public key, e.g. in a Bouncer-Sequencer header) in its
 environment. The lock is released when CMD exits, and lock exits with CMD's
 status (128+N if a signal N ended it).
 
@@ -101,7 +104,7 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 	if err != nil {
 		return err
 	}
-	status, err := runUnder(l, name, argv)
+	status, err := runUnder(l, name, sequencerOf(ctx, l, f), argv)
 	if err != nil {
 		return err
 	}
@@ -145,13 +148,27 @@ func lockError(err error) error {
 	return nodeError(err)
 }
 
+// sequencerOf asks the node for l's sequencer. Without one (a node that
+// does not issue them) CMD runs anyway, told so on stderr, with an empty
+// BOUNCER_SEQUENCER: a service that needs one refuses CMD's writes.
+func sequencerOf(ctx context.Context, l *client.Lock, f lockFlags) string {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	seq, err := l.Sequencer(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bouncer: no sequencer for %s, BOUNCER_SEQUENCER is not set: %v\n", spec.QuoteName(l.Resource()), err)
+	}
+	return seq
+}
+
 // runUnder runs argv while l is held and returns its exit status. If the
 // lease is lost first, argv gets SIGTERM and the status is exitLeaseLost.
-func runUnder(l *client.Lock, name string, argv []string) (int, error) {
+func runUnder(l *client.Lock, name, seq string, argv []string) (int, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), "BOUNCER_RESOURCE="+name, "BOUNCER_MODE="+l.Mode().String(),
-		"BOUNCER_TOKEN="+strconv.FormatUint(uint64(l.Token()), 10))
+		"BOUNCER_TOKEN="+strconv.FormatUint(uint64(l.Token()), 10),
+		"BOUNCER_SEQUENCER="+seq) // empty if none, never an outer lock's
 	if err := cmd.Start(); err != nil {
 		return 0, usageError("run %s: %v", argv[0], err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/engine"
+	"github.com/bouncer-dlm/bouncer/sequencer"
 	"github.com/bouncer-dlm/bouncer/server"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -41,6 +43,7 @@ type serveFlags struct {
 	pprof                         bool
 	memoryLimit                   string // the soft memory limit (memlimit.go)
 	memoryLimitGiven              bool   // --memory-limit was given (else GOMEMLIMIT, if set, wins)
+	printPublicKey                bool   // print the sequencer key's public half and exit
 }
 
 func newServeCmd() *cobra.Command {
@@ -62,7 +65,14 @@ running group through any member's client address:
 
   bouncer serve --id 1 --peers 1=h1:7411,2=h2:7411,3=h3:7411 \
       --clients 1=h1:7400,2=h2:7400,3=h3:7400 --listen h1:7400 --data /var/lib/bouncer
-  bouncer serve --id 4 --join h1:7400 --listen h4:7400 --peer-listen h4:7411`,
+  bouncer serve --id 4 --join h1:7400 --listen h4:7400 --peer-listen h4:7411
+
+The node signs sequencers (a lock's proof of possession: see bouncer lock)
+with an Ed25519 key kept in --data as sequencer-key.pem, made on first
+start, mode 0600; a key file that others may read, or that is not such a
+key, stops the start with the reason. --print-public-key prints the public
+key for the services that verify sequencers (ed25519:BASE64URL). Each
+member of a group has its own key: give such a service every member's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.memoryLimitGiven = cmd.Flags().Changed("memory-limit")
@@ -90,6 +100,7 @@ running group through any member's client address:
 	fl.DurationVar(&q.IdleTimeout, "idle-timeout", 0, "close a connection with no stream for this long (0: 5m)")
 	fl.BoolVar(&f.pprof, "pprof", false, "also serve Go's profiles (/debug/pprof/) on the metrics endpoint")
 	fl.StringVar(&f.memoryLimit, "memory-limit", defaultMemoryLimit, "soft limit on the node's Go memory: the collector works harder near it; raised while the live heap needs more (never below 1.5x it); off: none (default GOMEMLIMIT when set)")
+	fl.BoolVar(&f.printPublicKey, "print-public-key", false, "print the public key this node signs sequencers with (making the key in --data if it has none) and exit; its key id goes to stderr")
 	f.member.register(fl)
 	return cmd
 }
@@ -98,6 +109,19 @@ func serve(ctx context.Context, f serveFlags) error {
 	log, err := newLogger(f.logLevel)
 	if err != nil {
 		return err
+	}
+	key, keyPath, created, err := loadSequencerKey(f.data)
+	if err != nil {
+		return err
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	if f.printPublicKey {
+		fmt.Println(sequencer.FormatPublicKey(pub))
+		fmt.Fprintf(os.Stderr, "key id %s, from %s\n", sequencer.IDOf(pub), keyPath)
+		return nil
+	}
+	if created {
+		log.Info("made a sequencer key", "file", keyPath, "key_id", sequencer.IDOf(pub).String())
 	}
 	limit, err := memoryLimit(f.memoryLimit, f.memoryLimitGiven)
 	if err != nil {
@@ -127,7 +151,7 @@ func serve(ctx context.Context, f serveFlags) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := f.quota
 	opts.Limits, opts.Log, opts.AuthTokens, opts.Registry, opts.DefaultTTL = lim, log, tokens, reg, f.defaultTTL
-	opts.Access = access
+	opts.Access, opts.SequencerKey = access, key
 	var srv *server.Server
 	stopMember := func() {}
 	if f.member.enabled() {
@@ -161,7 +185,8 @@ func serve(ctx context.Context, f serveFlags) error {
 		defer stopReload()
 	}
 	log.Info("serving", "listen", lis.Addr().String(), "data", f.data, "metrics", f.metrics,
-		"tls", creds != nil, "auth_tokens", len(tokens), "access_identities", access.Identities(), "member", f.member.id)
+		"tls", creds != nil, "auth_tokens", len(tokens), "access_identities", access.Identities(), "member", f.member.id,
+		"sequencer_key", sequencer.IDOf(pub).String())
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

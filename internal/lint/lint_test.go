@@ -76,20 +76,22 @@ var bannedTimeCalls = []string{"Now", "Since", "Until", "Sleep", "After", "After
 // import: imports point down, never back up.
 var allowedImports = map[string][]string{
 	"spec":            {},
+	"sequencer":       {"spec"},                       // for downstream services: no client, no server
 	"engine":          {"spec", "internal"},           // internal/bugzoo, in the bugzoo build
 	"replica":         {"engine", "spec", "internal"}, // and the raft module, which is external
 	"cluster":         {"engine", "replica", "spec"},  // a member's loop: goroutines and clocks, no grpc
 	"peer":            {},                             // the raft transport: raftpb and gRPC only
 	"api":             {},
 	"wire":            {"spec", "api"}, // the one mapping between spec and api
-	"client":          {"spec", "api", "wire", "internal"},
+	"client":          {"spec", "api", "wire", "internal", "sequencer"},
 	"linearizability": {"spec"},
 	"sim":             {"engine", "replica", "client", "spec", "linearizability"},
-	"server":          {"engine", "replica", "cluster", "api", "spec", "wire"},
+	"server":          {"engine", "replica", "cluster", "api", "spec", "wire", "sequencer"},
 	"bench":           {"spec", "engine", "api", "wire", "client", "server", "linearizability"},
-	"cmd":             {"spec", "engine", "replica", "cluster", "peer", "api", "wire", "client", "server", "sim", "linearizability", "bench"},
+	"cmd":             {"spec", "sequencer", "engine", "replica", "cluster", "peer", "api", "wire", "client", "server", "sim", "linearizability", "bench"},
 	"internal":        {},
 	"tla":             {},
+	"examples":        {"sequencer", "spec"}, // downstream services: what they would import
 }
 
 // TestPure holds every package in pure to its rule set.
