@@ -168,6 +168,60 @@ func (Code) EnumDescriptor() ([]byte, []int) {
 	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{1}
 }
 
+// WaitReason says why a waiter waits for a session.
+type WaitReason int32
+
+const (
+	WaitReason_WAIT_REASON_UNSPECIFIED WaitReason = 0
+	// The session holds a mode that conflicts with the waiter's, or with a
+	// request queued ahead of the waiter, which must be granted first.
+	WaitReason_WAIT_REASON_HOLDER WaitReason = 1
+	// The session has a request queued ahead of the waiter whose mode
+	// conflicts with the waiter's (or with one queued between the two).
+	WaitReason_WAIT_REASON_AHEAD WaitReason = 2
+)
+
+// Enum value maps for WaitReason.
+var (
+	WaitReason_name = map[int32]string{
+		0: "WAIT_REASON_UNSPECIFIED",
+		1: "WAIT_REASON_HOLDER",
+		2: "WAIT_REASON_AHEAD",
+	}
+	WaitReason_value = map[string]int32{
+		"WAIT_REASON_UNSPECIFIED": 0,
+		"WAIT_REASON_HOLDER":      1,
+		"WAIT_REASON_AHEAD":       2,
+	}
+)
+
+func (x WaitReason) Enum() *WaitReason {
+	p := new(WaitReason)
+	*p = x
+	return p
+}
+
+func (x WaitReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WaitReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_bouncerv1_bouncer_proto_enumTypes[2].Descriptor()
+}
+
+func (WaitReason) Type() protoreflect.EnumType {
+	return &file_bouncerv1_bouncer_proto_enumTypes[2]
+}
+
+func (x WaitReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WaitReason.Descriptor instead.
+func (WaitReason) EnumDescriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{2}
+}
+
 // ErrorInfo rides in the details of every non-OK status.
 type ErrorInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2062,6 +2116,362 @@ func (*Expired) Descriptor() ([]byte, []int) {
 	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{29}
 }
 
+type WaitGraphRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         uint32                 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"` // waiters at most 1000 (the node's ListLimitMax); 0 means 100
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitGraphRequest) Reset() {
+	*x = WaitGraphRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitGraphRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitGraphRequest) ProtoMessage() {}
+
+func (x *WaitGraphRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitGraphRequest.ProtoReflect.Descriptor instead.
+func (*WaitGraphRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WaitGraphRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// Waiter is a queued request: an acquire on a resource's wait queue, or a
+// conversion of a held lock on its conversion queue.
+type Waiter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionTag    []byte                 `protobuf:"bytes,1,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`
+	Resource      []byte                 `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	Mode          Mode                   `protobuf:"varint,3,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"` // the mode it waits for
+	Conversion    bool                   `protobuf:"varint,4,opt,name=conversion,proto3" json:"conversion,omitempty"`          // a conversion; held is the mode it holds meanwhile
+	Held          Mode                   `protobuf:"varint,5,opt,name=held,proto3,enum=bouncer.v1.Mode" json:"held,omitempty"`
+	Waited        *durationpb.Duration   `protobuf:"bytes,6,opt,name=waited,proto3" json:"waited,omitempty"` // since it was queued; unset if the node cannot tell
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Waiter) Reset() {
+	*x = Waiter{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Waiter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Waiter) ProtoMessage() {}
+
+func (x *Waiter) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Waiter.ProtoReflect.Descriptor instead.
+func (*Waiter) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Waiter) GetSessionTag() []byte {
+	if x != nil {
+		return x.SessionTag
+	}
+	return nil
+}
+
+func (x *Waiter) GetResource() []byte {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *Waiter) GetMode() Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+func (x *Waiter) GetConversion() bool {
+	if x != nil {
+		return x.Conversion
+	}
+	return false
+}
+
+func (x *Waiter) GetHeld() Mode {
+	if x != nil {
+		return x.Held
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+func (x *Waiter) GetWaited() *durationpb.Duration {
+	if x != nil {
+		return x.Waited
+	}
+	return nil
+}
+
+// WaitEdge: the waiter's request on resource cannot be granted until the
+// blocker acts (releases, converts down, cancels, or is granted and
+// releases).
+type WaitEdge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WaiterTag     []byte                 `protobuf:"bytes,1,opt,name=waiter_tag,json=waiterTag,proto3" json:"waiter_tag,omitempty"`
+	BlockerTag    []byte                 `protobuf:"bytes,2,opt,name=blocker_tag,json=blockerTag,proto3" json:"blocker_tag,omitempty"`
+	Resource      []byte                 `protobuf:"bytes,3,opt,name=resource,proto3" json:"resource,omitempty"`
+	Reason        WaitReason             `protobuf:"varint,4,opt,name=reason,proto3,enum=bouncer.v1.WaitReason" json:"reason,omitempty"`
+	Wanted        Mode                   `protobuf:"varint,5,opt,name=wanted,proto3,enum=bouncer.v1.Mode" json:"wanted,omitempty"`     // the mode the waiter wants
+	Blocking      Mode                   `protobuf:"varint,6,opt,name=blocking,proto3,enum=bouncer.v1.Mode" json:"blocking,omitempty"` // HOLDER: the blocker's granted mode; AHEAD: the mode it waits for
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitEdge) Reset() {
+	*x = WaitEdge{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitEdge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitEdge) ProtoMessage() {}
+
+func (x *WaitEdge) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitEdge.ProtoReflect.Descriptor instead.
+func (*WaitEdge) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *WaitEdge) GetWaiterTag() []byte {
+	if x != nil {
+		return x.WaiterTag
+	}
+	return nil
+}
+
+func (x *WaitEdge) GetBlockerTag() []byte {
+	if x != nil {
+		return x.BlockerTag
+	}
+	return nil
+}
+
+func (x *WaitEdge) GetResource() []byte {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *WaitEdge) GetReason() WaitReason {
+	if x != nil {
+		return x.Reason
+	}
+	return WaitReason_WAIT_REASON_UNSPECIFIED
+}
+
+func (x *WaitEdge) GetWanted() Mode {
+	if x != nil {
+		return x.Wanted
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+func (x *WaitEdge) GetBlocking() Mode {
+	if x != nil {
+		return x.Blocking
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+// Holding is a granted lock that some edge names.
+type Holding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionTag    []byte                 `protobuf:"bytes,1,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`
+	Resource      []byte                 `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	Mode          Mode                   `protobuf:"varint,3,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`
+	Token         uint64                 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Holding) Reset() {
+	*x = Holding{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Holding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Holding) ProtoMessage() {}
+
+func (x *Holding) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Holding.ProtoReflect.Descriptor instead.
+func (*Holding) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Holding) GetSessionTag() []byte {
+	if x != nil {
+		return x.SessionTag
+	}
+	return nil
+}
+
+func (x *Holding) GetResource() []byte {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *Holding) GetMode() Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+func (x *Holding) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+type WaitGraphResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Waiters []*Waiter              `protobuf:"bytes,1,rep,name=waiters,proto3" json:"waiters,omitempty"` // by resource name, then in serving order
+	Edges   []*WaitEdge            `protobuf:"bytes,2,rep,name=edges,proto3" json:"edges,omitempty"`     // the edges out of the waiters listed
+	Holders []*Holding             `protobuf:"bytes,3,rep,name=holders,proto3" json:"holders,omitempty"` // the holders the edges name
+	// truncated: more requests are queued than limit; the waiters listed are
+	// those of the first resources by name.
+	Truncated     bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitGraphResponse) Reset() {
+	*x = WaitGraphResponse{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitGraphResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitGraphResponse) ProtoMessage() {}
+
+func (x *WaitGraphResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitGraphResponse.ProtoReflect.Descriptor instead.
+func (*WaitGraphResponse) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *WaitGraphResponse) GetWaiters() []*Waiter {
+	if x != nil {
+		return x.Waiters
+	}
+	return nil
+}
+
+func (x *WaitGraphResponse) GetEdges() []*WaitEdge {
+	if x != nil {
+		return x.Edges
+	}
+	return nil
+}
+
+func (x *WaitGraphResponse) GetHolders() []*Holding {
+	if x != nil {
+		return x.Holders
+	}
+	return nil
+}
+
+func (x *WaitGraphResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2070,7 +2480,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2492,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2505,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{30}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{35}
 }
 
 type ClusterStatus struct {
@@ -2114,7 +2524,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2536,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2549,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{31}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterStatus) GetId() uint64 {
@@ -2213,7 +2623,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2635,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2648,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{32}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *MemberStatus) GetId() uint64 {
@@ -2287,7 +2697,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2709,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2722,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{33}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AddMemberRequest) GetId() uint64 {
@@ -2345,7 +2755,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +2767,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +2780,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{34}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RemoveMemberRequest) GetId() uint64 {
@@ -2389,7 +2799,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2811,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2824,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{35}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TransferLeaderRequest) GetId() uint64 {
@@ -2433,7 +2843,7 @@ type MembershipResponse struct {
 
 func (x *MembershipResponse) Reset() {
 	*x = MembershipResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2855,7 @@ func (x *MembershipResponse) String() string {
 func (*MembershipResponse) ProtoMessage() {}
 
 func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2868,7 @@ func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipResponse.ProtoReflect.Descriptor instead.
 func (*MembershipResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{36}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *MembershipResponse) GetVoters() []uint64 {
@@ -2621,7 +3031,39 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bBlocking\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\fR\bresource\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\"\t\n" +
-	"\aExpired\"\x16\n" +
+	"\aExpired\"(\n" +
+	"\x10WaitGraphRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"\xe4\x01\n" +
+	"\x06Waiter\x12\x1f\n" +
+	"\vsession_tag\x18\x01 \x01(\fR\n" +
+	"sessionTag\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\fR\bresource\x12$\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\x12\x1e\n" +
+	"\n" +
+	"conversion\x18\x04 \x01(\bR\n" +
+	"conversion\x12$\n" +
+	"\x04held\x18\x05 \x01(\x0e2\x10.bouncer.v1.ModeR\x04held\x121\n" +
+	"\x06waited\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x06waited\"\xee\x01\n" +
+	"\bWaitEdge\x12\x1d\n" +
+	"\n" +
+	"waiter_tag\x18\x01 \x01(\fR\twaiterTag\x12\x1f\n" +
+	"\vblocker_tag\x18\x02 \x01(\fR\n" +
+	"blockerTag\x12\x1a\n" +
+	"\bresource\x18\x03 \x01(\fR\bresource\x12.\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x16.bouncer.v1.WaitReasonR\x06reason\x12(\n" +
+	"\x06wanted\x18\x05 \x01(\x0e2\x10.bouncer.v1.ModeR\x06wanted\x12,\n" +
+	"\bblocking\x18\x06 \x01(\x0e2\x10.bouncer.v1.ModeR\bblocking\"\x82\x01\n" +
+	"\aHolding\x12\x1f\n" +
+	"\vsession_tag\x18\x01 \x01(\fR\n" +
+	"sessionTag\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\fR\bresource\x12$\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\x12\x14\n" +
+	"\x05token\x18\x04 \x01(\x04R\x05token\"\xba\x01\n" +
+	"\x11WaitGraphResponse\x12,\n" +
+	"\awaiters\x18\x01 \x03(\v2\x12.bouncer.v1.WaiterR\awaiters\x12*\n" +
+	"\x05edges\x18\x02 \x03(\v2\x14.bouncer.v1.WaitEdgeR\x05edges\x12-\n" +
+	"\aholders\x18\x03 \x03(\v2\x13.bouncer.v1.HoldingR\aholders\x12\x1c\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xf7\x01\n" +
 	"\rClusterStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
@@ -2672,7 +3114,12 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x15CODE_INVALID_ARGUMENT\x10\t\x12\x17\n" +
 	"\x13CODE_LIMIT_EXCEEDED\x10\n" +
 	"\x12\x14\n" +
-	"\x10CODE_UNAVAILABLE\x10\v2\xb7\x06\n" +
+	"\x10CODE_UNAVAILABLE\x10\v*X\n" +
+	"\n" +
+	"WaitReason\x12\x1b\n" +
+	"\x17WAIT_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12WAIT_REASON_HOLDER\x10\x01\x12\x15\n" +
+	"\x11WAIT_REASON_AHEAD\x10\x022\x81\a\n" +
 	"\x05Locks\x12N\n" +
 	"\vOpenSession\x12\x1e.bouncer.v1.OpenSessionRequest\x1a\x1f.bouncer.v1.OpenSessionResponse\x12L\n" +
 	"\tKeepAlive\x12\x1c.bouncer.v1.KeepAliveRequest\x1a\x1d.bouncer.v1.KeepAliveResponse(\x010\x01\x12Q\n" +
@@ -2685,7 +3132,8 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bDescribe\x12\x1b.bouncer.v1.DescribeRequest\x1a\x1c.bouncer.v1.DescribeResponse\x129\n" +
 	"\x04List\x12\x17.bouncer.v1.ListRequest\x1a\x18.bouncer.v1.ListResponse\x12>\n" +
 	"\x05Watch\x12\x18.bouncer.v1.WatchRequest\x1a\x19.bouncer.v1.WatchResponse0\x01\x128\n" +
-	"\x06Events\x12\x19.bouncer.v1.EventsRequest\x1a\x11.bouncer.v1.Event0\x012\xc1\x02\n" +
+	"\x06Events\x12\x19.bouncer.v1.EventsRequest\x1a\x11.bouncer.v1.Event0\x01\x12H\n" +
+	"\tWaitGraph\x12\x1c.bouncer.v1.WaitGraphRequest\x1a\x1d.bouncer.v1.WaitGraphResponse2\xc1\x02\n" +
 	"\aCluster\x12E\n" +
 	"\x06Status\x12 .bouncer.v1.ClusterStatusRequest\x1a\x19.bouncer.v1.ClusterStatus\x12I\n" +
 	"\tAddMember\x12\x1c.bouncer.v1.AddMemberRequest\x1a\x1e.bouncer.v1.MembershipResponse\x12O\n" +
@@ -2704,121 +3152,139 @@ func file_bouncerv1_bouncer_proto_rawDescGZIP() []byte {
 	return file_bouncerv1_bouncer_proto_rawDescData
 }
 
-var file_bouncerv1_bouncer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_bouncerv1_bouncer_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_bouncerv1_bouncer_proto_goTypes = []any{
 	(Mode)(0),                     // 0: bouncer.v1.Mode
 	(Code)(0),                     // 1: bouncer.v1.Code
-	(*ErrorInfo)(nil),             // 2: bouncer.v1.ErrorInfo
-	(*OpenSessionRequest)(nil),    // 3: bouncer.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),   // 4: bouncer.v1.OpenSessionResponse
-	(*KeepAliveRequest)(nil),      // 5: bouncer.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 6: bouncer.v1.KeepAliveResponse
-	(*CloseSessionRequest)(nil),   // 7: bouncer.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),  // 8: bouncer.v1.CloseSessionResponse
-	(*AcquireRequest)(nil),        // 9: bouncer.v1.AcquireRequest
-	(*ConvertRequest)(nil),        // 10: bouncer.v1.ConvertRequest
-	(*LockResponse)(nil),          // 11: bouncer.v1.LockResponse
-	(*PipeRequest)(nil),           // 12: bouncer.v1.PipeRequest
-	(*PipeReply)(nil),             // 13: bouncer.v1.PipeReply
-	(*ReleaseRequest)(nil),        // 14: bouncer.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),       // 15: bouncer.v1.ReleaseResponse
-	(*CancelRequest)(nil),         // 16: bouncer.v1.CancelRequest
-	(*CancelResponse)(nil),        // 17: bouncer.v1.CancelResponse
-	(*Lock)(nil),                  // 18: bouncer.v1.Lock
-	(*Resource)(nil),              // 19: bouncer.v1.Resource
-	(*DescribeRequest)(nil),       // 20: bouncer.v1.DescribeRequest
-	(*DescribeResponse)(nil),      // 21: bouncer.v1.DescribeResponse
-	(*ListRequest)(nil),           // 22: bouncer.v1.ListRequest
-	(*ListResponse)(nil),          // 23: bouncer.v1.ListResponse
-	(*WatchRequest)(nil),          // 24: bouncer.v1.WatchRequest
-	(*WatchResponse)(nil),         // 25: bouncer.v1.WatchResponse
-	(*EventsRequest)(nil),         // 26: bouncer.v1.EventsRequest
-	(*Event)(nil),                 // 27: bouncer.v1.Event
-	(*Subscribed)(nil),            // 28: bouncer.v1.Subscribed
-	(*Completed)(nil),             // 29: bouncer.v1.Completed
-	(*Blocking)(nil),              // 30: bouncer.v1.Blocking
-	(*Expired)(nil),               // 31: bouncer.v1.Expired
-	(*ClusterStatusRequest)(nil),  // 32: bouncer.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),         // 33: bouncer.v1.ClusterStatus
-	(*MemberStatus)(nil),          // 34: bouncer.v1.MemberStatus
-	(*AddMemberRequest)(nil),      // 35: bouncer.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),   // 36: bouncer.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil), // 37: bouncer.v1.TransferLeaderRequest
-	(*MembershipResponse)(nil),    // 38: bouncer.v1.MembershipResponse
-	(*durationpb.Duration)(nil),   // 39: google.protobuf.Duration
+	(WaitReason)(0),               // 2: bouncer.v1.WaitReason
+	(*ErrorInfo)(nil),             // 3: bouncer.v1.ErrorInfo
+	(*OpenSessionRequest)(nil),    // 4: bouncer.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),   // 5: bouncer.v1.OpenSessionResponse
+	(*KeepAliveRequest)(nil),      // 6: bouncer.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 7: bouncer.v1.KeepAliveResponse
+	(*CloseSessionRequest)(nil),   // 8: bouncer.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),  // 9: bouncer.v1.CloseSessionResponse
+	(*AcquireRequest)(nil),        // 10: bouncer.v1.AcquireRequest
+	(*ConvertRequest)(nil),        // 11: bouncer.v1.ConvertRequest
+	(*LockResponse)(nil),          // 12: bouncer.v1.LockResponse
+	(*PipeRequest)(nil),           // 13: bouncer.v1.PipeRequest
+	(*PipeReply)(nil),             // 14: bouncer.v1.PipeReply
+	(*ReleaseRequest)(nil),        // 15: bouncer.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),       // 16: bouncer.v1.ReleaseResponse
+	(*CancelRequest)(nil),         // 17: bouncer.v1.CancelRequest
+	(*CancelResponse)(nil),        // 18: bouncer.v1.CancelResponse
+	(*Lock)(nil),                  // 19: bouncer.v1.Lock
+	(*Resource)(nil),              // 20: bouncer.v1.Resource
+	(*DescribeRequest)(nil),       // 21: bouncer.v1.DescribeRequest
+	(*DescribeResponse)(nil),      // 22: bouncer.v1.DescribeResponse
+	(*ListRequest)(nil),           // 23: bouncer.v1.ListRequest
+	(*ListResponse)(nil),          // 24: bouncer.v1.ListResponse
+	(*WatchRequest)(nil),          // 25: bouncer.v1.WatchRequest
+	(*WatchResponse)(nil),         // 26: bouncer.v1.WatchResponse
+	(*EventsRequest)(nil),         // 27: bouncer.v1.EventsRequest
+	(*Event)(nil),                 // 28: bouncer.v1.Event
+	(*Subscribed)(nil),            // 29: bouncer.v1.Subscribed
+	(*Completed)(nil),             // 30: bouncer.v1.Completed
+	(*Blocking)(nil),              // 31: bouncer.v1.Blocking
+	(*Expired)(nil),               // 32: bouncer.v1.Expired
+	(*WaitGraphRequest)(nil),      // 33: bouncer.v1.WaitGraphRequest
+	(*Waiter)(nil),                // 34: bouncer.v1.Waiter
+	(*WaitEdge)(nil),              // 35: bouncer.v1.WaitEdge
+	(*Holding)(nil),               // 36: bouncer.v1.Holding
+	(*WaitGraphResponse)(nil),     // 37: bouncer.v1.WaitGraphResponse
+	(*ClusterStatusRequest)(nil),  // 38: bouncer.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),         // 39: bouncer.v1.ClusterStatus
+	(*MemberStatus)(nil),          // 40: bouncer.v1.MemberStatus
+	(*AddMemberRequest)(nil),      // 41: bouncer.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),   // 42: bouncer.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil), // 43: bouncer.v1.TransferLeaderRequest
+	(*MembershipResponse)(nil),    // 44: bouncer.v1.MembershipResponse
+	(*durationpb.Duration)(nil),   // 45: google.protobuf.Duration
 }
 var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	1,  // 0: bouncer.v1.ErrorInfo.code:type_name -> bouncer.v1.Code
-	39, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
-	39, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
+	45, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
+	45, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
 	1,  // 3: bouncer.v1.KeepAliveResponse.code:type_name -> bouncer.v1.Code
 	0,  // 4: bouncer.v1.AcquireRequest.mode:type_name -> bouncer.v1.Mode
-	39, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
-	39, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
+	45, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	45, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
 	0,  // 7: bouncer.v1.ConvertRequest.mode:type_name -> bouncer.v1.Mode
-	39, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
+	45, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
 	0,  // 9: bouncer.v1.LockResponse.mode:type_name -> bouncer.v1.Mode
-	9,  // 10: bouncer.v1.PipeRequest.acquire:type_name -> bouncer.v1.AcquireRequest
-	10, // 11: bouncer.v1.PipeRequest.convert:type_name -> bouncer.v1.ConvertRequest
-	14, // 12: bouncer.v1.PipeRequest.release:type_name -> bouncer.v1.ReleaseRequest
-	16, // 13: bouncer.v1.PipeRequest.cancel:type_name -> bouncer.v1.CancelRequest
+	10, // 10: bouncer.v1.PipeRequest.acquire:type_name -> bouncer.v1.AcquireRequest
+	11, // 11: bouncer.v1.PipeRequest.convert:type_name -> bouncer.v1.ConvertRequest
+	15, // 12: bouncer.v1.PipeRequest.release:type_name -> bouncer.v1.ReleaseRequest
+	17, // 13: bouncer.v1.PipeRequest.cancel:type_name -> bouncer.v1.CancelRequest
 	1,  // 14: bouncer.v1.PipeReply.code:type_name -> bouncer.v1.Code
-	11, // 15: bouncer.v1.PipeReply.lock:type_name -> bouncer.v1.LockResponse
+	12, // 15: bouncer.v1.PipeReply.lock:type_name -> bouncer.v1.LockResponse
 	0,  // 16: bouncer.v1.Lock.mode:type_name -> bouncer.v1.Mode
 	0,  // 17: bouncer.v1.Lock.converting_to:type_name -> bouncer.v1.Mode
-	39, // 18: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
-	18, // 19: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
-	18, // 20: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
-	18, // 21: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
-	19, // 22: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
-	19, // 23: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
-	19, // 24: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
-	29, // 25: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
-	30, // 26: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
-	31, // 27: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
-	28, // 28: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
+	45, // 18: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
+	19, // 19: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
+	19, // 20: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
+	19, // 21: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
+	20, // 22: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
+	20, // 23: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
+	20, // 24: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
+	30, // 25: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
+	31, // 26: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
+	32, // 27: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
+	29, // 28: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
 	1,  // 29: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
-	11, // 30: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
+	12, // 30: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
 	0,  // 31: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
-	34, // 32: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
-	3,  // 33: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
-	5,  // 34: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
-	7,  // 35: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
-	9,  // 36: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
-	10, // 37: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
-	14, // 38: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
-	16, // 39: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
-	12, // 40: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
-	20, // 41: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
-	22, // 42: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
-	24, // 43: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
-	26, // 44: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
-	32, // 45: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
-	35, // 46: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
-	36, // 47: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
-	37, // 48: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
-	4,  // 49: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
-	6,  // 50: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
-	8,  // 51: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
-	11, // 52: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
-	11, // 53: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
-	15, // 54: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
-	17, // 55: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
-	13, // 56: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
-	21, // 57: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
-	23, // 58: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
-	25, // 59: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
-	27, // 60: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
-	33, // 61: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
-	38, // 62: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
-	38, // 63: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
-	38, // 64: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
-	49, // [49:65] is the sub-list for method output_type
-	33, // [33:49] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	0,  // 32: bouncer.v1.Waiter.mode:type_name -> bouncer.v1.Mode
+	0,  // 33: bouncer.v1.Waiter.held:type_name -> bouncer.v1.Mode
+	45, // 34: bouncer.v1.Waiter.waited:type_name -> google.protobuf.Duration
+	2,  // 35: bouncer.v1.WaitEdge.reason:type_name -> bouncer.v1.WaitReason
+	0,  // 36: bouncer.v1.WaitEdge.wanted:type_name -> bouncer.v1.Mode
+	0,  // 37: bouncer.v1.WaitEdge.blocking:type_name -> bouncer.v1.Mode
+	0,  // 38: bouncer.v1.Holding.mode:type_name -> bouncer.v1.Mode
+	34, // 39: bouncer.v1.WaitGraphResponse.waiters:type_name -> bouncer.v1.Waiter
+	35, // 40: bouncer.v1.WaitGraphResponse.edges:type_name -> bouncer.v1.WaitEdge
+	36, // 41: bouncer.v1.WaitGraphResponse.holders:type_name -> bouncer.v1.Holding
+	40, // 42: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
+	4,  // 43: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
+	6,  // 44: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
+	8,  // 45: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
+	10, // 46: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
+	11, // 47: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
+	15, // 48: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
+	17, // 49: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
+	13, // 50: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
+	21, // 51: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
+	23, // 52: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
+	25, // 53: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
+	27, // 54: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
+	33, // 55: bouncer.v1.Locks.WaitGraph:input_type -> bouncer.v1.WaitGraphRequest
+	38, // 56: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
+	41, // 57: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
+	42, // 58: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
+	43, // 59: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
+	5,  // 60: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
+	7,  // 61: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
+	9,  // 62: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
+	12, // 63: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
+	12, // 64: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
+	16, // 65: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
+	18, // 66: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
+	14, // 67: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
+	22, // 68: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
+	24, // 69: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
+	26, // 70: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
+	28, // 71: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
+	37, // 72: bouncer.v1.Locks.WaitGraph:output_type -> bouncer.v1.WaitGraphResponse
+	39, // 73: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
+	44, // 74: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
+	44, // 75: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
+	44, // 76: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
+	60, // [60:77] is the sub-list for method output_type
+	43, // [43:60] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_bouncerv1_bouncer_proto_init() }
@@ -2843,8 +3309,8 @@ func file_bouncerv1_bouncer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bouncerv1_bouncer_proto_rawDesc), len(file_bouncerv1_bouncer_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   37,
+			NumEnums:      3,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

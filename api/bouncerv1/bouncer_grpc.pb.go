@@ -38,6 +38,7 @@ const (
 	Locks_List_FullMethodName         = "/bouncer.v1.Locks/List"
 	Locks_Watch_FullMethodName        = "/bouncer.v1.Locks/Watch"
 	Locks_Events_FullMethodName       = "/bouncer.v1.Locks/Events"
+	Locks_WaitGraph_FullMethodName    = "/bouncer.v1.Locks/WaitGraph"
 )
 
 // LocksClient is the client API for Locks service.
@@ -91,6 +92,12 @@ type LocksClient interface {
 	// RESOURCE_EXHAUSTED and should reconnect (and retry the requests whose
 	// outcomes it lacks).
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// WaitGraph returns who blocks whom across resources: every queued
+	// acquire and conversion (a waiter), an edge from each waiter to every
+	// session it waits for (a holder of a conflicting mode, or a request
+	// queued ahead of it whose mode conflicts), and the holders those edges
+	// name. Sessions appear by tag. Only resources with a queue are read.
+	WaitGraph(ctx context.Context, in *WaitGraphRequest, opts ...grpc.CallOption) (*WaitGraphResponse, error)
 }
 
 type locksClient struct {
@@ -245,6 +252,16 @@ func (c *locksClient) Events(ctx context.Context, in *EventsRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Locks_EventsClient = grpc.ServerStreamingClient[Event]
 
+func (c *locksClient) WaitGraph(ctx context.Context, in *WaitGraphRequest, opts ...grpc.CallOption) (*WaitGraphResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WaitGraphResponse)
+	err := c.cc.Invoke(ctx, Locks_WaitGraph_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LocksServer is the server API for Locks service.
 // All implementations must embed UnimplementedLocksServer
 // for forward compatibility.
@@ -296,6 +313,12 @@ type LocksServer interface {
 	// RESOURCE_EXHAUSTED and should reconnect (and retry the requests whose
 	// outcomes it lacks).
 	Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error
+	// WaitGraph returns who blocks whom across resources: every queued
+	// acquire and conversion (a waiter), an edge from each waiter to every
+	// session it waits for (a holder of a conflicting mode, or a request
+	// queued ahead of it whose mode conflicts), and the holders those edges
+	// name. Sessions appear by tag. Only resources with a queue are read.
+	WaitGraph(context.Context, *WaitGraphRequest) (*WaitGraphResponse, error)
 	mustEmbedUnimplementedLocksServer()
 }
 
@@ -341,6 +364,9 @@ func (UnimplementedLocksServer) Watch(*WatchRequest, grpc.ServerStreamingServer[
 }
 func (UnimplementedLocksServer) Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Errorf(codes.Unimplemented, "method Events not implemented")
+}
+func (UnimplementedLocksServer) WaitGraph(context.Context, *WaitGraphRequest) (*WaitGraphResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WaitGraph not implemented")
 }
 func (UnimplementedLocksServer) mustEmbedUnimplementedLocksServer() {}
 func (UnimplementedLocksServer) testEmbeddedByValue()               {}
@@ -543,6 +569,24 @@ func _Locks_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Locks_EventsServer = grpc.ServerStreamingServer[Event]
 
+func _Locks_WaitGraph_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WaitGraphRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LocksServer).WaitGraph(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Locks_WaitGraph_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LocksServer).WaitGraph(ctx, req.(*WaitGraphRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Locks_ServiceDesc is the grpc.ServiceDesc for Locks service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -581,6 +625,10 @@ var Locks_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "List",
 			Handler:    _Locks_List_Handler,
+		},
+		{
+			MethodName: "WaitGraph",
+			Handler:    _Locks_WaitGraph_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
