@@ -229,6 +229,7 @@ func newServer(opts Options) *Server {
 		waiting: map[waitKey][]chan spec.Result{}, draining: make(chan struct{}),
 		quotas: newQuotas(&opts), refusals: refusalLog{last: map[string]time.Time{}, hush: map[string]int{}}}
 	s.metrics = newMetrics(opts.Registry)
+	s.metrics.longestWait = s.longestWaitSeconds
 	s.setServing(false)
 	return s
 }
