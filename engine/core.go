@@ -131,6 +131,7 @@ type lock struct {
 	request   spec.RequestID // queued request, 0 if none
 	lockDelay time.Duration
 	grantSeq  uint64
+	grantedAt spec.Time   // the instant of the grant or up-conversion that gave the token
 	ref       opRef       // its latest write this turn
 	links     [2]links    // on grantedList and sessionList
 	q         *queuedPart // while a request is queued (request != 0), else nil
@@ -144,9 +145,10 @@ type lock struct {
 // queuedPart is the part of a lock that only a queued request needs: most
 // locks are granted at once and never queue. The core pools them.
 type queuedPart struct {
-	links   [2]links // on queueList and pendingList
-	timeout timer    // its instant is the request's deadline
-	seq     uint64   // queueSeq
+	links   [2]links  // on queueList and pendingList
+	timeout timer     // its instant is the request's deadline
+	seq     uint64    // queueSeq
+	at      spec.Time // when the request was queued
 }
 
 // link returns l's links on list k (a queue's only while l is queued).

@@ -80,7 +80,7 @@ func (c *Core) convert(s *session, in *spec.Input) (spec.Result, *resource) {
 			return spec.Refuse(spec.Deadlock, spec.DetailDeadlockGrant), nil
 		}
 		tok := l.token
-		l.token, l.notified = c.nextToken(), -1
+		l.token, l.notified, l.grantedAt = c.nextToken(), -1, c.now
 		if bugzooOn && planted("convert-keeps-token") {
 			l.token = tok
 		}
@@ -158,7 +158,7 @@ func (c *Core) settle(r *resource) {
 		req, want := l.request, l.want
 		c.dequeue(l)
 		c.setMode(l, want)
-		l.token, l.notified = c.nextToken(), -1
+		l.token, l.notified, l.grantedAt = c.nextToken(), -1, c.now
 		c.putLock(l)
 		c.complete(l.sess, req, r.name, r.grantResult(l))
 	}
@@ -308,7 +308,7 @@ func (c *Core) grantNew(l *lock) {
 	r := l.res
 	assert(!l.granted && l.request == 0, "a lock is granted twice, or while queued")
 	l.granted = true
-	l.token = c.nextToken()
+	l.token, l.grantedAt = c.nextToken(), c.now
 	l.grantSeq = c.nextSeq()
 	r.granted.pushBack(grantedList, l)
 	r.grantedModes[l.mode]++
@@ -337,7 +337,8 @@ func (c *Core) setMode(l *lock, m spec.Mode) {
 // lock, the conversion queue for a granted one).
 func (c *Core) enqueue(l *lock, q *lockList, want spec.Mode, req spec.RequestID, deadline spec.Time) {
 	l.want, l.request = want, req
-	c.queue(l).seq = c.nextSeq()
+	part := c.queue(l)
+	part.seq, part.at = c.nextSeq(), c.now
 	q.pushBack(queueList, l)
 	l.sess.pending.pushBack(pendingList, l)
 	l.res.ext.wantedModes[want]++

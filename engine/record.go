@@ -34,7 +34,9 @@ const (
 	// recordVersion 2 added the request digest to reply records and the
 	// clock to the meta record; version 1 records are still read (their
 	// digests are 0, which no retry matches; their clock is unknown).
-	recordVersion = 2
+	// Version 3 added the instants of the grant and of the queued request
+	// to lock records (older lock records read as granted and queued at 0).
+	recordVersion = 3
 
 	prefixMeta      = 'm'
 	prefixSession   = 's'
@@ -193,6 +195,12 @@ func (c *Core) putLock(l *lock) {
 	w.buf = appendVarint(w.buf, int64(l.lockDelay))
 	w.buf = appendUvarint(w.buf, l.grantSeq)
 	w.buf = appendUvarint(w.buf, l.queueSeq())
+	w.buf = appendVarint(w.buf, int64(l.grantedAt))
+	var queuedAt spec.Time
+	if l.request != 0 {
+		queuedAt = l.q.at
+	}
+	w.buf = appendVarint(w.buf, int64(queuedAt))
 	w.end()
 }
 

@@ -69,6 +69,7 @@ type lockRecord struct {
 	lock     lock
 	queueSeq uint64
 	deadline spec.Time
+	queuedAt spec.Time
 }
 
 // restoring collects decoded records until all are read.
@@ -169,6 +170,9 @@ func decodeLock(body []byte, d *decoder) (lockRecord, error) {
 	lr.deadline = spec.Time(d.varint())
 	l.lockDelay = d.duration()
 	l.grantSeq, lr.queueSeq = d.uvarint(), d.uvarint()
+	if d.version >= 3 {
+		l.grantedAt, lr.queuedAt = spec.Time(d.varint()), spec.Time(d.varint())
+	}
 	return lr, nil
 }
 
@@ -259,7 +263,7 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	}
 	l := c.newLock(s, r, rec.mode, rec.lockDelay)
 	l.granted, l.want, l.token, l.notified = rec.granted, rec.want, rec.token, rec.notified
-	l.grantSeq, l.request, l.stored = rec.grantSeq, rec.request, true
+	l.grantSeq, l.request, l.stored, l.grantedAt = rec.grantSeq, rec.request, true, rec.grantedAt
 	if l.granted {
 		r.granted.insertSorted(grantedList, l, func(l *lock) uint64 { return l.grantSeq })
 		r.grantedModes[l.mode]++
@@ -268,7 +272,8 @@ func (c *Core) restoreLock(lr *lockRecord) error {
 	if l.request == 0 {
 		return nil
 	}
-	c.queue(l).seq = lr.queueSeq
+	part := c.queue(l)
+	part.seq, part.at = lr.queueSeq, lr.queuedAt
 	x := c.extOf(r)
 	q := &x.waiting
 	if l.granted {

@@ -163,9 +163,9 @@ func (r *resource) stateIn(b *stateBufs) spec.ResourceState {
 
 func (l *lock) state() spec.LockState {
 	ls := spec.LockState{Session: l.sess.id, Mode: l.mode, Want: l.want, Token: l.token,
-		Request: l.request, LockDelay: l.lockDelay, Notified: l.notified}
+		Request: l.request, LockDelay: l.lockDelay, Notified: l.notified, GrantedAt: l.grantedAt}
 	if l.request != 0 {
-		ls.Deadline = l.q.timeout.at
+		ls.Deadline, ls.QueuedAt = l.q.timeout.at, l.q.at
 	}
 	return ls
 }

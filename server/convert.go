@@ -70,10 +70,16 @@ func (t *tagger) tag(id spec.SessionID) []byte {
 // SessionTag is how this node shows the session id to others.
 func (s *Server) SessionTag(id spec.SessionID) []byte { return s.tags.tag(id) }
 
-func (t *tagger) lockToWire(l spec.LockState, converting bool) *pb.Lock {
+func (t *tagger) lockToWire(l spec.LockState, converting bool, now spec.Time) *pb.Lock {
 	w := &pb.Lock{SessionTag: t.tag(l.Session), Mode: wire.ModeToWire(l.Mode), Token: uint64(l.Token)}
 	if converting {
 		w.ConvertingTo = wire.ModeToWire(l.Want)
+	}
+	if l.Token != 0 {
+		w.HeldFor = wire.DurationToWire(max(0, now.Sub(l.GrantedAt)))
+	}
+	if l.Request != 0 {
+		w.WaitedFor = wire.DurationToWire(max(0, now.Sub(l.QueuedAt)))
 	}
 	return w
 }
@@ -88,17 +94,17 @@ func (t *tagger) resourceToWire(r spec.ResourceState, now spec.Time) *pb.Resourc
 		converting[id] = true
 	}
 	for _, l := range r.Granted {
-		w.Holders = append(w.Holders, t.lockToWire(l, converting[l.Session]))
+		w.Holders = append(w.Holders, t.lockToWire(l, converting[l.Session], now))
 	}
 	for _, id := range r.Converting {
 		for _, l := range r.Granted {
 			if l.Session == id {
-				w.Converting = append(w.Converting, t.lockToWire(l, true))
+				w.Converting = append(w.Converting, t.lockToWire(l, true, now))
 			}
 		}
 	}
 	for _, l := range r.Waiting {
-		w.Waiting = append(w.Waiting, t.lockToWire(l, false))
+		w.Waiting = append(w.Waiting, t.lockToWire(l, false, now))
 	}
 	return w
 }

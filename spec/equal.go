@@ -43,7 +43,7 @@ func (r *ResourceState) Equal(q *ResourceState) bool {
 func (l LockState) Equal(k LockState) bool {
 	return l.Session == k.Session && l.Mode == k.Mode && l.Want == k.Want && l.Token == k.Token &&
 		l.Request == k.Request && l.Deadline == k.Deadline && l.LockDelay == k.LockDelay &&
-		l.Notified == k.Notified
+		l.Notified == k.Notified && l.GrantedAt == k.GrantedAt && l.QueuedAt == k.QueuedAt
 }
 
 // Equal reports whether t and u remember the same ended session.

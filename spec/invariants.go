@@ -114,8 +114,9 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 	}
 	holders := make(map[SessionID]*LockState, len(r.Granted)+len(r.Waiting))
 	queued := func(l *LockState) error {
-		if l.Request == 0 || l.Deadline <= st.Now {
-			return fmt.Errorf("%s: queued request %d with deadline %v (now %v)", ShortID(l.Session), l.Request, l.Deadline, st.Now)
+		if l.Request == 0 || l.Deadline <= st.Now || l.QueuedAt > st.Now {
+			return fmt.Errorf("%s: queued request %d queued at %v with deadline %v (now %v)",
+				ShortID(l.Session), l.Request, l.QueuedAt, l.Deadline, st.Now)
 		}
 		pending[sessionRequest{l.Session, l.Request}] = true
 		return nil
@@ -138,6 +139,9 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 			return err
 		}
 		shared := slices.ContainsFunc(r.Granted[:i], func(o LockState) bool { return o.Token == h.Token })
+		if h.GrantedAt > st.Now {
+			return fmt.Errorf("%s: granted at %v, after now %v", ShortID(h.Session), h.GrantedAt, st.Now)
+		}
 		if h.Token == 0 || h.Token > st.TokenMax || shared {
 			return fmt.Errorf("%s: token %d is zero, above token-max %d or shared", ShortID(h.Session), h.Token, st.TokenMax)
 		}
@@ -162,7 +166,7 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 		converting[id] = true
 	}
 	for _, h := range r.Granted {
-		if !converting[h.Session] && (h.Request != 0 || h.Want != h.Mode) {
+		if !converting[h.Session] && (h.Request != 0 || h.Want != h.Mode || h.QueuedAt != 0) {
 			return fmt.Errorf("%s: queued conversion missing from the conversion queue", ShortID(h.Session))
 		}
 	}
@@ -171,8 +175,8 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 		if err := seen(w); err != nil {
 			return err
 		}
-		if w.Token != 0 || w.Want != w.Mode {
-			return fmt.Errorf("waiting %s has a token or a conversion", ShortID(w.Session))
+		if w.Token != 0 || w.Want != w.Mode || w.GrantedAt != 0 {
+			return fmt.Errorf("waiting %s has a token, a grant instant or a conversion", ShortID(w.Session))
 		}
 		if err := queued(w); err != nil {
 			return err
@@ -246,6 +250,10 @@ func CheckTransition(before, after *State) error {
 			if (!held || o.Token != l.Token) && l.Token <= before.TokenMax {
 				return fmt.Errorf("resource %q: new token %d for %s is not above the earlier maximum %d",
 					r.Name, l.Token, ShortID(l.Session), before.TokenMax)
+			}
+			if (!held || o.Token != l.Token) && (l.GrantedAt < before.Now || l.GrantedAt > after.Now) {
+				return fmt.Errorf("resource %q: %s got token %d between %v and %v but its grant instant says %v",
+					r.Name, ShortID(l.Session), l.Token, before.Now, after.Now, l.GrantedAt)
 			}
 			if held && !Weaker(l.Mode, o.Mode) && o.Token == l.Token {
 				return fmt.Errorf("resource %q: %s converted up from %v to %v but kept token %d",

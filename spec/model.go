@@ -61,6 +61,8 @@ type mLock struct {
 	deadline  Time      // when the queued request times out
 	lockDelay time.Duration
 	notified  int8 // highest mode told in a blocking notification; -1 none
+	grantedAt Time // the instant of the grant or up-conversion that gave the token
+	queuedAt  Time // when the queued request was queued, 0 if none
 }
 
 // NewModel returns an empty lock service with the given limits, which must
@@ -418,7 +420,7 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 	// Strict FIFO: a new request is granted at once only if nothing waits.
 	if (len(r.converting) == 0 || m.bugs.has(bugNewIgnoreConversions)) &&
 		(len(r.waiting) == 0 || m.bugs.has(bugOvertake)) && !m.delayed(r) && r.compatible(in.Mode, nil) {
-		l.granted = true
+		l.granted, l.grantedAt = true, m.now
 		l.token = m.nextToken()
 		r.granted = append(r.granted, l)
 		return r.grantResult(l), r
@@ -429,7 +431,7 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 	if len(r.converting)+len(r.waiting) >= m.lim.WaitersPerResourceMax {
 		return Refuse(LimitExceeded, DetailWaiters(m.lim.WaitersPerResourceMax)), nil
 	}
-	l.request = in.Request
+	l.request, l.queuedAt = in.Request, m.now
 	l.deadline = m.now.Add(in.WaitTimeout)
 	r.waiting = append(r.waiting, l)
 	if !m.bugs.has(bugNoDeadlockCheck) && m.onCycle(s.id) {
@@ -474,7 +476,7 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 			return Refuse(Deadlock, DetailDeadlockGrant), nil
 		}
 		if !m.bugs.has(bugUpConvertKeepsToken) {
-			l.token = m.nextToken()
+			l.token, l.grantedAt = m.nextToken(), m.now
 		}
 		l.notified = -1
 		return r.grantResult(l), r
@@ -485,11 +487,11 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 	if len(r.converting)+len(r.waiting) >= m.lim.WaitersPerResourceMax {
 		return Refuse(LimitExceeded, DetailWaiters(m.lim.WaitersPerResourceMax)), nil
 	}
-	l.want, l.request, l.deadline = in.Mode, in.Request, m.now.Add(in.WaitTimeout)
+	l.want, l.request, l.deadline, l.queuedAt = in.Mode, in.Request, m.now.Add(in.WaitTimeout), m.now
 	r.converting = append(r.converting, l)
 	if m.onCycle(s.id) {
 		r.converting = r.converting[:len(r.converting)-1]
-		l.want, l.request, l.deadline = l.mode, 0, 0
+		l.want, l.request, l.deadline, l.queuedAt = l.mode, 0, 0, 0
 		return Refuse(Deadlock, DetailDeadlockQueue), nil
 	}
 	return Result{Pending: true}, r
@@ -540,7 +542,7 @@ func (m *Model) unqueue(r *mResource, l *mLock, res Result) {
 	} else {
 		r.waiting = remove(r.waiting, l)
 	}
-	l.request, l.deadline = 0, 0
+	l.request, l.deadline, l.queuedAt = 0, 0, 0
 	m.complete(l.session, req, r.name, res)
 }
 
@@ -620,9 +622,9 @@ func (m *Model) settle(r *mResource) {
 		}
 		req := l.request
 		r.converting = remove(r.converting, l)
-		l.request, l.deadline = 0, 0
+		l.request, l.deadline, l.queuedAt = 0, 0, 0
 		l.mode = l.want
-		l.token, l.notified = m.nextToken(), -1
+		l.token, l.notified, l.grantedAt = m.nextToken(), -1, m.now
 		m.complete(l.session, req, r.name, r.grantResult(l))
 	}
 	for (len(r.converting) == 0 || m.bugs.has(bugNewIgnoreConversions)) &&
@@ -630,8 +632,8 @@ func (m *Model) settle(r *mResource) {
 		l := r.waiting[0]
 		r.waiting = r.waiting[1:]
 		req := l.request
-		l.granted, l.request, l.deadline = true, 0, 0
-		l.token = m.nextToken()
+		l.granted, l.request, l.deadline, l.queuedAt = true, 0, 0, 0
+		l.token, l.grantedAt = m.nextToken(), m.now
 		r.granted = append(r.granted, l)
 		m.complete(l.session, req, r.name, r.grantResult(l))
 	}

@@ -60,7 +60,8 @@ func (r *mResource) state() ResourceState {
 
 func (l *mLock) state() LockState {
 	return LockState{Session: l.session, Mode: l.mode, Want: l.want, Token: l.token,
-		Request: l.request, Deadline: l.deadline, LockDelay: l.lockDelay, Notified: l.notified}
+		Request: l.request, Deadline: l.deadline, LockDelay: l.lockDelay, Notified: l.notified,
+		GrantedAt: l.grantedAt, QueuedAt: l.queuedAt}
 }
 
 // Matches reports whether st is the model's state: m.State().Equal(st),

@@ -59,6 +59,12 @@ type LockState struct {
 	// Notified is the highest mode a blocking notification was sent to this
 	// holder for since its mode last changed; -1 if none.
 	Notified int8
+	// GrantedAt is the instant of the grant or up-conversion that gave the
+	// lock its token (a down-conversion keeps both); 0 for a waiting lock.
+	GrantedAt Time
+	// QueuedAt is the instant the queued request (wait or conversion) was
+	// queued; 0 if none.
+	QueuedAt Time
 }
 
 // Tombstone remembers an ended session so that a late request learns it
@@ -109,8 +115,11 @@ func (l LockState) String() string {
 	if l.Token != 0 {
 		fmt.Fprintf(&b, " token=%d", l.Token)
 	}
+	if l.GrantedAt != 0 {
+		fmt.Fprintf(&b, " granted-at=%v", l.GrantedAt)
+	}
 	if l.Request != 0 {
-		fmt.Fprintf(&b, " request=%d deadline=%v", l.Request, l.Deadline)
+		fmt.Fprintf(&b, " request=%d queued-at=%v deadline=%v", l.Request, l.QueuedAt, l.Deadline)
 	}
 	if l.LockDelay != 0 {
 		fmt.Fprintf(&b, " lock-delay=%v", l.LockDelay)

@@ -1290,11 +1290,17 @@ func (*CancelResponse) Descriptor() ([]byte, []int) {
 // tag (a hash of the id keyed with a secret of the node), never by id,
 // since an id is a capability.
 type Lock struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionTag    []byte                 `protobuf:"bytes,1,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`
-	Mode          Mode                   `protobuf:"varint,2,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`                                     // granted mode (for a waiter: the mode it wants)
-	ConvertingTo  Mode                   `protobuf:"varint,3,opt,name=converting_to,json=convertingTo,proto3,enum=bouncer.v1.Mode" json:"converting_to,omitempty"` // MODE_UNSPECIFIED unless a conversion is queued
-	Token         uint64                 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SessionTag   []byte                 `protobuf:"bytes,1,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`
+	Mode         Mode                   `protobuf:"varint,2,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`                                     // granted mode (for a waiter: the mode it wants)
+	ConvertingTo Mode                   `protobuf:"varint,3,opt,name=converting_to,json=convertingTo,proto3,enum=bouncer.v1.Mode" json:"converting_to,omitempty"` // MODE_UNSPECIFIED unless a conversion is queued
+	Token        uint64                 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
+	// held_for: how long ago the grant or up-conversion that gave the token
+	// was (by the node's clock); unset for a waiter.
+	HeldFor *durationpb.Duration `protobuf:"bytes,5,opt,name=held_for,json=heldFor,proto3" json:"held_for,omitempty"`
+	// waited_for: how long the queued request (wait or conversion) has
+	// waited; unset if none.
+	WaitedFor     *durationpb.Duration `protobuf:"bytes,6,opt,name=waited_for,json=waitedFor,proto3" json:"waited_for,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1355,6 +1361,20 @@ func (x *Lock) GetToken() uint64 {
 		return x.Token
 	}
 	return 0
+}
+
+func (x *Lock) GetHeldFor() *durationpb.Duration {
+	if x != nil {
+		return x.HeldFor
+	}
+	return nil
+}
+
+func (x *Lock) GetWaitedFor() *durationpb.Duration {
+	if x != nil {
+		return x.WaitedFor
+	}
+	return nil
 }
 
 type Resource struct {
@@ -2972,13 +2992,16 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\x04R\trequestId\x12\x14\n" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12\x1a\n" +
 	"\bresource\x18\x04 \x01(\fR\bresource\"\x10\n" +
-	"\x0eCancelResponse\"\x9a\x01\n" +
+	"\x0eCancelResponse\"\x8a\x02\n" +
 	"\x04Lock\x12\x1f\n" +
 	"\vsession_tag\x18\x01 \x01(\fR\n" +
 	"sessionTag\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\x125\n" +
 	"\rconverting_to\x18\x03 \x01(\x0e2\x10.bouncer.v1.ModeR\fconvertingTo\x12\x14\n" +
-	"\x05token\x18\x04 \x01(\x04R\x05token\"\xa3\x02\n" +
+	"\x05token\x18\x04 \x01(\x04R\x05token\x124\n" +
+	"\bheld_for\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aheldFor\x128\n" +
+	"\n" +
+	"waited_for\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\twaitedFor\"\xa3\x02\n" +
 	"\bResource\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1f\n" +
@@ -3221,70 +3244,72 @@ var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	12, // 15: bouncer.v1.PipeReply.lock:type_name -> bouncer.v1.LockResponse
 	0,  // 16: bouncer.v1.Lock.mode:type_name -> bouncer.v1.Mode
 	0,  // 17: bouncer.v1.Lock.converting_to:type_name -> bouncer.v1.Mode
-	45, // 18: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
-	19, // 19: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
-	19, // 20: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
-	19, // 21: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
-	20, // 22: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
-	20, // 23: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
-	20, // 24: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
-	30, // 25: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
-	31, // 26: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
-	32, // 27: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
-	29, // 28: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
-	1,  // 29: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
-	12, // 30: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
-	0,  // 31: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
-	0,  // 32: bouncer.v1.Waiter.mode:type_name -> bouncer.v1.Mode
-	0,  // 33: bouncer.v1.Waiter.held:type_name -> bouncer.v1.Mode
-	45, // 34: bouncer.v1.Waiter.waited:type_name -> google.protobuf.Duration
-	2,  // 35: bouncer.v1.WaitEdge.reason:type_name -> bouncer.v1.WaitReason
-	0,  // 36: bouncer.v1.WaitEdge.wanted:type_name -> bouncer.v1.Mode
-	0,  // 37: bouncer.v1.WaitEdge.blocking:type_name -> bouncer.v1.Mode
-	0,  // 38: bouncer.v1.Holding.mode:type_name -> bouncer.v1.Mode
-	34, // 39: bouncer.v1.WaitGraphResponse.waiters:type_name -> bouncer.v1.Waiter
-	35, // 40: bouncer.v1.WaitGraphResponse.edges:type_name -> bouncer.v1.WaitEdge
-	36, // 41: bouncer.v1.WaitGraphResponse.holders:type_name -> bouncer.v1.Holding
-	40, // 42: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
-	4,  // 43: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
-	6,  // 44: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
-	8,  // 45: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
-	10, // 46: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
-	11, // 47: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
-	15, // 48: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
-	17, // 49: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
-	13, // 50: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
-	21, // 51: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
-	23, // 52: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
-	25, // 53: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
-	27, // 54: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
-	33, // 55: bouncer.v1.Locks.WaitGraph:input_type -> bouncer.v1.WaitGraphRequest
-	38, // 56: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
-	41, // 57: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
-	42, // 58: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
-	43, // 59: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
-	5,  // 60: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
-	7,  // 61: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
-	9,  // 62: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
-	12, // 63: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
-	12, // 64: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
-	16, // 65: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
-	18, // 66: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
-	14, // 67: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
-	22, // 68: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
-	24, // 69: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
-	26, // 70: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
-	28, // 71: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
-	37, // 72: bouncer.v1.Locks.WaitGraph:output_type -> bouncer.v1.WaitGraphResponse
-	39, // 73: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
-	44, // 74: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
-	44, // 75: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
-	44, // 76: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
-	60, // [60:77] is the sub-list for method output_type
-	43, // [43:60] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	45, // 18: bouncer.v1.Lock.held_for:type_name -> google.protobuf.Duration
+	45, // 19: bouncer.v1.Lock.waited_for:type_name -> google.protobuf.Duration
+	45, // 20: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
+	19, // 21: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
+	19, // 22: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
+	19, // 23: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
+	20, // 24: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
+	20, // 25: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
+	20, // 26: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
+	30, // 27: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
+	31, // 28: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
+	32, // 29: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
+	29, // 30: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
+	1,  // 31: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
+	12, // 32: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
+	0,  // 33: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
+	0,  // 34: bouncer.v1.Waiter.mode:type_name -> bouncer.v1.Mode
+	0,  // 35: bouncer.v1.Waiter.held:type_name -> bouncer.v1.Mode
+	45, // 36: bouncer.v1.Waiter.waited:type_name -> google.protobuf.Duration
+	2,  // 37: bouncer.v1.WaitEdge.reason:type_name -> bouncer.v1.WaitReason
+	0,  // 38: bouncer.v1.WaitEdge.wanted:type_name -> bouncer.v1.Mode
+	0,  // 39: bouncer.v1.WaitEdge.blocking:type_name -> bouncer.v1.Mode
+	0,  // 40: bouncer.v1.Holding.mode:type_name -> bouncer.v1.Mode
+	34, // 41: bouncer.v1.WaitGraphResponse.waiters:type_name -> bouncer.v1.Waiter
+	35, // 42: bouncer.v1.WaitGraphResponse.edges:type_name -> bouncer.v1.WaitEdge
+	36, // 43: bouncer.v1.WaitGraphResponse.holders:type_name -> bouncer.v1.Holding
+	40, // 44: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
+	4,  // 45: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
+	6,  // 46: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
+	8,  // 47: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
+	10, // 48: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
+	11, // 49: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
+	15, // 50: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
+	17, // 51: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
+	13, // 52: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
+	21, // 53: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
+	23, // 54: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
+	25, // 55: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
+	27, // 56: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
+	33, // 57: bouncer.v1.Locks.WaitGraph:input_type -> bouncer.v1.WaitGraphRequest
+	38, // 58: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
+	41, // 59: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
+	42, // 60: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
+	43, // 61: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
+	5,  // 62: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
+	7,  // 63: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
+	9,  // 64: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
+	12, // 65: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
+	12, // 66: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
+	16, // 67: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
+	18, // 68: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
+	14, // 69: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
+	22, // 70: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
+	24, // 71: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
+	26, // 72: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
+	28, // 73: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
+	37, // 74: bouncer.v1.Locks.WaitGraph:output_type -> bouncer.v1.WaitGraphResponse
+	39, // 75: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
+	44, // 76: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
+	44, // 77: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
+	44, // 78: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
+	62, // [62:79] is the sub-list for method output_type
+	45, // [45:62] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_bouncerv1_bouncer_proto_init() }
