@@ -67,10 +67,14 @@ func queuedResources(c *engine.Core) []spec.ResourceState {
 
 // waitedFor is how long the queued request l (a waiting lock, or a lock
 // with a queued conversion) has waited at now, and whether the node can
-// tell. It is the one place that knows where a queue's instant is kept.
+// tell: a request queued before the state recorded QueuedAt (restored from
+// an older record) reads 0 there, and is unknown. It is the one place that
+// knows where a queue's instant is kept.
 func waitedFor(now spec.Time, l *spec.LockState) (time.Duration, bool) {
-	_, _ = now, l
-	return 0, false // the state does not yet record when a request was queued
+	if l.Request == 0 || l.QueuedAt == 0 {
+		return 0, false
+	}
+	return max(0, now.Sub(l.QueuedAt)), true
 }
 
 // waitGraph is the wait-for graph of some resources, by session id (tags

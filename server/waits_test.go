@@ -3,6 +3,7 @@ package server
 import (
 	"slices"
 	"testing"
+	"time"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -126,9 +127,9 @@ func TestWaitGraphReasons(t *testing.T) {
 			{Session: h1, Mode: spec.PR, Want: spec.EX, Token: 1, Request: 2},
 			{Session: h2, Mode: spec.PR, Want: spec.PR, Token: 2}},
 		Converting: []spec.SessionID{h1},
-		Waiting: []spec.LockState{{Session: w1, Mode: spec.EX, Want: spec.EX, Request: 1},
+		Waiting: []spec.LockState{{Session: w1, Mode: spec.EX, Want: spec.EX, Request: 1, QueuedAt: spec.Time(time.Second)},
 			{Session: w2, Mode: spec.PR, Want: spec.PR, Request: 1}, {Session: w3, Mode: spec.PR, Want: spec.PR, Request: 1}}}
-	g := buildWaitGraph([]spec.ResourceState{r}, 0, 100)
+	g := buildWaitGraph([]spec.ResourceState{r}, spec.Time(3*time.Second), 100)
 	type e struct {
 		from, to string
 		reason   pb.WaitReason
@@ -168,5 +169,12 @@ func TestWaitGraphReasons(t *testing.T) {
 	}
 	if len(g.holders) != 2 {
 		t.Fatalf("holders %+v", g.holders)
+	}
+	if w := g.waiters[1]; !w.known || w.waited != 2*time.Second || g.waiters[2].known {
+		t.Fatalf("w1 queued at 1s waited %v (known %v) at 3s; w2, queued at no known instant, known %v",
+			w.waited, w.known, g.waiters[2].known)
+	}
+	if d := longestWait([]spec.ResourceState{r}, spec.Time(3*time.Second)); d != 2*time.Second {
+		t.Fatalf("longest wait %v, want 2s", d)
 	}
 }
