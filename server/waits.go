@@ -48,9 +48,10 @@ func (s *Server) queued(ctx context.Context) ([]spec.ResourceState, spec.Time, e
 
 // queuedResources returns the states of c's resources with a queued
 // request, in name order. A core with no queued request costs O(1). With
-// one, it builds the whole state and keeps the queued resources: the core
-// has no accessor that walks only those (one that did would make this
-// O(queued resources); see the report that brought this file).
+// one, it builds the whole state and keeps the queued resources, since the
+// core has no accessor that walks only those; one that did (the core
+// keeping its resources with a queue on a list) would make this
+// O(queued resources and their locks), and this function its one caller.
 func queuedResources(c *engine.Core) []spec.ResourceState {
 	if c.Stats().Queued == 0 {
 		return nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/bouncer-dlm/bouncer/spec/spectest"
+	"github.com/bouncer-dlm/bouncer/wire"
 	"pgregory.net/rapid"
 )
 
@@ -23,7 +25,7 @@ func TestWaitGraphIsSpecs(t *testing.T) {
 		lim.WaitersPerResourceMax, lim.SessionsMax = 4, 6 // longer queues: more edges to requests ahead
 		m := spec.NewModel(lim)
 		g := spectest.NewGen()
-		for range rapid.IntRange(1, 100).Draw(t, "steps") {
+		for range rapid.IntRange(20, 120).Draw(t, "steps") {
 			now := g.Advance(t)
 			in := g.Input(t)
 			r, events := m.Step(now, in)
@@ -176,5 +178,38 @@ func TestWaitGraphReasons(t *testing.T) {
 	}
 	if d := longestWait([]spec.ResourceState{r}, spec.Time(3*time.Second)); d != 2*time.Second {
 		t.Fatalf("longest wait %v, want 2s", d)
+	}
+}
+
+// TestWaitGraphOnAMember: a member that does not lead refuses WaitGraph
+// naming the leader (the client moves there) and reports no wait of its
+// own, even when its applied state has queues; a member that leads (a
+// group of one) answers through a linearizable read.
+func TestWaitGraphOnAMember(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	alone := startMember(t, []uint64{1, 2, 3})
+	_, err := alone.WaitGraph(ctx, &pb.WaitGraphRequest{})
+	if _, notLeader := wire.LeaderHint(err); !notLeader {
+		t.Fatalf("a member without a leader answered WaitGraph: %v", err)
+	}
+	alone.metrics.queued.Store(1) // as if it had applied a queue
+	if v := alone.longestWaitSeconds(); v != 0 {
+		t.Fatalf("a follower reports a longest wait of %v", v)
+	}
+
+	one := startMember(t, []uint64{1})
+	for {
+		g, err := one.WaitGraph(ctx, &pb.WaitGraphRequest{})
+		if err == nil {
+			if len(g.Waiters) != 0 || g.Truncated {
+				t.Fatalf("an empty group's graph: %v", g)
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("a group of one never answered WaitGraph: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

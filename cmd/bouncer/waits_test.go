@@ -285,3 +285,53 @@ func TestDotQuote(t *testing.T) {
 	require.Len(t, toks, 7)
 	require.True(t, toks[4].quoted)
 }
+
+// TestE2EClusterWaits: on a group of three bouncer serve processes, the
+// same chain seen through the Go client (which follows the leader) and
+// through the binary's status --waits given every member (followers
+// refuse, naming the leader; the read on the leader is linearizable).
+func TestE2EClusterWaits(t *testing.T) {
+	g := startGroup(t, 3)
+	lead := g.leader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := client.Connect(client.Config{Addrs: g.clients, TTL: 2 * time.Second})
+	require.NoError(t, err)
+	defer c.Close()
+
+	_, _, _, end := waitChain(t, ctx, c, "jobs/x", "jobs/y")
+	awaitWaiters(t, ctx, c.API(), 2, 100*time.Millisecond)
+	wg, err := c.API().WaitGraph(ctx, &pb.WaitGraphRequest{})
+	require.NoError(t, err)
+	require.Len(t, wg.Edges, 2)
+	// B waits for A on x, C for B on y: B is the blocker of y's edge and the
+	// waiter of x's
+	require.Equal(t, "jobs/x", string(wg.Edges[0].Resource))
+	require.Equal(t, "jobs/y", string(wg.Edges[1].Resource))
+	require.Equal(t, wg.Edges[0].WaiterTag, wg.Edges[1].BlockerTag)
+
+	// a follower first in the list: the command finds the leader
+	follower := (lead + 1) % 3
+	addrs := strings.Join([]string{g.clients[follower], g.clients[lead]}, ",")
+	code, out := run(t, "status", "--waits", "--addr", addrs)
+	require.Zero(t, code, out)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 2, out)
+	for i, e := range wg.Edges {
+		m := waitLineRE.FindStringSubmatch(lines[i])
+		require.NotNil(t, m, "line %d: %q", i, lines[i])
+		require.Equal(t, shortTag(e.WaiterTag), m[1])
+		require.Equal(t, string(e.Resource), m[4])
+		require.Equal(t, shortTag(e.BlockerTag), m[5])
+	}
+	code, out = run(t, "status", "--dot", "--addr", addrs)
+	require.Zero(t, code, out)
+	_, edges := parseDot(t, out)
+	require.Len(t, edges, 2)
+
+	end()
+	awaitWaiters(t, ctx, c.API(), 0, 0)
+	code, out = run(t, "status", "--waits", "--addr", g.addrList())
+	require.Zero(t, code, out)
+	require.Equal(t, "no request is waiting\n", out)
+}
