@@ -60,6 +60,10 @@ const (
 	// run out on the new one while its client still believes in it. Caught
 	// by the checker's failover check (explore.go).
 	bugFailoverNoGrace
+	// bugSemaphoreOverLimit: a semaphore's request fits when its permits
+	// fit in the limit plus one, so one permit too many may be granted.
+	// Breaks the semaphore's limit (checkSemaphore).
+	bugSemaphoreOverLimit
 
 	bugsEnd // one past the last bug
 )
@@ -76,6 +80,7 @@ var bugNames = map[bugs]string{
 	bugDeadlockAheadEdges:    "DeadlockAheadEdges",
 	bugConversionOvertakes:   "ConversionOvertakes",
 	bugFailoverNoGrace:       "FailoverNoGrace",
+	bugSemaphoreOverLimit:    "SemaphoreOverLimit",
 }
 
 func (b bugs) has(bug bugs) bool { return b&bug != 0 }

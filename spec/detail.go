@@ -20,7 +20,15 @@ const (
 	DetailCancelled       = "cancelled by the session"
 	DetailReleased        = "cancelled: the lock was released"
 	DetailClosedCancelled = "cancelled: the session was closed"
+	DetailSemaphoreLock   = "resource: it is a lock, not a semaphore (acquire it with a mode, without permits)"
+	DetailConvertPermits  = "resource: it is a semaphore; permits are released, never converted"
 )
+
+// DetailSemaphore is the detail for a request that does not match the
+// semaphore of limit permits the resource is.
+func DetailSemaphore(limit uint32) string {
+	return fmt.Sprintf("resource: it is a semaphore of %d permits (acquire 1 to %d permits with limit %d, mode PR)", limit, limit, limit)
+}
 
 // DetailAcknowledged is the detail for a request id the client already acknowledged.
 func DetailAcknowledged(id, acked RequestID) string {

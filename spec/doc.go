@@ -64,6 +64,20 @@
 //     of any mode, nor any up-conversion, until that delay has passed
 //     (Chubby), for resources that cannot check tokens. A reader's death
 //     starts it too: ask for it on PW and EX locks only.
+//   - Semaphore (counting semaphore): a resource of Limit permits
+//     (1 <= Limit <= PermitsMax), fixed by the acquire that creates it.
+//     A holder holds 1 to Limit permits in mode PR, with its own token,
+//     and gives them all back on release or expiry (a lock-delay it asked
+//     for then starts, as for a lock). A request is granted when its
+//     permits fit in what the holders leave of the limit, in strict FIFO
+//     order like a lock's (a large request at the head holds back smaller
+//     ones behind it, so it is never starved). Permits are never
+//     converted; the value block can be read, not written. Asking a lock
+//     resource for permits, a semaphore without them, or a semaphore with
+//     another limit is InvalidArgument. Deadlock: two requests conflict
+//     when their permits add up to more than the limit (graph.go); a
+//     waiter held up only by the sum of several holders gets no edge, and
+//     such a deadlock is ended by a wait timeout, not refused.
 //   - Request id: a client's id for a mutating request, unique in its
 //     session. A retry of an id is never applied twice: it returns the
 //     recorded outcome, also after a restart. A retry must repeat the

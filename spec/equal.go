@@ -35,13 +35,13 @@ func (r *Reply) Equal(q *Reply) bool {
 // Equal reports whether r and q are the same resource.
 func (r *ResourceState) Equal(q *ResourceState) bool {
 	return r.Name == q.Name && bytes.Equal(r.Value, q.Value) && r.ValueValid == q.ValueValid &&
-		r.DelayUntil == q.DelayUntil && slices.EqualFunc(r.Granted, q.Granted, LockState.Equal) &&
+		r.DelayUntil == q.DelayUntil && r.Limit == q.Limit && slices.EqualFunc(r.Granted, q.Granted, LockState.Equal) &&
 		slices.Equal(r.Converting, q.Converting) && slices.EqualFunc(r.Waiting, q.Waiting, LockState.Equal)
 }
 
 // Equal reports whether l and k are the same lock.
 func (l LockState) Equal(k LockState) bool {
-	return l.Session == k.Session && l.Mode == k.Mode && l.Want == k.Want && l.Token == k.Token &&
+	return l.Session == k.Session && l.Mode == k.Mode && l.Want == k.Want && l.Permits == k.Permits && l.Token == k.Token &&
 		l.Request == k.Request && l.Deadline == k.Deadline && l.LockDelay == k.LockDelay &&
 		l.Notified == k.Notified && l.GrantedAt == k.GrantedAt && l.QueuedAt == k.QueuedAt
 }

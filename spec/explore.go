@@ -62,10 +62,14 @@ type Bounds struct {
 	NoQueue     bool   // Acquire and Convert may also be tries (NoQueue)
 	WriteValue  bool   // PW/EX holders may write the value block on release or down-conversion
 	Close       bool   // clients may close their sessions
-	Crashes     int    // restarts (Model.Recover) per run
-	Failovers   int    // changes of leader (Model.Failover, grace TTL) per run
-	Downtime    int    // a restart or a failover takes 0 ticks or this many (past due timers)
-	StatesMax   int    // give up (Report.Complete false) past this many distinct states
+	// Semaphore: if positive, Acquire may also ask for 1 or 2 permits of a
+	// semaphore of this limit, on any resource (so a resource may be
+	// asked for as a lock and as a semaphore).
+	Semaphore uint32
+	Crashes   int // restarts (Model.Recover) per run
+	Failovers int // changes of leader (Model.Failover, grace TTL) per run
+	Downtime  int // a restart or a failover takes 0 ticks or this many (past due timers)
+	StatesMax int // give up (Report.Complete false) past this many distinct states
 
 	bugs bugs // planted bugs; only this package's tests set them
 }
@@ -144,6 +148,8 @@ func (b *Bounds) Validate() error {
 		return fmt.Errorf("bounds: Crashes %d or Failovers %d above 60", b.Crashes, b.Failovers)
 	case b.StatesMax < 1:
 		return errors.New("bounds: StatesMax must be positive")
+	case b.Semaphore > 8:
+		return fmt.Errorf("bounds: Semaphore %d above 8", b.Semaphore)
 	}
 	for _, m := range b.Modes {
 		if !m.Valid() {
@@ -192,6 +198,7 @@ type action struct {
 	noQueue   bool
 	lockDelay bool
 	write     bool
+	permits   uint8 // Acquire of a semaphore's permits (limit Bounds.Semaphore)
 	ticks     uint8 // actTick, actRecover, actFailover: how far the clock moves
 }
 
@@ -219,6 +226,9 @@ func (x *explorer) describe(a action) string {
 		return s
 	}
 	s += " " + resourceName(int(a.resource))
+	if a.permits != 0 {
+		s += fmt.Sprintf(" %d of %d permits", a.permits, x.b.Semaphore)
+	}
 	if a.op == OpAcquire || a.op == OpConvert {
 		s += " " + a.mode.String()
 		if a.noQueue {
@@ -294,6 +304,11 @@ func (x *explorer) lockActions(st *State, id SessionID, s, r uint8, out []action
 			if x.b.NoQueue {
 				out = append(out, with(OpAcquire, m, true, false, false))
 			}
+		}
+		for p := uint32(1); p <= min(2, x.b.Semaphore); p++ {
+			a := with(OpAcquire, PR, false, false, false)
+			a.permits = uint8(p)
+			out = append(out, a)
 		}
 	case !granted:
 		out = append(out, with(OpCancel, 0, false, false, false))
@@ -386,6 +401,9 @@ func (x *explorer) input(st *State, a action) Input {
 	}
 	if a.lockDelay {
 		in.LockDelay = time.Duration(x.b.LockDelay) * tick
+	}
+	if a.permits != 0 {
+		in.Permits, in.Limit = uint32(a.permits), x.b.Semaphore
 	}
 	if a.write {
 		in.WriteValue, in.Value = true, exploreValue
@@ -750,13 +768,13 @@ func normalForm(st *State, crashes, failovers int, b []byte) []byte {
 			req = reqRank[l.Session][l.Request]
 		}
 		b = append(b, l.Session[:]...)
-		return appendUint(b, uint64(l.Mode), uint64(l.Want), rank(l.Token), req,
+		return appendUint(b, uint64(l.Mode), uint64(l.Want), uint64(l.Permits), rank(l.Token), req,
 			uint64(rel(l.Deadline)), uint64(l.LockDelay), uint64(l.Notified+1))
 	}
 	for _, r := range st.Resources {
 		b = appendString(b, r.Name)
 		b = appendString(b, string(r.Value))
-		b = appendUint(b, boolUint(r.ValueValid), uint64(rel(r.DelayUntil)), uint64(len(r.Granted)),
+		b = appendUint(b, boolUint(r.ValueValid), uint64(rel(r.DelayUntil)), uint64(r.Limit), uint64(len(r.Granted)),
 			uint64(len(r.Converting)), uint64(len(r.Waiting)))
 		for i := range r.Granted {
 			b = lock(b, &r.Granted[i])

@@ -30,6 +30,7 @@ type namedBounds struct {
 func exploreBounds(large bool) []namedBounds {
 	all := []Mode{NL, CR, CW, PR, PW, EX}
 	failover := func(b *Bounds) { b.Failovers = 1 }
+	semaphore := func(limit uint32) func(*Bounds) { return func(b *Bounds) { b.Semaphore = limit } }
 	bound := func(name string, sessions, resources int, modes []Mode, crashes int, more ...func(*Bounds)) namedBounds {
 		b := Bounds{Sessions: sessions, Resources: resources, Modes: modes,
 			TTL: 2, WaitTimeout: 1, WriteValue: true, Close: true, Crashes: crashes, Downtime: 1,
@@ -44,6 +45,8 @@ func exploreBounds(large bool) []namedBounds {
 			bound("2sessions-1resource-6modes-restart", 2, 1, all, 1),
 			bound("3sessions-1resource-PR,PW,EX", 3, 1, []Mode{PR, PW, EX}, 0),
 			bound("2sessions-2resources-EX-restart-failover", 2, 2, []Mode{EX}, 1, failover),
+			bound("3sessions-1resource-EX-semaphore2", 3, 1, []Mode{EX}, 0, semaphore(2)),
+			bound("2sessions-2resources-EX-semaphore1", 2, 2, []Mode{EX}, 0, semaphore(1)),
 		}
 	}
 	tryAndDelay := func(b *Bounds) { b.NoQueue, b.LockDelay, b.Downtime = true, 1, 2 }
@@ -52,6 +55,8 @@ func exploreBounds(large bool) []namedBounds {
 		bound("2sessions-1resource-6modes-restart-try-lockdelay", 2, 1, all, 1, tryAndDelay),
 		bound("3sessions-1resource-CR,PR,PW,EX-restart", 3, 1, []Mode{CR, PR, PW, EX}, 1),
 		bound("2sessions-2resources-PR,EX-restart", 2, 2, []Mode{PR, EX}, 1, noClose),
+		bound("4sessions-1resource-EX-semaphore3-restart", 4, 1, []Mode{EX}, 1, semaphore(3)),
+		bound("3sessions-2resources-EX-semaphore2", 3, 2, []Mode{EX}, 0, semaphore(2)),
 	}
 }
 
@@ -89,6 +94,7 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 			StatesMax: 2_000_000}
 	}
 	withFailover := func(b Bounds) Bounds { b.Failovers, b.Downtime = 1, 1; return b }
+	withSemaphore := func(b Bounds) Bounds { b.Semaphore = 2; return b }
 	cases := []struct {
 		bug    bugs
 		bounds Bounds
@@ -105,6 +111,7 @@ func TestExploreFindsPlantedBugs(t *testing.T) {
 		{bugDeadlockAheadEdges, small(3, 2, PR, EX), "but had it been let through no request would be stuck"},
 		{bugConversionOvertakes, small(3, 1, NL, CR, PR, PW, EX), "overtook the conversion of"},
 		{bugFailoverNoGrace, withFailover(small(1, 1, EX)), "before the grace ends"},
+		{bugSemaphoreOverLimit, withSemaphore(small(2, 1, EX)), "semaphore over its limit"},
 	}
 	seen := bugs(0)
 	for _, c := range cases {

@@ -29,6 +29,14 @@ import (
 // A request that would put its session on a cycle, by queueing or by being
 // granted a stronger mode in place, is refused with Deadlock; so the graph
 // is acyclic after every step.
+//
+// On a semaphore, two locks conflict when their permits add up to more than
+// its limit: then neither can be granted while the other holds, which is
+// all an edge claims, so every cycle is a real deadlock. A semaphore's
+// waiter held up only by the sum of several holders waits for any of them,
+// not for each: it gets no edge to them, so a deadlock that needs such a
+// wait is not seen by the graph, and ends when a wait timeout runs out
+// (stuck.go says which deadlocks the invariants therefore rule out).
 
 // WaitsFor computes the wait-for graph of a state.
 func WaitsFor(st *State) map[SessionID][]SessionID { return waitsFor(st, 0) }
@@ -64,7 +72,17 @@ func waitsFor(st *State, b bugs) map[SessionID][]SessionID {
 type queued struct {
 	session    SessionID
 	want       Mode
+	permits    uint32
 	converting bool
+}
+
+// conflicts reports whether two locks on r, in modes a and b with permits
+// pa and pb, cannot be granted together.
+func conflicts(r *ResourceState, a Mode, pa uint32, b Mode, pb uint32) bool {
+	if r.Limit != 0 {
+		return uint64(pa)+uint64(pb) > uint64(r.Limit)
+	}
+	return !Compatible(a, b)
 }
 
 // servingOrder lists r's queued requests in the order they are served: the
@@ -74,12 +92,12 @@ func servingOrder(r *ResourceState) []queued {
 	for _, id := range r.Converting {
 		for _, l := range r.Granted {
 			if l.Session == id {
-				q = append(q, queued{id, l.Want, true})
+				q = append(q, queued{id, l.Want, l.Permits, true})
 			}
 		}
 	}
 	for _, l := range r.Waiting {
-		q = append(q, queued{l.Session, l.Mode, false})
+		q = append(q, queued{l.Session, l.Mode, l.Permits, false})
 	}
 	return q
 }
@@ -90,7 +108,7 @@ func waitedFor(r *ResourceState, prefix []queued) []SessionID {
 	var out []SessionID
 	for _, h := range r.Granted {
 		for _, x := range prefix {
-			if x.session != h.Session && !Compatible(h.Mode, x.want) {
+			if x.session != h.Session && conflicts(r, h.Mode, h.Permits, x.want, x.permits) {
 				out = append(out, h.Session)
 				break
 			}
@@ -98,7 +116,7 @@ func waitedFor(r *ResourceState, prefix []queued) []SessionID {
 	}
 	for j, e := range prefix[:len(prefix)-1] {
 		for _, x := range prefix[j+1:] {
-			if !Compatible(e.want, x.want) {
+			if conflicts(r, e.want, e.permits, x.want, x.permits) {
 				out = append(out, e.session)
 				break
 			}
@@ -115,7 +133,7 @@ func waitedForAll(r *ResourceState, prefix []queued) []SessionID {
 	p := prefix[len(prefix)-1]
 	var out []SessionID
 	for _, h := range r.Granted {
-		if h.Session != p.session && !Compatible(h.Mode, p.want) {
+		if h.Session != p.session && conflicts(r, h.Mode, h.Permits, p.want, p.permits) {
 			out = append(out, h.Session)
 		}
 	}

@@ -42,7 +42,7 @@ func CheckInvariants(st *State, lim *Limits) error {
 	if c := FindCycle(WaitsFor(st)); c != nil {
 		return fmt.Errorf("wait-for graph has a cycle: %v", shortIDs(c))
 	}
-	if stuck := Stuck(st); len(stuck) > 0 {
+	if stuck := stuck(st, true); len(stuck) > 0 {
 		return fmt.Errorf("deadlock: the request of %s on %q can never be granted (%d stuck)",
 			ShortID(stuck[0].Session), stuck[0].Resource, len(stuck))
 	}
@@ -105,6 +105,9 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 	delayed := r.DelayUntil > st.Now
 	if len(r.Granted) == 0 && len(r.Waiting) == 0 && !delayed {
 		return fmt.Errorf("kept though unused")
+	}
+	if err := checkSemaphore(r); err != nil {
+		return err
 	}
 	if len(r.Name) == 0 || len(r.Name) > lim.NameBytesMax || len(r.Value) > lim.ValueBytesMax {
 		return fmt.Errorf("name or value out of bounds")
@@ -185,6 +188,33 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 	return checkSettled(r, delayed)
 }
 
+// checkSemaphore: a lock resource's locks have no permits; a semaphore's
+// are PR locks of 1 to limit permits, never converting, and the permits
+// granted never exceed the limit.
+func checkSemaphore(r *ResourceState) error {
+	if r.Limit > PermitsMax {
+		return fmt.Errorf("semaphore limit %d exceeds PermitsMax", r.Limit)
+	}
+	var held uint64
+	for _, queue := range [][]LockState{r.Granted, r.Waiting} {
+		for _, l := range queue {
+			if r.Limit == 0 && l.Permits != 0 {
+				return fmt.Errorf("%s has %d permits of a lock resource", ShortID(l.Session), l.Permits)
+			}
+			if r.Limit != 0 && (l.Permits == 0 || l.Permits > r.Limit || l.Mode != PR || l.Want != PR) {
+				return fmt.Errorf("%s: %d permits in %v->%v of a semaphore of %d", ShortID(l.Session), l.Permits, l.Mode, l.Want, r.Limit)
+			}
+		}
+	}
+	for _, h := range r.Granted {
+		held += uint64(h.Permits)
+	}
+	if r.Limit != 0 && held > uint64(r.Limit) {
+		return fmt.Errorf("semaphore over its limit: %d of %d permits granted", held, r.Limit)
+	}
+	return nil
+}
+
 // checkSettled: after a step nothing that the rules would grant is left
 // queued, and every holder blocking a queued request of another session
 // has been told about the highest such mode.
@@ -196,6 +226,16 @@ func checkSettled(r *ResourceState, delayed bool) error {
 			}
 		}
 		return true
+	}
+	if r.Limit != 0 && !delayed && len(r.Waiting) > 0 {
+		held := uint64(r.Waiting[0].Permits)
+		for _, h := range r.Granted {
+			held += uint64(h.Permits)
+		}
+		if held <= uint64(r.Limit) {
+			return fmt.Errorf("head of the wait queue %s fits in the semaphore but is queued", ShortID(r.Waiting[0].Session))
+		}
+		return nil
 	}
 	if !delayed {
 		if len(r.Converting) > 0 {

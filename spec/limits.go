@@ -25,6 +25,9 @@ type Limits struct {
 	InputsPerBatchMax int // inputs the loop takes in one turn (one fsync)
 }
 
+// PermitsMax bounds a semaphore's limit (Input.Limit).
+const PermitsMax = 1 << 20
+
 // DefaultLimits are the limits a node uses unless configured otherwise.
 func DefaultLimits() Limits {
 	return Limits{

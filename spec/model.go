@@ -46,6 +46,7 @@ type mResource struct {
 	value      []byte // never mutated in place: a write replaces the slice
 	valid      bool
 	delayUntil Time
+	limit      uint32   // a semaphore's permits; 0: a lock resource
 	granted    []*mLock // every lock with a granted mode, in order of first grant
 	converting []*mLock // the conversion queue (these are also in granted)
 	waiting    []*mLock // the wait queue of new requests
@@ -56,6 +57,7 @@ type mLock struct {
 	granted   bool
 	mode      Mode // granted mode, or the requested mode of a waiting lock
 	want      Mode // mode a queued conversion waits for; else == mode
+	permits   uint32
 	token     Token
 	request   RequestID // queued request, 0 if none
 	deadline  Time      // when the queued request times out
@@ -406,6 +408,12 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 	if r != nil && r.lockOf(s.id) != nil {
 		return Refuse(AlreadyHeld, DetailAlreadyHeld), nil
 	}
+	if r != nil && r.limit != in.Limit {
+		if r.limit == 0 {
+			return Refuse(InvalidArgument, DetailSemaphoreLock), nil
+		}
+		return Refuse(InvalidArgument, DetailSemaphore(r.limit)), nil
+	}
 	if m.locksOf(s.id) >= m.lim.LocksPerSessionMax {
 		return Refuse(LimitExceeded, DetailLocksPerSession(m.lim.LocksPerSessionMax)), nil
 	}
@@ -413,13 +421,13 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 		if len(m.resources) >= m.lim.ResourcesMax {
 			return Refuse(LimitExceeded, DetailResources(m.lim.ResourcesMax)), nil
 		}
-		r = &mResource{name: in.Resource, valid: true}
+		r = &mResource{name: in.Resource, valid: true, limit: in.Limit}
 		m.resources[in.Resource] = r
 	}
-	l := &mLock{session: s.id, mode: in.Mode, want: in.Mode, lockDelay: in.LockDelay, notified: -1}
+	l := &mLock{session: s.id, mode: in.Mode, want: in.Mode, permits: in.Permits, lockDelay: in.LockDelay, notified: -1}
 	// Strict FIFO: a new request is granted at once only if nothing waits.
 	if (len(r.converting) == 0 || m.bugs.has(bugNewIgnoreConversions)) &&
-		(len(r.waiting) == 0 || m.bugs.has(bugOvertake)) && !m.delayed(r) && r.compatible(in.Mode, nil) {
+		(len(r.waiting) == 0 || m.bugs.has(bugOvertake)) && !m.delayed(r) && m.fits(r, l) {
 		l.granted, l.grantedAt = true, m.now
 		l.token = m.nextToken()
 		r.granted = append(r.granted, l)
@@ -452,6 +460,9 @@ func (m *Model) convert(s *mSession, in *Input) (Result, *mResource) {
 	}
 	if l.request != 0 {
 		return Refuse(AlreadyHeld, DetailConverting), nil
+	}
+	if r.limit != 0 {
+		return Refuse(InvalidArgument, DetailConvertPermits), nil
 	}
 	down := Weaker(in.Mode, l.mode)
 	if in.WriteValue && (!l.mode.WritesValue() || !down) {
@@ -628,7 +639,7 @@ func (m *Model) settle(r *mResource) {
 		m.complete(l.session, req, r.name, r.grantResult(l))
 	}
 	for (len(r.converting) == 0 || m.bugs.has(bugNewIgnoreConversions)) &&
-		len(r.waiting) > 0 && !m.delayed(r) && r.compatible(r.waiting[0].mode, nil) {
+		len(r.waiting) > 0 && !m.delayed(r) && m.fits(r, r.waiting[0]) {
 		l := r.waiting[0]
 		r.waiting = r.waiting[1:]
 		req := l.request
@@ -701,6 +712,23 @@ func (r *mResource) lockOf(id SessionID) *mLock {
 		}
 	}
 	return nil
+}
+
+// fits reports whether l, a lock not yet granted, could be granted beside
+// r's granted locks: its mode is compatible with theirs and, on a
+// semaphore, its permits fit in what they leave of the limit.
+func (m *Model) fits(r *mResource, l *mLock) bool {
+	if r.limit == 0 {
+		return r.compatible(l.mode, nil)
+	}
+	held := uint64(l.permits)
+	for _, h := range r.granted {
+		held += uint64(h.permits)
+	}
+	if m.bugs.has(bugSemaphoreOverLimit) {
+		return held <= uint64(r.limit)+1
+	}
+	return held <= uint64(r.limit)
 }
 
 // compatible reports whether mode is compatible with the granted mode of

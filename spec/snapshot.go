@@ -36,7 +36,7 @@ func (m *Model) State() State {
 }
 
 func (r *mResource) state() ResourceState {
-	rs := ResourceState{Name: r.name, Value: r.value, ValueValid: r.valid, DelayUntil: r.delayUntil}
+	rs := ResourceState{Name: r.name, Value: r.value, ValueValid: r.valid, DelayUntil: r.delayUntil, Limit: r.limit}
 	if len(r.granted) > 0 {
 		rs.Granted = make([]LockState, len(r.granted))
 		for i, l := range r.granted {
@@ -59,7 +59,7 @@ func (r *mResource) state() ResourceState {
 }
 
 func (l *mLock) state() LockState {
-	return LockState{Session: l.session, Mode: l.mode, Want: l.want, Token: l.token,
+	return LockState{Session: l.session, Mode: l.mode, Want: l.want, Permits: l.permits, Token: l.token,
 		Request: l.request, Deadline: l.deadline, LockDelay: l.lockDelay, Notified: l.notified,
 		GrantedAt: l.grantedAt, QueuedAt: l.queuedAt}
 }
@@ -120,7 +120,7 @@ func (s *mSession) matches(ss *SessionState) bool {
 // matches reports whether rs is r's entry in the model's State.
 func (r *mResource) matches(rs *ResourceState) bool {
 	return rs.Name == r.name && bytes.Equal(rs.Value, r.value) && rs.ValueValid == r.valid &&
-		rs.DelayUntil == r.delayUntil &&
+		rs.DelayUntil == r.delayUntil && rs.Limit == r.limit &&
 		slices.EqualFunc(rs.Granted, r.granted, func(a LockState, l *mLock) bool { return a.Equal(l.state()) }) &&
 		slices.EqualFunc(rs.Converting, r.converting, func(id SessionID, l *mLock) bool { return id == l.session }) &&
 		slices.EqualFunc(rs.Waiting, r.waiting, func(a LockState, l *mLock) bool { return a.Equal(l.state()) })

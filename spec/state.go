@@ -41,6 +41,7 @@ type ResourceState struct {
 	Value      []byte
 	ValueValid bool
 	DelayUntil Time        // lock-delay: nothing new is granted before this (0: none)
+	Limit      uint32      // a semaphore's permits; 0: a lock resource
 	Granted    []LockState // holders in the order first granted; includes converting locks
 	Converting []SessionID // the conversion queue, FIFO; these locks are also in Granted
 	Waiting    []LockState // the wait queue of new requests, FIFO
@@ -51,6 +52,8 @@ type LockState struct {
 	Session SessionID
 	Mode    Mode // granted mode; for a waiting lock, the mode it waits for
 	Want    Mode // the mode a queued conversion waits for; else equal to Mode
+	// Permits held (or wanted, by a waiter) of a semaphore; 0 on a lock resource.
+	Permits uint32
 	Token   Token
 	// Request is the id of the queued request (wait or conversion); 0 if none.
 	Request   RequestID
@@ -89,6 +92,9 @@ func (s *State) String() string {
 		if r.DelayUntil != 0 {
 			fmt.Fprintf(&b, " delay-until=%v", r.DelayUntil)
 		}
+		if r.Limit != 0 {
+			fmt.Fprintf(&b, " limit=%d", r.Limit)
+		}
 		b.WriteString("\n")
 		for _, l := range r.Granted {
 			fmt.Fprintf(&b, "  granted %s\n", l.String())
@@ -111,6 +117,9 @@ func (l LockState) String() string {
 	fmt.Fprintf(&b, "%s %v", ShortID(l.Session), l.Mode)
 	if l.Want != l.Mode {
 		fmt.Fprintf(&b, "->%v", l.Want)
+	}
+	if l.Permits != 0 {
+		fmt.Fprintf(&b, " permits=%d", l.Permits)
 	}
 	if l.Token != 0 {
 		fmt.Fprintf(&b, " token=%d", l.Token)

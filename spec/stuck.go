@@ -23,7 +23,11 @@ import (
 //
 // A state is deadlocked when it has a stuck request. The checks are:
 //   - no state ever is (CheckInvariants): a request that queued never ends
-//     up stuck;
+//     up stuck, where a semaphore's waiter counts as grantable once no
+//     holder it conflicts with (graph.go) is left: the graph does not see
+//     a waiter held up only by the sum of several holders (it waits for any
+//     of them), so the invariant cannot promise more (wait timeouts end
+//     such a deadlock);
 //   - a Deadlock refusal is correct only if the state in which the request
 //     had been queued (or granted in place) instead would be deadlocked
 //     (CheckDeadlockRefusal).
@@ -37,17 +41,24 @@ type StuckRequest struct {
 type oracleLock struct {
 	session SessionID
 	mode    Mode
+	permits uint32
 }
 
 type oracleResource struct {
 	name       string
+	limit      uint32 // a semaphore's; 0: a lock resource
+	pairwise   bool   // a semaphore's waiter fits beside holders it does not conflict with
 	holders    []oracleLock
 	converting []oracleLock // the mode is the one wanted; the holder keeps its own until granted
 	waiting    []oracleLock
 }
 
 // Stuck returns the stuck requests of st, by resource and queue order.
-func Stuck(st *State) []StuckRequest {
+func Stuck(st *State) []StuckRequest { return stuck(st, false) }
+
+// stuck is Stuck, with pairwise the weaker fit on semaphores that the
+// invariant uses.
+func stuck(st *State, pairwise bool) []StuckRequest {
 	var rs []oracleResource
 	for _, r := range st.Resources {
 		if len(r.Converting) == 0 && len(r.Waiting) == 0 {
@@ -55,18 +66,18 @@ func Stuck(st *State) []StuckRequest {
 			// block nothing (a lock blocks only requests on its resource).
 			continue
 		}
-		o := oracleResource{name: r.Name, holders: make([]oracleLock, 0, len(r.Granted)+len(r.Waiting)),
+		o := oracleResource{name: r.Name, limit: r.Limit, pairwise: pairwise, holders: make([]oracleLock, 0, len(r.Granted)+len(r.Waiting)),
 			converting: make([]oracleLock, 0, len(r.Converting)), waiting: make([]oracleLock, 0, len(r.Waiting))}
 		for _, l := range r.Granted {
-			o.holders = append(o.holders, oracleLock{l.Session, l.Mode})
+			o.holders = append(o.holders, oracleLock{l.Session, l.Mode, l.Permits})
 		}
 		for _, id := range r.Converting {
 			if l := lockIn(r.Granted, id); l != nil {
-				o.converting = append(o.converting, oracleLock{id, l.Want})
+				o.converting = append(o.converting, oracleLock{id, l.Want, l.Permits})
 			}
 		}
 		for _, l := range r.Waiting {
-			o.waiting = append(o.waiting, oracleLock{l.Session, l.Mode})
+			o.waiting = append(o.waiting, oracleLock{l.Session, l.Mode, l.Permits})
 		}
 		rs = append(rs, o)
 	}
@@ -103,12 +114,18 @@ func Stuck(st *State) []StuckRequest {
 // queue while it fits. It reports whether it granted anything.
 func (r *oracleResource) grant() bool {
 	fits := func(l oracleLock) bool {
+		held := uint64(l.permits)
 		for _, h := range r.holders {
-			if h.session != l.session && !Compatible(h.mode, l.mode) {
+			if h.session == l.session {
+				continue
+			}
+			if r.limit == 0 && !Compatible(h.mode, l.mode) ||
+				r.limit != 0 && r.pairwise && uint64(h.permits)+uint64(l.permits) > uint64(r.limit) {
 				return false
 			}
+			held += uint64(h.permits)
 		}
-		return true
+		return r.limit == 0 || r.pairwise || held <= uint64(r.limit)
 	}
 	granted := false
 	for len(r.converting) > 0 && fits(r.converting[0]) {
@@ -166,7 +183,7 @@ func deadlockAlternative(st *State, in Input, detail string) (State, error) {
 			return alt, fmt.Errorf("Deadlock refusal of an acquire on %q, a resource with nothing to wait for", in.Resource)
 		}
 		alt.Resources[ri].Waiting = append(alt.Resources[ri].Waiting,
-			LockState{Session: in.Session, Mode: in.Mode, Want: in.Mode, Request: in.Request})
+			LockState{Session: in.Session, Mode: in.Mode, Want: in.Mode, Permits: in.Permits, Request: in.Request})
 		return alt, nil
 	case in.Op == OpConvert && ri >= 0:
 		r := &alt.Resources[ri]

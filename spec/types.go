@@ -100,6 +100,11 @@ type Input struct {
 	// TTL (Open): the session's lease; every keepalive extends it to now+TTL.
 	TTL time.Duration
 
+	// Permits and Limit (Acquire) ask for Permits of a counting semaphore
+	// of Limit permits (1 <= Permits <= Limit <= PermitsMax, Mode PR):
+	// see "semaphore" in doc.go. Both zero: a lock.
+	Permits, Limit uint32
+
 	// WriteValue (Release, Convert down from PW/EX) stores Value in the
 	// resource's value block and marks it valid.
 	WriteValue bool
@@ -123,6 +128,7 @@ func (in *Input) Digest() uint64 {
 	h := fnvWord(fnvOffset, flags)
 	h = fnvWord(h, uint64(in.WaitTimeout))
 	h = fnvWord(h, uint64(in.LockDelay))
+	h = fnvWord(h, uint64(in.Permits)|uint64(in.Limit)<<32)
 	h = fnvWord(h, uint64(len(in.Resource)))
 	for i := 0; i < len(in.Resource); i++ {
 		h = (h ^ uint64(in.Resource[i])) * fnvPrime

@@ -70,6 +70,14 @@ func Validate(in *Input, lim *Limits) (Result, bool) {
 		if in.WriteValue {
 			return invalid("value: acquire cannot write the value block")
 		}
+		if (in.Permits != 0 || in.Limit != 0) && (in.Permits == 0 || in.Permits > in.Limit || in.Limit > PermitsMax) {
+			return invalid("permits: %d of a semaphore of limit %d: want 1 <= permits <= limit <= %d (PermitsMax)", in.Permits, in.Limit, PermitsMax)
+		}
+		if in.Permits != 0 && in.Mode != PR {
+			return invalid("mode: a semaphore's permits are acquired in PR, not %v", in.Mode)
+		}
+	} else if in.Permits != 0 || in.Limit != 0 {
+		return invalid("permits: only acquire asks for a semaphore's permits")
 	}
 	if in.WriteValue && (in.Op == OpRelease || in.Op == OpConvert) && len(in.Value) > lim.ValueBytesMax {
 		return tooLarge("value", len(in.Value), "ValueBytesMax", lim.ValueBytesMax)
