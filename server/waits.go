@@ -93,6 +93,7 @@ type waiter struct {
 	resource   string
 	want       spec.Mode
 	held       spec.Mode // a conversion's granted mode
+	permits    uint32    // of a semaphore, wanted; 0 on a lock resource
 	conversion bool
 	waited     time.Duration
 	known      bool // waited is known
@@ -105,6 +106,7 @@ type waitEdge struct {
 	reason          pb.WaitReason
 	wanted          spec.Mode // the waiter's
 	blocking        spec.Mode // the blocker's granted mode (HOLDER) or wanted mode (AHEAD)
+	permits         uint32    // on a semaphore, the blocker's permits, held or wanted
 }
 
 // holding is a granted lock that an edge names.
@@ -112,6 +114,7 @@ type holding struct {
 	session  spec.SessionID
 	resource string
 	mode     spec.Mode
+	permits  uint32 // of a semaphore
 	token    spec.Token
 }
 
@@ -158,7 +161,7 @@ func buildWaitGraph(resources []spec.ResourceState, now spec.Time, limit int) wa
 func servingOrder(r *spec.ResourceState, now spec.Time) []waiter {
 	var q []waiter
 	add := func(l *spec.LockState, conversion bool) {
-		w := waiter{session: l.Session, resource: r.Name, want: l.Mode, conversion: conversion}
+		w := waiter{session: l.Session, resource: r.Name, want: l.Mode, permits: l.Permits, conversion: conversion}
 		if conversion {
 			w.want, w.held = l.Want, l.Mode
 		}
@@ -192,14 +195,18 @@ func (m modeSet) conflicts(mode spec.Mode) bool {
 
 // waitsOn returns the edges out of the last request p of prefix (a prefix
 // of r's serving order), by the two rules of spec/graph.go:
-//   - HOLDER: a holder whose granted mode conflicts with a mode wanted at
-//     or ahead of p, by a request other than its own;
-//   - AHEAD: a request ahead of p whose wanted mode conflicts with a mode
-//     wanted after it, up to p.
+//   - HOLDER: a holder whose granted lock conflicts with a request at or
+//     ahead of p other than its own;
+//   - AHEAD: a request ahead of p that conflicts with a request after it,
+//     up to p.
 //
-// A session that is both is named once, as the holder. It walks back from
-// p keeping the modes wanted behind each request: O(prefix + holders).
+// A session that is both is named once, as the holder. Two locks conflict
+// by their modes, or on a semaphore when their permits add up past its
+// limit. O(prefix + holders).
 func waitsOn(r *spec.ResourceState, prefix []waiter) []waitEdge {
+	if r.Limit != 0 {
+		return semaphoreWaitsOn(r, prefix)
+	}
 	p := prefix[len(prefix)-1]
 	var out []waitEdge
 	var wanted [spec.ModeCount]int // modes wanted at or ahead of p
@@ -216,30 +223,81 @@ func waitsOn(r *spec.ResourceState, prefix []waiter) []waitEdge {
 				n--
 			}
 			if n > 0 && !spec.Compatible(h.Mode, m) {
-				out = append(out, waitEdge{waiter: p.session, blocker: h.Session, resource: r.Name,
-					reason: pb.WaitReason_WAIT_REASON_HOLDER, wanted: p.want, blocking: h.Mode})
+				out = append(out, holderEdge(r, p, &h))
 				holders[h.Session] = true
 				break
 			}
 		}
 	}
+	// Walk back from p keeping the modes wanted behind each request.
 	behind := modeSet(1) << p.want
 	for j := len(prefix) - 2; j >= 0; j-- {
 		e := prefix[j]
 		if behind.conflicts(e.want) && !holders[e.session] {
-			out = append(out, waitEdge{waiter: p.session, blocker: e.session, resource: r.Name,
-				reason: pb.WaitReason_WAIT_REASON_AHEAD, wanted: p.want, blocking: e.want})
+			out = append(out, aheadEdge(r, p, &e))
 		}
 		behind |= 1 << e.want
 	}
 	return out
 }
 
+// semaphoreWaitsOn is waitsOn on a semaphore: a lock conflicts with a
+// request when their permits add up past the limit, so what matters of a
+// set of requests is the most permits one of them wants.
+func semaphoreWaitsOn(r *spec.ResourceState, prefix []waiter) []waitEdge {
+	p := prefix[len(prefix)-1]
+	var out []waitEdge
+	// The two largest requests at or ahead of p: they are of two sessions
+	// (a session has one request on a resource), so for any holder one of
+	// them is not its own.
+	var first, second *waiter
+	for i := range prefix {
+		x := &prefix[i]
+		switch {
+		case first == nil || x.permits > first.permits:
+			first, second = x, first
+		case second == nil || x.permits > second.permits:
+			second = x
+		}
+	}
+	over := func(a, b uint32) bool { return uint64(a)+uint64(b) > uint64(r.Limit) }
+	holders := map[spec.SessionID]bool{}
+	for _, h := range r.Granted {
+		most := first
+		if most.session == h.Session {
+			most = second
+		}
+		if most != nil && over(h.Permits, most.permits) {
+			out = append(out, holderEdge(r, p, &h))
+			holders[h.Session] = true
+		}
+	}
+	behind := p.permits // the most permits wanted behind each request, up to p
+	for j := len(prefix) - 2; j >= 0; j-- {
+		e := prefix[j]
+		if over(e.permits, behind) && !holders[e.session] {
+			out = append(out, aheadEdge(r, p, &e))
+		}
+		behind = max(behind, e.permits)
+	}
+	return out
+}
+
+func holderEdge(r *spec.ResourceState, p waiter, h *spec.LockState) waitEdge {
+	return waitEdge{waiter: p.session, blocker: h.Session, resource: r.Name,
+		reason: pb.WaitReason_WAIT_REASON_HOLDER, wanted: p.want, blocking: h.Mode, permits: h.Permits}
+}
+
+func aheadEdge(r *spec.ResourceState, p waiter, e *waiter) waitEdge {
+	return waitEdge{waiter: p.session, blocker: e.session, resource: r.Name,
+		reason: pb.WaitReason_WAIT_REASON_AHEAD, wanted: p.want, blocking: e.want, permits: e.permits}
+}
+
 // holderOf is session's granted lock on r.
 func holderOf(r *spec.ResourceState, session spec.SessionID) holding {
 	for _, l := range r.Granted {
 		if l.Session == session {
-			return holding{session: session, resource: r.Name, mode: l.Mode, token: l.Token}
+			return holding{session: session, resource: r.Name, mode: l.Mode, permits: l.Permits, token: l.Token}
 		}
 	}
 	return holding{session: session, resource: r.Name}
@@ -264,7 +322,7 @@ func (t *tagger) waitGraphToWire(g *waitGraph) *pb.WaitGraphResponse {
 	w := &pb.WaitGraphResponse{Truncated: g.truncated}
 	for _, x := range g.waiters {
 		pw := &pb.Waiter{SessionTag: t.tag(x.session), Resource: []byte(x.resource), Mode: wire.ModeToWire(x.want),
-			Conversion: x.conversion}
+			Conversion: x.conversion, Permits: x.permits}
 		if x.conversion {
 			pw.Held = wire.ModeToWire(x.held)
 		}
@@ -276,11 +334,11 @@ func (t *tagger) waitGraphToWire(g *waitGraph) *pb.WaitGraphResponse {
 	for _, e := range g.edges {
 		w.Edges = append(w.Edges, &pb.WaitEdge{WaiterTag: t.tag(e.waiter), BlockerTag: t.tag(e.blocker),
 			Resource: []byte(e.resource), Reason: e.reason, Wanted: wire.ModeToWire(e.wanted),
-			Blocking: wire.ModeToWire(e.blocking)})
+			Blocking: wire.ModeToWire(e.blocking), Permits: e.permits})
 	}
 	for _, h := range g.holders {
 		w.Holders = append(w.Holders, &pb.Holding{SessionTag: t.tag(h.session), Resource: []byte(h.resource),
-			Mode: wire.ModeToWire(h.mode), Token: uint64(h.token)})
+			Mode: wire.ModeToWire(h.mode), Token: uint64(h.token), Permits: h.permits})
 	}
 	return w
 }

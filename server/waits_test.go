@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -52,7 +53,9 @@ func checkWaitGraph(t *rapid.T, st *spec.State) {
 		}
 		switch e.reason {
 		case pb.WaitReason_WAIT_REASON_HOLDER:
-			if !slices.Contains(g.holders, holding{e.blocker, e.resource, e.blocking, tokenOf(st, e.resource, e.blocker)}) {
+			h := grantedOf(st, e.resource, e.blocker)
+			want := holding{session: e.blocker, resource: e.resource, mode: h.Mode, permits: h.Permits, token: h.Token}
+			if h.Mode != e.blocking || h.Permits != e.permits || !slices.Contains(g.holders, want) {
 				t.Fatalf("edge %v names a holder not listed as such: %v\n%s", e, g.holders, st)
 			}
 		case pb.WaitReason_WAIT_REASON_AHEAD:
@@ -77,17 +80,42 @@ func checkWaitGraph(t *rapid.T, st *spec.State) {
 	}
 }
 
-func tokenOf(st *spec.State, resource string, s spec.SessionID) spec.Token {
+// grantedOf is s's granted lock on resource.
+func grantedOf(st *spec.State, resource string, s spec.SessionID) spec.LockState {
 	for _, r := range st.Resources {
 		if r.Name == resource {
 			for _, l := range r.Granted {
 				if l.Session == s {
-					return l.Token
+					return l
 				}
 			}
 		}
 	}
-	return 0
+	return spec.LockState{}
+}
+
+// TestWaitGraphSemaphoresAreSpecs: on random semaphores (holders within
+// the limit, waiters of any size), the edges are spec.WaitsFor's: a lock
+// conflicts with a request when their permits add up past the limit.
+func TestWaitGraphSemaphoresAreSpecs(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		limit := rapid.Uint32Range(1, 6).Draw(t, "limit")
+		r := spec.ResourceState{Name: "pool", Limit: limit}
+		used := uint32(0)
+		for i := range rapid.IntRange(1, 10).Draw(t, "locks") {
+			id := spec.NamedSession(fmt.Sprint("s", i))
+			permits := rapid.Uint32Range(1, limit).Draw(t, "permits")
+			if rapid.Bool().Draw(t, "granted") && used+permits <= limit {
+				used += permits
+				r.Granted = append(r.Granted, spec.LockState{Session: id, Mode: spec.PR, Want: spec.PR,
+					Permits: permits, Token: spec.Token(i + 1)})
+			} else {
+				r.Waiting = append(r.Waiting, spec.LockState{Session: id, Mode: spec.PR, Want: spec.PR,
+					Permits: permits, Request: 1})
+			}
+		}
+		checkWaitGraph(t, &spec.State{Resources: []spec.ResourceState{r}})
+	})
 }
 
 // TestWaitGraphBounds: a queue of exclusive requests, each waiting for

@@ -2189,7 +2189,8 @@ type Waiter struct {
 	Mode          Mode                   `protobuf:"varint,3,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"` // the mode it waits for
 	Conversion    bool                   `protobuf:"varint,4,opt,name=conversion,proto3" json:"conversion,omitempty"`          // a conversion; held is the mode it holds meanwhile
 	Held          Mode                   `protobuf:"varint,5,opt,name=held,proto3,enum=bouncer.v1.Mode" json:"held,omitempty"`
-	Waited        *durationpb.Duration   `protobuf:"bytes,6,opt,name=waited,proto3" json:"waited,omitempty"` // since it was queued; unset if the node cannot tell
+	Waited        *durationpb.Duration   `protobuf:"bytes,6,opt,name=waited,proto3" json:"waited,omitempty"`    // since it was queued; unset if the node cannot tell
+	Permits       uint32                 `protobuf:"varint,7,opt,name=permits,proto3" json:"permits,omitempty"` // on a semaphore, the permits it waits for; else 0
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2266,9 +2267,18 @@ func (x *Waiter) GetWaited() *durationpb.Duration {
 	return nil
 }
 
+func (x *Waiter) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
 // WaitEdge: the waiter's request on resource cannot be granted until the
 // blocker acts (releases, converts down, cancels, or is granted and
-// releases).
+// releases). On a semaphore, two locks conflict when their permits add up
+// past its limit; a waiter held up only by the sum of several holders has
+// no edge to them (it waits for any one of them).
 type WaitEdge struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WaiterTag     []byte                 `protobuf:"bytes,1,opt,name=waiter_tag,json=waiterTag,proto3" json:"waiter_tag,omitempty"`
@@ -2277,6 +2287,7 @@ type WaitEdge struct {
 	Reason        WaitReason             `protobuf:"varint,4,opt,name=reason,proto3,enum=bouncer.v1.WaitReason" json:"reason,omitempty"`
 	Wanted        Mode                   `protobuf:"varint,5,opt,name=wanted,proto3,enum=bouncer.v1.Mode" json:"wanted,omitempty"`     // the mode the waiter wants
 	Blocking      Mode                   `protobuf:"varint,6,opt,name=blocking,proto3,enum=bouncer.v1.Mode" json:"blocking,omitempty"` // HOLDER: the blocker's granted mode; AHEAD: the mode it waits for
+	Permits       uint32                 `protobuf:"varint,7,opt,name=permits,proto3" json:"permits,omitempty"`                        // on a semaphore, the blocker's permits (held, or waited for); else 0
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2353,6 +2364,13 @@ func (x *WaitEdge) GetBlocking() Mode {
 	return Mode_MODE_UNSPECIFIED
 }
 
+func (x *WaitEdge) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
 // Holding is a granted lock that some edge names.
 type Holding struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2360,6 +2378,7 @@ type Holding struct {
 	Resource      []byte                 `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
 	Mode          Mode                   `protobuf:"varint,3,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`
 	Token         uint64                 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
+	Permits       uint32                 `protobuf:"varint,5,opt,name=permits,proto3" json:"permits,omitempty"` // on a semaphore; else 0
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2418,6 +2437,13 @@ func (x *Holding) GetMode() Mode {
 func (x *Holding) GetToken() uint64 {
 	if x != nil {
 		return x.Token
+	}
+	return 0
+}
+
+func (x *Holding) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
 	}
 	return 0
 }
@@ -3056,7 +3082,7 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\"\t\n" +
 	"\aExpired\"(\n" +
 	"\x10WaitGraphRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\rR\x05limit\"\xe4\x01\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"\xfe\x01\n" +
 	"\x06Waiter\x12\x1f\n" +
 	"\vsession_tag\x18\x01 \x01(\fR\n" +
 	"sessionTag\x12\x1a\n" +
@@ -3066,7 +3092,8 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"conversion\x18\x04 \x01(\bR\n" +
 	"conversion\x12$\n" +
 	"\x04held\x18\x05 \x01(\x0e2\x10.bouncer.v1.ModeR\x04held\x121\n" +
-	"\x06waited\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x06waited\"\xee\x01\n" +
+	"\x06waited\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x06waited\x12\x18\n" +
+	"\apermits\x18\a \x01(\rR\apermits\"\x88\x02\n" +
 	"\bWaitEdge\x12\x1d\n" +
 	"\n" +
 	"waiter_tag\x18\x01 \x01(\fR\twaiterTag\x12\x1f\n" +
@@ -3075,13 +3102,15 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bresource\x18\x03 \x01(\fR\bresource\x12.\n" +
 	"\x06reason\x18\x04 \x01(\x0e2\x16.bouncer.v1.WaitReasonR\x06reason\x12(\n" +
 	"\x06wanted\x18\x05 \x01(\x0e2\x10.bouncer.v1.ModeR\x06wanted\x12,\n" +
-	"\bblocking\x18\x06 \x01(\x0e2\x10.bouncer.v1.ModeR\bblocking\"\x82\x01\n" +
+	"\bblocking\x18\x06 \x01(\x0e2\x10.bouncer.v1.ModeR\bblocking\x12\x18\n" +
+	"\apermits\x18\a \x01(\rR\apermits\"\x9c\x01\n" +
 	"\aHolding\x12\x1f\n" +
 	"\vsession_tag\x18\x01 \x01(\fR\n" +
 	"sessionTag\x12\x1a\n" +
 	"\bresource\x18\x02 \x01(\fR\bresource\x12$\n" +
 	"\x04mode\x18\x03 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\x12\x14\n" +
-	"\x05token\x18\x04 \x01(\x04R\x05token\"\xba\x01\n" +
+	"\x05token\x18\x04 \x01(\x04R\x05token\x12\x18\n" +
+	"\apermits\x18\x05 \x01(\rR\apermits\"\xba\x01\n" +
 	"\x11WaitGraphResponse\x12,\n" +
 	"\awaiters\x18\x01 \x03(\v2\x12.bouncer.v1.WaiterR\awaiters\x12*\n" +
 	"\x05edges\x18\x02 \x03(\v2\x14.bouncer.v1.WaitEdgeR\x05edges\x12-\n" +

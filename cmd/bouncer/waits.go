@@ -64,12 +64,31 @@ func waitedText(w *pb.Waiter) string {
 	return d.Round(time.Millisecond).String()
 }
 
-// wantText says what a waiter waits for: "EX", or "PR->EX" for a conversion.
+// wantText says what a waiter waits for: "EX", "PR->EX" for a conversion,
+// or "2 permits" on a semaphore.
 func wantText(w *pb.Waiter) string {
-	if w.Conversion {
+	switch {
+	case w.Permits != 0:
+		return permitsText(w.Permits)
+	case w.Conversion:
 		return modeName(w.Held) + "->" + modeName(w.Mode)
 	}
 	return modeName(w.Mode)
+}
+
+// modeText is a lock's mode, or its permits on a semaphore.
+func modeText(mode pb.Mode, permits uint32) string {
+	if permits != 0 {
+		return permitsText(permits)
+	}
+	return modeName(mode)
+}
+
+func permitsText(n uint32) string {
+	if n == 1 {
+		return "1 permit"
+	}
+	return fmt.Sprintf("%d permits", n)
 }
 
 // edgesOf returns the edges out of waiter w, in the node's order.
@@ -97,13 +116,13 @@ func tokenOf(g *pb.WaitGraphResponse, blocker, resource []byte) uint64 {
 // or "queued behind e5f6a7b8 (EX)".
 func blockerText(g *pb.WaitGraphResponse, e *pb.WaitEdge) string {
 	if e.Reason == pb.WaitReason_WAIT_REASON_HOLDER {
-		s := fmt.Sprintf("held %s by %s", modeName(e.Blocking), shortTag(e.BlockerTag))
+		s := fmt.Sprintf("held %s by %s", modeText(e.Blocking, e.Permits), shortTag(e.BlockerTag))
 		if tok := tokenOf(g, e.BlockerTag, e.Resource); tok != 0 {
 			s += fmt.Sprintf(" (token %d)", tok)
 		}
 		return s
 	}
-	return fmt.Sprintf("queued behind %s (%s)", shortTag(e.BlockerTag), modeName(e.Blocking))
+	return fmt.Sprintf("queued behind %s (%s)", shortTag(e.BlockerTag), modeText(e.Blocking, e.Permits))
 }
 
 // printWaits prints one line per queued request, e.g.
@@ -143,6 +162,16 @@ func dotQuote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
+// wantOf says what the waiter of e wants: its mode, or its permits.
+func wantOf(g *pb.WaitGraphResponse, e *pb.WaitEdge) string {
+	for _, w := range g.Waiters {
+		if string(w.SessionTag) == string(e.WaiterTag) && string(w.Resource) == string(e.Resource) {
+			return wantText(w)
+		}
+	}
+	return modeName(e.Wanted)
+}
+
 // printWaitsDot prints g as a Graphviz digraph: a node per session (named
 // by its full tag, labelled by its short one and what it waits for), an
 // edge per wait, labelled with the resource and why.
@@ -173,7 +202,7 @@ func printWaitsDot(out io.Writer, g *pb.WaitGraphResponse) error {
 	}
 	for _, h := range g.Holders {
 		id := node(h.SessionTag)
-		labels[id] = append(labels[id], fmt.Sprintf("holds %s on %s (token %d)", modeName(h.Mode),
+		labels[id] = append(labels[id], fmt.Sprintf("holds %s on %s (token %d)", modeText(h.Mode, h.Permits),
 			spec.QuoteName(string(h.Resource)), h.Token))
 	}
 	for _, e := range g.Edges {
@@ -184,11 +213,11 @@ func printWaitsDot(out io.Writer, g *pb.WaitGraphResponse) error {
 		fmt.Fprintf(&b, "  %s [label=%s];\n", dotQuote(id), dotQuote(strings.Join(labels[id], "\n")))
 	}
 	for _, e := range g.Edges {
-		why := "held " + modeName(e.Blocking)
+		why := "held " + modeText(e.Blocking, e.Permits)
 		if e.Reason != pb.WaitReason_WAIT_REASON_HOLDER {
-			why = "behind " + modeName(e.Blocking)
+			why = "behind " + modeText(e.Blocking, e.Permits)
 		}
-		label := fmt.Sprintf("%s: wants %s, %s", spec.QuoteName(string(e.Resource)), modeName(e.Wanted), why)
+		label := fmt.Sprintf("%s: wants %s, %s", spec.QuoteName(string(e.Resource)), wantOf(g, e), why)
 		fmt.Fprintf(&b, "  %s -> %s [label=%s];\n", dotQuote(hex.EncodeToString(e.WaiterTag)),
 			dotQuote(hex.EncodeToString(e.BlockerTag)), dotQuote(label))
 	}

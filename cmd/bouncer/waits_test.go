@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // waitChain sets up who-blocks-whom on c: A holds x EX, B holds y EX and
@@ -334,4 +335,24 @@ func TestE2EClusterWaits(t *testing.T) {
 	code, out = run(t, "status", "--waits", "--addr", g.addrList())
 	require.Zero(t, code, out)
 	require.Equal(t, "no request is waiting\n", out)
+}
+
+// TestPrintWaitsSemaphore: on a semaphore, waits and holdings are told in
+// permits, not modes.
+func TestPrintWaitsSemaphore(t *testing.T) {
+	g := &pb.WaitGraphResponse{
+		Waiters: []*pb.Waiter{{SessionTag: []byte{1, 2, 3, 4, 5}, Resource: []byte("pool"), Mode: pb.Mode_MODE_PR,
+			Permits: 2, Waited: durationpb.New(1500 * time.Millisecond)}},
+		Edges: []*pb.WaitEdge{{WaiterTag: []byte{1, 2, 3, 4, 5}, BlockerTag: []byte{9, 9, 9, 9, 9}, Resource: []byte("pool"),
+			Reason: pb.WaitReason_WAIT_REASON_HOLDER, Wanted: pb.Mode_MODE_PR, Blocking: pb.Mode_MODE_PR, Permits: 3}},
+		Holders: []*pb.Holding{{SessionTag: []byte{9, 9, 9, 9, 9}, Resource: []byte("pool"), Mode: pb.Mode_MODE_PR,
+			Token: 7, Permits: 3}},
+	}
+	var out bytes.Buffer
+	require.NoError(t, printWaits(&out, g))
+	require.Equal(t, "01020304 waits 1.5s for 2 permits on pool: held 3 permits by 09090909 (token 7)\n", out.String())
+	out.Reset()
+	require.NoError(t, printWaitsDot(&out, g))
+	require.Contains(t, out.String(), `[label="pool: wants 2 permits, held 3 permits"]`)
+	parseDot(t, out.String())
 }
