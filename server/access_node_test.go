@@ -236,6 +236,7 @@ var sessionWant = map[string]string{"": "ynnyuu"}
 var adminWant = map[string]string{"": "nnynuu"}
 var openWant = map[string]string{"": "yyyyyy"}
 var someReadWant = map[string]string{"": "nynyuu"}
+var allReadWant = map[string]string{"": "nynnuu"}
 
 func accessCases() []accessCase {
 	exists := func(e *accessEnv, target string) bool { return e.describe(target).Exists }
@@ -357,6 +358,10 @@ func accessCases() []accessCase {
 		}},
 		{rpc: "CheckSequencer", want: someReadWant, run: func(e *accessEnv, c *caller, _ string) error {
 			_, err := c.locks.CheckSequencer(c.ctx, &pb.CheckSequencerRequest{Sequencer: []byte("not a sequencer")})
+			return err
+		}},
+		{rpc: "WaitGraph", want: allReadWant, run: func(e *accessEnv, c *caller, _ string) error {
+			_, err := c.locks.WaitGraph(c.ctx, &pb.WaitGraphRequest{})
 			return err
 		}},
 		{rpc: "PublicKey", want: someReadWant, run: func(e *accessEnv, c *caller, _ string) error {

@@ -67,6 +67,8 @@ var methodRules = map[string]methodRule{
 	locksMethod("GetSequencer"):   {RightLock, scopeResource},
 	locksMethod("CheckSequencer"): {RightRead, scopeSome},
 	locksMethod("PublicKey"):      {RightRead, scopeSome},
+	// The wait-for graph names resources anywhere: a read of every name.
+	locksMethod("WaitGraph"): {RightRead, scopeNode},
 
 	clusterMethod("Status"):         {RightAdmin, scopeNode},
 	clusterMethod("AddMember"):      {RightAdmin, scopeNode},

@@ -121,6 +121,7 @@ var unaryMethods = []string{
 	pb.Locks_Acquire_FullMethodName, pb.Locks_Convert_FullMethodName,
 	pb.Locks_Release_FullMethodName, pb.Locks_Cancel_FullMethodName,
 	pb.Locks_Describe_FullMethodName, pb.Locks_List_FullMethodName,
+	pb.Locks_WaitGraph_FullMethodName,
 }
 
 var serverStreamMethods = []string{pb.Locks_Watch_FullMethodName, pb.Locks_Events_FullMethodName}
@@ -146,6 +147,7 @@ func FuzzRPCs(f *testing.F) {
 		&pb.CancelRequest{SessionId: b[:], RequestId: 1, Resource: []byte("held")},
 		&pb.DescribeRequest{Resource: []byte("held")},
 		&pb.ListRequest{Prefix: []byte("h"), Limit: 2},
+		&pb.WaitGraphRequest{Limit: 2},
 		&pb.WatchRequest{Resource: []byte("held")},
 		&pb.EventsRequest{SessionId: a[:]},
 	}

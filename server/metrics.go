@@ -31,6 +31,10 @@ type metrics struct {
 	peerRTT                              prometheus.Histogram
 	snapshotsSent                        prometheus.Counter
 
+	// longestWait reads the longest current wait, in seconds, when the
+	// metrics are scraped (set by the server; see Server.longestWaitSeconds).
+	longestWait func() float64
+
 	conns   prometheus.Gauge       // connections held (Server.Listen)
 	refused *prometheus.CounterVec // calls and connections refused by a bound, by reason
 
@@ -90,7 +94,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		gauge("bouncer_resources", "Resources in use.", &m.resources),
 		gauge("bouncer_locks_held", "Granted locks.", &m.locks),
 		gauge("bouncer_waiters", "Queued acquires and conversions.", &m.queued),
-		gauge("bouncer_disk_full", "1 while the disk is full and the node refuses writes with Unavailable.", &m.diskFull))
+		gauge("bouncer_disk_full", "1 while the disk is full and the node refuses writes with Unavailable.", &m.diskFull),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "bouncer_longest_wait_seconds",
+			Help: "The longest any queued acquire or conversion has waited so far, read at scrape (0: none waits; on a member, only the leader reports)."},
+			func() float64 {
+				if m.longestWait == nil {
+					return 0
+				}
+				return m.longestWait()
+			}))
 	return m
 }
 

@@ -252,6 +252,7 @@ func newServer(opts Options) *Server {
 		quotas: newQuotas(&opts), refusals: refusalLog{last: map[string]time.Time{}, hush: map[string]int{}}}
 	s.metrics = newMetrics(opts.Registry)
 	s.access.Store(opts.Access)
+	s.metrics.longestWait = s.longestWaitSeconds
 	s.setServing(false)
 	return s
 }

@@ -168,6 +168,60 @@ func (Code) EnumDescriptor() ([]byte, []int) {
 	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{1}
 }
 
+// WaitReason says why a waiter waits for a session.
+type WaitReason int32
+
+const (
+	WaitReason_WAIT_REASON_UNSPECIFIED WaitReason = 0
+	// The session holds a mode that conflicts with the waiter's, or with a
+	// request queued ahead of the waiter, which must be granted first.
+	WaitReason_WAIT_REASON_HOLDER WaitReason = 1
+	// The session has a request queued ahead of the waiter whose mode
+	// conflicts with the waiter's (or with one queued between the two).
+	WaitReason_WAIT_REASON_AHEAD WaitReason = 2
+)
+
+// Enum value maps for WaitReason.
+var (
+	WaitReason_name = map[int32]string{
+		0: "WAIT_REASON_UNSPECIFIED",
+		1: "WAIT_REASON_HOLDER",
+		2: "WAIT_REASON_AHEAD",
+	}
+	WaitReason_value = map[string]int32{
+		"WAIT_REASON_UNSPECIFIED": 0,
+		"WAIT_REASON_HOLDER":      1,
+		"WAIT_REASON_AHEAD":       2,
+	}
+)
+
+func (x WaitReason) Enum() *WaitReason {
+	p := new(WaitReason)
+	*p = x
+	return p
+}
+
+func (x WaitReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WaitReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_bouncerv1_bouncer_proto_enumTypes[2].Descriptor()
+}
+
+func (WaitReason) Type() protoreflect.EnumType {
+	return &file_bouncerv1_bouncer_proto_enumTypes[2]
+}
+
+func (x WaitReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WaitReason.Descriptor instead.
+func (WaitReason) EnumDescriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{2}
+}
+
 // ErrorInfo rides in the details of every non-OK status.
 type ErrorInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2130,6 +2184,388 @@ func (*Expired) Descriptor() ([]byte, []int) {
 	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{29}
 }
 
+type WaitGraphRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         uint32                 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"` // waiters at most 1000 (the node's ListLimitMax); 0 means 100
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitGraphRequest) Reset() {
+	*x = WaitGraphRequest{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitGraphRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitGraphRequest) ProtoMessage() {}
+
+func (x *WaitGraphRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitGraphRequest.ProtoReflect.Descriptor instead.
+func (*WaitGraphRequest) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WaitGraphRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// Waiter is a queued request: an acquire on a resource's wait queue, or a
+// conversion of a held lock on its conversion queue.
+type Waiter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionTag    []byte                 `protobuf:"bytes,1,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`
+	Resource      []byte                 `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	Mode          Mode                   `protobuf:"varint,3,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"` // the mode it waits for
+	Conversion    bool                   `protobuf:"varint,4,opt,name=conversion,proto3" json:"conversion,omitempty"`          // a conversion; held is the mode it holds meanwhile
+	Held          Mode                   `protobuf:"varint,5,opt,name=held,proto3,enum=bouncer.v1.Mode" json:"held,omitempty"`
+	Waited        *durationpb.Duration   `protobuf:"bytes,6,opt,name=waited,proto3" json:"waited,omitempty"`    // since it was queued; unset if the node cannot tell
+	Permits       uint32                 `protobuf:"varint,7,opt,name=permits,proto3" json:"permits,omitempty"` // on a semaphore, the permits it waits for; else 0
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Waiter) Reset() {
+	*x = Waiter{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Waiter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Waiter) ProtoMessage() {}
+
+func (x *Waiter) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Waiter.ProtoReflect.Descriptor instead.
+func (*Waiter) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Waiter) GetSessionTag() []byte {
+	if x != nil {
+		return x.SessionTag
+	}
+	return nil
+}
+
+func (x *Waiter) GetResource() []byte {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *Waiter) GetMode() Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+func (x *Waiter) GetConversion() bool {
+	if x != nil {
+		return x.Conversion
+	}
+	return false
+}
+
+func (x *Waiter) GetHeld() Mode {
+	if x != nil {
+		return x.Held
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+func (x *Waiter) GetWaited() *durationpb.Duration {
+	if x != nil {
+		return x.Waited
+	}
+	return nil
+}
+
+func (x *Waiter) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
+// WaitEdge: the waiter's request on resource cannot be granted until the
+// blocker acts (releases, converts down, cancels, or is granted and
+// releases). On a semaphore, two locks conflict when their permits add up
+// past its limit; a waiter held up only by the sum of several holders has
+// no edge to them (it waits for any one of them).
+type WaitEdge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WaiterTag     []byte                 `protobuf:"bytes,1,opt,name=waiter_tag,json=waiterTag,proto3" json:"waiter_tag,omitempty"`
+	BlockerTag    []byte                 `protobuf:"bytes,2,opt,name=blocker_tag,json=blockerTag,proto3" json:"blocker_tag,omitempty"`
+	Resource      []byte                 `protobuf:"bytes,3,opt,name=resource,proto3" json:"resource,omitempty"`
+	Reason        WaitReason             `protobuf:"varint,4,opt,name=reason,proto3,enum=bouncer.v1.WaitReason" json:"reason,omitempty"`
+	Wanted        Mode                   `protobuf:"varint,5,opt,name=wanted,proto3,enum=bouncer.v1.Mode" json:"wanted,omitempty"`     // the mode the waiter wants
+	Blocking      Mode                   `protobuf:"varint,6,opt,name=blocking,proto3,enum=bouncer.v1.Mode" json:"blocking,omitempty"` // HOLDER: the blocker's granted mode; AHEAD: the mode it waits for
+	Permits       uint32                 `protobuf:"varint,7,opt,name=permits,proto3" json:"permits,omitempty"`                        // on a semaphore, the blocker's permits (held, or waited for); else 0
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitEdge) Reset() {
+	*x = WaitEdge{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitEdge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitEdge) ProtoMessage() {}
+
+func (x *WaitEdge) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitEdge.ProtoReflect.Descriptor instead.
+func (*WaitEdge) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *WaitEdge) GetWaiterTag() []byte {
+	if x != nil {
+		return x.WaiterTag
+	}
+	return nil
+}
+
+func (x *WaitEdge) GetBlockerTag() []byte {
+	if x != nil {
+		return x.BlockerTag
+	}
+	return nil
+}
+
+func (x *WaitEdge) GetResource() []byte {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *WaitEdge) GetReason() WaitReason {
+	if x != nil {
+		return x.Reason
+	}
+	return WaitReason_WAIT_REASON_UNSPECIFIED
+}
+
+func (x *WaitEdge) GetWanted() Mode {
+	if x != nil {
+		return x.Wanted
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+func (x *WaitEdge) GetBlocking() Mode {
+	if x != nil {
+		return x.Blocking
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+func (x *WaitEdge) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
+// Holding is a granted lock that some edge names.
+type Holding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionTag    []byte                 `protobuf:"bytes,1,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`
+	Resource      []byte                 `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	Mode          Mode                   `protobuf:"varint,3,opt,name=mode,proto3,enum=bouncer.v1.Mode" json:"mode,omitempty"`
+	Token         uint64                 `protobuf:"varint,4,opt,name=token,proto3" json:"token,omitempty"`
+	Permits       uint32                 `protobuf:"varint,5,opt,name=permits,proto3" json:"permits,omitempty"` // on a semaphore; else 0
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Holding) Reset() {
+	*x = Holding{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Holding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Holding) ProtoMessage() {}
+
+func (x *Holding) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Holding.ProtoReflect.Descriptor instead.
+func (*Holding) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Holding) GetSessionTag() []byte {
+	if x != nil {
+		return x.SessionTag
+	}
+	return nil
+}
+
+func (x *Holding) GetResource() []byte {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *Holding) GetMode() Mode {
+	if x != nil {
+		return x.Mode
+	}
+	return Mode_MODE_UNSPECIFIED
+}
+
+func (x *Holding) GetToken() uint64 {
+	if x != nil {
+		return x.Token
+	}
+	return 0
+}
+
+func (x *Holding) GetPermits() uint32 {
+	if x != nil {
+		return x.Permits
+	}
+	return 0
+}
+
+type WaitGraphResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Waiters []*Waiter              `protobuf:"bytes,1,rep,name=waiters,proto3" json:"waiters,omitempty"` // by resource name, then in serving order
+	Edges   []*WaitEdge            `protobuf:"bytes,2,rep,name=edges,proto3" json:"edges,omitempty"`     // the edges out of the waiters listed
+	Holders []*Holding             `protobuf:"bytes,3,rep,name=holders,proto3" json:"holders,omitempty"` // the holders the edges name
+	// truncated: more requests are queued than limit; the waiters listed are
+	// those of the first resources by name.
+	Truncated     bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitGraphResponse) Reset() {
+	*x = WaitGraphResponse{}
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitGraphResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitGraphResponse) ProtoMessage() {}
+
+func (x *WaitGraphResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitGraphResponse.ProtoReflect.Descriptor instead.
+func (*WaitGraphResponse) Descriptor() ([]byte, []int) {
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *WaitGraphResponse) GetWaiters() []*Waiter {
+	if x != nil {
+		return x.Waiters
+	}
+	return nil
+}
+
+func (x *WaitGraphResponse) GetEdges() []*WaitEdge {
+	if x != nil {
+		return x.Edges
+	}
+	return nil
+}
+
+func (x *WaitGraphResponse) GetHolders() []*Holding {
+	if x != nil {
+		return x.Holders
+	}
+	return nil
+}
+
+func (x *WaitGraphResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2138,7 +2574,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2586,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[30]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2599,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{30}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{35}
 }
 
 type ClusterStatus struct {
@@ -2182,7 +2618,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2630,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[31]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2207,7 +2643,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{31}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClusterStatus) GetId() uint64 {
@@ -2281,7 +2717,7 @@ type MemberStatus struct {
 
 func (x *MemberStatus) Reset() {
 	*x = MemberStatus{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2729,7 @@ func (x *MemberStatus) String() string {
 func (*MemberStatus) ProtoMessage() {}
 
 func (x *MemberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[32]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2742,7 @@ func (x *MemberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberStatus.ProtoReflect.Descriptor instead.
 func (*MemberStatus) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{32}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *MemberStatus) GetId() uint64 {
@@ -2355,7 +2791,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2803,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[33]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2816,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{33}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AddMemberRequest) GetId() uint64 {
@@ -2413,7 +2849,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2861,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[34]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2874,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{34}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RemoveMemberRequest) GetId() uint64 {
@@ -2457,7 +2893,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2905,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[35]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2918,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{35}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TransferLeaderRequest) GetId() uint64 {
@@ -2501,7 +2937,7 @@ type MembershipResponse struct {
 
 func (x *MembershipResponse) Reset() {
 	*x = MembershipResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2513,7 +2949,7 @@ func (x *MembershipResponse) String() string {
 func (*MembershipResponse) ProtoMessage() {}
 
 func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[36]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2526,7 +2962,7 @@ func (x *MembershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MembershipResponse.ProtoReflect.Descriptor instead.
 func (*MembershipResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{36}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *MembershipResponse) GetVoters() []uint64 {
@@ -2546,7 +2982,7 @@ type GetSequencerRequest struct {
 
 func (x *GetSequencerRequest) Reset() {
 	*x = GetSequencerRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[37]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2994,7 @@ func (x *GetSequencerRequest) String() string {
 func (*GetSequencerRequest) ProtoMessage() {}
 
 func (x *GetSequencerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[37]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +3007,7 @@ func (x *GetSequencerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSequencerRequest.ProtoReflect.Descriptor instead.
 func (*GetSequencerRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{37}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetSequencerRequest) GetSessionId() []byte {
@@ -2597,7 +3033,7 @@ type GetSequencerResponse struct {
 
 func (x *GetSequencerResponse) Reset() {
 	*x = GetSequencerResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[38]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2609,7 +3045,7 @@ func (x *GetSequencerResponse) String() string {
 func (*GetSequencerResponse) ProtoMessage() {}
 
 func (x *GetSequencerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[38]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2622,7 +3058,7 @@ func (x *GetSequencerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSequencerResponse.ProtoReflect.Descriptor instead.
 func (*GetSequencerResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{38}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetSequencerResponse) GetSequencer() []byte {
@@ -2641,7 +3077,7 @@ type CheckSequencerRequest struct {
 
 func (x *CheckSequencerRequest) Reset() {
 	*x = CheckSequencerRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[39]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2653,7 +3089,7 @@ func (x *CheckSequencerRequest) String() string {
 func (*CheckSequencerRequest) ProtoMessage() {}
 
 func (x *CheckSequencerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[39]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +3102,7 @@ func (x *CheckSequencerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSequencerRequest.ProtoReflect.Descriptor instead.
 func (*CheckSequencerRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{39}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CheckSequencerRequest) GetSequencer() []byte {
@@ -2686,7 +3122,7 @@ type CheckSequencerResponse struct {
 
 func (x *CheckSequencerResponse) Reset() {
 	*x = CheckSequencerResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[40]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2698,7 +3134,7 @@ func (x *CheckSequencerResponse) String() string {
 func (*CheckSequencerResponse) ProtoMessage() {}
 
 func (x *CheckSequencerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[40]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2711,7 +3147,7 @@ func (x *CheckSequencerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckSequencerResponse.ProtoReflect.Descriptor instead.
 func (*CheckSequencerResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{40}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CheckSequencerResponse) GetHeld() bool {
@@ -2736,7 +3172,7 @@ type PublicKeyRequest struct {
 
 func (x *PublicKeyRequest) Reset() {
 	*x = PublicKeyRequest{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[41]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2748,7 +3184,7 @@ func (x *PublicKeyRequest) String() string {
 func (*PublicKeyRequest) ProtoMessage() {}
 
 func (x *PublicKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[41]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2761,7 +3197,7 @@ func (x *PublicKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicKeyRequest.ProtoReflect.Descriptor instead.
 func (*PublicKeyRequest) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{41}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{46}
 }
 
 type SequencerKey struct {
@@ -2774,7 +3210,7 @@ type SequencerKey struct {
 
 func (x *SequencerKey) Reset() {
 	*x = SequencerKey{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[42]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3222,7 @@ func (x *SequencerKey) String() string {
 func (*SequencerKey) ProtoMessage() {}
 
 func (x *SequencerKey) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[42]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3235,7 @@ func (x *SequencerKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SequencerKey.ProtoReflect.Descriptor instead.
 func (*SequencerKey) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{42}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *SequencerKey) GetKeyId() []byte {
@@ -2825,7 +3261,7 @@ type PublicKeyResponse struct {
 
 func (x *PublicKeyResponse) Reset() {
 	*x = PublicKeyResponse{}
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[43]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +3273,7 @@ func (x *PublicKeyResponse) String() string {
 func (*PublicKeyResponse) ProtoMessage() {}
 
 func (x *PublicKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bouncerv1_bouncer_proto_msgTypes[43]
+	mi := &file_bouncerv1_bouncer_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +3286,7 @@ func (x *PublicKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicKeyResponse.ProtoReflect.Descriptor instead.
 func (*PublicKeyResponse) Descriptor() ([]byte, []int) {
-	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{43}
+	return file_bouncerv1_bouncer_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PublicKeyResponse) GetKeys() []*SequencerKey {
@@ -3022,7 +3458,42 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bBlocking\x12\x1a\n" +
 	"\bresource\x18\x01 \x01(\fR\bresource\x12$\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\"\t\n" +
-	"\aExpired\"\x16\n" +
+	"\aExpired\"(\n" +
+	"\x10WaitGraphRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"\xfe\x01\n" +
+	"\x06Waiter\x12\x1f\n" +
+	"\vsession_tag\x18\x01 \x01(\fR\n" +
+	"sessionTag\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\fR\bresource\x12$\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\x12\x1e\n" +
+	"\n" +
+	"conversion\x18\x04 \x01(\bR\n" +
+	"conversion\x12$\n" +
+	"\x04held\x18\x05 \x01(\x0e2\x10.bouncer.v1.ModeR\x04held\x121\n" +
+	"\x06waited\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x06waited\x12\x18\n" +
+	"\apermits\x18\a \x01(\rR\apermits\"\x88\x02\n" +
+	"\bWaitEdge\x12\x1d\n" +
+	"\n" +
+	"waiter_tag\x18\x01 \x01(\fR\twaiterTag\x12\x1f\n" +
+	"\vblocker_tag\x18\x02 \x01(\fR\n" +
+	"blockerTag\x12\x1a\n" +
+	"\bresource\x18\x03 \x01(\fR\bresource\x12.\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x16.bouncer.v1.WaitReasonR\x06reason\x12(\n" +
+	"\x06wanted\x18\x05 \x01(\x0e2\x10.bouncer.v1.ModeR\x06wanted\x12,\n" +
+	"\bblocking\x18\x06 \x01(\x0e2\x10.bouncer.v1.ModeR\bblocking\x12\x18\n" +
+	"\apermits\x18\a \x01(\rR\apermits\"\x9c\x01\n" +
+	"\aHolding\x12\x1f\n" +
+	"\vsession_tag\x18\x01 \x01(\fR\n" +
+	"sessionTag\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\fR\bresource\x12$\n" +
+	"\x04mode\x18\x03 \x01(\x0e2\x10.bouncer.v1.ModeR\x04mode\x12\x14\n" +
+	"\x05token\x18\x04 \x01(\x04R\x05token\x12\x18\n" +
+	"\apermits\x18\x05 \x01(\rR\apermits\"\xba\x01\n" +
+	"\x11WaitGraphResponse\x12,\n" +
+	"\awaiters\x18\x01 \x03(\v2\x12.bouncer.v1.WaiterR\awaiters\x12*\n" +
+	"\x05edges\x18\x02 \x03(\v2\x14.bouncer.v1.WaitEdgeR\x05edges\x12-\n" +
+	"\aholders\x18\x03 \x03(\v2\x13.bouncer.v1.HoldingR\aholders\x12\x1c\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\"\x16\n" +
 	"\x14ClusterStatusRequest\"\xf7\x01\n" +
 	"\rClusterStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
@@ -3091,7 +3562,12 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x15CODE_INVALID_ARGUMENT\x10\t\x12\x17\n" +
 	"\x13CODE_LIMIT_EXCEEDED\x10\n" +
 	"\x12\x14\n" +
-	"\x10CODE_UNAVAILABLE\x10\v2\xad\b\n" +
+	"\x10CODE_UNAVAILABLE\x10\v*X\n" +
+	"\n" +
+	"WaitReason\x12\x1b\n" +
+	"\x17WAIT_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12WAIT_REASON_HOLDER\x10\x01\x12\x15\n" +
+	"\x11WAIT_REASON_AHEAD\x10\x022\xf7\b\n" +
 	"\x05Locks\x12N\n" +
 	"\vOpenSession\x12\x1e.bouncer.v1.OpenSessionRequest\x1a\x1f.bouncer.v1.OpenSessionResponse\x12L\n" +
 	"\tKeepAlive\x12\x1c.bouncer.v1.KeepAliveRequest\x1a\x1d.bouncer.v1.KeepAliveResponse(\x010\x01\x12Q\n" +
@@ -3107,7 +3583,8 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x06Events\x12\x19.bouncer.v1.EventsRequest\x1a\x11.bouncer.v1.Event0\x01\x12Q\n" +
 	"\fGetSequencer\x12\x1f.bouncer.v1.GetSequencerRequest\x1a .bouncer.v1.GetSequencerResponse\x12W\n" +
 	"\x0eCheckSequencer\x12!.bouncer.v1.CheckSequencerRequest\x1a\".bouncer.v1.CheckSequencerResponse\x12H\n" +
-	"\tPublicKey\x12\x1c.bouncer.v1.PublicKeyRequest\x1a\x1d.bouncer.v1.PublicKeyResponse2\xc1\x02\n" +
+	"\tPublicKey\x12\x1c.bouncer.v1.PublicKeyRequest\x1a\x1d.bouncer.v1.PublicKeyResponse\x12H\n" +
+	"\tWaitGraph\x12\x1c.bouncer.v1.WaitGraphRequest\x1a\x1d.bouncer.v1.WaitGraphResponse2\xc1\x02\n" +
 	"\aCluster\x12E\n" +
 	"\x06Status\x12 .bouncer.v1.ClusterStatusRequest\x1a\x19.bouncer.v1.ClusterStatus\x12I\n" +
 	"\tAddMember\x12\x1c.bouncer.v1.AddMemberRequest\x1a\x1e.bouncer.v1.MembershipResponse\x12O\n" +
@@ -3126,137 +3603,155 @@ func file_bouncerv1_bouncer_proto_rawDescGZIP() []byte {
 	return file_bouncerv1_bouncer_proto_rawDescData
 }
 
-var file_bouncerv1_bouncer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_bouncerv1_bouncer_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_bouncerv1_bouncer_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_bouncerv1_bouncer_proto_goTypes = []any{
 	(Mode)(0),                      // 0: bouncer.v1.Mode
 	(Code)(0),                      // 1: bouncer.v1.Code
-	(*ErrorInfo)(nil),              // 2: bouncer.v1.ErrorInfo
-	(*OpenSessionRequest)(nil),     // 3: bouncer.v1.OpenSessionRequest
-	(*OpenSessionResponse)(nil),    // 4: bouncer.v1.OpenSessionResponse
-	(*KeepAliveRequest)(nil),       // 5: bouncer.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),      // 6: bouncer.v1.KeepAliveResponse
-	(*CloseSessionRequest)(nil),    // 7: bouncer.v1.CloseSessionRequest
-	(*CloseSessionResponse)(nil),   // 8: bouncer.v1.CloseSessionResponse
-	(*AcquireRequest)(nil),         // 9: bouncer.v1.AcquireRequest
-	(*ConvertRequest)(nil),         // 10: bouncer.v1.ConvertRequest
-	(*LockResponse)(nil),           // 11: bouncer.v1.LockResponse
-	(*PipeRequest)(nil),            // 12: bouncer.v1.PipeRequest
-	(*PipeReply)(nil),              // 13: bouncer.v1.PipeReply
-	(*ReleaseRequest)(nil),         // 14: bouncer.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),        // 15: bouncer.v1.ReleaseResponse
-	(*CancelRequest)(nil),          // 16: bouncer.v1.CancelRequest
-	(*CancelResponse)(nil),         // 17: bouncer.v1.CancelResponse
-	(*Lock)(nil),                   // 18: bouncer.v1.Lock
-	(*Resource)(nil),               // 19: bouncer.v1.Resource
-	(*DescribeRequest)(nil),        // 20: bouncer.v1.DescribeRequest
-	(*DescribeResponse)(nil),       // 21: bouncer.v1.DescribeResponse
-	(*ListRequest)(nil),            // 22: bouncer.v1.ListRequest
-	(*ListResponse)(nil),           // 23: bouncer.v1.ListResponse
-	(*WatchRequest)(nil),           // 24: bouncer.v1.WatchRequest
-	(*WatchResponse)(nil),          // 25: bouncer.v1.WatchResponse
-	(*EventsRequest)(nil),          // 26: bouncer.v1.EventsRequest
-	(*Event)(nil),                  // 27: bouncer.v1.Event
-	(*Subscribed)(nil),             // 28: bouncer.v1.Subscribed
-	(*Completed)(nil),              // 29: bouncer.v1.Completed
-	(*Blocking)(nil),               // 30: bouncer.v1.Blocking
-	(*Expired)(nil),                // 31: bouncer.v1.Expired
-	(*ClusterStatusRequest)(nil),   // 32: bouncer.v1.ClusterStatusRequest
-	(*ClusterStatus)(nil),          // 33: bouncer.v1.ClusterStatus
-	(*MemberStatus)(nil),           // 34: bouncer.v1.MemberStatus
-	(*AddMemberRequest)(nil),       // 35: bouncer.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),    // 36: bouncer.v1.RemoveMemberRequest
-	(*TransferLeaderRequest)(nil),  // 37: bouncer.v1.TransferLeaderRequest
-	(*MembershipResponse)(nil),     // 38: bouncer.v1.MembershipResponse
-	(*GetSequencerRequest)(nil),    // 39: bouncer.v1.GetSequencerRequest
-	(*GetSequencerResponse)(nil),   // 40: bouncer.v1.GetSequencerResponse
-	(*CheckSequencerRequest)(nil),  // 41: bouncer.v1.CheckSequencerRequest
-	(*CheckSequencerResponse)(nil), // 42: bouncer.v1.CheckSequencerResponse
-	(*PublicKeyRequest)(nil),       // 43: bouncer.v1.PublicKeyRequest
-	(*SequencerKey)(nil),           // 44: bouncer.v1.SequencerKey
-	(*PublicKeyResponse)(nil),      // 45: bouncer.v1.PublicKeyResponse
-	(*durationpb.Duration)(nil),    // 46: google.protobuf.Duration
+	(WaitReason)(0),                // 2: bouncer.v1.WaitReason
+	(*ErrorInfo)(nil),              // 3: bouncer.v1.ErrorInfo
+	(*OpenSessionRequest)(nil),     // 4: bouncer.v1.OpenSessionRequest
+	(*OpenSessionResponse)(nil),    // 5: bouncer.v1.OpenSessionResponse
+	(*KeepAliveRequest)(nil),       // 6: bouncer.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),      // 7: bouncer.v1.KeepAliveResponse
+	(*CloseSessionRequest)(nil),    // 8: bouncer.v1.CloseSessionRequest
+	(*CloseSessionResponse)(nil),   // 9: bouncer.v1.CloseSessionResponse
+	(*AcquireRequest)(nil),         // 10: bouncer.v1.AcquireRequest
+	(*ConvertRequest)(nil),         // 11: bouncer.v1.ConvertRequest
+	(*LockResponse)(nil),           // 12: bouncer.v1.LockResponse
+	(*PipeRequest)(nil),            // 13: bouncer.v1.PipeRequest
+	(*PipeReply)(nil),              // 14: bouncer.v1.PipeReply
+	(*ReleaseRequest)(nil),         // 15: bouncer.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),        // 16: bouncer.v1.ReleaseResponse
+	(*CancelRequest)(nil),          // 17: bouncer.v1.CancelRequest
+	(*CancelResponse)(nil),         // 18: bouncer.v1.CancelResponse
+	(*Lock)(nil),                   // 19: bouncer.v1.Lock
+	(*Resource)(nil),               // 20: bouncer.v1.Resource
+	(*DescribeRequest)(nil),        // 21: bouncer.v1.DescribeRequest
+	(*DescribeResponse)(nil),       // 22: bouncer.v1.DescribeResponse
+	(*ListRequest)(nil),            // 23: bouncer.v1.ListRequest
+	(*ListResponse)(nil),           // 24: bouncer.v1.ListResponse
+	(*WatchRequest)(nil),           // 25: bouncer.v1.WatchRequest
+	(*WatchResponse)(nil),          // 26: bouncer.v1.WatchResponse
+	(*EventsRequest)(nil),          // 27: bouncer.v1.EventsRequest
+	(*Event)(nil),                  // 28: bouncer.v1.Event
+	(*Subscribed)(nil),             // 29: bouncer.v1.Subscribed
+	(*Completed)(nil),              // 30: bouncer.v1.Completed
+	(*Blocking)(nil),               // 31: bouncer.v1.Blocking
+	(*Expired)(nil),                // 32: bouncer.v1.Expired
+	(*WaitGraphRequest)(nil),       // 33: bouncer.v1.WaitGraphRequest
+	(*Waiter)(nil),                 // 34: bouncer.v1.Waiter
+	(*WaitEdge)(nil),               // 35: bouncer.v1.WaitEdge
+	(*Holding)(nil),                // 36: bouncer.v1.Holding
+	(*WaitGraphResponse)(nil),      // 37: bouncer.v1.WaitGraphResponse
+	(*ClusterStatusRequest)(nil),   // 38: bouncer.v1.ClusterStatusRequest
+	(*ClusterStatus)(nil),          // 39: bouncer.v1.ClusterStatus
+	(*MemberStatus)(nil),           // 40: bouncer.v1.MemberStatus
+	(*AddMemberRequest)(nil),       // 41: bouncer.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),    // 42: bouncer.v1.RemoveMemberRequest
+	(*TransferLeaderRequest)(nil),  // 43: bouncer.v1.TransferLeaderRequest
+	(*MembershipResponse)(nil),     // 44: bouncer.v1.MembershipResponse
+	(*GetSequencerRequest)(nil),    // 45: bouncer.v1.GetSequencerRequest
+	(*GetSequencerResponse)(nil),   // 46: bouncer.v1.GetSequencerResponse
+	(*CheckSequencerRequest)(nil),  // 47: bouncer.v1.CheckSequencerRequest
+	(*CheckSequencerResponse)(nil), // 48: bouncer.v1.CheckSequencerResponse
+	(*PublicKeyRequest)(nil),       // 49: bouncer.v1.PublicKeyRequest
+	(*SequencerKey)(nil),           // 50: bouncer.v1.SequencerKey
+	(*PublicKeyResponse)(nil),      // 51: bouncer.v1.PublicKeyResponse
+	(*durationpb.Duration)(nil),    // 52: google.protobuf.Duration
 }
 var file_bouncerv1_bouncer_proto_depIdxs = []int32{
 	1,  // 0: bouncer.v1.ErrorInfo.code:type_name -> bouncer.v1.Code
-	46, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
-	46, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
+	52, // 1: bouncer.v1.OpenSessionRequest.ttl:type_name -> google.protobuf.Duration
+	52, // 2: bouncer.v1.OpenSessionResponse.ttl:type_name -> google.protobuf.Duration
 	1,  // 3: bouncer.v1.KeepAliveResponse.code:type_name -> bouncer.v1.Code
 	0,  // 4: bouncer.v1.AcquireRequest.mode:type_name -> bouncer.v1.Mode
-	46, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
-	46, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
+	52, // 5: bouncer.v1.AcquireRequest.wait_timeout:type_name -> google.protobuf.Duration
+	52, // 6: bouncer.v1.AcquireRequest.lock_delay:type_name -> google.protobuf.Duration
 	0,  // 7: bouncer.v1.ConvertRequest.mode:type_name -> bouncer.v1.Mode
-	46, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
+	52, // 8: bouncer.v1.ConvertRequest.wait_timeout:type_name -> google.protobuf.Duration
 	0,  // 9: bouncer.v1.LockResponse.mode:type_name -> bouncer.v1.Mode
-	9,  // 10: bouncer.v1.PipeRequest.acquire:type_name -> bouncer.v1.AcquireRequest
-	10, // 11: bouncer.v1.PipeRequest.convert:type_name -> bouncer.v1.ConvertRequest
-	14, // 12: bouncer.v1.PipeRequest.release:type_name -> bouncer.v1.ReleaseRequest
-	16, // 13: bouncer.v1.PipeRequest.cancel:type_name -> bouncer.v1.CancelRequest
+	10, // 10: bouncer.v1.PipeRequest.acquire:type_name -> bouncer.v1.AcquireRequest
+	11, // 11: bouncer.v1.PipeRequest.convert:type_name -> bouncer.v1.ConvertRequest
+	15, // 12: bouncer.v1.PipeRequest.release:type_name -> bouncer.v1.ReleaseRequest
+	17, // 13: bouncer.v1.PipeRequest.cancel:type_name -> bouncer.v1.CancelRequest
 	1,  // 14: bouncer.v1.PipeReply.code:type_name -> bouncer.v1.Code
-	11, // 15: bouncer.v1.PipeReply.lock:type_name -> bouncer.v1.LockResponse
+	12, // 15: bouncer.v1.PipeReply.lock:type_name -> bouncer.v1.LockResponse
 	0,  // 16: bouncer.v1.Lock.mode:type_name -> bouncer.v1.Mode
 	0,  // 17: bouncer.v1.Lock.converting_to:type_name -> bouncer.v1.Mode
-	46, // 18: bouncer.v1.Lock.held_for:type_name -> google.protobuf.Duration
-	46, // 19: bouncer.v1.Lock.waited_for:type_name -> google.protobuf.Duration
-	46, // 20: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
-	18, // 21: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
-	18, // 22: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
-	18, // 23: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
-	19, // 24: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
-	19, // 25: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
-	19, // 26: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
-	29, // 27: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
-	30, // 28: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
-	31, // 29: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
-	28, // 30: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
+	52, // 18: bouncer.v1.Lock.held_for:type_name -> google.protobuf.Duration
+	52, // 19: bouncer.v1.Lock.waited_for:type_name -> google.protobuf.Duration
+	52, // 20: bouncer.v1.Resource.delay_remaining:type_name -> google.protobuf.Duration
+	19, // 21: bouncer.v1.Resource.holders:type_name -> bouncer.v1.Lock
+	19, // 22: bouncer.v1.Resource.converting:type_name -> bouncer.v1.Lock
+	19, // 23: bouncer.v1.Resource.waiting:type_name -> bouncer.v1.Lock
+	20, // 24: bouncer.v1.DescribeResponse.resource:type_name -> bouncer.v1.Resource
+	20, // 25: bouncer.v1.ListResponse.resources:type_name -> bouncer.v1.Resource
+	20, // 26: bouncer.v1.WatchResponse.resource:type_name -> bouncer.v1.Resource
+	30, // 27: bouncer.v1.Event.completed:type_name -> bouncer.v1.Completed
+	31, // 28: bouncer.v1.Event.blocking:type_name -> bouncer.v1.Blocking
+	32, // 29: bouncer.v1.Event.expired:type_name -> bouncer.v1.Expired
+	29, // 30: bouncer.v1.Event.subscribed:type_name -> bouncer.v1.Subscribed
 	1,  // 31: bouncer.v1.Completed.code:type_name -> bouncer.v1.Code
-	11, // 32: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
+	12, // 32: bouncer.v1.Completed.grant:type_name -> bouncer.v1.LockResponse
 	0,  // 33: bouncer.v1.Blocking.mode:type_name -> bouncer.v1.Mode
-	34, // 34: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
-	44, // 35: bouncer.v1.PublicKeyResponse.keys:type_name -> bouncer.v1.SequencerKey
-	3,  // 36: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
-	5,  // 37: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
-	7,  // 38: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
-	9,  // 39: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
-	10, // 40: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
-	14, // 41: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
-	16, // 42: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
-	12, // 43: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
-	20, // 44: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
-	22, // 45: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
-	24, // 46: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
-	26, // 47: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
-	39, // 48: bouncer.v1.Locks.GetSequencer:input_type -> bouncer.v1.GetSequencerRequest
-	41, // 49: bouncer.v1.Locks.CheckSequencer:input_type -> bouncer.v1.CheckSequencerRequest
-	43, // 50: bouncer.v1.Locks.PublicKey:input_type -> bouncer.v1.PublicKeyRequest
-	32, // 51: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
-	35, // 52: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
-	36, // 53: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
-	37, // 54: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
-	4,  // 55: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
-	6,  // 56: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
-	8,  // 57: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
-	11, // 58: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
-	11, // 59: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
-	15, // 60: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
-	17, // 61: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
-	13, // 62: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
-	21, // 63: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
-	23, // 64: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
-	25, // 65: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
-	27, // 66: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
-	40, // 67: bouncer.v1.Locks.GetSequencer:output_type -> bouncer.v1.GetSequencerResponse
-	42, // 68: bouncer.v1.Locks.CheckSequencer:output_type -> bouncer.v1.CheckSequencerResponse
-	45, // 69: bouncer.v1.Locks.PublicKey:output_type -> bouncer.v1.PublicKeyResponse
-	33, // 70: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
-	38, // 71: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
-	38, // 72: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
-	38, // 73: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
-	55, // [55:74] is the sub-list for method output_type
-	36, // [36:55] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	0,  // 34: bouncer.v1.Waiter.mode:type_name -> bouncer.v1.Mode
+	0,  // 35: bouncer.v1.Waiter.held:type_name -> bouncer.v1.Mode
+	52, // 36: bouncer.v1.Waiter.waited:type_name -> google.protobuf.Duration
+	2,  // 37: bouncer.v1.WaitEdge.reason:type_name -> bouncer.v1.WaitReason
+	0,  // 38: bouncer.v1.WaitEdge.wanted:type_name -> bouncer.v1.Mode
+	0,  // 39: bouncer.v1.WaitEdge.blocking:type_name -> bouncer.v1.Mode
+	0,  // 40: bouncer.v1.Holding.mode:type_name -> bouncer.v1.Mode
+	34, // 41: bouncer.v1.WaitGraphResponse.waiters:type_name -> bouncer.v1.Waiter
+	35, // 42: bouncer.v1.WaitGraphResponse.edges:type_name -> bouncer.v1.WaitEdge
+	36, // 43: bouncer.v1.WaitGraphResponse.holders:type_name -> bouncer.v1.Holding
+	40, // 44: bouncer.v1.ClusterStatus.members:type_name -> bouncer.v1.MemberStatus
+	50, // 45: bouncer.v1.PublicKeyResponse.keys:type_name -> bouncer.v1.SequencerKey
+	4,  // 46: bouncer.v1.Locks.OpenSession:input_type -> bouncer.v1.OpenSessionRequest
+	6,  // 47: bouncer.v1.Locks.KeepAlive:input_type -> bouncer.v1.KeepAliveRequest
+	8,  // 48: bouncer.v1.Locks.CloseSession:input_type -> bouncer.v1.CloseSessionRequest
+	10, // 49: bouncer.v1.Locks.Acquire:input_type -> bouncer.v1.AcquireRequest
+	11, // 50: bouncer.v1.Locks.Convert:input_type -> bouncer.v1.ConvertRequest
+	15, // 51: bouncer.v1.Locks.Release:input_type -> bouncer.v1.ReleaseRequest
+	17, // 52: bouncer.v1.Locks.Cancel:input_type -> bouncer.v1.CancelRequest
+	13, // 53: bouncer.v1.Locks.Pipe:input_type -> bouncer.v1.PipeRequest
+	21, // 54: bouncer.v1.Locks.Describe:input_type -> bouncer.v1.DescribeRequest
+	23, // 55: bouncer.v1.Locks.List:input_type -> bouncer.v1.ListRequest
+	25, // 56: bouncer.v1.Locks.Watch:input_type -> bouncer.v1.WatchRequest
+	27, // 57: bouncer.v1.Locks.Events:input_type -> bouncer.v1.EventsRequest
+	45, // 58: bouncer.v1.Locks.GetSequencer:input_type -> bouncer.v1.GetSequencerRequest
+	47, // 59: bouncer.v1.Locks.CheckSequencer:input_type -> bouncer.v1.CheckSequencerRequest
+	49, // 60: bouncer.v1.Locks.PublicKey:input_type -> bouncer.v1.PublicKeyRequest
+	33, // 61: bouncer.v1.Locks.WaitGraph:input_type -> bouncer.v1.WaitGraphRequest
+	38, // 62: bouncer.v1.Cluster.Status:input_type -> bouncer.v1.ClusterStatusRequest
+	41, // 63: bouncer.v1.Cluster.AddMember:input_type -> bouncer.v1.AddMemberRequest
+	42, // 64: bouncer.v1.Cluster.RemoveMember:input_type -> bouncer.v1.RemoveMemberRequest
+	43, // 65: bouncer.v1.Cluster.TransferLeader:input_type -> bouncer.v1.TransferLeaderRequest
+	5,  // 66: bouncer.v1.Locks.OpenSession:output_type -> bouncer.v1.OpenSessionResponse
+	7,  // 67: bouncer.v1.Locks.KeepAlive:output_type -> bouncer.v1.KeepAliveResponse
+	9,  // 68: bouncer.v1.Locks.CloseSession:output_type -> bouncer.v1.CloseSessionResponse
+	12, // 69: bouncer.v1.Locks.Acquire:output_type -> bouncer.v1.LockResponse
+	12, // 70: bouncer.v1.Locks.Convert:output_type -> bouncer.v1.LockResponse
+	16, // 71: bouncer.v1.Locks.Release:output_type -> bouncer.v1.ReleaseResponse
+	18, // 72: bouncer.v1.Locks.Cancel:output_type -> bouncer.v1.CancelResponse
+	14, // 73: bouncer.v1.Locks.Pipe:output_type -> bouncer.v1.PipeReply
+	22, // 74: bouncer.v1.Locks.Describe:output_type -> bouncer.v1.DescribeResponse
+	24, // 75: bouncer.v1.Locks.List:output_type -> bouncer.v1.ListResponse
+	26, // 76: bouncer.v1.Locks.Watch:output_type -> bouncer.v1.WatchResponse
+	28, // 77: bouncer.v1.Locks.Events:output_type -> bouncer.v1.Event
+	46, // 78: bouncer.v1.Locks.GetSequencer:output_type -> bouncer.v1.GetSequencerResponse
+	48, // 79: bouncer.v1.Locks.CheckSequencer:output_type -> bouncer.v1.CheckSequencerResponse
+	51, // 80: bouncer.v1.Locks.PublicKey:output_type -> bouncer.v1.PublicKeyResponse
+	37, // 81: bouncer.v1.Locks.WaitGraph:output_type -> bouncer.v1.WaitGraphResponse
+	39, // 82: bouncer.v1.Cluster.Status:output_type -> bouncer.v1.ClusterStatus
+	44, // 83: bouncer.v1.Cluster.AddMember:output_type -> bouncer.v1.MembershipResponse
+	44, // 84: bouncer.v1.Cluster.RemoveMember:output_type -> bouncer.v1.MembershipResponse
+	44, // 85: bouncer.v1.Cluster.TransferLeader:output_type -> bouncer.v1.MembershipResponse
+	66, // [66:86] is the sub-list for method output_type
+	46, // [46:66] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_bouncerv1_bouncer_proto_init() }
@@ -3281,8 +3776,8 @@ func file_bouncerv1_bouncer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bouncerv1_bouncer_proto_rawDesc), len(file_bouncerv1_bouncer_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   44,
+			NumEnums:      3,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -41,6 +41,7 @@ const (
 	Locks_GetSequencer_FullMethodName   = "/bouncer.v1.Locks/GetSequencer"
 	Locks_CheckSequencer_FullMethodName = "/bouncer.v1.Locks/CheckSequencer"
 	Locks_PublicKey_FullMethodName      = "/bouncer.v1.Locks/PublicKey"
+	Locks_WaitGraph_FullMethodName      = "/bouncer.v1.Locks/WaitGraph"
 )
 
 // LocksClient is the client API for Locks service.
@@ -108,6 +109,12 @@ type LocksClient interface {
 	// PublicKey returns the keys this node signs sequencers with. Every
 	// member of a group answers it, leader or not, each with its own key.
 	PublicKey(ctx context.Context, in *PublicKeyRequest, opts ...grpc.CallOption) (*PublicKeyResponse, error)
+	// WaitGraph returns who blocks whom across resources: every queued
+	// acquire and conversion (a waiter), an edge from each waiter to every
+	// session it waits for (a holder of a conflicting mode, or a request
+	// queued ahead of it whose mode conflicts), and the holders those edges
+	// name. Sessions appear by tag. Only resources with a queue are read.
+	WaitGraph(ctx context.Context, in *WaitGraphRequest, opts ...grpc.CallOption) (*WaitGraphResponse, error)
 }
 
 type locksClient struct {
@@ -292,6 +299,16 @@ func (c *locksClient) PublicKey(ctx context.Context, in *PublicKeyRequest, opts 
 	return out, nil
 }
 
+func (c *locksClient) WaitGraph(ctx context.Context, in *WaitGraphRequest, opts ...grpc.CallOption) (*WaitGraphResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WaitGraphResponse)
+	err := c.cc.Invoke(ctx, Locks_WaitGraph_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LocksServer is the server API for Locks service.
 // All implementations must embed UnimplementedLocksServer
 // for forward compatibility.
@@ -357,6 +374,12 @@ type LocksServer interface {
 	// PublicKey returns the keys this node signs sequencers with. Every
 	// member of a group answers it, leader or not, each with its own key.
 	PublicKey(context.Context, *PublicKeyRequest) (*PublicKeyResponse, error)
+	// WaitGraph returns who blocks whom across resources: every queued
+	// acquire and conversion (a waiter), an edge from each waiter to every
+	// session it waits for (a holder of a conflicting mode, or a request
+	// queued ahead of it whose mode conflicts), and the holders those edges
+	// name. Sessions appear by tag. Only resources with a queue are read.
+	WaitGraph(context.Context, *WaitGraphRequest) (*WaitGraphResponse, error)
 	mustEmbedUnimplementedLocksServer()
 }
 
@@ -411,6 +434,9 @@ func (UnimplementedLocksServer) CheckSequencer(context.Context, *CheckSequencerR
 }
 func (UnimplementedLocksServer) PublicKey(context.Context, *PublicKeyRequest) (*PublicKeyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method PublicKey not implemented")
+}
+func (UnimplementedLocksServer) WaitGraph(context.Context, *WaitGraphRequest) (*WaitGraphResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WaitGraph not implemented")
 }
 func (UnimplementedLocksServer) mustEmbedUnimplementedLocksServer() {}
 func (UnimplementedLocksServer) testEmbeddedByValue()               {}
@@ -667,6 +693,24 @@ func _Locks_PublicKey_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Locks_WaitGraph_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WaitGraphRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LocksServer).WaitGraph(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Locks_WaitGraph_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LocksServer).WaitGraph(ctx, req.(*WaitGraphRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Locks_ServiceDesc is the grpc.ServiceDesc for Locks service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -717,6 +761,10 @@ var Locks_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PublicKey",
 			Handler:    _Locks_PublicKey_Handler,
+		},
+		{
+			MethodName: "WaitGraph",
+			Handler:    _Locks_WaitGraph_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -23,6 +23,8 @@ type statusFlags struct {
 	clientFlags
 	json   bool
 	prefix string
+	waits  bool // who blocks whom, for people (waits.go)
+	dot    bool // who blocks whom, as Graphviz
 }
 
 func newStatusCmd() *cobra.Command {
@@ -32,7 +34,11 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show resources in use: holders, queues and value blocks",
 		Long: `Show one resource (NAME) or every resource in use (in name order), with its
 holders, conversion queue, wait queue and value block. Sessions appear by
-tag, a hash of their id: ids are capabilities and never leave the node.`,
+tag, a hash of their id: ids are capabilities and never leave the node.
+
+With --waits (or --dot, as Graphviz), show who blocks whom instead: each
+queued request, how long it has waited, and each session it waits for on
+its resource (a holder of a conflicting mode, or a request queued ahead).`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return status(cmd.Context(), f, args, cmd.OutOrStdout())
@@ -41,6 +47,9 @@ tag, a hash of their id: ids are capabilities and never leave the node.`,
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON (one object per resource)")
 	cmd.Flags().StringVar(&f.prefix, "prefix", "", "only resources whose names start with this")
+	cmd.Flags().BoolVar(&f.waits, "waits", false,
+		"show who blocks whom instead: each queued request, how long it has waited and the sessions it waits for (with --json, the graph as one object)")
+	cmd.Flags().BoolVar(&f.dot, "dot", false, "show who blocks whom as a Graphviz digraph (pipe it to dot -Tsvg)")
 	return cmd
 }
 
@@ -59,6 +68,12 @@ func dial(f clientFlags) (*client.Client, error) {
 func status(ctx context.Context, f statusFlags, args []string, out io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if f.waits || f.dot {
+		if len(args) > 0 || f.prefix != "" || f.json && f.dot {
+			return usageError("--waits and --dot show every queue: no NAME or --prefix, and --dot without --json")
+		}
+		return waits(ctx, f, out)
 	}
 	c, err := dial(f.clientFlags)
 	if err != nil {
