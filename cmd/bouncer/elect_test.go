@@ -278,6 +278,7 @@ func TestE2EElectFencesAPausedLeader(t *testing.T) {
 	refused := 0
 	for _, e := range log {
 		if e.kind == "refused" {
+			require.Equal(t, first.writer, e.writer, "only the paused leader is ever refused: %v", log)
 			refused++
 		}
 	}
