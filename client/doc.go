@@ -60,6 +60,14 @@
 // network, clock and crash faults; this package runs the same code on one
 // goroutine per session and carries its messages over gRPC.
 //
+// # Leader election
+//
+// Session.Campaign waits its turn (FIFO) for an election's resource in EX,
+// then converts down to PW writing its value into the value block: the
+// grant's token is the leadership's epoch, and Leadership.Done is the
+// session's lease. Client.Observe reports the PW holder's value and token
+// on every change, from a watch. The design, and why, is in election.go.
+//
 // # Errors
 //
 // Refusals by the node are *Error values with a stable code: test them with

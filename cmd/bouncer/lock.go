@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/client"
@@ -79,27 +76,11 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 	if f.noWait && f.wait != 0 {
 		return usageError("--wait and --no-wait exclude each other")
 	}
-	cfg, err := f.config()
+	s, closeSession, err := openSession(ctx, f.clientFlags, f.ttl)
 	if err != nil {
-		return usageError("%v", err)
+		return err
 	}
-	cfg.TTL = f.ttl
-	c, err := client.Connect(cfg)
-	if err != nil {
-		return usageError("%v", err)
-	}
-	defer c.Close()
-	openCtx, cancel := context.WithTimeout(ctx, f.timeout)
-	s, err := c.NewSession(openCtx)
-	cancel()
-	if err != nil {
-		return nodeError(fmt.Errorf("open session at %s: %w", f.addr, err))
-	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
-		defer cancel()
-		_ = s.Close(closeCtx)
-	}()
+	defer closeSession()
 	l, err := acquire(ctx, s, f, name, mode)
 	if err != nil {
 		return err
@@ -164,46 +145,8 @@ func sequencerOf(ctx context.Context, l *client.Lock, f lockFlags) string {
 // runUnder runs argv while l is held and returns its exit status. If the
 // lease is lost first, argv gets SIGTERM and the status is exitLeaseLost.
 func runUnder(l *client.Lock, name, seq string, argv []string) (int, error) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "BOUNCER_RESOURCE="+name, "BOUNCER_MODE="+l.Mode().String(),
-		"BOUNCER_TOKEN="+strconv.FormatUint(uint64(l.Token()), 10),
-		"BOUNCER_SEQUENCER="+seq) // empty if none, never an outer lock's
-	if err := cmd.Start(); err != nil {
-		return 0, usageError("run %s: %v", argv[0], err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sig)
-	lost, done := false, l.Done()
-	for {
-		select {
-		case err := <-exited:
-			if lost {
-				return exitLeaseLost, nil
-			}
-			return exitStatus(cmd, err), nil
-		case s := <-sig:
-			_ = cmd.Process.Signal(s) // pass it on; we release when it exits
-		case <-done:
-			lost, done = true, nil
-			fmt.Fprintf(os.Stderr, "bouncer: the lease on %s may be lost; sending SIGTERM to %s\n", spec.QuoteName(name), argv[0])
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-		}
-	}
-}
-
-func exitStatus(cmd *exec.Cmd, err error) int {
-	if err == nil {
-		return 0
-	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	if cmd.ProcessState != nil {
-		return cmd.ProcessState.ExitCode()
-	}
-	return 1
+	return supervised{argv: argv, lost: l.Done(), what: "the lease on " + spec.QuoteName(name), grace: noKill,
+		env: []string{"BOUNCER_RESOURCE=" + name, "BOUNCER_MODE=" + l.Mode().String(),
+			"BOUNCER_TOKEN=" + strconv.FormatUint(uint64(l.Token()), 10),
+			"BOUNCER_SEQUENCER=" + seq}}.run() // empty if none, never an outer lock's
 }

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/bouncer-dlm/bouncer/client"
+)
+
+// What `lock` and `elect` share: a session opened from the client flags,
+// and a command run while something is held, stopped when it is lost.
+
+// openSession connects with f and opens a session of ttl. close closes the
+// session (releasing what it holds) and the connection.
+func openSession(ctx context.Context, f clientFlags, ttl time.Duration) (s *client.Session, close func(), err error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, nil, usageError("%v", err)
+	}
+	cfg.TTL = ttl
+	c, err := client.Connect(cfg)
+	if err != nil {
+		return nil, nil, usageError("%v", err)
+	}
+	openCtx, cancel := context.WithTimeout(ctx, f.timeout)
+	s, err = c.NewSession(openCtx)
+	cancel()
+	if err != nil {
+		_ = c.Close()
+		return nil, nil, nodeError(fmt.Errorf("open session at %s: %w", f.addr, err))
+	}
+	return s, func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
+		defer cancel()
+		_ = s.Close(closeCtx)
+		_ = c.Close()
+	}, nil
+}
+
+// noKill is a grace that never ends: the command gets SIGTERM only.
+const noKill time.Duration = -1
+
+// supervised is a command run while something is held.
+type supervised struct {
+	argv  []string
+	env   []string        // added to this process's environment
+	lost  <-chan struct{} // closes when what is held may be lost
+	what  string          // what was lost, for the message: "the lease on \"x\""
+	grace time.Duration   // from SIGTERM to SIGKILL; noKill for never
+}
+
+// run runs the command and returns its exit status. Signals to this
+// process are passed on to it. If lost closes first, the command gets
+// SIGTERM, then SIGKILL after the grace, and the status is exitLeaseLost.
+func (p supervised) run() (int, error) {
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), p.env...)
+	if err := cmd.Start(); err != nil {
+		return 0, usageError("run %s: %v", p.argv[0], err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	lost, done := false, p.lost
+	var kill <-chan time.Time
+	for {
+		select {
+		case err := <-exited:
+			if lost {
+				return exitLeaseLost, nil
+			}
+			return exitStatus(cmd, err), nil
+		case s := <-sig:
+			_ = cmd.Process.Signal(s) // pass it on; we release when it exits
+		case <-done:
+			lost, done = true, nil
+			fmt.Fprintf(os.Stderr, "bouncer: %s may be lost; sending SIGTERM to %s\n", p.what, p.argv[0])
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			if p.grace >= 0 {
+				t := time.NewTimer(p.grace)
+				defer t.Stop()
+				kill = t.C
+			}
+		case <-kill:
+			kill = nil
+			fmt.Fprintf(os.Stderr, "bouncer: %s still runs %v after SIGTERM; sending SIGKILL\n", p.argv[0], p.grace)
+			_ = cmd.Process.Kill()
+		}
+	}
+}
+
+func exitStatus(cmd *exec.Cmd, err error) int {
+	if err == nil {
+		return 0
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	if cmd.ProcessState != nil {
+		return cmd.ProcessState.ExitCode()
+	}
+	return 1
+}
