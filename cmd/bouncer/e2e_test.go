@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -587,4 +588,52 @@ func TestFenceRefusesAnOlderToken(t *testing.T) {
 	require.True(t, f.write("s", 1), "each resource has its own highest token")
 	require.False(t, f.write("r", 4))
 	require.True(t, f.write("r", 9))
+}
+
+// TestE2ELockPermits: four commands share a semaphore of two permits: at
+// most two run at once, and both ran in parallel at some point.
+func TestE2ELockPermits(t *testing.T) {
+	p := startNode(t, t.TempDir(), "127.0.0.1:0")
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	// Each command counts the running ones in a directory of its own files.
+	script := fmt.Sprintf(`touch %[1]s/run.$$; echo "$(ls %[1]s | grep -c run) $BOUNCER_TOKEN" >> %[2]s; sleep 0.3; rm %[1]s/run.$$`, dir, log)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, out := run(t, "lock", "--addr", p.addr, "--permits", "1", "--limit", "2", "pool", "--", "sh", "-c", script)
+			require.Equal(t, 0, code, out)
+		}()
+	}
+	wg.Wait()
+	b, err := os.ReadFile(log)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, lines, 4, string(b))
+	most := 0
+	for _, l := range lines {
+		n, err := strconv.Atoi(strings.Fields(l)[0])
+		require.NoError(t, err)
+		most = max(most, n)
+	}
+	require.Equal(t, 2, most, "two permits: two run at once, never three\n%s", b)
+
+	// status shows the semaphore's limit and each holder's permits.
+	hold := make(chan struct{})
+	go func() {
+		_, _ = run(t, "lock", "--addr", p.addr, "--permits", "2", "--limit", "2", "pool", "--", "sleep", "1")
+		close(hold)
+	}()
+	require.Eventually(t, func() bool {
+		_, out := run(t, "status", "--addr", p.addr, "pool")
+		return strings.Contains(out, ":PRx2#") && strings.Contains(out, "limit=2")
+	}, 5*time.Second, 20*time.Millisecond)
+	<-hold
+
+	code, out := run(t, "lock", "--addr", p.addr, "--permits", "3", "--limit", "2", "pool", "--", "true")
+	require.Equal(t, exitUsage, code, out)
+	code, out = run(t, "lock", "--addr", p.addr, "--permits", "1", "--limit", "5", "pool", "--", "true")
+	require.Equal(t, 0, code, "the semaphore is gone once unused, so a new limit is fine: %s", out)
 }

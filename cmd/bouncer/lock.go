@@ -21,6 +21,8 @@ type lockFlags struct {
 	ttl    time.Duration
 	wait   time.Duration
 	noWait bool
+	// permits of the counting semaphore NAME of limit permits (0: a lock)
+	permits, limit uint32
 }
 
 func newLockCmd() *cobra.Command {
@@ -37,6 +39,9 @@ lock is held in this mode under this token, for services that verify it
 against the node's public key, e.g. in a Bouncer-Sequencer header) in its
 environment. The lock is released when CMD exits, and lock exits with CMD's
 status (128+N if a signal N ended it).
+
+With --permits N --limit L, NAME is a counting semaphore of L permits and
+CMD runs while holding N of them (at most L holders' worth run at once).
 
 Exit statuses of its own:
   64  bad flags or arguments
@@ -62,6 +67,8 @@ Exit statuses of its own:
 	cmd.Flags().DurationVar(&f.ttl, "ttl", 10*time.Second, "session TTL: how soon the lock frees itself if this process dies")
 	cmd.Flags().DurationVar(&f.wait, "wait", 0, "give up after waiting this long (default: wait as long as the node allows)")
 	cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "fail at once if the lock is held")
+	cmd.Flags().Uint32Var(&f.permits, "permits", 0, "take this many permits of the counting semaphore NAME (with --limit; mode PR) instead of a lock")
+	cmd.Flags().Uint32Var(&f.limit, "limit", 0, "the semaphore's number of permits (with --permits; fixed by its first acquire)")
 	return cmd
 }
 
@@ -75,6 +82,12 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 	}
 	if f.noWait && f.wait != 0 {
 		return usageError("--wait and --no-wait exclude each other")
+	}
+	if (f.permits == 0) != (f.limit == 0) || f.permits > f.limit {
+		return usageError("--permits and --limit go together, with 1 <= permits <= limit")
+	}
+	if f.permits != 0 {
+		mode = spec.PR
 	}
 	s, closeSession, err := openSession(ctx, f.clientFlags, f.ttl)
 	if err != nil {
@@ -103,6 +116,9 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 func acquire(ctx context.Context, s *client.Session, f lockFlags, name string, mode spec.Mode) (*client.Lock, error) {
 	if f.noWait {
 		l, err := s.TryLock(ctx, name, mode)
+		if f.permits != 0 {
+			l, err = s.TryAcquirePermits(ctx, name, f.permits, f.limit)
+		}
 		if errors.Is(err, client.ErrWouldBlock) {
 			return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s is held (--no-wait)", spec.QuoteName(name))}
 		}
@@ -112,7 +128,13 @@ func acquire(ctx context.Context, s *client.Session, f lockFlags, name string, m
 	if f.wait > 0 {
 		opts = append(opts, client.WaitTimeout(f.wait))
 	}
-	l, err := s.Lock(ctx, name, mode, opts...)
+	var l *client.Lock
+	var err error
+	if f.permits != 0 {
+		l, err = s.AcquirePermits(ctx, name, f.permits, f.limit, opts...)
+	} else {
+		l, err = s.Lock(ctx, name, mode, opts...)
+	}
 	if errors.Is(err, client.ErrTimeout) {
 		return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s: still held after waiting %v", spec.QuoteName(name), f.wait)}
 	}

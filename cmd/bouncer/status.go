@@ -131,6 +131,9 @@ func printResources(out io.Writer, resources []*pb.Resource) error {
 		if r.DelayRemaining != nil {
 			value += fmt.Sprintf(" lock-delay %v", r.DelayRemaining.AsDuration())
 		}
+		if r.Limit != 0 {
+			value += fmt.Sprintf(" limit=%d", r.Limit)
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", spec.QuoteName(string(r.Name)), locks(r.Holders, true), locks(r.Converting, false),
 			locks(r.Waiting, false), value)
 	}
@@ -146,6 +149,9 @@ func locks(ls []*pb.Lock, tokens bool) string {
 		p := hex.EncodeToString(l.SessionTag)[:8] + ":" + modeName(l.Mode)
 		if l.ConvertingTo != pb.Mode_MODE_UNSPECIFIED {
 			p += "->" + modeName(l.ConvertingTo)
+		}
+		if l.Permits != 0 {
+			p += fmt.Sprintf("x%d", l.Permits) // a semaphore's permits
 		}
 		if tokens && l.Token != 0 {
 			p += fmt.Sprintf("#%d", l.Token)
