@@ -3,6 +3,7 @@ package engine_test
 import (
 	"flag"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -119,6 +120,15 @@ func (w *twin) finish(mev []spec.Event, what string) {
 	}
 	if d := diffStates(&es, w.core.StateIn(&w.buf)); d != "" {
 		w.t.Fatalf("%s: StateIn differs from State\n%s", what, d)
+	}
+	var queued []spec.ResourceState
+	for _, r := range es.Resources {
+		if len(r.Converting)+len(r.Waiting) > 0 {
+			queued = append(queued, r)
+		}
+	}
+	if got := w.core.QueuedResources(); !slices.EqualFunc(got, queued, func(a, b spec.ResourceState) bool { return a.Equal(&b) }) {
+		w.t.Fatalf("%s: QueuedResources %v, the state's queued resources %v", what, got, queued)
 	}
 	if err := w.core.CheckInvariantsOf(&es); err != nil {
 		w.t.Fatalf("%s: CheckInvariantsOf: %v", what, err)

@@ -180,6 +180,35 @@ func (c *Core) Resource(name string) (spec.ResourceState, bool) {
 	return r.state(), true
 }
 
+// QueuedResources returns the states of the resources with a queued
+// request (a waiter or a queued conversion), in name order: what the
+// wait-for graph is made of. It walks the sessions' queued requests, not
+// the resources: O(sessions + queued requests + their resources' locks),
+// and nothing when no request is queued.
+func (c *Core) QueuedResources() []spec.ResourceState {
+	if c.queuedTotal == 0 {
+		return nil
+	}
+	seen := map[*resource]bool{}
+	var rs []*resource
+	for _, s := range c.sessions {
+		// map order: the resources are sorted below.
+		for l := s.pending.head; l != nil; l = l.link(pendingList).next {
+			if !seen[l.res] {
+				seen[l.res] = true
+				rs = append(rs, l.res)
+			}
+		}
+	}
+	slices.SortFunc(rs, func(a, b *resource) int { return strings.Compare(a.name, b.name) })
+	var b stateBufs
+	out := make([]spec.ResourceState, len(rs))
+	for i, r := range rs {
+		out[i] = r.stateIn(&b)
+	}
+	return out
+}
+
 // ResourceNames returns, in order, at most limit names of resources in use
 // that start with prefix and sort after after. It sorts every matching
 // name: an operator's listing, not a hot path.

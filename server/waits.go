@@ -41,30 +41,11 @@ func (s *Server) queued(ctx context.Context) ([]spec.ResourceState, spec.Time, e
 	var rs []spec.ResourceState
 	var now spec.Time
 	err := s.loop.Inspect(ctx, func(c *engine.Core) {
-		rs, now = queuedResources(c), c.Now()
+		rs, now = c.QueuedResources(), c.Now()
 	})
 	return rs, now, err
 }
 
-// queuedResources returns the states of c's resources with a queued
-// request, in name order. A core with no queued request costs O(1). With
-// one, it builds the whole state and keeps the queued resources, since the
-// core has no accessor that walks only those; one that did (the core
-// keeping its resources with a queue on a list) would make this
-// O(queued resources and their locks), and this function its one caller.
-func queuedResources(c *engine.Core) []spec.ResourceState {
-	if c.Stats().Queued == 0 {
-		return nil
-	}
-	st := c.State()
-	out := st.Resources[:0]
-	for _, r := range st.Resources {
-		if len(r.Converting) > 0 || len(r.Waiting) > 0 {
-			out = append(out, r)
-		}
-	}
-	return out
-}
 
 // waitedFor is how long the queued request l (a waiting lock, or a lock
 // with a queued conversion) has waited at now, and whether the node can
