@@ -3,6 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -143,4 +145,25 @@ func TestAuthTokenAndErrors(t *testing.T) {
 	var e *client.Error
 	require.True(t, errors.As(err, &e))
 	require.Contains(t, e.Detail, "resource")
+}
+
+// TestPermissionDenied: a lock outside the caller's grants fails with
+// PermissionDenied through the Go client (on its Pipe), and leaves the
+// session usable for what it may do.
+func TestPermissionDenied(t *testing.T) {
+	ctx := testCtx(t)
+	path := filepath.Join(t.TempDir(), "access.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"identities": [
+		{"name": "worker", "token": "w", "grants": [{"prefix": "jobs/", "rights": ["lock"]}]}]}`), 0o600))
+	rules, err := server.LoadAccessFile(path)
+	require.NoError(t, err)
+	addr := servertest.Start(t, server.Options{Access: rules})
+	s, err := connect(t, addr, client.Config{Token: "w"}).NewSession(ctx)
+	require.NoError(t, err)
+	_, err = s.Lock(ctx, "billing/1", spec.EX)
+	require.ErrorIs(t, err, client.ErrPermissionDenied)
+	require.Contains(t, err.Error(), "billing/1")
+	l, err := s.Lock(ctx, "jobs/1", spec.EX)
+	require.NoError(t, err)
+	require.NoError(t, l.Unlock(ctx))
 }

@@ -157,17 +157,18 @@ type Error = spec.Error
 
 // Sentinels for errors.Is; they match on the code.
 var (
-	ErrWouldBlock     = &spec.Error{Code: spec.WouldBlock}
-	ErrTimeout        = &spec.Error{Code: spec.Timeout}
-	ErrDeadlock       = &spec.Error{Code: spec.Deadlock}
-	ErrCancelled      = &spec.Error{Code: spec.Cancelled}
-	ErrNotHeld        = &spec.Error{Code: spec.NotHeld}
-	ErrAlreadyHeld    = &spec.Error{Code: spec.AlreadyHeld}
-	ErrSessionExpired = &spec.Error{Code: spec.SessionExpired}
-	ErrUnknownSession = &spec.Error{Code: spec.UnknownSession}
-	ErrInvalid        = &spec.Error{Code: spec.InvalidArgument}
-	ErrLimitExceeded  = &spec.Error{Code: spec.LimitExceeded}
-	ErrUnavailable    = &spec.Error{Code: spec.Unavailable}
+	ErrWouldBlock       = &spec.Error{Code: spec.WouldBlock}
+	ErrTimeout          = &spec.Error{Code: spec.Timeout}
+	ErrDeadlock         = &spec.Error{Code: spec.Deadlock}
+	ErrCancelled        = &spec.Error{Code: spec.Cancelled}
+	ErrNotHeld          = &spec.Error{Code: spec.NotHeld}
+	ErrAlreadyHeld      = &spec.Error{Code: spec.AlreadyHeld}
+	ErrSessionExpired   = &spec.Error{Code: spec.SessionExpired}
+	ErrUnknownSession   = &spec.Error{Code: spec.UnknownSession}
+	ErrInvalid          = &spec.Error{Code: spec.InvalidArgument}
+	ErrLimitExceeded    = &spec.Error{Code: spec.LimitExceeded}
+	ErrUnavailable      = &spec.Error{Code: spec.Unavailable}
+	ErrPermissionDenied = &spec.Error{Code: spec.PermissionDenied}
 	// ErrLeaseLost: the session's lease may have run out (as the client
 	// counts it, conservatively), or the outcome of a request was never
 	// learned before it did; its locks must be treated as lost.
@@ -197,9 +198,11 @@ func resultOf(err error) (spec.Result, bool) {
 		}
 		return r, true
 	}
-	switch status.Code(err) {
-	case codes.Unauthenticated, codes.PermissionDenied:
+	switch st := status.Convert(err); st.Code() {
+	case codes.PermissionDenied:
 		// Retrying will not help: answer with the reason, as a refusal.
+		return spec.Refuse(spec.PermissionDenied, st.Message()), true
+	case codes.Unauthenticated:
 		return spec.Refuse(spec.InvalidArgument, err.Error()), true
 	}
 	return spec.Result{}, false

@@ -247,5 +247,5 @@ func (s *Server) pipeDenied(ctx context.Context, req *pb.PipeRequest) string {
 
 // pipeDeniedReply answers a Pipe request its caller may not make.
 func pipeDeniedReply(call uint64, why string) *pb.PipeReply {
-	return &pb.PipeReply{Call: call, Code: pb.Code_CODE_INVALID_ARGUMENT, Detail: why, PermissionDenied: true}
+	return &pb.PipeReply{Call: call, Code: pb.Code_CODE_PERMISSION_DENIED, Detail: why}
 }

@@ -21,6 +21,10 @@ const (
 	InvalidArgument             // the input is malformed; nothing changed
 	LimitExceeded               // a named limit would be exceeded; nothing changed
 	Unavailable                 // the node could not persist; nothing was acknowledged
+	// PermissionDenied: the node's access rules do not let the caller's
+	// identity do this (on this resource); nothing changed. The model and
+	// the engine never return it: the server refuses before the core.
+	PermissionDenied
 
 	codeCount
 )
@@ -28,7 +32,7 @@ const (
 var codeNames = [codeCount]string{
 	"OK", "WouldBlock", "Timeout", "Deadlock", "Cancelled", "NotHeld",
 	"AlreadyHeld", "SessionExpired", "UnknownSession", "InvalidArgument",
-	"LimitExceeded", "Unavailable",
+	"LimitExceeded", "Unavailable", "PermissionDenied",
 }
 
 // Valid reports whether c is a known code.

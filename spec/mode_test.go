@@ -61,7 +61,7 @@ func TestParseMode(t *testing.T) {
 func TestCodesAreStable(t *testing.T) {
 	// The numbers travel on the wire and in exit statuses: never renumber.
 	names := []string{"OK", "WouldBlock", "Timeout", "Deadlock", "Cancelled", "NotHeld", "AlreadyHeld",
-		"SessionExpired", "UnknownSession", "InvalidArgument", "LimitExceeded", "Unavailable"}
+		"SessionExpired", "UnknownSession", "InvalidArgument", "LimitExceeded", "Unavailable", "PermissionDenied"}
 	for i, name := range names {
 		require.Equal(t, name, spec.Code(i).String())
 		c, ok := spec.ParseCode(name)

@@ -120,17 +120,18 @@ func EventFromWire(id spec.SessionID, e *pb.Event) (ev spec.Event, ok bool, err 
 // statusCodes maps Bouncer's codes to gRPC status codes, for a refusal of
 // a unary call. The exact code travels in the status details (ErrorInfo).
 var statusCodes = [...]codes.Code{
-	spec.WouldBlock:      codes.FailedPrecondition,
-	spec.Timeout:         codes.DeadlineExceeded,
-	spec.Deadlock:        codes.Aborted,
-	spec.Cancelled:       codes.Canceled,
-	spec.NotHeld:         codes.FailedPrecondition,
-	spec.AlreadyHeld:     codes.AlreadyExists,
-	spec.SessionExpired:  codes.NotFound,
-	spec.UnknownSession:  codes.NotFound,
-	spec.InvalidArgument: codes.InvalidArgument,
-	spec.LimitExceeded:   codes.ResourceExhausted,
-	spec.Unavailable:     codes.Unavailable,
+	spec.WouldBlock:       codes.FailedPrecondition,
+	spec.Timeout:          codes.DeadlineExceeded,
+	spec.Deadlock:         codes.Aborted,
+	spec.Cancelled:        codes.Canceled,
+	spec.NotHeld:          codes.FailedPrecondition,
+	spec.AlreadyHeld:      codes.AlreadyExists,
+	spec.SessionExpired:   codes.NotFound,
+	spec.UnknownSession:   codes.NotFound,
+	spec.InvalidArgument:  codes.InvalidArgument,
+	spec.LimitExceeded:    codes.ResourceExhausted,
+	spec.Unavailable:      codes.Unavailable,
+	spec.PermissionDenied: codes.PermissionDenied,
 }
 
 // StatusError is the gRPC status error of a unary call answered r: nil for

@@ -95,18 +95,19 @@ func (Mode) EnumDescriptor() ([]byte, []int) {
 type Code int32
 
 const (
-	Code_CODE_OK               Code = 0
-	Code_CODE_WOULD_BLOCK      Code = 1
-	Code_CODE_TIMEOUT          Code = 2
-	Code_CODE_DEADLOCK         Code = 3
-	Code_CODE_CANCELLED        Code = 4
-	Code_CODE_NOT_HELD         Code = 5
-	Code_CODE_ALREADY_HELD     Code = 6
-	Code_CODE_SESSION_EXPIRED  Code = 7
-	Code_CODE_UNKNOWN_SESSION  Code = 8
-	Code_CODE_INVALID_ARGUMENT Code = 9
-	Code_CODE_LIMIT_EXCEEDED   Code = 10
-	Code_CODE_UNAVAILABLE      Code = 11
+	Code_CODE_OK                Code = 0
+	Code_CODE_WOULD_BLOCK       Code = 1
+	Code_CODE_TIMEOUT           Code = 2
+	Code_CODE_DEADLOCK          Code = 3
+	Code_CODE_CANCELLED         Code = 4
+	Code_CODE_NOT_HELD          Code = 5
+	Code_CODE_ALREADY_HELD      Code = 6
+	Code_CODE_SESSION_EXPIRED   Code = 7
+	Code_CODE_UNKNOWN_SESSION   Code = 8
+	Code_CODE_INVALID_ARGUMENT  Code = 9
+	Code_CODE_LIMIT_EXCEEDED    Code = 10
+	Code_CODE_UNAVAILABLE       Code = 11
+	Code_CODE_PERMISSION_DENIED Code = 12 // the node's access rules refused it; nothing was done
 )
 
 // Enum value maps for Code.
@@ -124,20 +125,22 @@ var (
 		9:  "CODE_INVALID_ARGUMENT",
 		10: "CODE_LIMIT_EXCEEDED",
 		11: "CODE_UNAVAILABLE",
+		12: "CODE_PERMISSION_DENIED",
 	}
 	Code_value = map[string]int32{
-		"CODE_OK":               0,
-		"CODE_WOULD_BLOCK":      1,
-		"CODE_TIMEOUT":          2,
-		"CODE_DEADLOCK":         3,
-		"CODE_CANCELLED":        4,
-		"CODE_NOT_HELD":         5,
-		"CODE_ALREADY_HELD":     6,
-		"CODE_SESSION_EXPIRED":  7,
-		"CODE_UNKNOWN_SESSION":  8,
-		"CODE_INVALID_ARGUMENT": 9,
-		"CODE_LIMIT_EXCEEDED":   10,
-		"CODE_UNAVAILABLE":      11,
+		"CODE_OK":                0,
+		"CODE_WOULD_BLOCK":       1,
+		"CODE_TIMEOUT":           2,
+		"CODE_DEADLOCK":          3,
+		"CODE_CANCELLED":         4,
+		"CODE_NOT_HELD":          5,
+		"CODE_ALREADY_HELD":      6,
+		"CODE_SESSION_EXPIRED":   7,
+		"CODE_UNKNOWN_SESSION":   8,
+		"CODE_INVALID_ARGUMENT":  9,
+		"CODE_LIMIT_EXCEEDED":    10,
+		"CODE_UNAVAILABLE":       11,
+		"CODE_PERMISSION_DENIED": 12,
 	}
 )
 
@@ -1014,19 +1017,13 @@ func (*PipeRequest_Cancel) isPipeRequest_Op() {}
 // detail of a refusal) and, for an acquire or convert answered OK, the
 // grant or queued.
 type PipeReply struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Call   uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
-	Code   Code                   `protobuf:"varint,2,opt,name=code,proto3,enum=bouncer.v1.Code" json:"code,omitempty"`
-	Detail string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
-	Lock   *LockResponse          `protobuf:"bytes,4,opt,name=lock,proto3" json:"lock,omitempty"`
-	// permission_denied: the node's access rules refused the request (its
-	// caller has no grant of the right it needs on its resource); nothing was
-	// done. Its unary call would have failed with PERMISSION_DENIED. The code
-	// is then CODE_INVALID_ARGUMENT, so that a client that does not read this
-	// field treats the refusal as final and does not resend.
-	PermissionDenied bool `protobuf:"varint,5,opt,name=permission_denied,json=permissionDenied,proto3" json:"permission_denied,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Call          uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	Code          Code                   `protobuf:"varint,2,opt,name=code,proto3,enum=bouncer.v1.Code" json:"code,omitempty"`
+	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	Lock          *LockResponse          `protobuf:"bytes,4,opt,name=lock,proto3" json:"lock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PipeReply) Reset() {
@@ -1085,13 +1082,6 @@ func (x *PipeReply) GetLock() *LockResponse {
 		return x.Lock
 	}
 	return nil
-}
-
-func (x *PipeReply) GetPermissionDenied() bool {
-	if x != nil {
-		return x.PermissionDenied
-	}
-	return false
 }
 
 type ReleaseRequest struct {
@@ -3369,13 +3359,12 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\aconvert\x18\x03 \x01(\v2\x1a.bouncer.v1.ConvertRequestH\x00R\aconvert\x126\n" +
 	"\arelease\x18\x04 \x01(\v2\x1a.bouncer.v1.ReleaseRequestH\x00R\arelease\x123\n" +
 	"\x06cancel\x18\x05 \x01(\v2\x19.bouncer.v1.CancelRequestH\x00R\x06cancelB\x04\n" +
-	"\x02op\"\xb8\x01\n" +
+	"\x02op\"\x91\x01\n" +
 	"\tPipeReply\x12\x12\n" +
 	"\x04call\x18\x01 \x01(\x04R\x04call\x12$\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x10.bouncer.v1.CodeR\x04code\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12,\n" +
-	"\x04lock\x18\x04 \x01(\v2\x18.bouncer.v1.LockResponseR\x04lock\x12+\n" +
-	"\x11permission_denied\x18\x05 \x01(\bR\x10permissionDenied\"\xb7\x01\n" +
+	"\x04lock\x18\x04 \x01(\v2\x18.bouncer.v1.LockResponseR\x04lockJ\x04\b\x05\x10\x06\"\xb7\x01\n" +
 	"\x0eReleaseRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12\x1d\n" +
@@ -3548,7 +3537,7 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\aMODE_CW\x10\x03\x12\v\n" +
 	"\aMODE_PR\x10\x04\x12\v\n" +
 	"\aMODE_PW\x10\x05\x12\v\n" +
-	"\aMODE_EX\x10\x06*\x8a\x02\n" +
+	"\aMODE_EX\x10\x06*\xa6\x02\n" +
 	"\x04Code\x12\v\n" +
 	"\aCODE_OK\x10\x00\x12\x14\n" +
 	"\x10CODE_WOULD_BLOCK\x10\x01\x12\x10\n" +
@@ -3562,7 +3551,8 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\x15CODE_INVALID_ARGUMENT\x10\t\x12\x17\n" +
 	"\x13CODE_LIMIT_EXCEEDED\x10\n" +
 	"\x12\x14\n" +
-	"\x10CODE_UNAVAILABLE\x10\v*X\n" +
+	"\x10CODE_UNAVAILABLE\x10\v\x12\x1a\n" +
+	"\x16CODE_PERMISSION_DENIED\x10\f*X\n" +
 	"\n" +
 	"WaitReason\x12\x1b\n" +
 	"\x17WAIT_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
