@@ -46,7 +46,6 @@ func (s *Server) queued(ctx context.Context) ([]spec.ResourceState, spec.Time, e
 	return rs, now, err
 }
 
-
 // waitedFor is how long the queued request l (a waiting lock, or a lock
 // with a queued conversion) has waited at now, and whether the node can
 // tell: a request queued before the state recorded QueuedAt (restored from
