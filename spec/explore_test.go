@@ -51,12 +51,13 @@ func exploreBounds(large bool) []namedBounds {
 	}
 	tryAndDelay := func(b *Bounds) { b.NoQueue, b.LockDelay, b.Downtime = true, 1, 2 }
 	noClose := func(b *Bounds) { b.Close = false }
+	noWrites := func(b *Bounds) { b.WriteValue = false }
 	return []namedBounds{
 		bound("2sessions-1resource-6modes-restart-try-lockdelay", 2, 1, all, 1, tryAndDelay),
 		bound("3sessions-1resource-CR,PR,PW,EX-restart", 3, 1, []Mode{CR, PR, PW, EX}, 1),
 		bound("2sessions-2resources-PR,EX-restart", 2, 2, []Mode{PR, EX}, 1, noClose),
 		bound("4sessions-1resource-EX-semaphore3-restart", 4, 1, []Mode{EX}, 1, semaphore(3)),
-		bound("3sessions-2resources-EX-semaphore2", 3, 2, []Mode{EX}, 0, semaphore(2)),
+		bound("3sessions-2resources-EX-semaphore2-noclose", 3, 2, []Mode{EX}, 0, semaphore(2), noClose, noWrites),
 	}
 }
 
