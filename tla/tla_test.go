@@ -21,7 +21,8 @@ import (
 // TLA_RUNS narrows it to a comma-separated list of run names (safety,
 // safety-two-resources, liveness, failover, semaphore, semaphore-and-lock,
 // pause, pause-semaphore, or a bug name), for example
-// TLA_RUNS=safety,Overtake.
+// TLA_RUNS=safety,Overtake. TLA_WORKERS sets TLC's -workers (default
+// auto); on a machine shared with other work, TLA_WORKERS=1.
 func TestTLC(t *testing.T) {
 	jar := os.Getenv("TLA2TOOLS_JAR")
 	if jar == "" {
@@ -36,11 +37,15 @@ func TestTLC(t *testing.T) {
 			only[name] = true
 		}
 	}
+	workers := os.Getenv("TLA_WORKERS")
+	if workers == "" {
+		workers = "auto"
+	}
 	for _, r := range tlcRuns() {
 		if len(only) > 0 && !only[r.name] {
 			continue
 		}
-		t.Run(r.name, func(t *testing.T) { r.check(t, jar) })
+		t.Run(r.name, func(t *testing.T) { r.check(t, jar, workers) })
 	}
 }
 
@@ -121,7 +126,7 @@ func tlcRuns() []tlcRun {
 
 var tlcStats = regexp.MustCompile(`(?m)^.*states generated.*distinct states found.*$|^The depth of the complete state graph search is \d+\.$|^Finished in .*$`)
 
-func (r tlcRun) check(t *testing.T, jar string) {
+func (r tlcRun) check(t *testing.T, jar, workers string) {
 	dir := t.TempDir()
 	for _, f := range []string{"Bouncer.tla", "MCBouncer.tla"} {
 		copyFile(t, f, filepath.Join(dir, f))
@@ -137,7 +142,7 @@ func (r tlcRun) check(t *testing.T, jar string) {
 		defer cancel()
 	}
 	cmd := exec.CommandContext(ctx, "java", "-XX:+UseParallelGC", "-cp", jar, "tlc2.TLC",
-		"-workers", "auto", "-nowarning", "-cleanup", "-metadir", filepath.Join(dir, "states"),
+		"-workers", workers, "-nowarning", "-cleanup", "-metadir", filepath.Join(dir, "states"),
 		"-config", "run.cfg", "MCBouncer.tla")
 	cmd.Dir = dir
 	out, _ := cmd.CombinedOutput() // TLC exits non-zero on a violation; judged by its output
