@@ -170,9 +170,24 @@ func loopCrashRun(t *testing.T, seed uint64, opts engine.LoopOptions, holdSyncs 
 	}
 	if holdSyncs {
 		// Released once the crash image is taken. Syncs that passed the
-		// hold finish; the rest wait, so the turns begun meanwhile, which
-		// only a loop answering before its sync answers, stay unsynced.
+		// hold finish (within a sync's delay); the rest wait, so the turns
+		// begun after that, which only a loop answering before its sync
+		// answers, stay unsynced. The image is taken once some have been
+		// answered, however slow the build: a fixed sleep let a loaded
+		// machine take it before any was.
 		hold.Lock()
+		time.Sleep(5 * syncDelay)
+		mu.Lock()
+		n0 := len(log)
+		mu.Unlock()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			mu.Lock()
+			n := len(log)
+			mu.Unlock()
+			if n >= n0+8 {
+				break
+			}
+		}
 	}
 	time.Sleep(time.Duration(5+rng.IntN(40)) * time.Millisecond)
 	mu.Lock()
