@@ -158,8 +158,14 @@ func (b *browser) stepUntilQueuesChange(t *testing.T, limit int) int {
 // The page of a passing seed loads without errors, and stepping forward
 // moves the instant and changes the queues shown.
 func TestPageInBrowser(t *testing.T) {
+	for _, nodes := range []int{1, 3} {
+		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) { testPageInBrowser(t, nodes) })
+	}
+}
+
+func testPageInBrowser(t *testing.T, nodes int) {
 	b := newBrowser(t)
-	p, _, rep := record(t, shortRun(5, 1))
+	p, _, rep := record(t, shortRun(5, nodes))
 	require.False(t, rep.Failed())
 	path := writePage(t, t.TempDir(), p)
 	b.open(t, path)

@@ -9,8 +9,8 @@ const (
 	MaxStates = 5_000  // distinct node states on the page
 	// recordEventsMax and recordStatesMax bound what a Recorder holds
 	// while a run goes on; beyond them it stops recording (a page says so).
-	recordEventsMax = 400_000
-	recordStatesMax = 50_000
+	recordEventsMax = 200_000
+	recordStatesMax = 20_000
 )
 
 // Page is everything the page shows, embedded in it as JSON.

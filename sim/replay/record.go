@@ -113,8 +113,8 @@ var skipped = []string{"raft", "entry", "drop", "lost", "move", "turn", "reply",
 	"verdict", "end", "options", "layout", "resume", "partition-end"}
 
 func (r *Recorder) line(b []byte) {
-	if r.err != nil || r.stopped != "" {
-		return
+	if r.err != nil || r.stopped != "" && !bytes.Contains(b, []byte(`failure"`)) {
+		return // once stopped, only a failure is still worth reading
 	}
 	if bytes.HasPrefix(b, []byte(`{"t":`)) && bytes.Contains(b[:min(len(b), 40)], []byte(`"ev":"raft"`)) {
 		return // most of a cluster's trace: skip it before parsing
@@ -189,6 +189,9 @@ func (r *Recorder) line(b []byte) {
 		e.K, e.Bad, e.X = "failure", true, checker+": "+l.Detail
 		if r.failure == nil {
 			r.failure = &Failure{T: l.T, Checker: checker, Detail: l.Detail, Step: len(r.events)}
+			if r.stopped != "" {
+				r.failure.Step = -1 // after the steps recorded
+			}
 		}
 	default:
 		return // a kind this page does not know: the trace grew, the page may follow
@@ -198,7 +201,9 @@ func (r *Recorder) line(b []byte) {
 
 func (r *Recorder) event(e Event) {
 	if len(r.events) >= recordEventsMax {
-		r.stopped = fmt.Sprintf("recording stopped at %s after %d steps", fmtTime(e.T), recordEventsMax)
+		if r.stopped == "" {
+			r.stopped = fmt.Sprintf("recording stopped at %s after %d steps", fmtTime(e.T), recordEventsMax)
+		}
 		return
 	}
 	r.events = append(r.events, e)

@@ -192,3 +192,32 @@ func failingHistoryPage(t *testing.T) *Page {
 	require.NoError(t, err)
 	return p
 }
+
+// A recorder holds at most recordEventsMax steps; a failure after them is
+// still reported, with no step, and the page says where recording stopped.
+func TestRecorderStops(t *testing.T) {
+	r := NewRecorder()
+	var trace bytes.Buffer
+	for i := 0; i < recordEventsMax+10; i++ {
+		fmt.Fprintf(&trace, `{"t":%d,"ev":"pause","c":0,"for":5}`+"\n", i)
+	}
+	trace.WriteString(`{"t":999999999,"ev":"failure","checker":"mutex","detail":"two holders"}` + "\n")
+	// In pieces that split lines, as a buffered writer hands them over.
+	for b := trace.Bytes(); len(b) > 0; {
+		n := min(len(b), 4093)
+		_, err := r.Write(b[:n])
+		require.NoError(t, err)
+		b = b[n:]
+	}
+	require.Len(t, r.events, recordEventsMax)
+	require.NotNil(t, r.failure)
+	require.Equal(t, -1, r.failure.Step)
+	require.Equal(t, "two holders", r.failure.Detail)
+	p, err := r.Page(&sim.Report{Options: sim.NewOptions(1)}, "", "")
+	require.NoError(t, err)
+	require.Len(t, p.Events, MaxEvents)
+	require.Equal(t, -1, p.Failure.Step)
+	notes := strings.Join(p.Notes, "\n")
+	require.Contains(t, notes, "recording stopped")
+	require.Contains(t, notes, fmt.Sprintf("steps 1 to %d of %d", MaxEvents, recordEventsMax))
+}
