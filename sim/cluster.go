@@ -89,6 +89,7 @@ type clusterSim struct {
 	hashAt     map[uint64]uint64        // state hashes at sampled indexes
 	leaders    map[uint64]uint64        // term -> the replica that led it
 	stateSeen  int                      // front-running states compared with the model
+	shown      uint64                   // the highest index whose state went to Config.States
 	// reads are the readers' reads not yet answered: the highest index any
 	// replica had applied (so committed) when each was asked.
 	reads   map[uint64]uint64
@@ -953,6 +954,11 @@ func (cl *clusterSim) sample(n *replicaSim) {
 	front := at == cl.modelIndex
 	if front {
 		cl.stateSeen++
+	}
+	if front && at > cl.shown && s.cfg.States != nil {
+		cl.shown = at
+		st := n.r.Core().State()
+		s.cfg.States(s.now, &st)
 	}
 	checkModel := front && cl.stateSeen%(frontEvery*s.opts.CheckEvery) == 0 && (cl.modelOK || cl.invOK)
 	if at%hashEvery != 0 && !checkModel {

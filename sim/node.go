@@ -261,6 +261,10 @@ func (n *nodeSim) turn(msgs []*message, first bool) bool {
 			n.check(n.changed%(8*s.opts.CheckEvery) == 0)
 		}
 	}
+	if s.cfg.States != nil && (first || res.Writes > 0) {
+		st := n.node.Core().State()
+		s.cfg.States(s.now, &st)
+	}
 	n.out = turnOut{msgs: msgs, replies: append([]spec.Result(nil), res.Replies...),
 		events: append([]spec.Event(nil), res.Events...), retried: retried}
 	s.registerGrants(&n.out)

@@ -20,6 +20,13 @@ type Config struct {
 	// LinTimeout bounds the linearizability check (default
 	// linearizability.DefaultTimeout). Running out is a failure.
 	LinTimeout time.Duration
+	// States, if not nil, is given the node's state after every turn that
+	// wrote something or restarted it (in a raft group: the state of the
+	// first replica to apply each new index), in order of true time, so a
+	// replay of the run can show its queues (package sim/replay). The
+	// state is a fresh copy, the callee's to keep; it is built only when
+	// States is set, and reading it changes nothing in the run.
+	States func(at spec.Time, st *spec.State)
 }
 
 // Checker names, in the order verdicts are reported.

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/linearizability"
+	"github.com/bouncer-dlm/bouncer/sim/replay"
 	"github.com/spf13/cobra"
 )
 
@@ -25,8 +27,9 @@ func newCheckCmd() *cobra.Command {
 		Short: "Check a recorded client history for linearizability",
 		Long: `Check a client history (JSON lines, one request, close or expiry per line;
 the format is in sim/README.md and linearizability/doc.go) against the
-per-resource Porcupine model of Bouncer's semantics, and write Porcupine's
-visualization when it fails (or always, with --html).
+per-resource Porcupine model of Bouncer's semantics, and write a replay page
+(each session's requests and the queues as the clients observed them) with
+Porcupine's visualization beside it when it fails (or always, with --html).
 
 Exit status: 0 linearizable; 2 not linearizable; 3 the checker ran out of
 time (a failure, never a pass); 65 the history could not be read.`,
@@ -35,7 +38,7 @@ time (a failure, never a pass); 65 the history could not be read.`,
 			return check(args[0], html, timeout, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&html, "html", "", "write the visualization here (default: FILE.html, on failure)")
+	cmd.Flags().StringVar(&html, "html", "", "write the history's replay page here, and Porcupine's visualization beside it as .porcupine.html (default: FILE.html, on failure)")
 	cmd.Flags().DurationVar(&timeout, "timeout", linearizability.DefaultTimeout, "bound on the check")
 	return cmd
 }
@@ -59,10 +62,18 @@ func check(path, html string, timeout time.Duration, out io.Writer) error {
 		html = strings.TrimSuffix(path, ".jsonl") + ".html"
 	}
 	if html != "" {
-		if err := writeFile(html, func(w io.Writer) error { return v.WriteHTML(w, timeout) }); err != nil {
+		lin := porcupinePath(html)
+		if err := writeFile(lin, func(w io.Writer) error { return v.WriteHTML(w, timeout) }); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "wrote %s\n", html)
+		page, err := replay.FromHistory("Bouncer: history "+filepath.Base(path), h, &v, filepath.Base(lin), "bouncer check "+path+" --html "+html)
+		if err == nil {
+			err = writeFile(html, page.Write)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "wrote %s, %s\n", html, lin)
 	}
 	switch {
 	case v.Verdict == linearizability.Unknown:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bouncer-dlm/bouncer/linearizability"
 	"github.com/bouncer-dlm/bouncer/sim"
+	"github.com/bouncer-dlm/bouncer/sim/replay"
 	"github.com/spf13/cobra"
 )
 
@@ -82,7 +83,7 @@ crash (in a campaign, the first of 2, 4, 3 that occurred). See sim/README.md.`,
 	fl.Uint64Var(&f.start, "start", 1, "the first seed of the campaign")
 	fl.IntVar(&f.jobs, "jobs", runtime.GOMAXPROCS(0), "seeds run at once in a campaign")
 	fl.StringVar(&f.trace, "trace", "", "write the seed's NDJSON trace to this file")
-	fl.StringVar(&f.html, "html", "", "write Porcupine's visualization of the seed's history to this file")
+	fl.StringVar(&f.html, "html", "", "write the seed's replay page (one self-contained HTML file) here, and Porcupine's visualization beside it as FILE.porcupine.html")
 	fl.StringVar(&f.history, "history", "", "write the seed's client history (JSON lines, for bouncer check) to this file")
 	fl.StringVar(&f.out, "out", filepath.Join(os.TempDir(), "bouncer-sim"), "where a failing seed's trace, history and HTML go")
 	fl.DurationVar(&f.linTimeout, "lin-timeout", linearizability.DefaultTimeout, "bound on each linearizability check (running out is a failure)")
@@ -161,8 +162,14 @@ func simOne(f simFlags, out io.Writer) error {
 		defer tf.Close()
 		trace = tf
 	}
+	cfg := sim.Config{Trace: trace, LinTimeout: f.linTimeout}
+	var rec *replay.Recorder
+	if f.html != "" {
+		rec = replay.NewRecorder()
+		cfg = rec.Config(cfg)
+	}
 	start := time.Now()
-	rep := sim.Run(o, sim.Config{Trace: trace, LinTimeout: f.linTimeout})
+	rep := sim.Run(o, cfg)
 	wall := time.Since(start)
 	fmt.Fprintln(out, "verdicts:")
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -186,7 +193,7 @@ func simOne(f simFlags, out io.Writer) error {
 			rep.Options.Nodes, st.Elections, st.Failovers, st.RaftPartitions, st.Transfers, st.MemberChanges, st.Reads, st.ReadsAnswered)
 	}
 	if f.html != "" {
-		if err := writeFile(f.html, rep.WriteHTML); err != nil {
+		if err := writePage(f.html, rec, rep, f.replay(f.seed)); err != nil {
 			return err
 		}
 	}
@@ -230,18 +237,39 @@ func saveFailure(f *simFlags, seed uint64, rep *sim.Report) ([]string, error) {
 		return nil, err
 	}
 	base := filepath.Join(f.out, fmt.Sprintf("seed-%d", seed))
-	paths := []string{base + ".ndjson", base + ".history.jsonl", base + ".html"}
+	paths := []string{base + ".ndjson", base + ".history.jsonl", base + ".html", porcupinePath(base + ".html")}
+	rec := replay.NewRecorder()
 	err := writeFile(paths[0], func(w io.Writer) error {
-		sim.Run(f.options(seed), sim.Config{Trace: w, LinTimeout: f.linTimeout})
+		sim.Run(f.options(seed), rec.Config(sim.Config{Trace: w, LinTimeout: f.linTimeout}))
 		return nil
 	})
 	if err == nil {
 		err = writeFile(paths[1], func(w io.Writer) error { return linearizability.WriteHistory(w, rep.History) })
 	}
 	if err == nil {
-		err = writeFile(paths[2], rep.WriteHTML)
+		err = writePage(paths[2], rec, rep, f.replay(seed))
 	}
 	return paths, err
+}
+
+// porcupinePath is where Porcupine's visualization goes beside the page
+// at path: FILE.html beside FILE.porcupine.html, linked from it.
+func porcupinePath(path string) string {
+	return strings.TrimSuffix(path, ".html") + ".porcupine.html"
+}
+
+// writePage writes the replay page of a run at path, and Porcupine's
+// visualization of its history beside it.
+func writePage(path string, rec *replay.Recorder, rep *sim.Report, command string) error {
+	lin := porcupinePath(path)
+	if err := writeFile(lin, rep.WriteHTML); err != nil {
+		return err
+	}
+	page, err := rec.Page(rep, filepath.Base(lin), command)
+	if err != nil {
+		return err
+	}
+	return writeFile(path, page.Write)
 }
 
 // simCampaign runs seeds start..start+seeds-1 on --jobs workers (each run is

@@ -21,10 +21,10 @@ func TestSimCampaignSummary(t *testing.T) {
 
 func TestSimOneWritesIdenticalTraces(t *testing.T) {
 	dir := t.TempDir()
-	var traces [2][]byte
+	var traces, pages [2][]byte
 	for i := range traces {
 		f := simFlags{seed: 3, safety: 2 * time.Second, out: dir, linTimeout: time.Minute,
-			trace: filepath.Join(dir, "t.ndjson"), history: filepath.Join(dir, "h.jsonl")}
+			trace: filepath.Join(dir, "t.ndjson"), history: filepath.Join(dir, "h.jsonl"), html: filepath.Join(dir, "p.html")}
 		var out bytes.Buffer
 		require.NoError(t, simOne(f, &out))
 		require.Contains(t, out.String(), "seed=3 passed")
@@ -32,8 +32,16 @@ func TestSimOneWritesIdenticalTraces(t *testing.T) {
 		b, err := os.ReadFile(f.trace)
 		require.NoError(t, err)
 		traces[i] = b
+		// The replay page, and Porcupine's beside it, linked from it.
+		pages[i], err = os.ReadFile(f.html)
+		require.NoError(t, err)
+		require.Contains(t, string(pages[i]), `"porcupine":"p.porcupine.html"`)
+		require.Contains(t, string(pages[i]), `"summary":"seed=3 passed"`)
+		_, err = os.Stat(filepath.Join(dir, "p.porcupine.html"))
+		require.NoError(t, err)
 	}
 	require.Equal(t, traces[0], traces[1])
+	require.Equal(t, pages[0], pages[1], "the same seed gives the same page")
 	require.Contains(t, (&simFlags{safety: 2 * time.Second}).replay(3), "bouncer sim --seed 3 --safety 2s")
 
 	// The history it wrote checks as linearizable.
@@ -57,6 +65,12 @@ func TestCheckFailsAndWritesHTML(t *testing.T) {
 	html, err := os.ReadFile(strings.TrimSuffix(path, ".jsonl") + ".html")
 	require.NoError(t, err)
 	require.Contains(t, string(html), "<html")
+	// The replay page names the violation and links Porcupine's page.
+	require.Contains(t, string(html), `"checker":"linearizability"`)
+	require.Contains(t, string(html), `"porcupine":"bad.porcupine.html"`)
+	porc, err := os.ReadFile(filepath.Join(dir, "bad.porcupine.html"))
+	require.NoError(t, err)
+	require.Contains(t, string(porc), "<html")
 
 	require.NoError(t, os.WriteFile(path, []byte("{nope\n"), 0o644))
 	err = check(path, "", time.Minute, &out)

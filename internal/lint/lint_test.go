@@ -41,6 +41,8 @@ var pure = []struct {
 	// raftrand.go seeds crypto/rand.Reader, which raft draws its election
 	// jitter from, for the length of a cluster run.
 	{dir: "sim", rules: seeded, edges: []string{"raftrand.go"}},
+	// The replay page: the same run gives the same page, byte for byte.
+	{dir: "sim/replay", rules: seeded},
 }
 
 // ruleSet is what a pure package promises.
