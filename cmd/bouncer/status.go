@@ -53,17 +53,7 @@ its resource (a holder of a conflicting mode, or a request queued ahead).`,
 	return cmd
 }
 
-func dial(f clientFlags) (*client.Client, error) {
-	cfg, err := f.config()
-	if err != nil {
-		return nil, usageError("%v", err)
-	}
-	c, err := client.Connect(cfg)
-	if err != nil {
-		return nil, usageError("%v", err)
-	}
-	return c, nil
-}
+func dial(f clientFlags) (*client.Client, error) { return f.connect() }
 
 func status(ctx context.Context, f statusFlags, args []string, out io.Writer) error {
 	if ctx == nil {
