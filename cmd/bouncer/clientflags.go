@@ -46,7 +46,7 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "client private key (PEM)")
 	fs.StringVar(&f.tlsServerName, "tls-server-name", "", "name to verify in the node's certificate (default: the host of each address in --addr)")
 	fs.StringVar(&f.tokenFile, "auth-token-file", os.Getenv("BOUNCER_AUTH_TOKEN_FILE"), "file holding the bearer token (env BOUNCER_AUTH_TOKEN_FILE)")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the node to answer")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the node to answer a call (a node that refuses connections fails the command at once)")
 }
 
 // connect checks the flags, makes sure that some member of --addr takes
