@@ -66,7 +66,9 @@ func TestE2ENodeDownFailsAtOnce(t *testing.T) {
 
 // TestE2EBadFlagsAreUsageErrors: a malformed --addr, --ttl 0s or
 // negative, --wait -1s and --timeout 0s are refused with a message naming
-// the flag and exit 64, before anything is sent (no node is running).
+// the flag and exit 64, before anything is sent (no node is running); so
+// are serve's --default-ttl 0s and a negative --shutdown-grace, before it
+// opens anything.
 func TestE2EBadFlagsAreUsageErrors(t *testing.T) {
 	dead := freeLoopbackAddr(t)
 	for _, c := range []struct {
@@ -87,6 +89,10 @@ func TestE2EBadFlagsAreUsageErrors(t *testing.T) {
 		{[]string{"elect", "--addr", dead, "--ttl", "-1s", "e", "--", "true"}, "--ttl -1s: must be positive"},
 		{[]string{"elect", "--addr", dead, "--wait", "-1s", "e", "--", "true"}, "--wait -1s: must not be negative"},
 		{[]string{"status", "--addr", dead, "--timeout", "-1s"}, "--timeout -1s: must be positive"},
+		{[]string{"serve", "--data", filepath.Join(t.TempDir(), "d"), "--listen", "127.0.0.1:0", "--metrics", "", "--default-ttl", "0s"},
+			"--default-ttl 0s: must be within [1s, 1h0m0s]"},
+		{[]string{"serve", "--data", filepath.Join(t.TempDir(), "d"), "--listen", "127.0.0.1:0", "--metrics", "", "--shutdown-grace", "-1s"},
+			"--shutdown-grace -1s: must not be negative"},
 	} {
 		code, out := run(t, c.args...)
 		require.Equal(t, exitUsage, code, "%v: %s", c.args, out)
