@@ -53,6 +53,8 @@ its resource (a holder of a conflicting mode, or a request queued ahead).`,
 	return cmd
 }
 
+// dial connects for one command: clientFlags.connect checks --addr and
+// that the node takes connections, so that a node that is down fails at once.
 func dial(f clientFlags) (*client.Client, error) { return f.connect() }
 
 func status(ctx context.Context, f statusFlags, args []string, out io.Writer) error {
