@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -230,7 +231,26 @@ func resultOf(err error) (spec.Result, bool) {
 		// Retrying will not help: answer with the reason, as a refusal.
 		return spec.Refuse(spec.PermissionDenied, st.Message()), true
 	case codes.Unauthenticated:
-		return spec.Refuse(spec.InvalidArgument, err.Error()), true
+		// The protocol has no code for it: InvalidArgument, marked so that
+		// IsUnauthenticated can tell it apart, in the node's own words.
+		return spec.Refuse(spec.InvalidArgument, unauthenticated+st.Message()), true
 	}
 	return spec.Result{}, false
+}
+
+// unauthenticated begins the detail of a refusal of the caller's
+// credentials.
+const unauthenticated = "Unauthenticated: "
+
+// IsUnauthenticated reports whether err says that the node refused the
+// caller's credentials (no bearer token, one it does not know, or a client
+// certificate it does not list), so that a caller can say which setting to
+// fix. Such errors match ErrInvalid too.
+func IsUnauthenticated(err error) bool {
+	var e *spec.Error
+	if errors.As(err, &e) {
+		return e.Code == spec.InvalidArgument && strings.HasPrefix(e.Detail, unauthenticated)
+	}
+	var st interface{ GRPCStatus() *status.Status }
+	return errors.As(err, &st) && st.GRPCStatus().Code() == codes.Unauthenticated
 }

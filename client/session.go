@@ -249,7 +249,8 @@ func (c *Client) open(ctx context.Context, now func() spec.Time) (spec.SessionID
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return id, 0, 0, ctx.Err()
+			// Say why the attempts failed, not only that time ran out.
+			return id, 0, 0, fmt.Errorf("%w; the last attempt: %w", ctx.Err(), err)
 		}
 	}
 }

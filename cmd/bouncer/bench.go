@@ -51,6 +51,13 @@ and, with a local node, the node's too.`,
 				if err != nil {
 					return usageError("%v", err)
 				}
+				addrs, err := hostPorts(f.addr)
+				if err != nil {
+					return err
+				}
+				if err := reach(addrs, max(f.timeout, time.Millisecond)); err != nil {
+					return err
+				}
 				o.Addr, o.Config = f.addr, cfg
 			}
 			ctx := cmd.Context()

@@ -155,11 +155,21 @@ func clusterCall(ctx context.Context, f clusterFlags, do func(context.Context, p
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if f.timeout <= 0 {
+		return nil, usageError("--timeout %v: must be positive (how long to wait for the members, e.g. 10s)", f.timeout)
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	cfg, err := f.config()
 	if err != nil {
 		return nil, usageError("%v", err)
+	}
+	addrs, err := hostPorts(f.addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := reach(addrs, f.timeout); err != nil {
+		return nil, err
 	}
 	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
@@ -169,7 +179,7 @@ func clusterCall(ctx context.Context, f clusterFlags, do func(context.Context, p
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearerToken{cfg.Token, cfg.TLS != nil}))
 	}
-	queue := strings.Split(f.addr, ",")
+	queue := addrs
 	var last error
 	for hops := 0; len(queue) > 0 && hops < 16; hops++ {
 		addr := strings.TrimSpace(queue[0])
@@ -183,7 +193,7 @@ func clusterCall(ctx context.Context, f clusterFlags, do func(context.Context, p
 		if err == nil {
 			return m, nil
 		}
-		last = fmt.Errorf("%s: %w", addr, err)
+		last = fmt.Errorf("%s: %s", addr, describe(err))
 		if leader, ok := wire.LeaderHint(err); ok {
 			if leader != "" {
 				queue = append([]string{leader}, queue...)
@@ -198,11 +208,11 @@ func clusterCall(ctx context.Context, f clusterFlags, do func(context.Context, p
 		}
 		switch grpcstatus.Code(err) {
 		case codes.Unimplemented:
-			return nil, fmt.Errorf("%s is a lone node, not a member of a replicated group", addr)
+			return nil, &exitError{code: exitUnavailable, err: fmt.Errorf("%s is a lone node, not a member of a replicated group", addr)}
 		case codes.Unavailable, codes.DeadlineExceeded:
 			continue // the next member
 		}
-		return nil, last
+		return nil, &exitError{code: exitUnavailable, err: last}
 	}
 	if last == nil {
 		last = errors.New("no member to ask")

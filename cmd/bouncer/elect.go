@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/spf13/cobra"
@@ -52,12 +53,18 @@ next candidate leads; elect exits with CMD's status (128+N if a signal N
 ended it).
 
 Exit statuses of its own:
-  64  bad flags or arguments
-  69  the node could not be reached, or refused the request
-  74  the leadership was lost while CMD ran: CMD was sent SIGTERM (and
-      SIGKILL after --grace)
-  75  --wait ran out before this process led; CMD did not run
+  64   bad flags or arguments, checked before anything is sent; CMD did not run
+  69   the node could not be reached (at once), or it refused the request;
+       CMD did not run
+  74   the leadership was lost while CMD ran: CMD was sent SIGTERM (and
+       SIGKILL after --grace); stderr says "leadership lost" and CMD's status
+  75   --wait ran out before this process led; CMD did not run
+  126  CMD was found but cannot be executed; 127 CMD was not found (both
+       checked before standing); CMD did not run
   128+N  signal N came before this process led; CMD did not run
+Unlike lock, which passes CMD's status on after a lost lease, elect exits 74
+then: a supervisor that restarts candidates tells a lost leadership from
+CMD's own end by it.
 
 With --observe, elect runs no command: it prints the election's leader now
 and after every change, one line each ("leader token=T value=V" or "no
@@ -87,9 +94,9 @@ interrupted (status 0), or 69 if the node refuses the watch.`,
 	cmd.Flags().SetInterspersed(false)
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&f.value, "value", "", "what this candidate publishes as leader (its address, say) for observers (default HOST:PID)")
-	cmd.Flags().DurationVar(&f.ttl, "ttl", 10*time.Second, "session TTL: how soon another candidate leads if this process dies or pauses")
+	cmd.Flags().DurationVar(&f.ttl, "ttl", 10*time.Second, "session TTL: how soon another candidate leads if this process dies or pauses (1s to 1h)")
 	cmd.Flags().DurationVar(&f.grace, "grace", 10*time.Second, "how long CMD has to exit after SIGTERM before SIGKILL, once the leadership may be lost")
-	cmd.Flags().DurationVar(&f.wait, "wait", 0, "give up if not leading after this long (default: stand until interrupted)")
+	cmd.Flags().DurationVar(&f.wait, "wait", 0, "give up if not leading after this long (default 0: stand until interrupted; not negative)")
 	cmd.Flags().BoolVar(&f.observe, "observe", false, "print who leads NAME on every change instead of standing")
 	cmd.Flags().BoolVar(&f.json, "json", false, "with --observe: print JSON lines")
 	return cmd
@@ -99,11 +106,23 @@ func runElected(ctx context.Context, f electFlags, name string, argv []string) e
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	switch {
-	case f.grace < 0 || f.grace > electGraceMax:
+	if f.grace < 0 || f.grace > electGraceMax {
 		return usageError("--grace %v: must be within [0, %v]", f.grace, electGraceMax)
-	case f.wait < 0:
-		return usageError("--wait %v: must not be negative", f.wait)
+	}
+	if err := checkTTL(f.ttl); err != nil {
+		return err
+	}
+	if err := checkWait(f.wait); err != nil {
+		return err
+	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if lim := spec.DefaultLimits(); len(f.value) > lim.ValueBytesMax {
+		return usageError("--value: %d bytes exceeds ValueBytesMax %d", len(f.value), lim.ValueBytesMax)
+	}
+	if err := checkCommand(argv[0]); err != nil {
+		return err
 	}
 	if f.value == "" {
 		host, _ := os.Hostname()
@@ -119,7 +138,7 @@ func runElected(ctx context.Context, f electFlags, name string, argv []string) e
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bouncer: leading %s with token %d\n", spec.QuoteName(name), ld.Token())
-	status, err := supervised{argv: argv, lost: ld.Done(), what: "the leadership of " + spec.QuoteName(name), grace: f.grace,
+	status, lost, err := supervised{argv: argv, lost: ld.Done(), what: "the leadership of " + spec.QuoteName(name), grace: f.grace,
 		env: []string{"BOUNCER_RESOURCE=" + name, "BOUNCER_MODE=" + spec.PW.String(),
 			"BOUNCER_TOKEN=" + strconv.FormatUint(uint64(ld.Token()), 10)}}.run()
 	if err != nil {
@@ -128,10 +147,16 @@ func runElected(ctx context.Context, f electFlags, name string, argv []string) e
 	resignCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
 	if err := ld.Resign(resignCtx); err != nil && !errors.Is(err, client.ErrLeaseLost) {
-		fmt.Fprintln(os.Stderr, "bouncer: resign:", err)
+		fmt.Fprintln(os.Stderr, "bouncer: resign:", describe(err))
+	}
+	if lost {
+		// elect's own status: a supervisor restarting candidates tells a
+		// lost leadership from the command's own end by it.
+		return &exitError{code: exitLeaseLost, err: fmt.Errorf("leadership lost: the lease behind %s may have run out while %s ran, so %s was stopped; it exited with status %d",
+			spec.QuoteName(name), argv[0], argv[0], status)}
 	}
 	if status != 0 {
-		return &exitError{code: status, err: fmt.Errorf("%s exited with status %d", argv[0], status), quiet: status != exitLeaseLost}
+		return &exitError{code: status, err: fmt.Errorf("%s exited with status %d", argv[0], status), quiet: true}
 	}
 	return nil
 }
@@ -197,6 +222,15 @@ func observeElection(ctx context.Context, f electFlags, name string, out io.Writ
 		return err
 	}
 	defer c.Close()
+	// Observe retries a watch that fails on the way for as long as it
+	// runs; ask once first, so that credentials or TLS settings the node
+	// does not take fail the command at once, saying why.
+	askCtx, cancel := context.WithTimeout(ctx, f.timeout)
+	_, err = c.API().Describe(askCtx, &pb.DescribeRequest{Resource: []byte(name)})
+	cancel()
+	if err != nil {
+		return nodeError(err)
+	}
 	err = c.Observe(ctx, name, func(l client.Leader) error {
 		switch {
 		case f.json:

@@ -40,15 +40,24 @@ against the node's public key, e.g. in a Bouncer-Sequencer header) in its
 environment. The lock is released when CMD exits, and lock exits with CMD's
 status (128+N if a signal N ended it).
 
+If the lease may be lost while CMD runs (this process could not renew it
+in time, so the node may give the lock to another), CMD is sent SIGTERM,
+lock says "lease lost" on stderr, and it still exits with CMD's status:
+143 (128+15) if SIGTERM ended CMD, or whatever CMD chose on SIGTERM.
+
 With --permits N --limit L, NAME is a counting semaphore of L permits and
 CMD runs while holding N of them (at most L holders' worth run at once).
 
-Exit statuses of its own:
-  64  bad flags or arguments
-  69  the node could not be reached, or refused the request
-  74  the lease was lost while CMD ran: CMD was sent SIGTERM
-  75  the lock could not be had (--no-wait and it is held, or --wait ran out);
-      CMD did not run`,
+Exit statuses of its own (CMD did not run):
+  64   bad flags or arguments (--ttl 0s, --wait -1s, a malformed --addr, ...),
+       checked before anything is sent
+  69   the node could not be reached ("cannot reach the node at ADDR", at
+       once), or it refused the request (credentials, access rules, a
+       request it does not take)
+  75   the lock could not be had (--no-wait and it is held, or --wait ran out)
+  126  CMD was found but cannot be executed
+  127  CMD was not found
+  (126 and 127 are checked before the lock is taken.)`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			argv := args[1:]
@@ -64,8 +73,8 @@ Exit statuses of its own:
 	cmd.Flags().SetInterspersed(false)
 	f.register(cmd.Flags())
 	cmd.Flags().StringVar(&f.mode, "mode", "EX", "lock mode: NL CR CW PR PW EX, or shared, exclusive")
-	cmd.Flags().DurationVar(&f.ttl, "ttl", 10*time.Second, "session TTL: how soon the lock frees itself if this process dies")
-	cmd.Flags().DurationVar(&f.wait, "wait", 0, "give up after waiting this long (default: wait as long as the node allows)")
+	cmd.Flags().DurationVar(&f.ttl, "ttl", 10*time.Second, "session TTL: how soon the lock frees itself if this process dies (1s to 1h)")
+	cmd.Flags().DurationVar(&f.wait, "wait", 0, "give up after waiting this long (default 0: wait as long as the node allows; not negative)")
 	cmd.Flags().BoolVar(&f.noWait, "no-wait", false, "fail at once if the lock is held")
 	cmd.Flags().Uint32Var(&f.permits, "permits", 0, "take this many permits of the counting semaphore NAME (with --limit; mode PR) instead of a lock")
 	cmd.Flags().Uint32Var(&f.limit, "limit", 0, "the semaphore's number of permits (with --permits; fixed by its first acquire)")
@@ -89,6 +98,18 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 	if f.permits != 0 {
 		mode = spec.PR
 	}
+	if err := checkTTL(f.ttl); err != nil {
+		return err
+	}
+	if err := checkWait(f.wait); err != nil {
+		return err
+	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := checkCommand(argv[0]); err != nil {
+		return err
+	}
 	s, closeSession, err := openSession(ctx, f.clientFlags, f.ttl)
 	if err != nil {
 		return err
@@ -98,17 +119,37 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 	if err != nil {
 		return err
 	}
-	status, err := runUnder(l, name, sequencerOf(ctx, l, f), argv)
+	status, lost, err := runUnder(l, name, sequencerOf(ctx, l, f), argv)
 	if err != nil {
 		return err
 	}
 	unlockCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
 	if err := l.Unlock(unlockCtx); err != nil && !errors.Is(err, client.ErrLeaseLost) {
-		fmt.Fprintln(os.Stderr, "bouncer: unlock:", err)
+		fmt.Fprintln(os.Stderr, "bouncer: unlock:", describe(err))
+	}
+	if lost {
+		// The status is still the command's, so that a caller learns what
+		// the command made of SIGTERM; the message says why it came.
+		return &exitError{code: status, err: fmt.Errorf("lease lost: the lease on %s may have run out while %s ran, so %s was sent SIGTERM; it exited with status %d",
+			spec.QuoteName(name), argv[0], argv[0], status)}
 	}
 	if status != 0 {
-		return &exitError{code: status, err: fmt.Errorf("%s exited with status %d", argv[0], status), quiet: status != exitLeaseLost}
+		return &exitError{code: status, err: fmt.Errorf("%s exited with status %d", argv[0], status), quiet: true}
+	}
+	return nil
+}
+
+// checkName refuses a NAME that no node takes: empty, or longer than
+// NameBytesMax of spec.DefaultLimits, which the client library holds its
+// requests to. The message never echoes the name: it may be anything.
+func checkName(name string) error {
+	lim := spec.DefaultLimits()
+	if name == "" {
+		return usageError("NAME must not be empty")
+	}
+	if len(name) > lim.NameBytesMax {
+		return usageError("NAME: %d bytes exceeds NameBytesMax %d", len(name), lim.NameBytesMax)
 	}
 	return nil
 }
@@ -141,12 +182,12 @@ func acquire(ctx context.Context, s *client.Session, f lockFlags, name string, m
 	return l, lockError(err)
 }
 
+// lockError reports a request that failed: the node refused it or could
+// not be asked (69). What the CLI can judge by itself, its flags and
+// arguments, was checked before anything was sent (64).
 func lockError(err error) error {
 	if err == nil {
 		return nil
-	}
-	if errors.Is(err, client.ErrInvalid) || errors.Is(err, client.ErrLimitExceeded) {
-		return usageError("%v", err)
 	}
 	return nodeError(err)
 }
@@ -159,14 +200,14 @@ func sequencerOf(ctx context.Context, l *client.Lock, f lockFlags) string {
 	defer cancel()
 	seq, err := l.Sequencer(ctx)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "bouncer: no sequencer for %s, BOUNCER_SEQUENCER is not set: %v\n", spec.QuoteName(l.Resource()), err)
+		fmt.Fprintf(os.Stderr, "bouncer: no sequencer for %s, BOUNCER_SEQUENCER is not set: %s\n", spec.QuoteName(l.Resource()), describe(err))
 	}
 	return seq
 }
 
-// runUnder runs argv while l is held and returns its exit status. If the
-// lease is lost first, argv gets SIGTERM and the status is exitLeaseLost.
-func runUnder(l *client.Lock, name, seq string, argv []string) (int, error) {
+// runUnder runs argv while l is held and returns its exit status, and
+// whether the lease may have been lost first (then argv got SIGTERM).
+func runUnder(l *client.Lock, name, seq string, argv []string) (int, bool, error) {
 	return supervised{argv: argv, lost: l.Done(), what: "the lease on " + spec.QuoteName(name), grace: noKill,
 		env: []string{"BOUNCER_RESOURCE=" + name, "BOUNCER_MODE=" + l.Mode().String(),
 			"BOUNCER_TOKEN=" + strconv.FormatUint(uint64(l.Token()), 10),

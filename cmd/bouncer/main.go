@@ -25,21 +25,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
-	root := &cobra.Command{
-		Use:   "bouncer",
-		Short: "A distributed lock manager with fencing tokens, DLM lock modes and a deterministic simulator",
-		Long: `Bouncer is a lock manager: processes on many machines take turns on shared
-resources through a lock node. It offers the DLM's six lock modes with value
-blocks, Chubby's lock-delay, fencing tokens and exactly-once requests, and it
-is checked by a formal model, a step-by-step reference model and a seeded
-simulator.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
-	for _, c := range commands {
-		root.AddCommand(c())
-	}
+	root := newRootCmd()
 	if err := root.Execute(); err != nil {
 		var e *exitError
 		if !errors.As(err, &e) || !e.quiet {
@@ -50,6 +36,38 @@ simulator.`,
 		}
 		os.Exit(1)
 	}
+}
+
+// newRootCmd builds the whole command tree: every registered subcommand,
+// --version, and cobra's help and completion commands (which cobra would
+// otherwise add only when the tree runs, out of sight of a test that walks
+// it).
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "bouncer",
+		Short: "A distributed lock manager with fencing tokens, DLM lock modes and a deterministic simulator",
+		Long: `Bouncer is a lock manager: processes on many machines take turns on shared
+resources through a lock node. It offers the DLM's six lock modes with value
+blocks, Chubby's lock-delay, fencing tokens and exactly-once requests, and it
+is checked by a formal model, a step-by-step reference model and a seeded
+simulator.
+
+Shell completion: bouncer completion bash|zsh|fish|powershell --help says how
+to load it.`,
+		Version:       versionText(buildInfo()),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetVersionTemplate("{{.Version}}")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError("%v", err) })
+	for _, c := range commands {
+		root.AddCommand(c())
+	}
+	root.Flags().BoolP("version", "v", false, "print the module version, the commit and the Go version (as bouncer version does)")
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultVersionFlag()
+	return root
 }
 
 // usageArgs makes an argument check's failure a usage error (exit 64).

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,24 +17,23 @@ import (
 // What `lock` and `elect` share: a session opened from the client flags,
 // and a command run while something is held, stopped when it is lost.
 
-// openSession connects with f and opens a session of ttl. close closes the
+// openSession connects with f and opens a session of ttl (checked by the
+// caller: checkTTL). close closes the
 // session (releasing what it holds) and the connection.
 func openSession(ctx context.Context, f clientFlags, ttl time.Duration) (s *client.Session, close func(), err error) {
-	cfg, err := f.config()
+	c, err := f.connectTTL(ttl)
 	if err != nil {
-		return nil, nil, usageError("%v", err)
-	}
-	cfg.TTL = ttl
-	c, err := client.Connect(cfg)
-	if err != nil {
-		return nil, nil, usageError("%v", err)
+		return nil, nil, err
 	}
 	openCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	s, err = c.NewSession(openCtx)
 	cancel()
 	if err != nil {
 		_ = c.Close()
-		return nil, nil, nodeError(fmt.Errorf("open session at %s: %w", f.addr, err))
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, nil, nodeError(fmt.Errorf("the node at %s did not open a session within %v (--timeout)%s", f.addr, f.timeout, lastAttempt(err)))
+		}
+		return nil, nil, nodeError(fmt.Errorf("open a session at %s: %s", f.addr, describe(err)))
 	}
 	return s, func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
@@ -54,30 +55,29 @@ type supervised struct {
 	grace time.Duration   // from SIGTERM to SIGKILL; noKill for never
 }
 
-// run runs the command and returns its exit status. Signals to this
-// process are passed on to it. If lost closes first, the command gets
-// SIGTERM, then SIGKILL after the grace, and the status is exitLeaseLost.
-func (p supervised) run() (int, error) {
+// run runs the command and returns its exit status, and whether what was
+// held may have been lost while it ran. Signals to this process are
+// passed on to it. If lost closes first, the command gets SIGTERM, then
+// SIGKILL after the grace; its status is then what that made of it (128+15
+// if SIGTERM ended it).
+func (p supervised) run() (status int, lost bool, err error) {
 	cmd := exec.Command(p.argv[0], p.argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), p.env...)
 	if err := cmd.Start(); err != nil {
-		return 0, usageError("run %s: %v", p.argv[0], err)
+		return 0, false, startError(p.argv[0], err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
-	lost, done := false, p.lost
+	done := p.lost
 	var kill <-chan time.Time
 	for {
 		select {
 		case err := <-exited:
-			if lost {
-				return exitLeaseLost, nil
-			}
-			return exitStatus(cmd, err), nil
+			return exitStatus(cmd, err), lost, nil
 		case s := <-sig:
 			_ = cmd.Process.Signal(s) // pass it on; we release when it exits
 		case <-done:
@@ -108,4 +108,35 @@ func exitStatus(cmd *exec.Cmd, err error) int {
 		return cmd.ProcessState.ExitCode()
 	}
 	return 1
+}
+
+// Exit statuses for a command that cannot be run, as the shells give them.
+const (
+	exitCannotRun = 126 // found, but not executable
+	exitNotFound  = 127 // no such command
+)
+
+// checkCommand finds name as exec would, before anything is taken, so that
+// a typo in CMD costs no lock and no leadership.
+func checkCommand(name string) error {
+	if _, err := exec.LookPath(name); err != nil {
+		return startError(name, err)
+	}
+	return nil
+}
+
+// startError is the exit status and message for a command that cannot be
+// run: 127 if there is no such command, 126 if it cannot be executed.
+func startError(name string, err error) error {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return &exitError{code: exitNotFound, err: fmt.Errorf("%s: command not found", name)}
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return &exitError{code: exitCannotRun, err: fmt.Errorf("%s: cannot be executed (permission denied)", name)}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &exitError{code: exitCannotRun, err: fmt.Errorf("%s: cannot be executed: %v", name, err)}
 }

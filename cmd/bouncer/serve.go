@@ -89,8 +89,8 @@ member of a group has its own key: give such a service every member's.`,
 	fl.StringVar(&f.authTokenFile, "auth-token-file", "", "file of bearer tokens, one a line; every client must present one (with several, each is a client for the quotas)")
 	fl.StringVar(&f.accessFile, "access-file", "", "JSON file of identities (bearer tokens, client-certificate names) and their grants of lock, read and admin by name prefix; reread on SIGHUP (a bad file keeps the old rules); not with --auth-token-file (see README, Access by name prefix)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fl.DurationVar(&f.defaultTTL, "default-ttl", 10*time.Second, "TTL of sessions opened without one")
-	fl.DurationVar(&f.shutdownGraceTime, "shutdown-grace", 10*time.Second, "how long a graceful stop waits for calls in flight")
+	fl.DurationVar(&f.defaultTTL, "default-ttl", 10*time.Second, "TTL of sessions opened without one (1s to 1h)")
+	fl.DurationVar(&f.shutdownGraceTime, "shutdown-grace", 10*time.Second, "how long a graceful stop waits for calls in flight (not negative)")
 	q := &f.quota
 	fl.IntVar(&q.SessionsPerClientMax, "sessions-per-client", 0, "live sessions one client may hold (0: a tenth of the node's)")
 	fl.IntVar(&q.RequestsPerClientMax, "requests-per-client", 0, "calls one client may have in flight (0: 1024)")
@@ -106,6 +106,12 @@ member of a group has its own key: give such a service every member's.`,
 }
 
 func serve(ctx context.Context, f serveFlags) error {
+	if lim := spec.DefaultLimits(); f.defaultTTL < lim.TTLMin || f.defaultTTL > lim.TTLMax {
+		return usageError("--default-ttl %v: must be within [%v, %v] (TTLMin, TTLMax)", f.defaultTTL, lim.TTLMin, lim.TTLMax)
+	}
+	if f.shutdownGraceTime < 0 {
+		return usageError("--shutdown-grace %v: must not be negative", f.shutdownGraceTime)
+	}
 	log, err := newLogger(f.logLevel)
 	if err != nil {
 		return err

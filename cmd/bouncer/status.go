@@ -53,17 +53,9 @@ its resource (a holder of a conflicting mode, or a request queued ahead).`,
 	return cmd
 }
 
-func dial(f clientFlags) (*client.Client, error) {
-	cfg, err := f.config()
-	if err != nil {
-		return nil, usageError("%v", err)
-	}
-	c, err := client.Connect(cfg)
-	if err != nil {
-		return nil, usageError("%v", err)
-	}
-	return c, nil
-}
+// dial connects for one command: clientFlags.connect checks --addr and
+// that the node takes connections, so that a node that is down fails at once.
+func dial(f clientFlags) (*client.Client, error) { return f.connect() }
 
 func status(ctx context.Context, f statusFlags, args []string, out io.Writer) error {
 	if ctx == nil {
