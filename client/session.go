@@ -20,7 +20,7 @@ import (
 type Session struct {
 	c           *Client
 	id          spec.SessionID
-	tag         []byte // how the node that opened it shows it to others
+	tag         []byte            // how the node that opened it shows it to others
 	proto       *protocol.Session // under core
 	now         func() spec.Time
 	ctx         context.Context
