@@ -3,12 +3,15 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/server"
 	"github.com/bouncer-dlm/bouncer/server/servertest"
@@ -166,4 +169,25 @@ func TestPermissionDenied(t *testing.T) {
 	l, err := s.Lock(ctx, "jobs/1", spec.EX)
 	require.NoError(t, err)
 	require.NoError(t, l.Unlock(ctx))
+}
+
+// TestSessionLabel: a session's label (the default, host/pid/program, or
+// the configured one) is what others see beside its lock.
+func TestSessionLabel(t *testing.T) {
+	ctx := testCtx(t)
+	addr := servertest.Start(t, server.Options{})
+	for _, c := range []struct{ label, want string }{{"", client.DefaultLabel()}, {"billing-worker-3", "billing-worker-3"}, {"-", ""}} {
+		cl := connect(t, addr, client.Config{Label: c.label})
+		s, err := cl.NewSession(ctx)
+		require.NoError(t, err)
+		l, err := s.Lock(ctx, "labelled", spec.EX)
+		require.NoError(t, err)
+		d, err := cl.API().Describe(ctx, &pb.DescribeRequest{Resource: []byte("labelled")})
+		require.NoError(t, err)
+		require.Equal(t, c.want, d.Resource.Holders[0].Label)
+		require.NoError(t, l.Unlock(ctx))
+	}
+	require.Contains(t, client.DefaultLabel(), fmt.Sprintf("/%d/", os.Getpid()))
+	_, err := client.Connect(client.Config{Addr: addr, Label: strings.Repeat("x", spec.LabelBytesMax+1)})
+	require.Error(t, err)
 }

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
+	"unicode/utf8"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/client/protocol"
@@ -34,6 +38,9 @@ type Config struct {
 	Token string      // bearer token, if the node requires one
 	// TTL of sessions. Default 10s.
 	TTL time.Duration
+	// Label of sessions, shown to people beside their tags (at most
+	// spec.LabelBytesMax bytes). Default: DefaultLabel(); "-" for none.
+	Label string
 	// DriftPPM bounds how far this machine's clock rate may differ from the
 	// node's (parts per million); the lease is counted short to cover it.
 	// Default 1000 (0.1%).
@@ -45,6 +52,17 @@ type Config struct {
 	Limits spec.Limits
 	// DialOptions are extra gRPC options, applied last.
 	DialOptions []grpc.DialOption
+}
+
+// DefaultLabel is the label sessions carry unless Config.Label says
+// otherwise: host/pid/program, cut to spec.LabelBytesMax bytes.
+func DefaultLabel() string {
+	host, _ := os.Hostname()
+	label := fmt.Sprintf("%s/%d/%s", host, os.Getpid(), filepath.Base(os.Args[0]))
+	for len(label) > spec.LabelBytesMax || !utf8.ValidString(label) {
+		label = label[:min(len(label), spec.LabelBytesMax)-1]
+	}
+	return label
 }
 
 func (cfg Config) protocol() protocol.Config {
@@ -72,6 +90,15 @@ func Connect(cfg Config) (*Client, error) {
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = 10 * time.Second
+	}
+	switch cfg.Label {
+	case "":
+		cfg.Label = DefaultLabel()
+	case "-":
+		cfg.Label = ""
+	}
+	if len(cfg.Label) > spec.LabelBytesMax || !utf8.ValidString(cfg.Label) {
+		return nil, fmt.Errorf("client: label: want at most %d bytes (LabelBytesMax) of UTF-8", spec.LabelBytesMax)
 	}
 	check, err := protocol.NewSession(spec.NamedSession("check"), cfg.protocol(), 0)
 	if err != nil {

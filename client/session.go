@@ -241,7 +241,7 @@ func (c *Client) open(ctx context.Context, now func() spec.Time) (spec.SessionID
 	retry := min(c.cfg.TTL/8, 500*time.Millisecond)
 	for {
 		sent := now()
-		r, err := c.api.OpenSession(ctx, wire.OpenToWire(spec.Input{Op: spec.OpOpen, TTL: c.cfg.TTL}), grpc.WaitForReady(true))
+		r, err := c.api.OpenSession(ctx, wire.OpenToWire(spec.Input{Op: spec.OpOpen, TTL: c.cfg.TTL, Label: c.cfg.Label}), grpc.WaitForReady(true))
 		if err == nil {
 			id, ttl, err := wire.OpenedFromWire(r)
 			if err != nil {

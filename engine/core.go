@@ -55,6 +55,7 @@ type Core struct {
 
 type session struct {
 	id      spec.SessionID
+	label   string // the client's, for people
 	ttl     time.Duration
 	acked   spec.RequestID
 	replies replyTable // recorded outcomes, sorted by request id
@@ -399,6 +400,7 @@ func (c *Core) open(in *spec.Input) spec.Result {
 		return spec.Refuse(spec.LimitExceeded, spec.DetailSessions(c.lim.SessionsMax))
 	}
 	s := c.newSession(in.Session, in.TTL)
+	s.label = in.Label
 	c.timers.set(&s.expiry, c.now.Add(s.ttl))
 	c.putSession(s, false)
 	return spec.Result{}

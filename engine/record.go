@@ -13,7 +13,7 @@ import (
 //
 //	key                                  value (every value starts with its format version)
 //	"m"                                  meta: token-max, order seq, tombstone seq, now
-//	"s" session-id                       session: ttl [, deadline] (the deadline only under Core.WriteDeadlines)
+//	"s" session-id                       session: ttl, label [, deadline] (the deadline only under Core.WriteDeadlines)
 //	"p" session-id request-id(BE64)      reply: the session's acked floor, the request's digest, a recorded outcome
 //	"r" name                             resource: value block, validity, lock-delay
 //	"l" uvarint(len name) name session   lock: mode, want, token, queued request, ...
@@ -34,7 +34,8 @@ const (
 	// recordVersion 2 added the request digest to reply records and the
 	// clock to the meta record; version 1 records are still read (their
 	// digests are 0, which no retry matches; their clock is unknown).
-	// Version 3 added the instants of the grant and of the queued request
+	// Version 3 added the label to session records, the instants of the
+	// grant and of the queued request
 	// and a semaphore's permits and limit to lock records, and the limit
 	// to resource records (older records read as instants 0, a lock
 	// resource).
@@ -101,6 +102,8 @@ func (c *Core) putSession(s *session, existed bool) {
 	w.buf = append(append(w.buf, prefixSession), s.id[:]...)
 	w.put(&s.ref, existed, k)
 	w.buf = appendVarint(w.buf, int64(s.ttl))
+	w.buf = appendUvarint(w.buf, uint64(len(s.label)))
+	w.buf = append(w.buf, s.label...)
 	if c.deadlines {
 		w.buf = appendVarint(w.buf, int64(s.expiry.at))
 	}

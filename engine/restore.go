@@ -110,6 +110,9 @@ func (rs *restoring) add(key, value []byte) error {
 			return fmt.Errorf("%w: session key %x", errCorrupt, key)
 		}
 		s := session{ttl: d.duration()}
+		if d.version >= 3 {
+			s.label = string(d.bytes())
+		}
 		s.expiry.index = -1 // no stored deadline
 		if d.err == nil && len(d.b) > 0 {
 			s.expiry.at, s.expiry.index = spec.Time(d.varint()), 0
@@ -206,6 +209,7 @@ func (rs *restoring) build(c *Core) error {
 	c.now = max(c.now, rs.now) // the clock never goes back, also across a restart
 	for i := range rs.sessions {
 		s := c.newSession(rs.sessions[i].id, rs.sessions[i].ttl)
+		s.label = rs.sessions[i].label
 		if rs.exact {
 			if rs.sessions[i].expiry.index < 0 {
 				return fmt.Errorf("%w: session %s has no stored deadline", errCorrupt, rs.sessions[i].id)

@@ -72,7 +72,7 @@ func (c *Core) build(b *StateBuf, reuse bool) *spec.State {
 			replies = reserve(replies, n, reuse)
 		}
 		for _, s := range c.sessions {
-			ss := spec.SessionState{ID: s.id, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
+			ss := spec.SessionState{ID: s.id, Label: s.label, TTL: s.ttl, Deadline: s.expiry.at, Acked: s.acked}
 			if live := s.replies.live(); len(live) > 0 {
 				from := len(replies)
 				for i := range live {
@@ -163,7 +163,7 @@ func (r *resource) stateIn(b *stateBufs) spec.ResourceState {
 }
 
 func (l *lock) state() spec.LockState {
-	ls := spec.LockState{Session: l.sess.id, Mode: l.mode, Want: l.want, Permits: l.permits, Token: l.token,
+	ls := spec.LockState{Session: l.sess.id, Label: l.sess.label, Mode: l.mode, Want: l.want, Permits: l.permits, Token: l.token,
 		Request: l.request, LockDelay: l.lockDelay, Notified: l.notified, GrantedAt: l.grantedAt}
 	if l.request != 0 {
 		ls.Deadline, ls.QueuedAt = l.q.timeout.at, l.q.at

@@ -58,6 +58,8 @@ const (
 	// flagPermits: a semaphore's permits and limit (uvarints) follow the
 	// value. Entries written before semaphores never set it.
 	flagPermits = 1 << 2
+	// flagLabel: an open's label (bytes) follows.
+	flagLabel = 1 << 3
 )
 
 func appendInput(b []byte, in *spec.Input) []byte {
@@ -71,6 +73,9 @@ func appendInput(b []byte, in *spec.Input) []byte {
 	}
 	if in.Permits != 0 || in.Limit != 0 {
 		flags |= flagPermits
+	}
+	if in.Label != "" {
+		flags |= flagLabel
 	}
 	b = append(b, flags)
 	b = append(b, in.Session[:]...)
@@ -86,6 +91,10 @@ func appendInput(b []byte, in *spec.Input) []byte {
 	if flags&flagPermits != 0 {
 		b = binary.AppendUvarint(b, uint64(in.Permits))
 		b = binary.AppendUvarint(b, uint64(in.Limit))
+	}
+	if flags&flagLabel != 0 {
+		b = binary.AppendUvarint(b, uint64(len(in.Label)))
+		b = append(b, in.Label...)
 	}
 	return b
 }
@@ -220,6 +229,9 @@ func (d *decoder) input() spec.Input {
 	}
 	if flags&flagPermits != 0 {
 		in.Permits, in.Limit = d.uint32(), d.uint32()
+	}
+	if flags&flagLabel != 0 {
+		in.Label = string(d.bytes())
 	}
 	return in
 }

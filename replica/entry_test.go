@@ -15,7 +15,7 @@ func TestEntryRoundTrip(t *testing.T) {
 		{kind: kindTick, at: 12345, proposer: 3, seq: 7},
 		{kind: kindFailover, at: 12346, proposer: 2, seq: 1},
 		{kind: kindTurn, at: spec.Time(time.Hour), proposer: 1, seq: 1 << 40, inputs: []spec.Input{
-			{Op: spec.OpOpen, Session: spec.NamedSession("s"), TTL: time.Minute},
+			{Op: spec.OpOpen, Session: spec.NamedSession("s"), TTL: time.Minute, Label: "host/42/prog"},
 			{Op: spec.OpAcquire, Session: spec.NamedSession("t"), Request: 9, Acked: 8, Resource: "row/1",
 				Mode: spec.PW, NoQueue: true, WaitTimeout: -1, LockDelay: time.Second},
 			{Op: spec.OpRelease, Session: spec.NamedSession("t"), Request: 10, Resource: "row/1",

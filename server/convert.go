@@ -78,7 +78,8 @@ func (t *tagger) tag(id spec.SessionID) []byte {
 func (s *Server) SessionTag(id spec.SessionID) []byte { return s.tags.tag(id) }
 
 func (t *tagger) lockToWire(l spec.LockState, converting bool, now spec.Time) *pb.Lock {
-	w := &pb.Lock{SessionTag: t.tag(l.Session), Mode: wire.ModeToWire(l.Mode), Token: uint64(l.Token), Permits: l.Permits}
+	w := &pb.Lock{SessionTag: t.tag(l.Session), Mode: wire.ModeToWire(l.Mode), Token: uint64(l.Token), Permits: l.Permits,
+		Label: l.Label}
 	if converting {
 		w.ConvertingTo = wire.ModeToWire(l.Want)
 	}

@@ -23,7 +23,7 @@ func (s *State) Equal(t *State) bool {
 
 // Equal reports whether s and t are the same session.
 func (s *SessionState) Equal(t *SessionState) bool {
-	return s.ID == t.ID && s.TTL == t.TTL && s.Deadline == t.Deadline && s.Acked == t.Acked &&
+	return s.ID == t.ID && s.Label == t.Label && s.TTL == t.TTL && s.Deadline == t.Deadline && s.Acked == t.Acked &&
 		slices.EqualFunc(s.Replies, t.Replies, func(a, b Reply) bool { return a.Equal(&b) })
 }
 
@@ -41,7 +41,7 @@ func (r *ResourceState) Equal(q *ResourceState) bool {
 
 // Equal reports whether l and k are the same lock.
 func (l LockState) Equal(k LockState) bool {
-	return l.Session == k.Session && l.Mode == k.Mode && l.Want == k.Want && l.Permits == k.Permits && l.Token == k.Token &&
+	return l.Session == k.Session && l.Label == k.Label && l.Mode == k.Mode && l.Want == k.Want && l.Permits == k.Permits && l.Token == k.Token &&
 		l.Request == k.Request && l.Deadline == k.Deadline && l.LockDelay == k.LockDelay &&
 		l.Notified == k.Notified && l.GrantedAt == k.GrantedAt && l.QueuedAt == k.QueuedAt
 }

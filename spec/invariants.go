@@ -129,6 +129,9 @@ func checkResource(st *State, lim *Limits, r *ResourceState, pending map[session
 		if i < 0 {
 			return fmt.Errorf("lock of %s, which is not a live session", ShortID(l.Session))
 		}
+		if l.Label != st.Sessions[i].Label {
+			return fmt.Errorf("lock of %s labelled %q, its session %q", ShortID(l.Session), l.Label, st.Sessions[i].Label)
+		}
 		locks[i]++
 		if holders[l.Session] != nil {
 			return fmt.Errorf("%s has two locks", ShortID(l.Session))

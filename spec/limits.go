@@ -28,6 +28,9 @@ type Limits struct {
 // PermitsMax bounds a semaphore's limit (Input.Limit).
 const PermitsMax = 1 << 20
 
+// LabelBytesMax bounds a session's label (Input.Label).
+const LabelBytesMax = 128
+
 // DefaultLimits are the limits a node uses unless configured otherwise.
 func DefaultLimits() Limits {
 	return Limits{

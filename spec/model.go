@@ -34,6 +34,7 @@ type Model struct {
 
 type mSession struct {
 	id       SessionID
+	label    string
 	ttl      time.Duration
 	deadline Time
 	acked    RequestID
@@ -54,6 +55,7 @@ type mResource struct {
 
 type mLock struct {
 	session   SessionID
+	label     string // the session's
 	granted   bool
 	mode      Mode // granted mode, or the requested mode of a waiting lock
 	want      Mode // mode a queued conversion waits for; else == mode
@@ -386,7 +388,7 @@ func (m *Model) open(in *Input) Result {
 	if len(m.sessions) >= m.lim.SessionsMax {
 		return Refuse(LimitExceeded, DetailSessions(m.lim.SessionsMax))
 	}
-	m.sessions[in.Session] = &mSession{id: in.Session, ttl: in.TTL,
+	m.sessions[in.Session] = &mSession{id: in.Session, label: in.Label, ttl: in.TTL,
 		deadline: m.now.Add(in.TTL), replies: map[RequestID]Result{}, digests: map[RequestID]uint64{}}
 	return Result{}
 }
@@ -424,7 +426,7 @@ func (m *Model) acquire(s *mSession, in *Input) (Result, *mResource) {
 		r = &mResource{name: in.Resource, valid: true, limit: in.Limit}
 		m.resources[in.Resource] = r
 	}
-	l := &mLock{session: s.id, mode: in.Mode, want: in.Mode, permits: in.Permits, lockDelay: in.LockDelay, notified: -1}
+	l := &mLock{session: s.id, label: s.label, mode: in.Mode, want: in.Mode, permits: in.Permits, lockDelay: in.LockDelay, notified: -1}
 	// Strict FIFO: a new request is granted at once only if nothing waits.
 	if (len(r.converting) == 0 || m.bugs.has(bugNewIgnoreConversions)) &&
 		(len(r.waiting) == 0 || m.bugs.has(bugOvertake)) && !m.delayed(r) && m.fits(r, l) {

@@ -14,7 +14,7 @@ func (m *Model) State() State {
 		st.Sessions = make([]SessionState, 0, len(m.sessions))
 	}
 	for _, s := range m.sessions {
-		ss := SessionState{ID: s.id, TTL: s.ttl, Deadline: s.deadline, Acked: s.acked}
+		ss := SessionState{ID: s.id, Label: s.label, TTL: s.ttl, Deadline: s.deadline, Acked: s.acked}
 		if len(s.replies) > 0 {
 			ss.Replies = make([]Reply, 0, len(s.replies))
 		}
@@ -59,7 +59,7 @@ func (r *mResource) state() ResourceState {
 }
 
 func (l *mLock) state() LockState {
-	return LockState{Session: l.session, Mode: l.mode, Want: l.want, Permits: l.permits, Token: l.token,
+	return LockState{Session: l.session, Label: l.label, Mode: l.mode, Want: l.want, Permits: l.permits, Token: l.token,
 		Request: l.request, Deadline: l.deadline, LockDelay: l.lockDelay, Notified: l.notified,
 		GrantedAt: l.grantedAt, QueuedAt: l.queuedAt}
 }
@@ -99,7 +99,7 @@ func (m *Model) Matches(st *State) bool {
 
 // matches reports whether ss is s's entry in the model's State.
 func (s *mSession) matches(ss *SessionState) bool {
-	if ss.ID != s.id || ss.TTL != s.ttl || ss.Deadline != s.deadline || ss.Acked != s.acked ||
+	if ss.ID != s.id || ss.Label != s.label || ss.TTL != s.ttl || ss.Deadline != s.deadline || ss.Acked != s.acked ||
 		len(ss.Replies) != len(s.replies) {
 		return false
 	}

@@ -20,6 +20,7 @@ type State struct {
 // SessionState is a live session.
 type SessionState struct {
 	ID       SessionID
+	Label    string // the client's, for people
 	TTL      time.Duration
 	Deadline Time      // the lease runs out at this instant
 	Acked    RequestID // outcomes up to here may be forgotten
@@ -50,8 +51,9 @@ type ResourceState struct {
 // LockState is one session's lock on a resource, granted or waiting.
 type LockState struct {
 	Session SessionID
-	Mode    Mode // granted mode; for a waiting lock, the mode it waits for
-	Want    Mode // the mode a queued conversion waits for; else equal to Mode
+	Label   string // its session's label (a copy, for people)
+	Mode    Mode   // granted mode; for a waiting lock, the mode it waits for
+	Want    Mode   // the mode a queued conversion waits for; else equal to Mode
 	// Permits held (or wanted, by a waiter) of a semaphore; 0 on a lock resource.
 	Permits uint32
 	Token   Token
@@ -82,7 +84,11 @@ func (s *State) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "now=%v token-max=%d\n", s.Now, s.TokenMax)
 	for _, ss := range s.Sessions {
-		fmt.Fprintf(&b, "session %s ttl=%v deadline=%v acked=%d\n", ShortID(ss.ID), ss.TTL, ss.Deadline, ss.Acked)
+		fmt.Fprintf(&b, "session %s ttl=%v deadline=%v acked=%d", ShortID(ss.ID), ss.TTL, ss.Deadline, ss.Acked)
+		if ss.Label != "" {
+			fmt.Fprintf(&b, " label=%q", ss.Label)
+		}
+		b.WriteString("\n")
 		for _, r := range ss.Replies {
 			fmt.Fprintf(&b, "  reply %d: %s\n", r.Request, r.Result.String())
 		}

@@ -99,6 +99,9 @@ type Input struct {
 	LockDelay time.Duration
 	// TTL (Open): the session's lease; every keepalive extends it to now+TTL.
 	TTL time.Duration
+	// Label (Open): what the client says it is, for people (host, pid,
+	// program): at most LabelBytesMax bytes of UTF-8. It changes nothing.
+	Label string
 
 	// Permits and Limit (Acquire) ask for Permits of a counting semaphore
 	// of Limit permits (1 <= Permits <= Limit <= PermitsMax, Mode PR):

@@ -1,6 +1,9 @@
 package spec
 
-import "fmt"
+import (
+	"fmt"
+	"unicode/utf8"
+)
 
 // CloneValue copies a value block, keeping every empty value as nil so that
 // states compare equal however they were reached.
@@ -37,6 +40,9 @@ func Validate(in *Input, lim *Limits) (Result, bool) {
 	case OpOpen:
 		if in.TTL < lim.TTLMin || in.TTL > lim.TTLMax {
 			return invalid("ttl: %v is outside [%v, %v] (TTLMin, TTLMax)", in.TTL, lim.TTLMin, lim.TTLMax)
+		}
+		if len(in.Label) > LabelBytesMax || !utf8.ValidString(in.Label) {
+			return invalid("label: want at most %d bytes (LabelBytesMax) of UTF-8", LabelBytesMax)
 		}
 		return Result{}, true
 	case OpKeepAlive, OpClose:

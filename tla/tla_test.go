@@ -19,8 +19,10 @@ import (
 //	TLA2TOOLS_JAR=/path/to/tla2tools.jar go test ./tla -v -timeout 3h
 //
 // TLA_RUNS narrows it to a comma-separated list of run names (safety,
-// safety-two-resources, liveness, pause, or a bug name), for example
-// TLA_RUNS=safety,Overtake.
+// safety-two-resources, liveness, failover, semaphore, semaphore-and-lock,
+// pause, pause-semaphore, or a bug name), for example
+// TLA_RUNS=safety,Overtake. TLA_WORKERS sets TLC's -workers (default
+// auto); on a machine shared with other work, TLA_WORKERS=1.
 func TestTLC(t *testing.T) {
 	jar := os.Getenv("TLA2TOOLS_JAR")
 	if jar == "" {
@@ -35,11 +37,15 @@ func TestTLC(t *testing.T) {
 			only[name] = true
 		}
 	}
+	workers := os.Getenv("TLA_WORKERS")
+	if workers == "" {
+		workers = "auto"
+	}
 	for _, r := range tlcRuns() {
 		if len(only) > 0 && !only[r.name] {
 			continue
 		}
-		t.Run(r.name, func(t *testing.T) { r.check(t, jar) })
+		t.Run(r.name, func(t *testing.T) { r.check(t, jar, workers) })
 	}
 }
 
@@ -52,6 +58,15 @@ type tlcRun struct {
 	want    string            // "" for a clean pass, else the broken property's message
 }
 
+// withBug returns replace with the line that plants bug added.
+func withBug(replace map[string]string, bug string) map[string]string {
+	out := map[string]string{`Bug = "none"`: `Bug = "` + bug + `"`}
+	for k, v := range replace {
+		out[k] = v
+	}
+	return out
+}
+
 // bugRun plants bug in cfg; TLC must then report want.
 func bugRun(bug, cfg, want string) tlcRun {
 	return tlcRun{name: bug, cfg: cfg,
@@ -59,17 +74,24 @@ func bugRun(bug, cfg, want string) tlcRun {
 }
 
 func tlcRuns() []tlcRun {
-	const one, two = "MCBouncer.cfg", "MCBouncerTwoResources.cfg"
+	const one, two, sem = "MCBouncer.cfg", "MCBouncerTwoResources.cfg", "MCBouncerSemaphore.cfg"
+	// A semaphore beside a lock resource, for deadlocks through a semaphore.
+	semAndLock := map[string]string{"Session = {a, b, c}": "Session = {a, b}", "Resource = {r1}": "Resource = {r1, r2}"}
 	return []tlcRun{
 		{name: "safety", cfg: "MCBouncer.cfg"},
 		{name: "safety-two-resources", cfg: "MCBouncerTwoResources.cfg"},
 		{name: "liveness", cfg: "MCBouncerLive.cfg"},
 		{name: "failover", cfg: "MCBouncerFailover.cfg"},
+		{name: "semaphore", cfg: sem},
+		{name: "semaphore-and-lock", cfg: sem, replace: semAndLock},
 		// A client suspended with its clock stopped outlives its lease in
 		// its own eyes: beliefs conflict (the Kleppmann scenario). This is
 		// why fencing tokens exist, not a bug of the lock service.
 		{name: "pause", cfg: "MCBouncer.cfg", replace: map[string]string{"MaxPauses = 0": "MaxPauses = 1"},
 			want: "Invariant ClientViewExclusion is violated"},
+		// The same on a semaphore: more permits believed held than it has.
+		{name: "pause-semaphore", cfg: sem, replace: map[string]string{"MaxPauses = 0": "MaxPauses = 1"},
+			want: "Invariant ClientViewLimit is violated"},
 		bugRun("NewIgnoreConversions", one, "Action property QueueDiscipline is violated"),
 		bugRun("Overtake", one, "Action property QueueDiscipline is violated"),
 		bugRun("ExpiryKeepsValue", one, "Invariant ValueValidity is violated"),
@@ -81,6 +103,11 @@ func tlcRuns() []tlcRun {
 		bugRun("NoDriftMargin", one, "Invariant ClientViewExclusion is violated"),
 		bugRun("ExpiryKeepsWaiters", "MCBouncerLive.cfg", "Temporal properties were violated"),
 		bugRun("FailoverNoGrace", "MCBouncerFailover.cfg", "Invariant ClientViewExclusion is violated"),
+		bugRun("SemaphoreOverLimit", sem, "Invariant SemaphoreLimit is violated"),
+		// Without the cycle check, a cycle through a semaphore's edge (two
+		// requests whose permits add up past the limit) is let through.
+		{name: "NoDeadlockCheck-semaphore", cfg: sem, want: "Invariant WaitForAcyclic is violated",
+			replace: withBug(semAndLock, "NoDeadlockCheck")},
 		// The old wait-for rule refuses compatible waiters as a deadlock: it
 		// takes three clients on two resources (a reader queued behind a
 		// reader that waits elsewhere), and only the oracle sees it.
@@ -99,7 +126,7 @@ func tlcRuns() []tlcRun {
 
 var tlcStats = regexp.MustCompile(`(?m)^.*states generated.*distinct states found.*$|^The depth of the complete state graph search is \d+\.$|^Finished in .*$`)
 
-func (r tlcRun) check(t *testing.T, jar string) {
+func (r tlcRun) check(t *testing.T, jar, workers string) {
 	dir := t.TempDir()
 	for _, f := range []string{"Bouncer.tla", "MCBouncer.tla"} {
 		copyFile(t, f, filepath.Join(dir, f))
@@ -115,7 +142,7 @@ func (r tlcRun) check(t *testing.T, jar string) {
 		defer cancel()
 	}
 	cmd := exec.CommandContext(ctx, "java", "-XX:+UseParallelGC", "-cp", jar, "tlc2.TLC",
-		"-workers", "auto", "-nowarning", "-cleanup", "-metadir", filepath.Join(dir, "states"),
+		"-workers", workers, "-nowarning", "-cleanup", "-metadir", filepath.Join(dir, "states"),
 		"-config", "run.cfg", "MCBouncer.tla")
 	cmd.Dir = dir
 	out, _ := cmd.CombinedOutput() // TLC exits non-zero on a violation; judged by its output

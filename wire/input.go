@@ -14,7 +14,7 @@ import (
 
 // OpenToWire is an open (its TTL).
 func OpenToWire(in spec.Input) *pb.OpenSessionRequest {
-	return &pb.OpenSessionRequest{Ttl: DurationToWire(in.TTL)}
+	return &pb.OpenSessionRequest{Ttl: DurationToWire(in.TTL), Label: in.Label}
 }
 
 // OpenFromWire reads an open, without its session.
@@ -23,7 +23,7 @@ func OpenFromWire(req *pb.OpenSessionRequest) (spec.Input, error) {
 		return spec.Input{}, bad("session_id: the node issues session ids; open without one")
 	}
 	ttl, err := DurationFromWire("ttl", req.Ttl)
-	return spec.Input{Op: spec.OpOpen, TTL: ttl}, err
+	return spec.Input{Op: spec.OpOpen, TTL: ttl, Label: req.Label}, err
 }
 
 // OpenedToWire is the answer to an open: the session the node issued and

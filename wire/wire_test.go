@@ -75,6 +75,7 @@ var genInput = rapid.Custom(func(t *rapid.T) spec.Input {
 	in := spec.Input{Op: op}
 	if op == spec.OpOpen {
 		in.TTL = genDuration.Draw(t, "ttl")
+		in.Label = rapid.String().Draw(t, "label")
 		return in // the node issues the session
 	}
 	in.Session = genSession.Draw(t, "session")

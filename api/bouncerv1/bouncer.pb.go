@@ -279,9 +279,12 @@ func (x *ErrorInfo) GetDetail() string {
 }
 
 type OpenSessionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // must be empty: the node issues ids (128 random bits)
-	Ttl           *durationpb.Duration   `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // must be empty: the node issues ids (128 random bits)
+	Ttl       *durationpb.Duration   `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// label: what the client says it is, for people (host, pid, program): at
+	// most 128 bytes of UTF-8, shown beside the session's tag.
+	Label         string `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -328,6 +331,13 @@ func (x *OpenSessionRequest) GetTtl() *durationpb.Duration {
 		return x.Ttl
 	}
 	return nil
+}
+
+func (x *OpenSessionRequest) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
 }
 
 type OpenSessionResponse struct {
@@ -1335,6 +1345,7 @@ type Lock struct {
 	// waited; unset if none.
 	WaitedFor     *durationpb.Duration `protobuf:"bytes,6,opt,name=waited_for,json=waitedFor,proto3" json:"waited_for,omitempty"`
 	Permits       uint32               `protobuf:"varint,7,opt,name=permits,proto3" json:"permits,omitempty"` // of a semaphore; 0 on a lock
+	Label         string               `protobuf:"bytes,8,opt,name=label,proto3" json:"label,omitempty"`      // the session's label, if it gave one
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1416,6 +1427,13 @@ func (x *Lock) GetPermits() uint32 {
 		return x.Permits
 	}
 	return 0
+}
+
+func (x *Lock) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
 }
 
 type Resource struct {
@@ -3305,11 +3323,12 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"bouncer.v1\x1a\x1egoogle/protobuf/duration.proto\"I\n" +
 	"\tErrorInfo\x12$\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x10.bouncer.v1.CodeR\x04code\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"`\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"v\n" +
 	"\x12OpenSessionRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x82\x01\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\"\x82\x01\n" +
 	"\x13OpenSessionResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12+\n" +
@@ -3396,7 +3415,7 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\x04R\trequestId\x12\x14\n" +
 	"\x05acked\x18\x03 \x01(\x04R\x05acked\x12\x1a\n" +
 	"\bresource\x18\x04 \x01(\fR\bresource\"\x10\n" +
-	"\x0eCancelResponse\"\xa4\x02\n" +
+	"\x0eCancelResponse\"\xba\x02\n" +
 	"\x04Lock\x12\x1f\n" +
 	"\vsession_tag\x18\x01 \x01(\fR\n" +
 	"sessionTag\x12$\n" +
@@ -3406,7 +3425,8 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\bheld_for\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\aheldFor\x128\n" +
 	"\n" +
 	"waited_for\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\twaitedFor\x12\x18\n" +
-	"\apermits\x18\a \x01(\rR\apermits\"\xb9\x02\n" +
+	"\apermits\x18\a \x01(\rR\apermits\x12\x14\n" +
+	"\x05label\x18\b \x01(\tR\x05label\"\xb9\x02\n" +
 	"\bResource\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\fR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1f\n" +

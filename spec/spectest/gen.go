@@ -127,6 +127,7 @@ func (g *Gen) InputOf(t *rapid.T, op spec.Op) spec.Input {
 	switch op {
 	case spec.OpOpen:
 		in.TTL = rapid.SampledFrom([]time.Duration{time.Second, 5 * time.Second, 8 * time.Second}).Draw(t, "ttl")
+		in.Label = rapid.SampledFrom([]string{"", "host/1/prog", "é"}).Draw(t, "label")
 		return in
 	case spec.OpKeepAlive, spec.OpClose:
 		return in
