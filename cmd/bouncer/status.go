@@ -262,9 +262,9 @@ func lockLines(ls []*pb.Lock, holder bool) []string {
 }
 
 // lockText is one lock for people: "a1b2c3d4:EX#17 12.3s" for a holder
-// (how long held), "e5f6a7b8:EX 3.1s" for a waiter (how long waited),
-// "a1b2c3d4:PR->EX#17 3.1s" for a conversion (how long waited), with the
-// session's label after it when it has one.
+// (how long held; "PR->EX" if it converts), "e5f6a7b8:EX 3.1s" for a
+// waiter and "a1b2c3d4:PR->EX 3.1s" in the conversion queue (how long
+// waited), with the session's label after it when it has one.
 func lockText(l *pb.Lock, holder bool) string {
 	p := shortTag(l.SessionTag) + ":" + modeName(l.Mode)
 	if l.ConvertingTo != pb.Mode_MODE_UNSPECIFIED {
@@ -276,7 +276,7 @@ func lockText(l *pb.Lock, holder bool) string {
 	if holder && l.Token != 0 {
 		p += fmt.Sprintf("#%d", l.Token)
 	}
-	if holder && l.ConvertingTo == pb.Mode_MODE_UNSPECIFIED {
+	if holder {
 		p += " " + durText(l.HeldFor.AsDuration())
 	} else {
 		p += " " + durText(l.WaitedFor.AsDuration())

@@ -296,3 +296,50 @@ func TestReadmeJSONExample(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+// TestStatusShowsAConversion: a holder converting PR->EX shows, among the
+// holders, how long it has held, and in the conversion queue how long it
+// has waited; the JSON has both.
+func TestStatusShowsAConversion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addr := servertest.Start(t, server.Options{})
+	c, err := client.Connect(client.Config{Addr: addr, TTL: 5 * time.Second, Label: "conv"})
+	require.NoError(t, err)
+	defer c.Close()
+	a, err := c.NewSession(ctx)
+	require.NoError(t, err)
+	b, err := c.NewSession(ctx)
+	require.NoError(t, err)
+	al, err := a.Lock(ctx, "c", spec.PR)
+	require.NoError(t, err)
+	_, err = b.Lock(ctx, "c", spec.PR)
+	require.NoError(t, err)
+	time.Sleep(1100 * time.Millisecond)
+	go func() { _ = al.Convert(ctx, spec.EX) }()
+	flags := statusFlags{clientFlags: clientFlags{addr: addr, timeout: 10 * time.Second}, json: true}
+	var rs []jsonResource
+	for {
+		var out bytes.Buffer
+		require.NoError(t, status(ctx, flags, []string{"c"}, &out))
+		strictJSON(t, out.Bytes(), &rs)
+		if len(rs[0].Converting) == 1 {
+			break
+		}
+		require.NoError(t, ctx.Err())
+		time.Sleep(10 * time.Millisecond)
+	}
+	conv := rs[0].Converting[0]
+	require.Equal(t, tagHex(a), conv.Tag)
+	require.Equal(t, "PR", conv.Mode)
+	require.Equal(t, "EX", conv.ConvertingTo)
+	require.GreaterOrEqual(t, *conv.HeldMs, int64(1000))
+	require.Less(t, *conv.WaitedMs, int64(1000))
+	require.Equal(t, "EX", rs[0].Holders[0].ConvertingTo)
+
+	var out bytes.Buffer
+	flags.json = false
+	require.NoError(t, status(ctx, flags, []string{"c"}, &out))
+	short := tagHex(a)[:8]
+	require.Regexp(t, regexp.QuoteMeta(short)+`:PR->EX#\d+ 1\.\d+s \[conv\] +`+regexp.QuoteMeta(short)+`:PR->EX \d+ms \[conv\]`, out.String())
+}
