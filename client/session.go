@@ -20,6 +20,7 @@ import (
 type Session struct {
 	c           *Client
 	id          spec.SessionID
+	tag         []byte            // how the node that opened it shows it to others
 	proto       *protocol.Session // under core
 	now         func() spec.Time
 	ctx         context.Context
@@ -58,7 +59,7 @@ type Notification struct {
 func (c *Client) NewSession(ctx context.Context) (*Session, error) {
 	start := time.Now()
 	now := func() spec.Time { return spec.Time(time.Since(start)) } // monotonic
-	id, ttl, sent, err := c.open(ctx, now)
+	id, ttl, sent, tag, err := c.open(ctx, now)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +75,7 @@ func (c *Client) NewSession(ctx context.Context) (*Session, error) {
 		cs.Reply(now(), snd.Call, spec.Result{})
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &Session{c: c, id: id, proto: cs, now: now, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
+	s := &Session{c: c, id: id, tag: tag, proto: cs, now: now, ctx: sctx, cancel: cancel, callTimeout: cs.Config().TTL / 2,
 		waiters: map[spec.RequestID]chan protocol.Update{},
 		opened:  make(chan struct{}), subscribed: make(chan struct{}), blocking: make(chan Notification, 64), done: make(chan struct{})}
 	s.ka.s = s
@@ -105,6 +106,13 @@ func (c *Client) NewSession(ctx context.Context) (*Session, error) {
 
 // ID returns the session id. Keep it secret: it is the session.
 func (s *Session) ID() spec.SessionID { return s.id }
+
+// Tag is how the node that opened the session shows it to others (in
+// Describe, List, Watch and the wait-for graph), so a program can find
+// its own locks there; unlike the id it is no secret. Empty from a node
+// that does not say. Each member of a group keys its own tags, so after
+// a move to another member the session appears there under another tag.
+func (s *Session) Tag() []byte { return s.tag }
 
 // Done is closed when the lease may be lost or the session is closed.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -225,10 +233,10 @@ func outcome(u protocol.Update) (spec.Result, error) {
 }
 
 // open asks the node for a session until it answers or ctx ends. It returns
-// the id and TTL the node answered and when (by now) the answered call was
-// sent. An attempt whose answer was lost may leave a session behind on the
-// node; it expires after its TTL.
-func (c *Client) open(ctx context.Context, now func() spec.Time) (spec.SessionID, time.Duration, spec.Time, error) {
+// the id, TTL and tag the node answered and when (by now) the answered
+// call was sent. An attempt whose answer was lost may leave a session
+// behind on the node; it expires after its TTL.
+func (c *Client) open(ctx context.Context, now func() spec.Time) (spec.SessionID, time.Duration, spec.Time, []byte, error) {
 	var id spec.SessionID
 	retry := min(c.cfg.TTL/8, 500*time.Millisecond)
 	for {
@@ -237,12 +245,12 @@ func (c *Client) open(ctx context.Context, now func() spec.Time) (spec.SessionID
 		if err == nil {
 			id, ttl, err := wire.OpenedFromWire(r)
 			if err != nil {
-				return id, 0, 0, fmt.Errorf("client: the node answered the open with a malformed session: %w", err)
+				return id, 0, 0, nil, fmt.Errorf("client: the node answered the open with a malformed session: %w", err)
 			}
-			return id, ttl, sent, nil
+			return id, ttl, sent, r.SessionTag, nil
 		}
 		if res, ok := resultOf(err); ok {
-			return id, 0, 0, &spec.Error{Code: res.Code, Detail: res.Detail}
+			return id, 0, 0, nil, &spec.Error{Code: res.Code, Detail: res.Detail}
 		}
 		t := time.NewTimer(retry)
 		select {
@@ -250,7 +258,7 @@ func (c *Client) open(ctx context.Context, now func() spec.Time) (spec.SessionID
 		case <-ctx.Done():
 			t.Stop()
 			// Say why the attempts failed, not only that time ran out.
-			return id, 0, 0, fmt.Errorf("%w; the last attempt: %w", ctx.Err(), err)
+			return id, 0, 0, nil, fmt.Errorf("%w; the last attempt: %w", ctx.Err(), err)
 		}
 	}
 }

@@ -40,7 +40,9 @@ func (s *Server) OpenSession(ctx context.Context, req *pb.OpenSessionRequest) (*
 		return nil, err
 	}
 	s.quotas.opened(client, in.Session)
-	return wire.OpenedToWire(in.Session, in.TTL), nil
+	resp := wire.OpenedToWire(in.Session, in.TTL)
+	resp.SessionTag = s.tags.tag(in.Session) // so the client can find itself in Describe and the rest
+	return resp, nil
 }
 
 // KeepAlive renews each session named on the stream and answers each.

@@ -159,6 +159,7 @@ type Server struct {
 
 	refusals refusalLog
 	now      atomic.Int64 // the loop's clock at its latest turn
+	reads    readClock    // that clock carried forward for the reads that show durations
 
 	access atomic.Pointer[AccessRules] // nil: no access rules; ReloadAccess swaps them
 
@@ -494,6 +495,7 @@ func (s *Server) onTurn(c *engine.Core, st engine.TurnStats) {
 		return // later turns are in flight: the core's state is not all durable
 	}
 	s.now.Store(int64(c.Now()))
+	s.reads.turned(c.Now())
 	s.metrics.gauges(c.Stats())
 	s.mu.Lock()
 	defer s.mu.Unlock()

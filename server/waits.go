@@ -41,7 +41,7 @@ func (s *Server) queued(ctx context.Context) ([]spec.ResourceState, spec.Time, e
 	var rs []spec.ResourceState
 	var now spec.Time
 	err := s.loop.Inspect(ctx, func(c *engine.Core) {
-		rs, now = c.QueuedResources(), c.Now()
+		rs, now = c.QueuedResources(), s.reads.read(c.Now())
 	})
 	return rs, now, err
 }

@@ -23,7 +23,7 @@ func (s *Server) Describe(ctx context.Context, req *pb.DescribeRequest) (*pb.Des
 	var now spec.Time
 	err := s.loop.Inspect(ctx, func(c *engine.Core) {
 		st, ok = c.Resource(string(req.Resource))
-		now = c.Now()
+		now = s.reads.read(c.Now())
 	})
 	if err != nil {
 		return nil, inspectError(err)
@@ -60,7 +60,7 @@ func (s *Server) List(ctx context.Context, req *pb.ListRequest) (*pb.ListRespons
 			st, _ := c.Resource(n)
 			states = append(states, st)
 		}
-		now = c.Now()
+		now = s.reads.read(c.Now())
 	})
 	if err != nil {
 		return nil, inspectError(err)
@@ -159,7 +159,7 @@ func (s *Server) Watch(req *pb.WatchRequest, stream pb.Locks_WatchServer) error 
 		}
 		resp := &pb.WatchResponse{Exists: exists}
 		if exists {
-			resp.Resource = s.tags.resourceToWire(st, spec.Time(s.now.Load()))
+			resp.Resource = s.tags.resourceToWire(st, s.reads.read(spec.Time(s.now.Load())))
 		}
 		if err := stream.Send(resp); err != nil {
 			return err

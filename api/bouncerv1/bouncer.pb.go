@@ -341,9 +341,13 @@ func (x *OpenSessionRequest) GetLabel() string {
 }
 
 type OpenSessionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Ttl           *durationpb.Duration   `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId []byte                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Ttl       *durationpb.Duration   `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// session_tag: how this node shows the session to others (Describe,
+	// List, Watch, WaitGraph, sequencers), so a client can find itself
+	// there. Each member of a group keys its own tags.
+	SessionTag    []byte `protobuf:"bytes,3,opt,name=session_tag,json=sessionTag,proto3" json:"session_tag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,6 +392,13 @@ func (x *OpenSessionResponse) GetSessionId() []byte {
 func (x *OpenSessionResponse) GetTtl() *durationpb.Duration {
 	if x != nil {
 		return x.Ttl
+	}
+	return nil
+}
+
+func (x *OpenSessionResponse) GetSessionTag() []byte {
+	if x != nil {
+		return x.SessionTag
 	}
 	return nil
 }
@@ -3317,11 +3328,13 @@ const file_bouncerv1_bouncer_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +
-	"\x05label\x18\x03 \x01(\tR\x05label\"a\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\"\x82\x01\n" +
 	"\x13OpenSessionResponse\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"1\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1f\n" +
+	"\vsession_tag\x18\x03 \x01(\fR\n" +
+	"sessionTag\"1\n" +
 	"\x10KeepAliveRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\fR\tsessionId\"p\n" +

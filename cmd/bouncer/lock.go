@@ -48,6 +48,10 @@ lock says "lease lost" on stderr, and it still exits with CMD's status:
 With --permits N --limit L, NAME is a counting semaphore of L permits and
 CMD runs while holding N of them (at most L holders' worth run at once).
 
+While it waits, lock prints on stderr its own session's tag, who holds NAME
+and who is ahead in the queue (tags, modes, tokens, how long), and again
+each time that changes.
+
 Exit statuses of its own (CMD did not run):
   64   bad flags or arguments (--ttl 0s, --wait -1s, a malformed --addr, ...),
        checked before anything is sent
@@ -171,11 +175,13 @@ func acquire(ctx context.Context, s *client.Session, f lockFlags, name string, m
 	}
 	var l *client.Lock
 	var err error
+	stop := reportWait(ctx, f.clientFlags, s.Tag(), name, os.Stderr) // who holds it, who is ahead
 	if f.permits != 0 {
 		l, err = s.AcquirePermits(ctx, name, f.permits, f.limit, opts...)
 	} else {
 		l, err = s.Lock(ctx, name, mode, opts...)
 	}
+	stop()
 	if errors.Is(err, client.ErrTimeout) {
 		return nil, &exitError{code: exitNotAcquired, err: fmt.Errorf("%s: still held after waiting %v", spec.QuoteName(name), f.wait)}
 	}

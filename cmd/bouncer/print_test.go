@@ -35,6 +35,20 @@ func TestStatusQuotesNames(t *testing.T) {
 	require.NoError(t, printResources(&out, []*pb.Resource{{Name: []byte(hostile), ValueValid: true}}))
 	requireSafe(t, out.String(), 2)
 	require.Contains(t, out.String(), spec.QuoteName(hostile))
+
+	// A label is the client's to choose: it is quoted as a name is, in
+	// the table and in lock's waiting message.
+	tag := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	r := &pb.Resource{Name: []byte("x"), ValueValid: true,
+		Holders: []*pb.Lock{{SessionTag: []byte{9, 9, 9, 9, 9, 9, 9, 9}, Mode: pb.Mode_MODE_EX, Token: 1, Label: hostile}},
+		Waiting: []*pb.Lock{{SessionTag: tag, Mode: pb.Mode_MODE_EX, Label: hostile}}}
+	out.Reset()
+	require.NoError(t, printResources(&out, []*pb.Resource{r}))
+	requireSafe(t, out.String(), 2)
+	require.Contains(t, out.String(), spec.QuoteName(hostile))
+	msg, _ := waitMessage(r, tag)
+	requireSafe(t, msg, 2)
+	require.Contains(t, msg, spec.QuoteName(hostile))
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader.

@@ -10,7 +10,6 @@ import (
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
 	"github.com/bouncer-dlm/bouncer/spec"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // waitsLimit is how many queued requests status --waits asks for: the
@@ -33,12 +32,7 @@ func waits(ctx context.Context, f statusFlags, out io.Writer) error {
 	}
 	switch {
 	case f.json:
-		b, err := protojson.Marshal(g)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(out, string(b))
-		return err
+		return writeJSON(out, jsonWaitGraphOf(g))
 	case f.dot:
 		return printWaitsDot(out, g)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -128,11 +127,20 @@ func TestStatusWaits(t *testing.T) {
 
 	out.Reset()
 	require.NoError(t, status(ctx, statusFlags{clientFlags: flags, waits: true, json: true}, nil, &out))
-	var g pb.WaitGraphResponse
-	require.NoError(t, protojson.Unmarshal(out.Bytes(), &g))
+	var g jsonWaitGraph
+	strictJSON(t, out.Bytes(), &g)
 	require.Len(t, g.Waiters, 2)
 	require.Len(t, g.Edges, 2)
-	require.Equal(t, tag(a), g.Edges[1].BlockerTag, "jobs/x comes second by name")
+	require.Equal(t, full(a), g.Edges[1].Blocker, "jobs/x comes second by name")
+	require.Equal(t, "jobs/x", g.Edges[1].Name)
+	require.Equal(t, "holder", g.Edges[1].Reason)
+	require.Equal(t, "EX", g.Edges[1].Wanted)
+	require.Equal(t, hostile, g.Waiters[0].Name, "a name as a string, escaped by JSON")
+	require.NotNil(t, g.Waiters[0].WaitedMs)
+	require.GreaterOrEqual(t, *g.Waiters[0].WaitedMs, int64(100))
+	require.Len(t, g.Holders, 2)
+	require.NotZero(t, g.Holders[0].Token)
+	requireSafe(t, out.String(), 1)
 
 	end()
 	awaitWaiters(t, ctx, c.API(), 0, 0)
@@ -144,6 +152,9 @@ func TestStatusWaits(t *testing.T) {
 	nodes, edges = parseDot(t, out.String())
 	require.Empty(t, nodes)
 	require.Empty(t, edges)
+	out.Reset()
+	require.NoError(t, status(ctx, statusFlags{clientFlags: flags, waits: true, json: true}, nil, &out))
+	require.JSONEq(t, `{"waiters":[],"edges":[],"holders":[],"truncated":false}`, out.String(), "empty lists are [], not null")
 
 	err = status(ctx, statusFlags{clientFlags: flags, waits: true}, []string{"jobs/x"}, &out)
 	require.Error(t, err, "--waits with a NAME is a usage error")
