@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +19,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	grpcstatus "google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -44,7 +44,7 @@ leader, found by following the members' refusals.`,
 	cmd.PersistentFlags().BoolVar(&f.json, "json", false, "print JSON")
 	emit := func(out io.Writer, m proto.Message, show func(io.Writer, proto.Message)) error {
 		if f.json {
-			b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+			b, err := json.Marshal(clusterJSON(m))
 			if err != nil {
 				return err
 			}
@@ -254,4 +254,45 @@ func showClusterStatus(out io.Writer, m proto.Message) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", mb.Id, role, mb.ClientAddr, mb.PeerAddr, match, lag, active)
 	}
 	_ = tw.Flush()
+}
+
+// clusterStatusJSON is what `cluster status --json` prints: ids and
+// indexes as JSON numbers, like every other --json output (protojson would
+// print 64-bit numbers as strings).
+type clusterStatusJSON struct {
+	ID            uint64             `json:"id"`
+	Leader        uint64             `json:"leader"` // 0: none known
+	Term          uint64             `json:"term"`
+	Commit        uint64             `json:"commit"`
+	Applied       uint64             `json:"applied"`
+	SnapshotIndex uint64             `json:"snapshot_index"`
+	ClusterID     string             `json:"cluster_id"`
+	Members       []memberStatusJSON `json:"members"`
+}
+
+type memberStatusJSON struct {
+	ID           uint64 `json:"id"`
+	ClientAddr   string `json:"client_addr"`
+	PeerAddr     string `json:"peer_addr"`
+	Match        uint64 `json:"match"`         // on the leader's answer: the index the member has
+	RecentActive bool   `json:"recent_active"` // on the leader's answer
+}
+
+// clusterJSON is the --json form of a Cluster call's answer.
+func clusterJSON(m proto.Message) any {
+	switch m := m.(type) {
+	case *pb.ClusterStatus:
+		st := clusterStatusJSON{ID: m.Id, Leader: m.Leader, Term: m.Term, Commit: m.Commit, Applied: m.Applied,
+			SnapshotIndex: m.SnapshotIndex, ClusterID: m.ClusterId, Members: []memberStatusJSON{}}
+		for _, mm := range m.Members {
+			st.Members = append(st.Members, memberStatusJSON{ID: mm.Id, ClientAddr: mm.ClientAddr, PeerAddr: mm.PeerAddr,
+				Match: mm.Match, RecentActive: mm.RecentActive})
+		}
+		return st
+	case *pb.MembershipResponse:
+		return struct {
+			Voters []uint64 `json:"voters"`
+		}{append([]uint64{}, m.Voters...)}
+	}
+	return m
 }

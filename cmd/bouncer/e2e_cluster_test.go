@@ -78,12 +78,11 @@ func (g *group) leader(within time.Duration) int {
 	for time.Now().Before(deadline) {
 		code, out := run(g.t, "cluster", "status", "--json", "--timeout", "2s", "--addr", g.addrList())
 		var st struct {
-			ID     string `json:"id"`
-			Leader string `json:"leader"`
+			ID     int `json:"id"`
+			Leader int `json:"leader"`
 		}
-		if code == 0 && json.Unmarshal([]byte(out), &st) == nil && st.Leader != "0" && st.Leader == st.ID {
-			id, _ := strconv.Atoi(st.Leader)
-			return id - 1
+		if code == 0 && json.Unmarshal([]byte(out), &st) == nil && st.Leader != 0 && st.Leader == st.ID {
+			return st.Leader - 1
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -298,7 +297,7 @@ func TestE2EClusterPartitionLeader(t *testing.T) {
 	// The old leader, alone, no longer leads: it refuses naming no one.
 	code, out := run(t, "cluster", "status", "--json", "--timeout", "2s", "--addr", g.clients[lead])
 	require.Equal(t, 0, code, out)
-	require.Contains(t, out, `"leader":"0"`, "the cut-off member should know no leader: %s", out)
+	require.Contains(t, out, `"leader":0`, "the cut-off member should know no leader: %s", out)
 	cut(false)
 	healed := time.Now()
 	load.waitFor(load.count() + 200)
@@ -350,10 +349,10 @@ func TestE2EClusterReplaceMember(t *testing.T) {
 		"--peer-listen", addrs[1], "--snapshot-every", "256")
 	load.waitFor(load.count() + 100)
 	var st struct {
-		Commit  string `json:"commit"`
+		Commit  uint64 `json:"commit"`
 		Members []struct {
-			ID    string `json:"id"`
-			Match string `json:"match"`
+			ID    int    `json:"id"`
+			Match uint64 `json:"match"`
 		} `json:"members"`
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -363,8 +362,8 @@ func TestE2EClusterReplaceMember(t *testing.T) {
 		require.Equal(t, 0, code, out)
 		require.NoError(t, json.Unmarshal([]byte(out), &st))
 		for _, m := range st.Members {
-			require.NotEqual(t, strconv.Itoa(gone+1), m.ID, "the removed member is still listed")
-			if m.ID == "4" && m.Match != "0" {
+			require.NotEqual(t, gone+1, m.ID, "the removed member is still listed")
+			if m.ID == 4 && m.Match != 0 {
 				caughtUp = true
 			}
 		}
@@ -467,9 +466,9 @@ func TestE2EClusterPeerBadInput(t *testing.T) {
 	status := func() string {
 		code, out := run(t, "cluster", "status", "--json", "--addr", g.addrList())
 		require.Equal(t, 0, code, out)
-		var st struct{ Leader, Term string }
+		var st struct{ Leader, Term uint64 }
 		require.NoError(t, json.Unmarshal([]byte(out), &st))
-		return st.Leader + "/" + st.Term
+		return fmt.Sprintf("%d/%d", st.Leader, st.Term)
 	}
 	before := status()
 	victim := (lead + 1) % 3
