@@ -89,7 +89,7 @@ func crashy(o *Options) {
 // answered: no pauses, no lost messages), with no margin beyond the drift
 // allowance and no drift.
 func contended(o *Options) {
-	o.Resources = max(1, o.Clients/4)
+	o.Resources, o.Semaphores = max(1, o.Clients/4), 0
 	o.Modes = [spec.ModeCount]int{spec.EX: 1}
 	o.WaitMax = 4 * o.TTL
 	o.HoldMax, o.ThinkMax = 3*o.TTL, 20*time.Millisecond
@@ -104,7 +104,7 @@ func contended(o *Options) {
 // readers: clients take PR and EX locks on a few resources, waiting long,
 // so compatible requests queue behind a writer on several resources at once.
 func readers(o *Options) {
-	o.Resources = max(2, o.Clients/4)
+	o.Resources, o.Semaphores = max(2, o.Clients/4), 0
 	o.Modes = [spec.ModeCount]int{spec.PR: 3, spec.EX: 1}
 	o.WaitMax = 4 * o.TTL
 }

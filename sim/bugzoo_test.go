@@ -4,6 +4,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/engine"
@@ -48,6 +49,12 @@ func TestBugZoo(t *testing.T) {
 				b.Tune(&o)
 			}
 			rep := Run(o, Config{LinTimeout: 30 * time.Second})
+			if !slices.ContainsFunc(rep.Verdicts, func(v Verdict) bool { return v.Checker == b.Checker }) {
+				// The run never judged (options that do not validate, a
+				// crash): that is no catch.
+				t.Errorf("bug %s, seed %d: checker %s gave no verdict: %s %s", b.Name, seed, b.Checker, rep.Kind, rep.Crash)
+				break
+			}
 			if rep.Verdict(b.Checker).OK {
 				continue
 			}

@@ -103,6 +103,7 @@ func (f *simFlags) options(seed uint64) sim.Options {
 	}
 	if f.resources > 0 {
 		o.Resources = f.resources
+		o.Semaphores = min(o.Semaphores, o.Resources)
 	}
 	if f.safety > 0 {
 		o.Safety = f.safety
