@@ -68,7 +68,7 @@ CMD's own end by it.
 
 With --observe, elect runs no command: it prints the election's leader now
 and after every change, one line each ("leader token=T value=V" or "no
-leader"; with --json, {"leader":true,"token":T,"value":"<base64>"}), until
+leader"; with --json, {"time":...,"name":...,"leader":true,"token":T,"value":V}), until
 interrupted (status 0), or 69 if the node refuses the watch.`,
 		Args: usageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -204,11 +204,18 @@ func campaign(ctx context.Context, s *client.Session, f electFlags, name string)
 	return nil, lockError(err)
 }
 
-// leaderLine is what --observe --json prints for each change.
+// leaderLine is what --observe --json prints for each change, in the
+// conventions of every --json output: the time seen, the value as a string
+// (base64, with value_base64, only when it is not UTF-8), the token a
+// number (0: no leader).
 type leaderLine struct {
-	Leader bool   `json:"leader"`
-	Token  uint64 `json:"token,omitempty"`
-	Value  []byte `json:"value,omitempty"` // base64, as in watch --json
+	Time        string `json:"time"`
+	Name        string `json:"name"`
+	NameBase64  bool   `json:"name_base64,omitempty"`
+	Leader      bool   `json:"leader"`
+	Token       uint64 `json:"token"`
+	Value       string `json:"value"`
+	ValueBase64 bool   `json:"value_base64,omitempty"`
 }
 
 func observeElection(ctx context.Context, f electFlags, name string, out io.Writer) error {
@@ -234,7 +241,10 @@ func observeElection(ctx context.Context, f electFlags, name string, out io.Writ
 	err = c.Observe(ctx, name, func(l client.Leader) error {
 		switch {
 		case f.json:
-			b, err := json.Marshal(leaderLine{Leader: l.Present, Token: uint64(l.Token), Value: l.Value})
+			line := leaderLine{Time: time.Now().UTC().Format(time.RFC3339Nano), Leader: l.Present, Token: uint64(l.Token)}
+			line.Name, line.NameBase64 = jsonText([]byte(name))
+			line.Value, line.ValueBase64 = jsonText(l.Value)
+			b, err := json.Marshal(line)
 			if err != nil {
 				return err
 			}

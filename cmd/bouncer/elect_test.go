@@ -296,7 +296,12 @@ func TestE2EElectFencesAPausedLeader(t *testing.T) {
 			if line == "" {
 				continue
 			}
-			require.NoError(t, json.Unmarshal([]byte(line), &l), line)
+			dec := json.NewDecoder(strings.NewReader(line))
+			dec.DisallowUnknownFields()
+			require.NoError(t, dec.Decode(&l), line)
+			require.Equal(t, "election", l.Name, line)
+			_, err := time.Parse(time.RFC3339Nano, l.Time)
+			require.NoError(t, err, line)
 			if l.Leader {
 				seen = append(seen, l)
 			}
@@ -304,7 +309,7 @@ func TestE2EElectFencesAPausedLeader(t *testing.T) {
 		if len(seen) >= 3 || time.Now().After(deadline) {
 			require.Len(t, seen, 3, observed.String())
 			for i, l := range seen {
-				require.Equal(t, want[i], string(l.Value))
+				require.Equal(t, want[i], l.Value)
 				require.Equal(t, wantTokens[i], l.Token)
 			}
 			break
