@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,8 +33,12 @@ func TestServeAccessFileReloadsOnHangup(t *testing.T) {
 	access := filepath.Join(dir, "access.json")
 	write := func(text string) { require.NoError(t, os.WriteFile(access, []byte(text), 0o600)) }
 	write(`{"identities": [{"name": "worker", "token": "w", "grants": [{"prefix": "jobs/", "rights": ["lock"]}]}]}`)
-	metricsAddr := freeLoopbackAddr(t)
-	p := startNode(t, filepath.Join(dir, "data"), "127.0.0.1:0", "--access-file", access, "--metrics", metricsAddr)
+	// The node picks its metrics port and names it in its log: a port
+	// picked here could be taken by another test's process before it binds.
+	p := startNode(t, filepath.Join(dir, "data"), "127.0.0.1:0", "--access-file", access, "--metrics", "127.0.0.1:0")
+	found := regexp.MustCompile(`msg=serving .*metrics=(127\.0\.0\.1:[0-9]+)`).FindStringSubmatch(p.log())
+	require.NotNil(t, found, "no metrics address in the log:\n%s", p.log())
+	metricsAddr := found[1]
 
 	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

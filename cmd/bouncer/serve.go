@@ -185,12 +185,12 @@ func serve(ctx context.Context, f serveFlags) error {
 	served := make(chan error, 1)
 	limited := srv.Listen(lis, creds != nil)
 	go func() { served <- g.Serve(limited) }()
-	metricsSrv := startMetrics(f.metrics, f.pprof, reg, log)
+	metricsSrv, metricsAddr := startMetrics(f.metrics, f.pprof, reg, log)
 	if access != nil {
 		stopReload := reloadOnHangup(srv, log)
 		defer stopReload()
 	}
-	log.Info("serving", "listen", lis.Addr().String(), "data", f.data, "metrics", f.metrics,
+	log.Info("serving", "listen", lis.Addr().String(), "data", f.data, "metrics", metricsAddr,
 		"tls", creds != nil, "auth_tokens", len(tokens), "access_identities", access.Identities(), "member", f.member.id,
 		"sequencer_key", sequencer.IDOf(pub).String())
 
@@ -234,9 +234,18 @@ func stopGracefully(g *grpc.Server, grace time.Duration) {
 	}
 }
 
-func startMetrics(addr string, profiles bool, reg *prometheus.Registry, log *slog.Logger) *http.Server {
+// startMetrics serves the metrics (and the profiles) on addr, and returns
+// the server and the address it listens on ("" if off). A port it cannot
+// listen on is logged and leaves the node without metrics, as before: the
+// lock service does not depend on them.
+func startMetrics(addr string, profiles bool, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string) {
 	if addr == "" {
-		return nil
+		return nil, ""
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("metrics endpoint: the node serves without metrics", "err", err)
+		return nil, ""
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -247,11 +256,11 @@ func startMetrics(addr string, profiles bool, reg *prometheus.Registry, log *slo
 	}
 	s := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
-		if err := s.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics endpoint", "err", err)
 		}
 	}()
-	return s
+	return s, ln.Addr().String()
 }
 
 func newLogger(level string) (*slog.Logger, error) {
