@@ -4,7 +4,6 @@ package sim
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/bouncer-dlm/bouncer/client/protocol"
 	"github.com/bouncer-dlm/bouncer/engine"
@@ -24,61 +23,40 @@ const zooBudget = 40
 //
 //	go test -tags bugzoo ./sim -run BugZoo -v
 func TestBugZoo(t *testing.T) {
-	type row struct {
-		bug, checker string
-		seeds        int
-		others       []string
-		wall         time.Duration
-	}
-	var rows []row
+	var rows []Hunt
 	caught := map[string]bool{}
 	defer func() { _ = PlantBug("") }()
 	for _, b := range Zoo {
 		if err := PlantBug(b.Name); err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
-		r := row{bug: b.Name, checker: b.Checker}
-		if b.Nodes > 1 {
-			r.bug += fmt.Sprintf(" (%d replicas)", b.Nodes)
+		h := Hunt{Bug: b, Swarm: true, Seeds: zooBudget}
+		for i := 0; !h.Done(); i++ {
+			h.Add(Run(h.Options(i), Config{LinTimeout: 30 * time.Second}))
 		}
-		for seed := uint64(1); seed <= zooBudget; seed++ {
-			o := NewOptions(seed)
-			o.Nodes = max(1, b.Nodes)
-			if b.Tune != nil {
-				b.Tune(&o)
-			}
-			rep := Run(o, Config{LinTimeout: 30 * time.Second})
-			if !slices.ContainsFunc(rep.Verdicts, func(v Verdict) bool { return v.Checker == b.Checker }) {
-				// The run never judged (options that do not validate, a
-				// crash): that is no catch.
-				t.Errorf("bug %s, seed %d: checker %s gave no verdict: %s %s", b.Name, seed, b.Checker, rep.Kind, rep.Crash)
-				break
-			}
-			if rep.Verdict(b.Checker).OK {
-				continue
-			}
-			r.seeds = int(seed)
-			r.others = rep.FailedCheckers()
-			caught[b.Checker] = true
-			break
-		}
-		r.wall = time.Since(start)
-		rows = append(rows, r)
-		if r.seeds == 0 {
+		rows = append(rows, h)
+		switch {
+		case h.NoVerdict != "":
+			t.Error(h.NoVerdict)
+		case h.Caught == 0:
 			t.Errorf("bug %s: checker %s did not catch it in %d seeds", b.Name, b.Checker, zooBudget)
+		default:
+			caught[b.Checker] = true
 		}
 	}
 	_ = PlantBug("")
 	var out strings.Builder
 	tw := tabwriter.NewWriter(&out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "bug\tchecker\tseeds needed\tall failing checkers\ttime")
-	for _, r := range rows {
-		seeds := fmt.Sprint(r.seeds)
-		if r.seeds == 0 {
-			seeds = fmt.Sprintf("not caught in %d", zooBudget)
+	fmt.Fprintln(tw, "bug\tchecker\tseeds needed\tall failing checkers\tsimulated")
+	for _, h := range rows {
+		bug, seeds := h.Bug.Name, fmt.Sprint(h.Caught)
+		if h.Bug.Nodes > 1 {
+			bug += fmt.Sprintf(" (%d replicas)", h.Bug.Nodes)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", r.bug, r.checker, seeds, strings.Join(r.others, ","), r.wall.Round(time.Millisecond))
+		if h.Caught == 0 {
+			seeds = fmt.Sprintf("not caught in %d", h.Runs)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", bug, h.Bug.Checker, seeds, strings.Join(h.Failed, ","), h.SimTime.Round(time.Millisecond))
 	}
 	tw.Flush()
 	t.Logf("planted bugs:\n%s", out.String())
@@ -125,5 +103,27 @@ func TestZooCoversEveryBug(t *testing.T) {
 		if !inZoo[name] {
 			t.Errorf("bug %q has no row in the zoo: no checker is shown to catch it", name)
 		}
+	}
+}
+
+// TestCaughtNeedsAVerdict: a run that gives the bug's checker no verdict is
+// no catch: options that do not validate (no checker ran) end the hunt
+// with an error; a run that crashed before the checker failed is counted
+// and the hunt goes on; a failure found before a crash is a catch.
+func TestCaughtNeedsAVerdict(t *testing.T) {
+	b := Bug{Name: "fifo-overtake", Checker: Model, Tune: func(o *Options) { o.Clients = 0 }}
+	h := Hunt{Bug: b, Swarm: true, Seeds: 3}
+	h.Add(Run(h.Options(0), Config{}))
+	if !h.Done() || h.Caught != 0 || !strings.Contains(h.NoVerdict, "gave no verdict") {
+		t.Fatalf("options that do not validate: caught %d, no verdict %q", h.Caught, h.NoVerdict)
+	}
+	crashed := &Report{Options: Options{Seed: 1}, Kind: CrashFailure, Crash: "panic: boom", Verdicts: []Verdict{{Checker: Model, OK: true}}}
+	h = Hunt{Bug: b, Swarm: true, Seeds: 3}
+	if h.Add(crashed); h.Caught != 0 || h.Crashed != 1 || h.NoVerdict != "" || h.Done() {
+		t.Fatalf("a crash before the checker failed: caught %d, crashed %d, no verdict %q", h.Caught, h.Crashed, h.NoVerdict)
+	}
+	failed := &Report{Options: Options{Seed: 2}, Kind: CrashFailure, Crash: "panic: boom", Verdicts: []Verdict{{Checker: Model, OK: false}}}
+	if h.Add(failed); h.Caught != 2 || !h.Done() {
+		t.Fatalf("a failure found before a crash: caught %d", h.Caught)
 	}
 }

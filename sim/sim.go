@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,8 +45,30 @@ const (
 	Replication = "replication"
 )
 
-// Checkers lists every checker.
+// Checkers lists every checker, in the order verdicts are reported: the
+// built-in ones, then those registered by registerChecker.
 var Checkers = []string{Linearizability, Mutex, Fencing, Tokens, Invariants, Model, Liveness, Replication}
+
+// A judge is a checker that looks at the whole run once it has ended (its
+// history, grants, writes, stats): it returns why the run fails ("" if it
+// passes) and, for a pass, what it checked.
+type judge func(s *Sim) (failure, detail string)
+
+// judges are the registered checkers' judges, by name.
+var judges = map[string]judge{}
+
+// registerChecker adds a checker to every run, and so to `bouncer sim`,
+// `bouncer zoo` and the zoo test: a new checker is one file in this
+// package whose init calls it (see sim/README.md, "Adding a checker").
+// A checker that must watch events as they happen also calls s.fail(name,
+// why) where they happen.
+func registerChecker(name string, j judge) {
+	if slices.Contains(Checkers, name) {
+		panic("sim: checker " + name + " registered twice")
+	}
+	Checkers = append(Checkers, name)
+	judges[name] = j
+}
 
 // Kind is the kind of a failed run.
 type Kind uint8
@@ -559,6 +582,15 @@ func (s *Sim) judge() *Report {
 	}
 	if s.cluster != nil {
 		details[Replication] = fmt.Sprintf("%d entries, %d leaders, %d failovers", s.cluster.modelIndex, s.stats.Elections, s.stats.Failovers)
+	}
+	for _, name := range Checkers {
+		if j := judges[name]; j != nil {
+			failure, detail := j(s)
+			details[name] = detail
+			if failure != "" {
+				s.fail(name, failure)
+			}
+		}
 	}
 	for _, name := range Checkers {
 		v := Verdict{Checker: name, OK: true, Detail: details[name]}
