@@ -39,6 +39,7 @@ type simFlags struct {
 	safety      time.Duration
 	nodes       int
 	bug         string
+	plain       bool
 }
 
 func newSimCmd() *cobra.Command {
@@ -91,13 +92,19 @@ crash (in a campaign, the first of 2, 4, 3 that occurred). See sim/README.md.`,
 	fl.IntVar(&f.resources, "resources", 0, "override the seed's number of resources")
 	fl.DurationVar(&f.safety, "safety", 0, "override the seed's safety phase (faults on)")
 	fl.IntVar(&f.nodes, "nodes", 0, "replicas: 1 (one node) or a raft group of 3 or 5 (default: the seed picks 1, 3 or 5)")
-	fl.StringVar(&f.bug, "bug", "", "plant this bug (only in a binary built with -tags bugzoo)")
+	fl.StringVar(&f.bug, "bug", "", "plant this bug (only in a binary built with -tags bugzoo), in its group size and with the faults the zoo turns on for it (its Tune), so that a bouncer zoo seed replays")
+	fl.BoolVar(&f.plain, "plain", false, "swarm testing off: the fixed plain configuration (every fault on at a middle value) instead of the seed's own options; the seed still drives the run")
 	return cmd
 }
 
-// options derives a seed's options with the overrides applied.
+// options derives a seed's options (the seed's own, or the plain
+// configuration's) with the planted bug's group size and faults, then the
+// overrides, applied: with none, a seed of `bouncer zoo`.
 func (f *simFlags) options(seed uint64) sim.Options {
 	o := sim.NewOptions(seed)
+	if f.plain {
+		o = sim.PlainOptions(seed)
+	}
 	if f.clients > 0 {
 		o.Clients = f.clients
 	}
@@ -108,6 +115,7 @@ func (f *simFlags) options(seed uint64) sim.Options {
 	if f.safety > 0 {
 		o.Safety = f.safety
 	}
+	f.applyBug(&o)
 	if f.nodes > 0 {
 		o.Nodes = f.nodes
 	}
@@ -117,6 +125,9 @@ func (f *simFlags) options(seed uint64) sim.Options {
 // replay is the command that replays seed with the same overrides.
 func (f *simFlags) replay(seed uint64) string {
 	s := fmt.Sprintf("bouncer sim --seed %d", seed)
+	if f.plain {
+		s += " --plain"
+	}
 	if f.clients > 0 {
 		s += fmt.Sprintf(" --clients %d", f.clients)
 	}
