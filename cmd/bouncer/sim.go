@@ -56,6 +56,11 @@ invariants, model (trace validation against spec) and liveness.
   bouncer sim --seeds 500            run seeds 1..500 and print a summary line
   bouncer sim --seed 42 --trace t.ndjson --html h.html
                                      replay seed 42: options, verdicts, files
+  bouncer sim --bug NAME --seed S    replay a seed of bouncer zoo: the bug
+                                     planted (a -tags bugzoo build), in its
+                                     group size, with the faults the zoo
+                                     turns on for it (its Tune); add --plain
+                                     for a row with swarm testing off
 
 The same seed always gives the same run and the same trace, byte for byte.
 A failure prints the command that replays it and writes its trace, its
