@@ -115,7 +115,7 @@ func TestAcquireHonoursTheCallDeadline(t *testing.T) {
 	a, b := open(t, ctx, c, "a"), open(t, ctx, c, "b")
 	_, err := c.Acquire(ctx, &pb.AcquireRequest{SessionId: a, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX})
 	require.NoError(t, err)
-	short, cancel := context.WithTimeout(ctx, 2*time.Second) // the node keeps 100 ms of it for the answer
+	short, cancel := context.WithTimeout(ctx, 2*time.Second) // the node keeps 200 ms of it for the answer
 	defer cancel()
 	_, err = c.Acquire(short, &pb.AcquireRequest{SessionId: b, RequestId: 1, Resource: []byte("r"), Mode: pb.Mode_MODE_EX})
 	require.Equal(t, pb.Code_CODE_TIMEOUT, code(t, err), "the node answers Timeout before the caller's deadline")
