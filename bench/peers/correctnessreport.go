@@ -76,6 +76,7 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 		}
 		cells[k].add(&rows[i])
 	}
+	b.WriteString(correctnessPreamble)
 	fmt.Fprintf(&b, "## Results (%s, at %s)\n\n", meta.Started.UTC().Format("2006-01-02 15:04"), meta.Commit)
 	fmt.Fprintf(&b, "`%s`: %d systems x %d faults x %d seeds (%v), %d client processes on %d resources, %v per run, "+
 		"leases of %v; %s on %d cores (%s/%s).\n\n", meta.Command, len(cfg.Systems), len(cfg.Faults), len(cfg.Seeds),
@@ -125,7 +126,7 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 				continue
 			}
 			any = true
-			excerpt(&b, c.first, cfg.TTL)
+			excerpt(&b, c.first)
 		}
 	}
 	if !any {
@@ -152,14 +153,11 @@ func yes(b bool) string {
 // excerpt shows the records of r's first violations: bouncer check's
 // verdict, the first overlap with the two clients' history on that
 // resource around it, the first stale write with the store's log before it.
-func excerpt(b *bytes.Buffer, r *CheckRow, ttl time.Duration) {
+func excerpt(b *bytes.Buffer, r *CheckRow) {
 	fmt.Fprintf(b, "\n#### %s, %s, seed %d\n\n%s. Records in `%s` (history.jsonl, beliefs-N.jsonl, store.jsonl", r.System, r.Fault, r.Seed, r.Schedule, r.Dir)
-	if r.Linearizable != "ok" {
-		b.WriteString("; Porcupine's page: history.html and history.porcupine.html")
-	}
 	b.WriteString(").\n\n")
 	if r.Linearizable != "ok" {
-		fmt.Fprintf(b, "`bouncer check`: %s\n\n", r.Check)
+		fmt.Fprintf(b, "`bouncer check`: %s (`bouncer check --timeout 10m %s/history.jsonl` writes the replay page and Porcupine's beside it; on this history that takes minutes)\n\n", r.Check, r.Dir)
 	}
 	if len(r.Overlaps) > 0 {
 		o := r.Overlaps[0]
@@ -169,7 +167,7 @@ func excerpt(b *bytes.Buffer, r *CheckRow, ttl time.Duration) {
 			j, _ := json.Marshal(x)
 			fmt.Fprintf(b, "belief %s\n", j)
 		}
-		lo, hi := min(o.A.Start, o.B.Start)-int64(ttl), max(o.A.End, o.B.End, o.A.Release, o.B.Release)+int64(ttl)
+		lo, hi := min(o.A.Start, o.B.Start), max(o.A.End, o.B.End, o.A.Release, o.B.Release)
 		historyAround(b, r.History, o.A.Resource, []int{o.A.Client, o.B.Client}, lo, hi)
 		b.WriteString("```\n")
 	}
@@ -199,7 +197,10 @@ func historyAround(b *bytes.Buffer, h []linearizability.Entry, resource string, 
 		if !containsInt(clients, e.Client) || e.Input.Resource != resource && !contains(e.Resources, resource) {
 			continue
 		}
-		if int64(e.Call) <= hi && (int64(e.Return) >= lo || !e.Known) && int64(e.Call) >= lo-int64(10*time.Second) {
+		// Its span [call, return] (an expiry's return may come first: the
+		// client learned of it before its lease could have run out) meets
+		// [lo, hi].
+		if min(int64(e.Call), int64(e.Return)) <= hi && int64(e.Return) >= lo {
 			sel = append(sel, e)
 		}
 	}

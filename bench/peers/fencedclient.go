@@ -56,10 +56,12 @@ type ClientConfig struct {
 
 // Per hold: the client checks its lease, prepares its write for
 // writePrep (the window in which a pause hurts: checked, not yet
-// written), writes, and does so holdWrites times before it releases.
+// written), writes, and does so holdWrites times before it releases. A
+// hold of about a second, a third of the default TTL, outlasts a server's
+// restart, as an application's work under a lock would.
 const (
-	holdWrites = 3
-	writePrep  = 30 * time.Millisecond
+	holdWrites = 10
+	writePrep  = 100 * time.Millisecond
 	lockWait   = 5 * time.Second
 )
 

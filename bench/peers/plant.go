@@ -36,14 +36,14 @@ func Plant(cfg CorrectnessConfig, rows []CheckRow) ([]PlantedCheck, error) {
 	var out []PlantedCheck
 
 	h, ok := PlantDoubleGrant(src.History)
-	pc := PlantedCheck{Checker: "linearizability (bouncer check)", Source: name,
+	pc := PlantedCheck{Checker: "linearizability (as bouncer check)", Source: name,
 		Plant: "a later grant of a resource moved to just after an earlier grant, before its release: a node that granted twice"}
 	if ok {
 		path := filepath.Join(src.Dir, "planted-history.jsonl")
 		if err := writeHistoryFile(path, h); err != nil {
 			return nil, err
 		}
-		lin, line, err := bouncerCheck(cfg.Bouncer, path, cfg.CheckTimeout)
+		lin, line, err := checkHistory(path, cfg.CheckTimeout)
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -58,6 +59,10 @@ func (r *redisFenced) Acquire(ctx context.Context, resource string, wait time.Du
 			// checker only).
 			r.rec.Acquire(sess, resource, wait, call, ret, Granted(0))
 			return &grant{resource: resource, at: ret, lock: &redisLock{sess: sess, key: key, sent: sent}}, nil
+		case notSent(err):
+			// Refused at connect: the SET never left the client, so there
+			// is nothing to record.
+			return nil, err
 		case !errors.Is(err, redis.Nil):
 			// The SET may have taken the key, which then lives out its TTL.
 			r.rec.Acquire(sess, resource, wait, call, ret, Unknown)
@@ -92,3 +97,10 @@ func (r *redisFenced) Release(ctx context.Context, g *grant) {
 }
 
 func (r *redisFenced) Close() { _ = r.c.Close() }
+
+// notSent reports whether a command failed while connecting, before it was
+// written: it cannot have taken effect.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
