@@ -132,6 +132,7 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 	if !any {
 		b.WriteString("\nNone.\n")
 	}
+	b.WriteString(correctnessNotes)
 	_, err := w.Write(b.Bytes())
 	return err
 }

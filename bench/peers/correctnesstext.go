@@ -67,3 +67,38 @@ not yet written). Every session and lock has a lease of 3 s.
   them, and must catch it, so that a clean verdict means something.
 
 `
+
+// correctnessNotes closes CORRECTNESS.md: why the table looks as it does,
+// and what the run does not cover yet.
+const correctnessNotes = `
+## Reading the table
+
+**A client paused past its lease** shows no client-view overlap in any system, and every history is
+linearizable: each client's belief ends at its own count of the lease, which runs out during the pause,
+and the lock went to another client only after the server too had let it go (Bouncer and etcd when the
+session's lease ran out, Redis when the key's PX did). What the lock service sees is a lease that ran
+out, which is correct. The harm is in the resource: the paused client checked its lease before the
+pause and, on waking, sends the write it had prepared. For Bouncer and etcd the store refuses it, since a
+later holder has written with a higher token (one refusal per run: the write an unfenced resource would
+have taken). The Redis recipe has no token, so the store takes it (one stale write per run, with
+appendfsync always as with the defaults: durability does not help here). This is the classic case for
+fencing; with a token from a Redisson-style fenced variant (not run here) Redis would fare as etcd.
+
+**A server killed and restarted** within a hold: Redis with its defaults keeps its keys only in memory
+(its RDB snapshots come after 60 s at the earliest), so the restarted server has forgotten the lock; the
+holder still believes it holds it (its validity runs 3 s from its SET), another client's SET NX succeeds,
+and both write: a client-view overlap of about the rest of the hold, stale writes taken, and a history
+that is not linearizable (the check names a session that ended before its lease could have run out: a
+lost acknowledged grant). With ` + "`--appendfsync always`" + ` the key is on disk before the answer and the
+restarted server still has it. Bouncer (fsync before every answer) and etcd (WAL fsynced, leases renewed
+when it restarts) show none.
+
+## Not covered yet
+
+- Faults: pausing the server, and for groups killing or partitioning the leader, with etcd as three
+  members; a Redisson-style fenced Redis variant.
+- Lost acknowledged grants as a column of their own (they show as the linearizability failure above),
+  and a plot.
+- Porcupine's pages: the run checks each history with the checker ` + "`bouncer check`" + ` runs but writes no
+  pages (on a failed Redis history they take minutes); the command beside each failure writes them.
+`
