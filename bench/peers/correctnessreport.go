@@ -106,11 +106,12 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 				bold(c.staleTaken), c.staleRefused, bold(c.ooo), 100*c.avail/float64(c.runs), c.writes)
 		}
 	}
-	b.WriteString("\nEvery run, with what its fault did and when (history time: nanoseconds since the run's start, shown in ms):\n\n")
+	fmt.Fprintf(&b, "\nEvery run, with what its fault did and when (since the run's start), and the check of its history (in %s):\n\n", cfg.Work)
 	b.WriteString("| system | fault | seed | schedule | bouncer check |\n|---|---|---|---|---|\n")
 	for i := range rows {
 		r := &rows[i]
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s |\n", r.System, r.Fault, r.Seed, r.Schedule, strings.ReplaceAll(r.Check, "|", "/"))
+		check := strings.ReplaceAll(strings.TrimPrefix(r.Check, cfg.Work+"/"), "|", "/")
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s |\n", r.System, r.Fault, r.Seed, r.Schedule, check)
 	}
 	b.WriteString("\n### Planted faults (in this run's records)\n\n")
 	b.WriteString("| checker | planted in | fault planted | caught | what it said |\n|---|---|---|---|---|\n")
