@@ -138,11 +138,10 @@ func scheduleOf(fault string, seed uint64, ttl time.Duration) schedule {
 	return schedule{}
 }
 
-// clientProc is one client process and the hold lines it prints.
+// clientProc is one client process.
 type clientProc struct {
-	cmd   *exec.Cmd
-	holds chan struct{}
-	done  chan error
+	cmd  *exec.Cmd
+	done chan error
 }
 
 func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault string, seed uint64) (CheckRow, error) {
@@ -179,10 +178,11 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 			_ = p.cmd.Process.Kill()
 		}
 	}()
+	holds := make(chan int, 16) // the clients' hold lines, by client
 	for i := range cfg.Clients {
 		cc := ClientConfig{System: sys, Addr: srv.Addr, Store: storeAddr, ID: i, Resources: resources,
 			Epoch: epoch, End: end, Seed: seed, TTL: cfg.TTL, Dir: row.Dir}
-		p, err := startClient(cfg.Self, cc)
+		p, err := startClient(cfg.Self, cc, holds)
 		if err != nil {
 			return row, err
 		}
@@ -191,23 +191,25 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 	sch := scheduleOf(fault, seed, cfg.TTL)
 	at := func(t time.Time) time.Duration { return t.Sub(epoch).Round(time.Millisecond) }
 	sleepUntil(ctx, epoch.Add(sch.at))
+	// Both faults strike when a client next holds a lock: it has just
+	// checked its lease and prepares its first write.
+	holder, when := 0, "while no client was seen taking a lock (for 5 s)"
 	if fault != "none" {
-		// Both faults strike when client 0 next holds a lock: it has just
-		// checked its lease and prepares its first write.
-		drain(procs[0].holds)
+		drain(holds)
 		select {
-		case <-procs[0].holds:
+		case holder = <-holds:
+			when = fmt.Sprintf("as client %d began a hold", holder)
 		case <-time.After(5 * time.Second):
 		}
 	}
 	switch fault {
 	case "pause-client":
-		p := procs[0]
+		p := procs[holder]
 		from := time.Now()
 		_ = p.cmd.Process.Signal(syscall.SIGSTOP)
 		time.Sleep(sch.length)
 		_ = p.cmd.Process.Signal(syscall.SIGCONT)
-		row.Schedule = fmt.Sprintf("client 0 stopped (SIGSTOP) at %v, continued at %v", at(from), at(time.Now()))
+		row.Schedule = fmt.Sprintf("%s, client %d stopped (SIGSTOP) at %v, continued at %v", when, holder, at(from), at(time.Now()))
 	case "kill-server":
 		from := time.Now()
 		srv.Kill()
@@ -216,7 +218,7 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 		if srv, err = ss.start(ctx, srvDir, sys+"-restarted"); err != nil {
 			return row, fmt.Errorf("restart: %w", err)
 		}
-		row.Schedule = fmt.Sprintf("server killed (SIGKILL) at %v, restarted at %v, serving at %v", at(from), at(back), at(time.Now()))
+		row.Schedule = fmt.Sprintf("%s, server killed (SIGKILL) at %v, restarted at %v, serving at %v", when, at(from), at(back), at(time.Now()))
 	default:
 		row.Schedule = "no fault"
 	}
@@ -319,7 +321,7 @@ func checkHistory(path string, timeout time.Duration) (string, string, error) {
 }
 
 // startClient runs this binary again as one client (-client CONFIG).
-func startClient(self string, cc ClientConfig) (*clientProc, error) {
+func startClient(self string, cc ClientConfig, holds chan<- int) (*clientProc, error) {
 	b, err := json.Marshal(cc)
 	if err != nil {
 		return nil, err
@@ -340,13 +342,13 @@ func startClient(self string, cc ClientConfig) (*clientProc, error) {
 		_ = logf.Close()
 		return nil, err
 	}
-	p := &clientProc{cmd: cmd, holds: make(chan struct{}, 1), done: make(chan error, 1)}
+	p := &clientProc{cmd: cmd, done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if sc.Text() == HoldLine {
 				select {
-				case p.holds <- struct{}{}:
+				case holds <- cc.ID:
 				default:
 				}
 			}
@@ -357,7 +359,7 @@ func startClient(self string, cc ClientConfig) (*clientProc, error) {
 	return p, nil
 }
 
-func drain(c chan struct{}) {
+func drain(c chan int) {
 	for {
 		select {
 		case <-c:

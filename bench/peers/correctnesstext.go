@@ -35,9 +35,9 @@ not yet written). Every session and lock has a lease of 3 s.
 
 **Faults**, one per run, each on a schedule that comes from the seed and is the same for every system:
 - **none**: the control.
-- **pause-client**: 2 to 4 s into the run, at the moment client 0 next holds a lock (it prints a line
-  after checking its lease, before preparing its first write), the harness sends it SIGSTOP, and
-  SIGCONT 7.5 s (2.5 leases) later: the garbage-collection pause.
+- **pause-client**: 2 to 4 s into the run, at the moment a client next holds a lock (it prints a line
+  after checking its lease, before preparing its first write), the harness sends that client SIGSTOP,
+  and SIGCONT 7.5 s (2.5 leases) later: the garbage-collection pause.
 - **kill-server**: at the same kind of moment, 2 to 4 s in, the server gets SIGKILL and is started
   again on its data and its address 200 to 700 ms later, as a supervisor would.
 
@@ -86,10 +86,12 @@ fencing; with a token from a Redisson-style fenced variant (not run here) Redis 
 
 **A server killed and restarted** within a hold: Redis with its defaults keeps its keys only in memory
 (its RDB snapshots come after 60 s at the earliest), so the restarted server has forgotten the lock; the
-holder still believes it holds it (its validity runs 3 s from its SET), another client's SET NX succeeds,
-and both write: a client-view overlap of about the rest of the hold, stale writes taken, and a history
-that is not linearizable (the check names a session that ended before its lease could have run out: a
-lost acknowledged grant). With ` + "`--appendfsync always`" + ` the key is on disk before the answer and the
+holder still believes it holds it (its validity runs 3 s from its SET) and learns otherwise only when
+its release finds the key gone. The history is not linearizable either way: the check names a session
+that ended before its lease could have run out (a lost acknowledged grant). When another client asks
+for the resource before the holder is done, its SET NX succeeds and both write: a client-view overlap
+of about the rest of the hold, and stale writes taken; when none does, as in some runs below, the loss
+shows only in the history. With ` + "`--appendfsync always`" + ` the key is on disk before the answer and the
 restarted server still has it. Bouncer (fsync before every answer) and etcd (WAL fsynced, leases renewed
 when it restarts) show none.
 
