@@ -1,0 +1,106 @@
+package peers
+
+// correctnessPreamble opens CORRECTNESS.md: what the run does and how to
+// read it. The results follow it, written by the run.
+const correctnessPreamble = `# Correctness side by side: Bouncer, etcd and Redis locks under the same faults
+
+How often does a lock service, under the same faults, let two clients believe they hold the same
+lock, and would fencing have saved them? One command runs the same workload and the same faults
+against each system and judges each with the same checkers:
+
+` + "```sh" + `
+bench/peers/correctness.sh                 # every system, fault and seed below: about 7 minutes here
+bench/peers/correctness.sh -seeds 3,4 -md /tmp/c.md   # other seeds; cmd/correctness -h lists the flags
+` + "```" + `
+
+## What runs
+
+Everything is a process of its own on 127.0.0.1: the server (` + "`bouncer serve`" + `, Pebble, fsync before
+every acknowledgement; ` + "`cmd/etcdnode`" + `, embedded etcd with its defaults, one member; ` + "`redis-server`" + `
+from Debian with its defaults, **redis-default**, or with ` + "`--appendonly yes --appendfsync always`" + `,
+**redis-always**), three client processes, and the harness, which holds the **fenced store**: a small
+store, shared by the clients of one run over loopback HTTP, that refuses a write whose token is lower than
+the highest it has taken for that resource.
+
+Each client locks one of two resources at random (wait up to 5 s), and while it believes it holds the
+lock writes to the store ten times, 100 ms apart, then releases it: before each write it checks its lease
+and stops if the lease may be gone, then prepares the write for 100 ms (the window a pause hurts: checked,
+not yet written). Every session and lock has a lease of 3 s.
+
+| system | lock | fencing token | the client's count of its lease |
+|---|---|---|---|
+| bouncer | the Go client: a session, ` + "`Session.Lock`" + ` in EX | the grant's token | ` + "`Session.LeaseDeadline`" + ` (from the send time of the last answered keepalive, shrunk for drift) |
+| etcd | ` + "`concurrency.Mutex`" + ` on a lease-backed ` + "`concurrency.Session`" + ` | the lock key's create revision | send time of the last answered renewal (the client renews the lease itself too, to know it) plus the TTL |
+| redis-* | ` + "`SET key value NX PX 3000`" + ` with a random value, release by compare-and-delete (Lua) | none: the store gets 0, so it takes every write | send time of the ` + "`SET`" + ` plus the TTL (the recipe's validity) |
+
+**Faults**, one per run, each on a schedule that comes from the seed and is the same for every system:
+- **none**: the control.
+- **pause-client**: 2 to 4 s into the run, at the moment a client next holds a lock (it prints a line
+  after checking its lease, before preparing its first write), the harness sends that client SIGSTOP,
+  and SIGCONT 7.5 s (2.5 leases) later: the garbage-collection pause.
+- **kill-server**: at the same kind of moment, 2 to 4 s in, the server gets SIGKILL and is started
+  again on its data and its address 200 to 700 ms later, as a supervisor would.
+
+## The verdicts
+
+- **linearizable**: every client records what it observed, in the history format ` + "`bouncer check`" + ` reads
+  (linearizability/doc.go): each acquire (EX, its token), release and close, with call and return times,
+  and the outcomes it never learned as unknown; a session the client knows may have expired, as an expiry
+  that came no earlier than its own count of the lease ran out. The harness merges the clients' histories
+  and checks them with the checker ` + "`bouncer check`" + ` runs (package linearizability, in the harness's
+  process; ` + "`bouncer check FILE`" + ` gives the same verdict and writes Porcupine's page beside it). For etcd and
+  Redis a grant's value block is Bouncer's empty, valid one (they have none). Redis has no session: each
+  lock is a session of its own, named by its random value, and has no token: the harness numbers the
+  grants of each resource in the order their answers came, for the checker only, so Redis is checked
+  for exclusion, not token order.
+- **client-view overlaps**: a client believes it holds a lock from the grant's answer until it calls the
+  release, or until its own count of the lease runs out (the last deadline it read), whichever comes
+  first, as the simulator's client-view check counts it. Two clients whose beliefs in one lock overlap
+  are a violation; the table gives how many such pairs, their total and the longest.
+- **stale writes**: a write whose grant is older than the grant of a write the store took before (the
+  order of grants is the order their answers came, for every system). Taken: the store took it (the
+  resource was corrupted). Refused by the fence: the token stopped it: a write an unfenced resource
+  would have taken. **Taken out of token order** checks the fence itself.
+- **availability**: the share of the run, averaged over the two resources, in which some client
+  believed it held the resource's lock (each client also thinks up to 20 ms between holds).
+- **planted faults**: each checker is run again, in the same run, on records with a fault planted in
+  them, and must catch it, so that a clean verdict means something.
+
+`
+
+// correctnessNotes closes CORRECTNESS.md: why the table looks as it does,
+// and what the run does not cover yet.
+const correctnessNotes = `
+## Reading the table
+
+**A client paused past its lease** shows no client-view overlap in any system, and every history is
+linearizable: each client's belief ends at its own count of the lease, which runs out during the pause,
+and the lock went to another client only after the server too had let it go (Bouncer and etcd when the
+session's lease ran out, Redis when the key's PX did). What the lock service sees is a lease that ran
+out, which is correct. The harm is in the resource: the paused client checked its lease before the
+pause and, on waking, sends the write it had prepared. For Bouncer and etcd the store refuses it, since a
+later holder has written with a higher token (one refusal per run: the write an unfenced resource would
+have taken). The Redis recipe has no token, so the store takes it (one stale write per run, with
+appendfsync always as with the defaults: durability does not help here). This is the classic case for
+fencing; with a token from a Redisson-style fenced variant (not run here) Redis would fare as etcd.
+
+**A server killed and restarted** within a hold: Redis with its defaults keeps its keys only in memory
+(its RDB snapshots come after 60 s at the earliest), so the restarted server has forgotten the lock; the
+holder still believes it holds it (its validity runs 3 s from its SET) and learns otherwise only when
+its release finds the key gone. The history is not linearizable either way: the check names a session
+that ended before its lease could have run out (a lost acknowledged grant). When another client asks
+for the resource before the holder is done, its SET NX succeeds and both write: a client-view overlap
+of about the rest of the hold, and stale writes taken; when none does, as in some runs below, the loss
+shows only in the history. With ` + "`--appendfsync always`" + ` the key is on disk before the answer and the
+restarted server still has it. Bouncer (fsync before every answer) and etcd (WAL fsynced, leases renewed
+when it restarts) show none.
+
+## Not covered yet
+
+- Faults: pausing the server, and for groups killing or partitioning the leader, with etcd as three
+  members; a Redisson-style fenced Redis variant.
+- Lost acknowledged grants as a column of their own (they show as the linearizability failure above),
+  and a plot.
+- Porcupine's pages: the run checks each history with the checker ` + "`bouncer check`" + ` runs but writes no
+  pages (on a failed Redis history they take minutes); the command beside each failure writes them.
+`
