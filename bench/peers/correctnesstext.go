@@ -82,7 +82,8 @@ pause and, on waking, sends the write it had prepared. For Bouncer and etcd the 
 later holder has written with a higher token (one refusal per run: the write an unfenced resource would
 have taken). The Redis recipe has no token, so the store takes it (one stale write per run, with
 appendfsync always as with the defaults: durability does not help here). This is the classic case for
-fencing; with a token from a Redisson-style fenced variant (not run here) Redis would fare as etcd.
+fencing; a Redis variant that hands out a token (Redisson-style, not run here) would let the store
+refuse it.
 
 **A server killed and restarted** within a hold: Redis with its defaults keeps its keys only in memory
 (its RDB snapshots come after 60 s at the earliest), so the restarted server has forgotten the lock; the
