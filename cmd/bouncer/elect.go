@@ -144,21 +144,14 @@ func runElected(ctx context.Context, f electFlags, name string, argv []string) e
 	if err != nil {
 		return err
 	}
-	resignCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	defer cancel()
-	if err := ld.Resign(resignCtx); err != nil && !errors.Is(err, client.ErrLeaseLost) {
-		fmt.Fprintln(os.Stderr, "bouncer: resign:", describe(err))
-	}
+	letGo(f.timeout, "resign", ld.Resign)
 	if lost {
 		// elect's own status: a supervisor restarting candidates tells a
 		// lost leadership from the command's own end by it.
 		return &exitError{code: exitLeaseLost, err: fmt.Errorf("leadership lost: the lease behind %s may have run out while %s ran, so %s was stopped; it exited with status %d",
 			spec.QuoteName(name), argv[0], argv[0], status)}
 	}
-	if status != 0 {
-		return &exitError{code: status, err: fmt.Errorf("%s exited with status %d", argv[0], status), quiet: true}
-	}
-	return nil
+	return commandExit(argv[0], status)
 }
 
 // campaign stands until this session leads, --wait runs out, or a signal

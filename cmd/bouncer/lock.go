@@ -127,21 +127,14 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 	if err != nil {
 		return err
 	}
-	unlockCtx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	defer cancel()
-	if err := l.Unlock(unlockCtx); err != nil && !errors.Is(err, client.ErrLeaseLost) {
-		fmt.Fprintln(os.Stderr, "bouncer: unlock:", describe(err))
-	}
+	letGo(f.timeout, "unlock", l.Unlock)
 	if lost {
 		// The status is still the command's, so that a caller learns what
 		// the command made of SIGTERM; the message says why it came.
 		return &exitError{code: status, err: fmt.Errorf("lease lost: the lease on %s may have run out while %s ran, so %s was sent SIGTERM; it exited with status %d",
 			spec.QuoteName(name), argv[0], argv[0], status)}
 	}
-	if status != 0 {
-		return &exitError{code: status, err: fmt.Errorf("%s exited with status %d", argv[0], status), quiet: true}
-	}
-	return nil
+	return commandExit(argv[0], status)
 }
 
 // checkName refuses a NAME that no node takes: empty, or longer than

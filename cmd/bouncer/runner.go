@@ -140,3 +140,23 @@ func startError(name string, err error) error {
 	}
 	return &exitError{code: exitCannotRun, err: fmt.Errorf("%s: cannot be executed: %v", name, err)}
 }
+
+// letGo gives up what the command ran under (release: an unlock, a
+// resignation) within timeout, after the command ended; a lease already
+// lost is no news, any other failure is said on stderr as what.
+func letGo(timeout time.Duration, what string, release func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := release(ctx); err != nil && !errors.Is(err, client.ErrLeaseLost) {
+		fmt.Fprintln(os.Stderr, "bouncer: "+what+":", describe(err))
+	}
+}
+
+// commandExit is the end of lock or elect when the command ran to its own
+// end: the command's status, which it has already explained itself.
+func commandExit(cmd string, status int) error {
+	if status != 0 {
+		return &exitError{code: status, err: fmt.Errorf("%s exited with status %d", cmd, status), quiet: true}
+	}
+	return nil
+}
