@@ -97,6 +97,12 @@ func (s *Session) acquire(ctx context.Context, resource string, mode spec.Mode, 
 	for _, f := range opts {
 		f(&o)
 	}
+	if ctx.Err() != nil {
+		// Never send for a caller that gave up already: its answer could
+		// come before the select below saw ctx end, and hand the caller a lock
+		// it had given up on.
+		return nil, gaveUp(ctx)
+	}
 	if err := s.settled(ctx); err != nil {
 		return nil, err
 	}
