@@ -48,6 +48,10 @@ type CheckRow struct {
 	Seed          uint64
 	Dir           string
 	Schedule      string // what the fault did, when (history time)
+	// FaultFrom and FaultTo: when the fault struck and when it was over
+	// (the process continued, or the server serves again), nanoseconds
+	// since the run's epoch; both 0 without a fault.
+	FaultFrom, FaultTo int64
 	Check         string // bouncer check's verdict line
 	Linearizable  string // ok, illegal, unknown
 	Entries       int
@@ -209,6 +213,7 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 		_ = p.cmd.Process.Signal(syscall.SIGSTOP)
 		time.Sleep(sch.length)
 		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		row.FaultFrom, row.FaultTo = int64(from.Sub(epoch)), int64(time.Since(epoch))
 		row.Schedule = fmt.Sprintf("%s, client %d stopped (SIGSTOP) at %v, continued at %v", when, holder, at(from), at(time.Now()))
 	case "kill-server":
 		from := time.Now()
@@ -218,6 +223,7 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 		if srv, err = ss.start(ctx, srvDir, sys+"-restarted"); err != nil {
 			return row, fmt.Errorf("restart: %w", err)
 		}
+		row.FaultFrom, row.FaultTo = int64(from.Sub(epoch)), int64(time.Since(epoch))
 		row.Schedule = fmt.Sprintf("%s, server killed (SIGKILL) at %v, restarted at %v, serving at %v", when, at(from), at(back), at(time.Now()))
 	default:
 		row.Schedule = "no fault"
