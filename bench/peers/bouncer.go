@@ -189,3 +189,18 @@ func (b *bouncerFenced) Close() {
 	}
 	b.rec.Close(b.s.ID(), b.used, call, time.Now(), o)
 }
+
+// Holds asks the node whether the grant's sequencer still checks as held
+// (the node's durable state, through the leader in a group).
+func (b *bouncerFenced) Holds(ctx context.Context, g *grant) (bool, error) {
+	l := g.lock.(*client.Lock)
+	seq, err := l.Sequencer(ctx)
+	if err != nil {
+		if code := client.CodeOf(err); code == spec.NotHeld || code == spec.SessionExpired || code == spec.UnknownSession {
+			return false, nil // the node no longer knows the lock
+		}
+		return false, err
+	}
+	held, _, err := b.c.CheckSequencer(ctx, seq)
+	return held, err
+}

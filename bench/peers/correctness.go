@@ -40,7 +40,10 @@ type CorrectnessConfig struct {
 
 // Faults the run knows. Every one is given the same schedule, from the
 // seed, for every system.
-var Faults = []string{"none", "pause-client", "kill-server"}
+var Faults = []string{"none", "pause-client", "pause-server", "kill-server"}
+
+// Systems the run knows: a group of three is NAME-3.
+var CheckSystems = []string{"bouncer", "bouncer-3", "etcd", "etcd-3", "redis-default", "redis-always"}
 
 // CheckRow is one run of a system under a fault with a seed.
 type CheckRow struct {
@@ -52,9 +55,9 @@ type CheckRow struct {
 	// (the process continued, or the server serves again), nanoseconds
 	// since the run's epoch; both 0 without a fault.
 	FaultFrom, FaultTo int64
-	Check         string // bouncer check's verdict line
-	Linearizable  string // ok, illegal, unknown
-	Entries       int
+	Check              string // bouncer check's verdict line
+	Linearizable       string // ok, illegal, unknown
+	Entries            int
 	Verdict
 	History []linearizability.Entry `json:"-"`
 	Beliefs []Belief                `json:"-"`
@@ -125,6 +128,69 @@ func (s *serverSpec) start(ctx context.Context, dir, logName string) (*Server, e
 	return srv, nil
 }
 
+// service is one run's lock service: one server, started again on its
+// data after a kill, or a group of three whose leader takes the faults.
+type service struct {
+	endpoint string // what the clients dial
+	group    bool
+	// victim is the server process a fault strikes, by member index: the
+	// only server, or the group's leader when asked.
+	victim  func(ctx context.Context) (int, *Server, error)
+	kill    func(i int)
+	restart func(ctx context.Context, i int) error
+	stop    func()
+}
+
+// groupSize is the members of a group system (bouncer-3, etcd-3).
+const groupSize = 3
+
+func (cfg *CorrectnessConfig) service(ctx context.Context, sys, dir string) (*service, error) {
+	var g *Group
+	var err error
+	switch sys {
+	case "bouncer-3":
+		g, err = StartBouncerGroup(ctx, cfg.Bouncer, dir, sys, groupSize)
+	case "etcd-3":
+		g, err = StartEtcdGroup(ctx, cfg.EtcdNode, dir, sys, groupSize)
+	default:
+		ss, err := cfg.server(sys, dir)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := ss.start(ctx, dir, sys)
+		if err != nil {
+			return nil, err
+		}
+		return &service{endpoint: srv.Addr,
+			victim: func(context.Context) (int, *Server, error) { return 0, srv, nil },
+			kill:   func(int) { srv.Kill() },
+			restart: func(ctx context.Context, _ int) error {
+				again, err := ss.start(ctx, dir, sys+"-restarted")
+				if err == nil {
+					srv = again
+				}
+				return err
+			},
+			stop: func() { _ = srv.stop(false) }}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &service{endpoint: g.Endpoint(), group: true,
+		victim: func(ctx context.Context) (int, *Server, error) {
+			i, err := g.Leader(ctx)
+			if err != nil {
+				return 0, nil, err
+			}
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			return i, g.members[i], nil
+		},
+		kill:    func(i int) { _ = g.Kill(i) },
+		restart: g.Restart,
+		stop:    func() { _ = g.Stop() }}, nil
+}
+
 // schedule is a fault's timing from the seed: the same for every system.
 type schedule struct {
 	at, length time.Duration
@@ -133,7 +199,7 @@ type schedule struct {
 func scheduleOf(fault string, seed uint64, ttl time.Duration) schedule {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	switch fault {
-	case "pause-client": // past the lease: 2.5 TTLs
+	case "pause-client", "pause-server": // past the lease: 2.5 TTLs
 		return schedule{at: 2*time.Second + time.Duration(rng.Int64N(int64(2*time.Second))), length: 5 * ttl / 2}
 	case "kill-server": // down for 200 to 700 ms, as a supervisor restarts it; within a hold
 		return schedule{at: 2*time.Second + time.Duration(rng.Int64N(int64(2*time.Second))),
@@ -154,15 +220,11 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 		return row, err
 	}
 	srvDir := filepath.Join(row.Dir, "server")
-	ss, err := cfg.server(sys, srvDir)
+	svc, err := cfg.service(ctx, sys, srvDir)
 	if err != nil {
 		return row, err
 	}
-	srv, err := ss.start(ctx, srvDir, sys)
-	if err != nil {
-		return row, err
-	}
-	defer func() { _ = srv.stop(false) }()
+	defer svc.stop()
 	epoch := time.Now()
 	store := NewFencedStore(epoch)
 	stopStore, storeAddr, err := store.Serve()
@@ -184,7 +246,7 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 	}()
 	holds := make(chan int, 16) // the clients' hold lines, by client
 	for i := range cfg.Clients {
-		cc := ClientConfig{System: sys, Addr: srv.Addr, Store: storeAddr, ID: i, Resources: resources,
+		cc := ClientConfig{System: sys, Addr: svc.endpoint, Store: storeAddr, ID: i, Resources: resources,
 			Epoch: epoch, End: end, Seed: seed, TTL: cfg.TTL, Dir: row.Dir}
 		p, err := startClient(cfg.Self, cc, holds)
 		if err != nil {
@@ -195,7 +257,18 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 	sch := scheduleOf(fault, seed, cfg.TTL)
 	at := func(t time.Time) time.Duration { return t.Sub(epoch).Round(time.Millisecond) }
 	sleepUntil(ctx, epoch.Add(sch.at))
-	// Both faults strike when a client next holds a lock: it has just
+	// The server faults strike the only server, or the group's leader.
+	victim, vsrv, what := 0, (*Server)(nil), "server"
+	if strings.HasSuffix(fault, "-server") {
+		if victim, vsrv, err = svc.victim(ctx); err != nil {
+			return row, err
+		}
+		if svc.group {
+			what = fmt.Sprintf("the leader (member %d)", victim+1)
+		}
+		defer func() { _ = vsrv.cmd.Process.Signal(syscall.SIGCONT) }()
+	}
+	// Every fault strikes when a client next holds a lock: it has just
 	// checked its lease and prepares its first write.
 	holder, when := 0, "while no client was seen taking a lock (for 5 s)"
 	if fault != "none" {
@@ -206,27 +279,32 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 		case <-time.After(5 * time.Second):
 		}
 	}
+	from := time.Now()
 	switch fault {
 	case "pause-client":
 		p := procs[holder]
-		from := time.Now()
 		_ = p.cmd.Process.Signal(syscall.SIGSTOP)
 		time.Sleep(sch.length)
 		_ = p.cmd.Process.Signal(syscall.SIGCONT)
-		row.FaultFrom, row.FaultTo = int64(from.Sub(epoch)), int64(time.Since(epoch))
 		row.Schedule = fmt.Sprintf("%s, client %d stopped (SIGSTOP) at %v, continued at %v", when, holder, at(from), at(time.Now()))
+	case "pause-server":
+		_ = vsrv.cmd.Process.Signal(syscall.SIGSTOP)
+		time.Sleep(sch.length)
+		_ = vsrv.cmd.Process.Signal(syscall.SIGCONT)
+		row.Schedule = fmt.Sprintf("%s, %s stopped (SIGSTOP) at %v, continued at %v", when, what, at(from), at(time.Now()))
 	case "kill-server":
-		from := time.Now()
-		srv.Kill()
+		svc.kill(victim)
 		time.Sleep(sch.length)
 		back := time.Now()
-		if srv, err = ss.start(ctx, srvDir, sys+"-restarted"); err != nil {
+		if err := svc.restart(ctx, victim); err != nil {
 			return row, fmt.Errorf("restart: %w", err)
 		}
-		row.FaultFrom, row.FaultTo = int64(from.Sub(epoch)), int64(time.Since(epoch))
-		row.Schedule = fmt.Sprintf("%s, server killed (SIGKILL) at %v, restarted at %v, serving at %v", when, at(from), at(back), at(time.Now()))
+		row.Schedule = fmt.Sprintf("%s, %s killed (SIGKILL) at %v, restarted at %v, serving at %v", when, what, at(from), at(back), at(time.Now()))
 	default:
 		row.Schedule = "no fault"
+	}
+	if fault != "none" {
+		row.FaultFrom, row.FaultTo = int64(from.Sub(epoch)), int64(time.Since(epoch))
 	}
 	var errs []error
 	for i, p := range procs {

@@ -8,6 +8,7 @@ package peers
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +41,7 @@ type etcdSess struct {
 }
 
 func dialEtcdFenced(ctx context.Context, addr string, rec *Recorder, ttl time.Duration) (lockClient, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 2 * time.Second,
+	c, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(addr, ","), DialTimeout: 2 * time.Second,
 		Context: context.Background(), Logger: zap.NewNop()})
 	if err != nil {
 		return nil, err
@@ -224,4 +225,23 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// Holds reads the lock's key (a linearizable read): held while it exists
+// with the grant's create revision under the session's lease.
+func (e *etcdFenced) Holds(ctx context.Context, g *grant) (bool, error) {
+	if e.sess == nil {
+		return false, errLost
+	}
+	m := g.lock.(*concurrency.Mutex)
+	resp, err := e.c.Get(ctx, m.Key())
+	if err != nil {
+		return false, err
+	}
+	for _, kv := range resp.Kvs {
+		if uint64(kv.CreateRevision) == g.token && kv.Lease == int64(e.sess.s.Lease()) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -26,6 +26,9 @@ type lockClient interface {
 	// Deadline is the latest instant at which the client knows g still
 	// holds: its own count of the lease. Zero if it knows the lock lost.
 	Deadline(g *grant) time.Time
+	// Holds asks the service, by a read, whether g is still held by this
+	// client: a lock it acknowledged and has not lost may not be gone.
+	Holds(ctx context.Context, g *grant) (bool, error)
 	// Release gives g up (or records that it was lost).
 	Release(ctx context.Context, g *grant)
 	// Close ends the client's session, recording it.
@@ -73,14 +76,14 @@ const HoldLine = "hold"
 // DialLockClient opens a client of system on addr, recording into rec.
 func DialLockClient(ctx context.Context, system, addr string, rec *Recorder, ttl time.Duration, seed uint64) (lockClient, error) {
 	switch system {
-	case "bouncer":
+	case "bouncer", "bouncer-3":
 		return dialBouncerFenced(ctx, addr, rec, ttl)
-	case "etcd":
+	case "etcd", "etcd-3":
 		return dialEtcdFenced(ctx, addr, rec, ttl)
 	case "redis-default", "redis-always":
 		return dialRedisFenced(ctx, addr, rec, ttl, seed)
 	}
-	return nil, fmt.Errorf("correctness: unknown system %q (want bouncer, etcd, redis-default or redis-always)", system)
+	return nil, fmt.Errorf("correctness: unknown system %q (want bouncer, bouncer-3, etcd, etcd-3, redis-default or redis-always)", system)
 }
 
 // RunClient runs one client until cfg.End, then closes it.
@@ -131,10 +134,11 @@ func RunClient(ctx context.Context, cfg ClientConfig, stdout io.Writer) error {
 				return err
 			}
 		}
-		call := time.Now()
 		if d := lc.Deadline(g); d.After(last) {
 			last = d
 		}
+		checkHold(ctx, lc, g, &b, cfg.Epoch, last)
+		call := time.Now()
 		b.End = int64(earlier(call, last).Sub(cfg.Epoch))
 		b.Release = int64(call.Sub(cfg.Epoch))
 		if !last.After(g.at) {
@@ -148,6 +152,21 @@ func RunClient(ctx context.Context, cfg ClientConfig, stdout io.Writer) error {
 	}
 	lc.Close()
 	return rec.Err()
+}
+
+// checkHold asks the service whether g is still held, while the client's
+// count of the lease (deadline) says it is, and notes the answer in b if it
+// came before the deadline: "not held" then is a lost acknowledged grant.
+func checkHold(ctx context.Context, lc lockClient, g *grant, b *Belief, epoch, deadline time.Time) {
+	if !time.Now().Before(deadline) {
+		return
+	}
+	cctx, cancel := context.WithDeadline(ctx, deadline)
+	held, err := lc.Holds(cctx, g)
+	cancel()
+	if ret := time.Now(); err == nil && ret.Before(deadline) {
+		b.Checked, b.Held = int64(ret.Sub(epoch)), held
+	}
 }
 
 // earlier is the earlier of a and b.

@@ -240,16 +240,16 @@ func StartBouncerGroup(ctx context.Context, bin, dir, name string, n int) (*Grou
 	return startGroup(ctx, g)
 }
 
-// bouncerStatus is what `bouncer cluster status --json` prints (protojson:
-// 64-bit integers are strings).
+// bouncerStatus is what `bouncer cluster status --json` prints (the
+// command's JSON shape: numbers as numbers, snake_case names).
 type bouncerStatus struct {
-	ID      string `json:"id"`
-	Leader  string `json:"leader"`
-	Commit  string `json:"commit"`
+	ID      uint64 `json:"id"`
+	Leader  uint64 `json:"leader"`
+	Commit  uint64 `json:"commit"`
 	Members []struct {
-		ID           string `json:"id"`
-		Match        string `json:"match"`
-		RecentActive bool   `json:"recentActive"`
+		ID           uint64 `json:"id"`
+		Match        uint64 `json:"match"`
+		RecentActive bool   `json:"recent_active"`
 	} `json:"members"`
 }
 
@@ -263,22 +263,19 @@ func parseBouncerStatus(b []byte, n int) (int, bool, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return -1, false, fmt.Errorf("bouncer cluster status: %w", err)
 	}
-	if st.Leader == "0" || st.Leader != st.ID {
-		return -1, false, fmt.Errorf("bouncer cluster status: member %s answered, leader %s", st.ID, st.Leader)
+	if st.Leader == 0 || st.Leader != st.ID {
+		return -1, false, fmt.Errorf("bouncer cluster status: member %d answered, leader %d", st.ID, st.Leader)
 	}
-	lead, err := strconv.Atoi(st.Leader)
-	if err != nil || lead < 1 || lead > n {
-		return -1, false, fmt.Errorf("bouncer cluster status: leader %q is not a member 1..%d", st.Leader, n)
+	if st.Leader > uint64(n) {
+		return -1, false, fmt.Errorf("bouncer cluster status: leader %d is not a member 1..%d", st.Leader, n)
 	}
-	commit, _ := strconv.ParseUint(st.Commit, 10, 64)
 	whole := len(st.Members) == n
 	for _, m := range st.Members {
-		match, _ := strconv.ParseUint(m.Match, 10, 64)
-		if !m.RecentActive || match+groupLagMax < commit {
+		if !m.RecentActive || m.Match+groupLagMax < st.Commit {
 			whole = false
 		}
 	}
-	return lead - 1, whole, nil
+	return int(st.Leader) - 1, whole, nil
 }
 
 // StartEtcdGroup runs a cluster of n cmd/etcdnode members, each with its

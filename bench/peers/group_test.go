@@ -10,26 +10,28 @@ import (
 )
 
 func TestParseBouncerStatus(t *testing.T) {
-	const whole = `{"id":"3","leader":"3","term":"2","commit":"5000","members":[` +
-		`{"id":"1","match":"4999","recentActive":true},{"id":"2","match":"4500","recentActive":true},{"id":"3","match":"5000","recentActive":true}]}`
+	// As `bouncer cluster status --json` prints it.
+	const whole = `{"id":3,"leader":3,"term":2,"commit":5000,"applied":5000,"cluster_id":"bouncer","members":[` +
+		`{"id":1,"client_addr":"127.0.0.1:17401","match":4999,"recent_active":true},{"id":2,"match":4500,"recent_active":true},` +
+		`{"id":3,"match":5000,"recent_active":true}]}`
 	lead, ok, err := parseBouncerStatus([]byte(whole), 3)
 	if err != nil || lead != 2 || !ok {
 		t.Fatalf("whole group: leader %d whole %v %v", lead, ok, err)
 	}
-	behind := strings.Replace(whole, `"match":"4500"`, `"match":"3000"`, 1)
+	behind := strings.Replace(whole, `"match":4500`, `"match":3000`, 1)
 	if _, ok, err := parseBouncerStatus([]byte(behind), 3); err != nil || ok {
 		t.Fatalf("a member 2,000 entries behind: whole %v %v", ok, err)
 	}
-	down := strings.Replace(whole, `"match":"4999","recentActive":true`, `"match":"4999","recentActive":false`, 1)
+	down := strings.Replace(whole, `"match":4999,"recent_active":true`, `"match":4999,"recent_active":false`, 1)
 	if _, ok, err := parseBouncerStatus([]byte(down), 3); err != nil || ok {
 		t.Fatalf("a member inactive: whole %v %v", ok, err)
 	}
 	// A follower's own answer (the leader it names could not be asked).
-	follower := strings.Replace(whole, `"id":"3","leader":"3"`, `"id":"1","leader":"3"`, 1)
+	follower := strings.Replace(whole, `"id":3,"leader":3`, `"id":1,"leader":3`, 1)
 	if _, _, err := parseBouncerStatus([]byte(follower), 3); err == nil {
 		t.Fatal("a follower's answer gave a leader")
 	}
-	if _, _, err := parseBouncerStatus([]byte(`{"id":"1","leader":"0"}`), 3); err == nil {
+	if _, _, err := parseBouncerStatus([]byte(`{"id":1,"leader":0}`), 3); err == nil {
 		t.Fatal("no leader gave a leader")
 	}
 }

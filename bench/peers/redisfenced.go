@@ -104,3 +104,16 @@ func notSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
+
+// Holds reads the lock's key: held while it has the lock's random value.
+func (r *redisFenced) Holds(ctx context.Context, g *grant) (bool, error) {
+	l := g.lock.(*redisLock)
+	v, err := r.c.Get(ctx, l.key).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return v == l.sess.String(), nil
+}

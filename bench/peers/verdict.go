@@ -21,7 +21,17 @@ type Belief struct {
 	Start    int64  `json:"start"`
 	End      int64  `json:"end"`
 	Release  int64  `json:"release"` // when it called the release, whatever its lease
+	// Checked: when the service answered whether the lock was still held,
+	// asked at the end of the hold and answered before the client's count
+	// of the lease ran out (0: not asked, or answered too late); Held: its
+	// answer.
+	Checked int64 `json:"checked,omitempty"`
+	Held    bool  `json:"held,omitempty"`
 }
+
+// Lost reports whether the service said the lock was gone while the
+// client's lease still held: an acknowledged grant lost.
+func (b Belief) Lost() bool { return b.Checked != 0 && !b.Held }
 
 // Overlap is two clients that believed at once that they held one lock.
 type Overlap struct {
@@ -45,6 +55,11 @@ type Verdict struct {
 	OutOfOrder int
 	// FirstStale is the first stale write taken, if any.
 	FirstStale *StoreWrite
+	// Checks: holds whose lock the client asked the service about in
+	// time; Lost: those the service said were gone (lost acknowledged
+	// grants); FirstLost the first of them.
+	Checks, Lost int
+	FirstLost    *Belief
 	// Availability: the share of the window, averaged over the resources,
 	// in which some client believed it held the resource's lock.
 	Availability float64
@@ -57,7 +72,16 @@ type Verdict struct {
 func Judge(beliefs []Belief, log []StoreWrite, resources []string, from, to int64) Verdict {
 	var v Verdict
 	by := map[string][]Belief{}
-	for _, b := range beliefs {
+	for i, b := range beliefs {
+		if b.Checked != 0 {
+			v.Checks++
+		}
+		if b.Lost() {
+			v.Lost++
+			if v.FirstLost == nil {
+				v.FirstLost = &beliefs[i]
+			}
+		}
 		if b.End > b.Start {
 			by[b.Resource] = append(by[b.Resource], b)
 		}

@@ -27,7 +27,7 @@ func main() {
 	etcdnode := flag.String("etcdnode", "etcdnode", "the etcd server binary (cmd/etcdnode)")
 	redis := flag.String("redis", "/usr/bin/redis-server", "the redis-server binary")
 	work := flag.String("work", "", "directory for each run's histories, beliefs and store log (required)")
-	systems := flag.String("systems", "bouncer,etcd,redis-default,redis-always", "systems, comma-separated")
+	systems := flag.String("systems", strings.Join(peers.CheckSystems, ","), "systems, comma-separated (NAME-3: a group of three)")
 	faults := flag.String("faults", strings.Join(peers.Faults, ","), "faults, comma-separated")
 	seeds := flag.String("seeds", "1,2", "seeds, comma-separated: each gives the fault's timing and the clients' choices")
 	clients := flag.Int("clients", 3, "client processes per run (1 to 16)")
