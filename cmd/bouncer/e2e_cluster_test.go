@@ -6,18 +6,17 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/client"
+	"github.com/bouncer-dlm/bouncer/internal/linkproxy"
 	"github.com/bouncer-dlm/bouncer/peer"
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/raft/v3/raftpb"
@@ -161,80 +160,12 @@ func TestE2EClusterPauseLeader(t *testing.T) {
 	}
 }
 
-// tcpProxy forwards connections from its listener to target until cut:
-// then it closes every connection it carries and drops new ones at once,
-// as a partition would.
-type tcpProxy struct {
-	lis    net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]bool
-}
-
-func newProxy(t *testing.T, target string) *tcpProxy {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+// newProxy is a link proxy to target, closed at the test's end.
+func newProxy(t *testing.T, target string) *linkproxy.Proxy {
+	p, err := linkproxy.New(target)
 	require.NoError(t, err)
-	p := &tcpProxy{lis: lis, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { _ = lis.Close(); p.setCut(true) })
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			go p.serve(c)
-		}
-	}()
+	t.Cleanup(p.Close)
 	return p
-}
-
-func (p *tcpProxy) addr() string { return p.lis.Addr().String() }
-
-func (p *tcpProxy) track(cs ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cut {
-		return false
-	}
-	for _, c := range cs {
-		p.conns[c] = true
-	}
-	return true
-}
-
-func (p *tcpProxy) serve(c net.Conn) {
-	up, err := net.DialTimeout("tcp", p.target, 2*time.Second)
-	if err != nil {
-		_ = c.Close()
-		return
-	}
-	if !p.track(c, up) {
-		_ = c.Close()
-		_ = up.Close()
-		return
-	}
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		_ = dst.Close()
-		_ = src.Close()
-	}
-	go pipe(up, c)
-	pipe(c, up)
-}
-
-// setCut cuts (or heals) the link.
-func (p *tcpProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			// map order: each closed
-			_ = c.Close()
-		}
-		clear(p.conns)
-	}
 }
 
 // TestE2EClusterPartitionLeader: the leader is cut off from its followers
@@ -255,15 +186,15 @@ func TestE2EClusterPartitionLeader(t *testing.T) {
 		cls = append(cls, fmt.Sprintf("%d=%s", i+1, ports[2*i]))
 	}
 	// links[i][j] carries member i's raft messages to member j.
-	links := make([][]*tcpProxy, n)
+	links := make([][]*linkproxy.Proxy, n)
 	for i := range n {
-		links[i] = make([]*tcpProxy, n)
+		links[i] = make([]*linkproxy.Proxy, n)
 		var peers []string
 		for j := range n {
 			addr := peerPorts[j]
 			if j != i {
 				links[i][j] = newProxy(t, peerPorts[j])
-				addr = links[i][j].addr()
+				addr = links[i][j].Addr()
 			}
 			peers = append(peers, fmt.Sprintf("%d=%s", j+1, addr))
 		}
@@ -285,8 +216,8 @@ func TestE2EClusterPartitionLeader(t *testing.T) {
 	cut := func(on bool) {
 		for j := range n {
 			if j != lead {
-				links[lead][j].setCut(on)
-				links[j][lead].setCut(on)
+				links[lead][j].SetCut(on)
+				links[j][lead].SetCut(on)
 			}
 		}
 	}

@@ -90,7 +90,7 @@ var allowedImports = map[string][]string{
 	"sim":             {"engine", "replica", "client", "spec", "linearizability"},
 	"server":          {"engine", "replica", "cluster", "api", "spec", "wire", "sequencer"},
 	"bench":           {"spec", "engine", "api", "wire", "client", "server", "linearizability"},
-	"cmd":             {"spec", "sequencer", "engine", "replica", "cluster", "peer", "api", "wire", "client", "server", "sim", "linearizability", "bench"},
+	"cmd":             {"spec", "sequencer", "engine", "replica", "cluster", "peer", "api", "wire", "client", "server", "sim", "linearizability", "bench", "internal"},
 	"internal":        {},
 	"tla":             {},
 	"examples":        {"sequencer", "spec"}, // downstream services: what they would import
