@@ -6,6 +6,7 @@ package peers
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,7 +41,14 @@ type CorrectnessConfig struct {
 
 // Faults the run knows. Every one is given the same schedule, from the
 // seed, for every system.
-var Faults = []string{"none", "pause-client", "pause-server", "kill-server"}
+var Faults = []string{"none", "pause-client", "pause-server", "kill-server", "partition-leader"}
+
+// groupOnly are the faults only a group can take: its single-server runs
+// are skipped.
+var groupOnly = map[string]bool{"partition-leader": true}
+
+// isGroup reports whether a system is a group of members (NAME-3).
+func isGroup(sys string) bool { return strings.HasSuffix(sys, "-3") }
 
 // Systems the run knows: a group of three is NAME-3.
 var CheckSystems = []string{"bouncer", "bouncer-3", "etcd", "etcd-3", "redis-default", "redis-always"}
@@ -72,6 +80,9 @@ func RunCorrectness(ctx context.Context, cfg CorrectnessConfig) ([]CheckRow, err
 			for _, sys := range cfg.Systems {
 				if err := ctx.Err(); err != nil {
 					return rows, err
+				}
+				if groupOnly[fault] && !isGroup(sys) {
+					continue
 				}
 				row, err := runCorrectnessOne(ctx, cfg, sys, fault, seed)
 				if err != nil {
@@ -138,7 +149,10 @@ type service struct {
 	victim  func(ctx context.Context) (int, *Server, error)
 	kill    func(i int)
 	restart func(ctx context.Context, i int) error
-	stop    func()
+	// partition cuts member i off from the others (i < 0 heals); nil for
+	// a single server.
+	partition func(i int) error
+	stop      func()
 }
 
 // groupSize is the members of a group system (bouncer-3, etcd-3).
@@ -149,9 +163,9 @@ func (cfg *CorrectnessConfig) service(ctx context.Context, sys, dir string) (*se
 	var err error
 	switch sys {
 	case "bouncer-3":
-		g, err = StartBouncerGroup(ctx, cfg.Bouncer, dir, sys, groupSize)
+		g, err = StartBouncerGroup(ctx, cfg.Bouncer, dir, sys, groupSize, true)
 	case "etcd-3":
-		g, err = StartEtcdGroup(ctx, cfg.EtcdNode, dir, sys, groupSize)
+		g, err = StartEtcdGroup(ctx, cfg.EtcdNode, dir, sys, groupSize, true)
 	default:
 		ss, err := cfg.server(sys, dir)
 		if err != nil {
@@ -186,9 +200,17 @@ func (cfg *CorrectnessConfig) service(ctx context.Context, sys, dir string) (*se
 			defer g.mu.Unlock()
 			return i, g.members[i], nil
 		},
-		kill:    func(i int) { _ = g.Kill(i) },
-		restart: g.Restart,
-		stop:    func() { _ = g.Stop() }}, nil
+		kill:      func(i int) { _ = g.Kill(i) },
+		restart:   g.Restart,
+		partition: g.Partition,
+		stop: func() {
+			// SIGKILL: the data goes with the run (a graceful stop of
+			// three etcd members takes seconds).
+			for i := range g.Addrs {
+				_ = g.Kill(i)
+			}
+			_ = g.Stop()
+		}}, nil
 }
 
 // schedule is a fault's timing from the seed: the same for every system.
@@ -198,12 +220,12 @@ type schedule struct {
 
 func scheduleOf(fault string, seed uint64, ttl time.Duration) schedule {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	at := 1500*time.Millisecond + time.Duration(rng.Int64N(int64(1500*time.Millisecond)))
 	switch fault {
-	case "pause-client", "pause-server": // past the lease: 2.5 TTLs
-		return schedule{at: 2*time.Second + time.Duration(rng.Int64N(int64(2*time.Second))), length: 5 * ttl / 2}
+	case "pause-client", "pause-server", "partition-leader": // past the lease: two TTLs
+		return schedule{at: at, length: 2 * ttl}
 	case "kill-server": // down for 200 to 700 ms, as a supervisor restarts it; within a hold
-		return schedule{at: 2*time.Second + time.Duration(rng.Int64N(int64(2*time.Second))),
-			length: 200*time.Millisecond + time.Duration(rng.Int64N(int64(500*time.Millisecond)))}
+		return schedule{at: at, length: 200*time.Millisecond + time.Duration(rng.Int64N(int64(500*time.Millisecond)))}
 	}
 	return schedule{}
 }
@@ -259,7 +281,7 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 	sleepUntil(ctx, epoch.Add(sch.at))
 	// The server faults strike the only server, or the group's leader.
 	victim, vsrv, what := 0, (*Server)(nil), "server"
-	if strings.HasSuffix(fault, "-server") {
+	if strings.HasSuffix(fault, "-server") || fault == "partition-leader" {
 		if victim, vsrv, err = svc.victim(ctx); err != nil {
 			return row, err
 		}
@@ -300,6 +322,15 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 			return row, fmt.Errorf("restart: %w", err)
 		}
 		row.Schedule = fmt.Sprintf("%s, %s killed (SIGKILL) at %v, restarted at %v, serving at %v", when, what, at(from), at(back), at(time.Now()))
+	case "partition-leader":
+		if err := svc.partition(victim); err != nil {
+			return row, err
+		}
+		time.Sleep(sch.length)
+		if err := svc.partition(-1); err != nil {
+			return row, err
+		}
+		row.Schedule = fmt.Sprintf("%s, %s cut off from the other members (clients still reach it) at %v, healed at %v", when, what, at(from), at(time.Now()))
 	default:
 		row.Schedule = "no fault"
 	}
@@ -352,7 +383,7 @@ func judgeRun(cfg CorrectnessConfig, row *CheckRow, store *FencedStore, resource
 	if err := writeJSONLines(filepath.Join(row.Dir, "store.jsonl"), row.Log); err != nil {
 		return err
 	}
-	row.Linearizable, row.Check, err = checkHistory(hist, cfg.CheckTimeout)
+	row.Linearizable, row.Check, err = checkHistory(cfg.Bouncer, hist, cfg.CheckTimeout)
 	if err != nil {
 		return err
 	}
@@ -383,25 +414,26 @@ func NumberGrants(h []linearizability.Entry) {
 	}
 }
 
-// checkHistory checks a history file as `bouncer check FILE` does (the
-// same package, linearizability, run in this process): ok, illegal or
-// unknown, with bouncer check's verdict line. It writes no pages: on these
-// histories Porcupine's visualization of a failed check takes minutes, so
-// the report names the command that writes them.
-func checkHistory(path string, timeout time.Duration) (string, string, error) {
-	h, err := readHistoryFile(path)
-	if err != nil {
-		return "", "", err
-	}
-	v := linearizability.Check(h, timeout)
-	line := fmt.Sprintf("%s: %d entries: %s", path, len(h), v.String())
+// checkHistory runs `bouncer check` (bin) on a history file: ok, illegal
+// or unknown, with its verdict line. On a failed check it writes, as it
+// does for anyone, the replay page and Porcupine's visualization beside the
+// file (NAME.html, NAME.porcupine.html).
+func checkHistory(bin, path string, timeout time.Duration) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "check", "--timeout", timeout.String(), path)
+	out, err := cmd.Output()
+	line, _, _ := strings.Cut(string(out), "\n")
+	var exit *exec.ExitError
 	switch {
-	case v.OK():
+	case err == nil:
 		return "ok", line, nil
-	case v.Verdict == linearizability.Unknown:
+	case errors.As(err, &exit) && exit.ExitCode() == 2:
+		return "illegal", line, nil
+	case errors.As(err, &exit) && exit.ExitCode() == 3:
 		return "unknown", line, nil
 	}
-	return "illegal", line, nil
+	return "", "", fmt.Errorf("bouncer check %s: %w: %s", path, err, bytes.TrimSpace(out))
 }
 
 // startClient runs this binary again as one client (-client CONFIG).

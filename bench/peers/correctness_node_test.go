@@ -73,7 +73,8 @@ func TestCorrectnessOnBouncerNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := Judge(bs, log, []string{"r0"}, 0, int64(4*time.Second))
-	if len(v.Overlaps) != 0 || v.StaleAccepted != 0 || v.OutOfOrder != 0 || v.Writes < 10 {
+	// Every hold was read back from the node before its release, and held.
+	if len(v.Overlaps) != 0 || v.StaleAccepted != 0 || v.OutOfOrder != 0 || v.Writes < 10 || v.Checks < len(bs)-1 || v.Lost != 0 {
 		t.Fatalf("verdict %+v", v)
 	}
 	for _, w := range log {

@@ -154,6 +154,21 @@ func TestJudgeOverlaps(t *testing.T) {
 	}
 }
 
+// A hold the service said it no longer had, answered while the client's
+// lease held, is a lost acknowledged grant; a hold not read, or read and
+// still held, is not.
+func TestJudgeLostGrants(t *testing.T) {
+	bs := []Belief{
+		{Client: 0, Resource: "r0", Start: 0, End: 100, Checked: 90, Held: true},
+		{Client: 1, Resource: "r0", Start: 100, End: 200},                         // not read
+		{Client: 2, Resource: "r1", Start: 0, End: 100, Checked: 80, Held: false}, // lost
+	}
+	v := Judge(bs, nil, []string{"r0", "r1"}, 0, 1000)
+	if v.Checks != 2 || v.Lost != 1 || v.FirstLost == nil || v.FirstLost.Client != 2 {
+		t.Fatalf("checks %d, lost %d, first %+v; want 2, 1, client 2", v.Checks, v.Lost, v.FirstLost)
+	}
+}
+
 func TestJudgeAvailability(t *testing.T) {
 	bs := []Belief{
 		{Client: 0, Resource: "r0", Start: 0, End: 50},

@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -22,17 +25,22 @@ type ReportMeta struct {
 	Started         time.Time
 	Took            time.Duration
 	Config          CorrectnessConfig
+	// Plot is the plot's file, relative to the report ("": none).
+	Plot string
+	// Pages is the directory, relative to the report, that CopyPages filled
+	// with the failed checks' pages ("": none).
+	Pages string
 }
 
 // cell sums one system's runs under one fault.
 type cell struct {
 	runs, lin, illegal, unknown   int
 	overlaps                      int
+	checks, lost                  int
 	overlapTime, overlapMax       time.Duration
 	staleTaken, staleRefused, ooo int
 	avail                         float64
 	writes                        int
-	first                         *CheckRow // the first run with a violation
 }
 
 func (c *cell) add(r *CheckRow) {
@@ -50,18 +58,70 @@ func (c *cell) add(r *CheckRow) {
 	for _, o := range r.Overlaps {
 		c.overlapMax = max(c.overlapMax, time.Duration(o.To-o.From))
 	}
+	c.checks += r.Checks
+	c.lost += r.Lost
 	c.staleTaken += r.StaleAccepted
 	c.staleRefused += r.StaleRefused
 	c.ooo += r.OutOfOrder
 	c.avail += r.Availability
 	c.writes += r.Writes
-	if c.first == nil && violated(r) {
-		c.first = r
-	}
 }
 
 func violated(r *CheckRow) bool {
-	return r.Linearizable != "ok" || len(r.Overlaps) > 0 || r.StaleAccepted > 0 || r.OutOfOrder > 0
+	return r.Linearizable != "ok" || len(r.Overlaps) > 0 || r.Lost > 0 || r.StaleAccepted > 0 || r.OutOfOrder > 0
+}
+
+// Shown is the run of each system under each fault whose violations the
+// report shows: the first with one, in the order of faults and systems.
+func Shown(faults, systems []string, rows []CheckRow) []*CheckRow {
+	var out []*CheckRow
+	for _, f := range faults {
+		for _, s := range systems {
+			for i := range rows {
+				if r := &rows[i]; r.System == s && r.Fault == f && violated(r) {
+					out = append(out, r)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// PageName names a run's pages in the report's page directory.
+func PageName(r *CheckRow) string { return fmt.Sprintf("%s-%s-%d", r.System, r.Fault, r.Seed) }
+
+// CopyPages copies into dir the pages bouncer check wrote for the shown
+// runs whose history failed (the replay page and Porcupine's), after it
+// removes the pages of an earlier report there.
+func CopyPages(dir string, shown []*CheckRow) error {
+	old, err := filepath.Glob(filepath.Join(dir, "*.html"))
+	if err != nil {
+		return err
+	}
+	for _, f := range old {
+		if err := os.Remove(f); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, r := range shown {
+		if r.Linearizable == "ok" {
+			continue
+		}
+		for _, ext := range []string{".html", ".porcupine.html"} {
+			b, err := os.ReadFile(filepath.Join(r.Dir, "history"+ext))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, PageName(r)+ext), b, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // WriteCorrectnessReport writes the report in markdown.
@@ -83,8 +143,9 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 		cfg.Seeds, cfg.Clients, cfg.Resources, cfg.Duration, cfg.TTL, meta.Took.Round(time.Second), runtime.NumCPU(),
 		runtime.GOOS, runtime.GOARCH)
 	b.WriteString("| system | fault | runs | linearizable (`bouncer check`) | client-view overlaps (total, longest) | " +
-		"stale writes taken | stale writes refused by the fence | taken out of token order | availability | writes |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+		"lost acknowledged grants (of holds read) | stale writes taken | stale writes refused by the fence | " +
+		"taken out of token order | availability | writes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range cfg.Faults {
 		for _, s := range cfg.Systems {
 			c := cells[[2]string{s, f}]
@@ -102,9 +163,16 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 			if c.overlaps > 0 {
 				ov = fmt.Sprintf("**%d** (%v, %v)", c.overlaps, c.overlapTime.Round(time.Millisecond), c.overlapMax.Round(time.Millisecond))
 			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %d | %s | %.0f%% | %d |\n", s, f, c.runs, lin, ov,
-				bold(c.staleTaken), c.staleRefused, bold(c.ooo), 100*c.avail/float64(c.runs), c.writes)
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s of %d | %s | %d | %s | %.0f%% | %d |\n", s, f, c.runs, lin, ov,
+				bold(c.lost), c.checks, bold(c.staleTaken), c.staleRefused, bold(c.ooo), 100*c.avail/float64(c.runs), c.writes)
 		}
+	}
+	if meta.Plot != "" {
+		fmt.Fprintf(&b, "\n![Timelines of one run per system, and the violations of every run](%s)\n\n"+
+			"Above, one run of each system (its lowest seed, under pause-client): each client's holds on each resource "+
+			"(a bar while it believed it held the lock; a thin bar from where its count of the lease ran out until it "+
+			"called the release), the fault shaded, and the writes at the store. Below, the violations of every run, "+
+			"per fault and system, and the writes the fence refused.\n", meta.Plot)
 	}
 	fmt.Fprintf(&b, "\nEvery run, with what its fault did and when (since the run's start), and the check of its history (in %s):\n\n", cfg.Work)
 	b.WriteString("| system | fault | seed | schedule | bouncer check |\n|---|---|---|---|---|\n")
@@ -119,18 +187,11 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 		fmt.Fprintf(&b, "| %s | %s | %s | %v | %s |\n", p.Checker, p.Source, p.Plant, yes(p.Caught), strings.ReplaceAll(p.Detail, "|", "/"))
 	}
 	b.WriteString("\n### The violations, with the records that show them\n")
-	any := false
-	for _, f := range cfg.Faults {
-		for _, s := range cfg.Systems {
-			c := cells[[2]string{s, f}]
-			if c == nil || c.first == nil {
-				continue
-			}
-			any = true
-			excerpt(&b, c.first)
-		}
+	shown := Shown(cfg.Faults, cfg.Systems, rows)
+	for _, r := range shown {
+		excerpt(&b, r, meta.Pages)
 	}
-	if !any {
+	if len(shown) == 0 {
 		b.WriteString("\nNone.\n")
 	}
 	b.WriteString(correctnessNotes)
@@ -155,11 +216,15 @@ func yes(b bool) string {
 // excerpt shows the records of r's first violations: bouncer check's
 // verdict, the first overlap with the two clients' history on that
 // resource around it, the first stale write with the store's log before it.
-func excerpt(b *bytes.Buffer, r *CheckRow) {
+func excerpt(b *bytes.Buffer, r *CheckRow, pages string) {
 	fmt.Fprintf(b, "\n#### %s, %s, seed %d\n\n%s. Records in `%s` (history.jsonl, beliefs-N.jsonl, store.jsonl", r.System, r.Fault, r.Seed, r.Schedule, r.Dir)
 	b.WriteString(").\n\n")
 	if r.Linearizable != "ok" {
-		fmt.Fprintf(b, "`bouncer check`: %s (`bouncer check --timeout 10m %s/history.jsonl` writes the replay page and Porcupine's beside it; on this history that takes minutes)\n\n", r.Check, r.Dir)
+		fmt.Fprintf(b, "`bouncer check`: %s\n\n", r.Check)
+		if pages != "" {
+			p := path.Join(pages, PageName(r))
+			fmt.Fprintf(b, "Its pages, as `bouncer check` wrote them: [the replay](%s.html) and [Porcupine's visualization](%s.porcupine.html).\n\n", p, p)
+		}
 	}
 	if len(r.Overlaps) > 0 {
 		o := r.Overlaps[0]
@@ -171,6 +236,15 @@ func excerpt(b *bytes.Buffer, r *CheckRow) {
 		}
 		lo, hi := min(o.A.Start, o.B.Start), max(o.A.End, o.B.End, o.A.Release, o.B.Release)
 		historyAround(b, r.History, o.A.Resource, []int{o.A.Client, o.B.Client}, lo, hi)
+		b.WriteString("```\n")
+	}
+	if l := r.FirstLost; l != nil {
+		fmt.Fprintf(b, "\nClient %d was granted %s at %s and, by its count of the lease, still held it; asked at the end of its hold, "+
+			"the service answered at %s that the lock was no longer its own. Its belief and the history on %s around it:\n\n```\n",
+			l.Client, l.Resource, ms(l.Start), ms(l.Checked), l.Resource)
+		j, _ := json.Marshal(l)
+		fmt.Fprintf(b, "belief %s\n", j)
+		historyAround(b, r.History, l.Resource, nil, l.Start-int64(time.Second), l.Checked)
 		b.WriteString("```\n")
 	}
 	if r.FirstStale != nil {
@@ -191,12 +265,12 @@ func excerpt(b *bytes.Buffer, r *CheckRow) {
 	}
 }
 
-// historyAround prints the entries of clients on resource that overlap
+// historyAround prints the entries of clients (nil: every client) on resource that overlap
 // [lo, hi], in call order, at most 16.
 func historyAround(b *bytes.Buffer, h []linearizability.Entry, resource string, clients []int, lo, hi int64) {
 	var sel []linearizability.Entry
 	for _, e := range h {
-		if !containsInt(clients, e.Client) || e.Input.Resource != resource && !contains(e.Resources, resource) {
+		if clients != nil && !containsInt(clients, e.Client) || e.Input.Resource != resource && !contains(e.Resources, resource) {
 			continue
 		}
 		// Its span [call, return] (an expiry's return may come first: the

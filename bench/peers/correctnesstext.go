@@ -16,11 +16,12 @@ bench/peers/correctness.sh -seeds 3,4 -md /tmp/c.md   # other seeds; cmd/correct
 ## What runs
 
 Everything is a process of its own on 127.0.0.1: the server (` + "`bouncer serve`" + `, Pebble, fsync before
-every acknowledgement; ` + "`cmd/etcdnode`" + `, embedded etcd with its defaults, one member; ` + "`redis-server`" + `
+every acknowledgement; ` + "`cmd/etcdnode`" + `, embedded etcd with its defaults; ` + "`redis-server`" + `
 from Debian with its defaults, **redis-default**, or with ` + "`--appendonly yes --appendfsync always`" + `,
-**redis-always**), three client processes, and the harness, which holds the **fenced store**: a small
-store, shared by the clients of one run over loopback HTTP, that refuses a write whose token is lower than
-the highest it has taken for that resource.
+**redis-always**), or a group of three members for **bouncer-3** and **etcd-3** (raft in both; the
+clients are given every member's address), three client processes, and the harness, which holds the
+**fenced store**: a small store, shared by the clients of one run over loopback HTTP, that refuses a
+write whose token is lower than the highest it has taken for that resource.
 
 Each client locks one of two resources at random (wait up to 5 s), and while it believes it holds the
 lock writes to the store ten times, 100 ms apart, then releases it: before each write it checks its lease
@@ -29,17 +30,21 @@ not yet written). Every session and lock has a lease of 3 s.
 
 | system | lock | fencing token | the client's count of its lease |
 |---|---|---|---|
-| bouncer | the Go client: a session, ` + "`Session.Lock`" + ` in EX | the grant's token | ` + "`Session.LeaseDeadline`" + ` (from the send time of the last answered keepalive, shrunk for drift) |
-| etcd | ` + "`concurrency.Mutex`" + ` on a lease-backed ` + "`concurrency.Session`" + ` | the lock key's create revision | send time of the last answered renewal (the client renews the lease itself too, to know it) plus the TTL |
+| bouncer, bouncer-3 | the Go client: a session, ` + "`Session.Lock`" + ` in EX | the grant's token | ` + "`Session.LeaseDeadline`" + ` (from the send time of the last answered keepalive, shrunk for drift) |
+| etcd, etcd-3 | ` + "`concurrency.Mutex`" + ` on a lease-backed ` + "`concurrency.Session`" + ` | the lock key's create revision | send time of the last answered renewal (the client renews the lease itself too, to know it) plus the TTL |
 | redis-* | ` + "`SET key value NX PX 3000`" + ` with a random value, release by compare-and-delete (Lua) | none: the store gets 0, so it takes every write | send time of the ` + "`SET`" + ` plus the TTL (the recipe's validity) |
 
-**Faults**, one per run, each on a schedule that comes from the seed and is the same for every system:
+**Faults**, one per run, each on a schedule that comes from the seed and is the same for every system.
+Each strikes 1.5 to 3 s into the run, at the moment a client next holds a lock (it prints a line after
+checking its lease, before preparing its first write):
 - **none**: the control.
-- **pause-client**: 2 to 4 s into the run, at the moment a client next holds a lock (it prints a line
-  after checking its lease, before preparing its first write), the harness sends that client SIGSTOP,
-  and SIGCONT 7.5 s (2.5 leases) later: the garbage-collection pause.
-- **kill-server**: at the same kind of moment, 2 to 4 s in, the server gets SIGKILL and is started
-  again on its data and its address 200 to 700 ms later, as a supervisor would.
+- **pause-client**: the harness sends that client SIGSTOP, and SIGCONT two leases (6 s) later: the
+  garbage-collection pause.
+- **pause-server**: the server gets SIGSTOP, and SIGCONT two leases (6 s) later; in a group, the leader: it
+  wakes up with an old term after the others have elected another leader, as a leader cut off from
+  everyone for that long would.
+- **kill-server**: the server gets SIGKILL and is started again on its data and its address 200 to 700 ms
+  later, as a supervisor would; in a group, the leader.
 
 ## The verdicts
 
@@ -47,8 +52,8 @@ not yet written). Every session and lock has a lease of 3 s.
   (linearizability/doc.go): each acquire (EX, its token), release and close, with call and return times,
   and the outcomes it never learned as unknown; a session the client knows may have expired, as an expiry
   that came no earlier than its own count of the lease ran out. The harness merges the clients' histories
-  and checks them with the checker ` + "`bouncer check`" + ` runs (package linearizability, in the harness's
-  process; ` + "`bouncer check FILE`" + ` gives the same verdict and writes Porcupine's page beside it). For etcd and
+  and checks them with ` + "`bouncer check`" + `, which on a failure writes its replay page and Porcupine's
+  visualization beside the history (linked below for each violation shown). For etcd and
   Redis a grant's value block is Bouncer's empty, valid one (they have none). Redis has no session: each
   lock is a session of its own, named by its random value, and has no token: the harness numbers the
   grants of each resource in the order their answers came, for the checker only, so Redis is checked
@@ -57,6 +62,13 @@ not yet written). Every session and lock has a lease of 3 s.
   release, or until its own count of the lease runs out (the last deadline it read), whichever comes
   first, as the simulator's client-view check counts it. Two clients whose beliefs in one lock overlap
   are a violation; the table gives how many such pairs, their total and the longest.
+- **lost acknowledged grants**: at the end of each hold, while its own count of the lease still says it
+  holds the lock, the client asks the service whether it does (Bouncer: ` + "`CheckSequencer`" + ` on the grant's
+  sequencer, answered from the durable state through the leader; etcd: a linearizable read of the
+  mutex's key, which must still have the grant's create revision under the session's lease; Redis:
+  ` + "`GET`" + ` of the key, which must still have the lock's random value). An answer of no that came before the
+  lease could have run out is a grant the service acknowledged and then lost; the table gives them out
+  of the holds read in time.
 - **stale writes**: a write whose grant is older than the grant of a write the store took before (the
   order of grants is the order their answers came, for every system). Taken: the store took it (the
   resource was corrupted). Refused by the fence: the token stopped it: a write an unfenced resource

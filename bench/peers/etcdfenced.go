@@ -170,8 +170,13 @@ func (e *etcdFenced) Acquire(ctx context.Context, resource string, wait time.Dur
 	}
 	ret := time.Now()
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && ret.Sub(call) >= wait {
-		// Lock deleted its key before it returned: never granted.
-		e.rec.Acquire(s.id, resource, wait, call, ret, Refused(spec.Timeout))
+		// Lock timed out. Its key may already have owned the lock (the
+		// keys before it gone, the watch that would have said so slow or
+		// served by a member cut off from the leader), and Lock deletes it
+		// before it returns, ignoring whether the delete took: to the
+		// service that is a grant and a release, neither of them answered.
+		e.rec.Acquire(s.id, resource, wait, call, ret, Unknown)
+		e.rec.Release(s.id, resource, call.Add(wait), ret, Unknown)
 		return nil, err
 	}
 	e.rec.Acquire(s.id, resource, wait, call, ret, Unknown)

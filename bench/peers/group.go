@@ -42,6 +42,11 @@ type Group struct {
 	// status finds the leader (a member index); whole reports whether
 	// every member follows it and has nearly caught up.
 	status func(ctx context.Context) (leader int, whole bool, err error)
+	// partition cuts member i off from the others' raft traffic (i < 0:
+	// heals); nil unless the group was started partitionable.
+	partition func(i int)
+	// closeLinks ends the proxies of a partitionable group.
+	closeLinks func()
 }
 
 // groupLagMax is how far (in log entries) a member may trail the leader
@@ -103,6 +108,9 @@ func (g *Group) Stop() error {
 	g.mu.Lock()
 	clear(g.members)
 	g.mu.Unlock()
+	if g.closeLinks != nil {
+		g.closeLinks()
+	}
 	return errors.Join(append(errs, os.RemoveAll(g.dir))...)
 }
 
@@ -158,6 +166,17 @@ func (g *Group) Kill(i int) error {
 	return nil
 }
 
+// Partition cuts member i off from the other members' raft traffic (the
+// clients still reach it); i < 0 heals. The group must have been started
+// partitionable.
+func (g *Group) Partition(i int) error {
+	if g.partition == nil {
+		return fmt.Errorf("%s: not started partitionable", g.Name)
+	}
+	g.partition(i)
+	return nil
+}
+
 // Restart starts member i again on its data.
 func (g *Group) Restart(ctx context.Context, i int) error {
 	g.mu.Lock()
@@ -206,25 +225,44 @@ func memberName(group string, i, restart int) string {
 }
 
 // StartBouncerGroup runs a group of n `bouncer serve` members (ids 1..n),
-// each with its own data directory under dir.
-func StartBouncerGroup(ctx context.Context, bin, dir, name string, n int) (*Group, error) {
+// each with its own data directory under dir; if partitionable, each
+// member reaches each other one through a proxy (Group.Partition).
+func StartBouncerGroup(ctx context.Context, bin, dir, name string, n int, partitionable bool) (*Group, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
 	}
-	var peerList, clientList []string
+	var clientList, peerAddrs []string
 	g := &Group{Name: name, dir: dir}
 	for i := range n {
 		g.Addrs = append(g.Addrs, ports[2*i])
 		clientList = append(clientList, fmt.Sprintf("%d=%s", i+1, ports[2*i]))
-		peerList = append(peerList, fmt.Sprintf("%d=%s", i+1, ports[2*i+1]))
+		peerAddrs = append(peerAddrs, ports[2*i+1])
+	}
+	var links pairLinks
+	if partitionable {
+		if links, err = newPairLinks(peerAddrs); err != nil {
+			return nil, err
+		}
+		g.partition, g.closeLinks = links.cut, links.close
+	}
+	// peerList is member i's view of the others' peer addresses.
+	peerList := func(i int) string {
+		var l []string
+		for j, a := range peerAddrs {
+			if links != nil && i != j {
+				a = links[i][j].Addr()
+			}
+			l = append(l, fmt.Sprintf("%d=%s", j+1, a))
+		}
+		return strings.Join(l, ",")
 	}
 	re := regexp.MustCompile(`msg=serving listen=(\S+)`)
 	leader := regexp.MustCompile(`msg=leader id=\d+ self=true`)
 	g.start = func(ctx context.Context, i, restart int) (*Server, error) {
 		mdir := filepath.Join(dir, fmt.Sprintf("m%d", i+1))
 		return startMember(ctx, memberName(name, i, restart), mdir, re, leader, "", bin, "serve",
-			"--id", strconv.Itoa(i+1), "--peers", strings.Join(peerList, ","), "--clients", strings.Join(clientList, ","),
+			"--id", strconv.Itoa(i+1), "--peers", peerList(i), "--peer-listen", peerAddrs[i], "--clients", strings.Join(clientList, ","),
 			"--listen", g.Addrs[i], "--data", filepath.Join(mdir, "data"), "--metrics", "")
 	}
 	g.status = func(ctx context.Context) (int, bool, error) {
@@ -279,26 +317,49 @@ func parseBouncerStatus(b []byte, n int) (int, bool, error) {
 }
 
 // StartEtcdGroup runs a cluster of n cmd/etcdnode members, each with its
-// own data directory under dir.
-func StartEtcdGroup(ctx context.Context, bin, dir, name string, n int) (*Group, error) {
+// own data directory under dir; if partitionable, the others reach each
+// member through a proxy (Group.Partition).
+func StartEtcdGroup(ctx context.Context, bin, dir, name string, n int, partitionable bool) (*Group, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
 	}
-	var initial []string
+	var peerAddrs []string
 	g := &Group{Name: name, dir: dir}
 	for i := range n {
 		g.Addrs = append(g.Addrs, ports[2*i])
-		initial = append(initial, fmt.Sprintf("m%d=http://%s", i+1, ports[2*i+1]))
+		peerAddrs = append(peerAddrs, ports[2*i+1])
+	}
+	advertised := peerAddrs
+	var links *httpLinks
+	if partitionable {
+		if links, err = newHTTPLinks(peerAddrs); err != nil {
+			return nil, err
+		}
+		advertised = links.addrs
+		g.partition, g.closeLinks = links.cut, links.close
+	}
+	var initial []string
+	for i, a := range advertised {
+		initial = append(initial, fmt.Sprintf("m%d=http://%s", i+1, a))
 	}
 	re := regexp.MustCompile(`^ready listen=(\S+)`)
 	leader := regexp.MustCompile(`^leader id=\S+ self=true`)
 	g.start = func(ctx context.Context, i, restart int) (*Server, error) {
 		mdir := filepath.Join(dir, fmt.Sprintf("m%d", i+1))
 		return startMember(ctx, memberName(name, i, restart), mdir, re, leader, "", bin, "--data", filepath.Join(mdir, "data"),
-			"--client", ports[2*i], "--peer", ports[2*i+1], "--name", fmt.Sprintf("m%d", i+1),
+			"--client", ports[2*i], "--peer", peerAddrs[i], "--advertise-peer", advertised[i], "--name", fmt.Sprintf("m%d", i+1),
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-token", name)
 	}
 	g.status = func(ctx context.Context) (int, bool, error) { return etcdStatus(ctx, g.Addrs) }
-	return startGroup(ctx, g)
+	if g, err = startGroup(ctx, g); err != nil || links == nil {
+		return g, err
+	}
+	ids, err := etcdMemberIDs(ctx, g.Addrs)
+	if err != nil {
+		_ = g.Stop()
+		return nil, err
+	}
+	links.learn(ids)
+	return g, nil
 }

@@ -69,13 +69,13 @@ func Systems(bouncerBin, etcdBin, redisBin string) []System {
 				"data directory and fsync before every acknowledgement, default raft timing (100ms tick, election after 10-20 ticks); "+
 				"the `client` package given every member's address (it follows the leader), one session per client", GroupSize),
 			Start: func(ctx context.Context, dir string) (Service, error) {
-				return group(StartBouncerGroup(ctx, bouncerBin, dir, b3, GroupSize))
+				return group(StartBouncerGroup(ctx, bouncerBin, dir, b3, GroupSize, false))
 			}},
 		{Name: e3, Members: GroupSize, Shared: "recipe.RWMutex (experimental recipes)", Dial: DialEtcd, Ref: b3,
 			About: fmt.Sprintf("a cluster of %d `cmd/etcdnode` processes (embed, defaults: WAL fsynced, 100ms heartbeat, 1s election timeout), "+
 				"each with its own data directory; clientv3 given every member's endpoint, concurrency.Mutex, one session (lease) per client", GroupSize),
 			Start: func(ctx context.Context, dir string) (Service, error) {
-				return group(StartEtcdGroup(ctx, etcdBin, dir, e3, GroupSize))
+				return group(StartEtcdGroup(ctx, etcdBin, dir, e3, GroupSize, false))
 			}},
 	}
 }

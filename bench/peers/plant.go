@@ -43,7 +43,7 @@ func Plant(cfg CorrectnessConfig, rows []CheckRow) ([]PlantedCheck, error) {
 		if err := writeHistoryFile(path, h); err != nil {
 			return nil, err
 		}
-		lin, line, err := checkHistory(path, cfg.CheckTimeout)
+		lin, line, err := checkHistory(cfg.Bouncer, path, cfg.CheckTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -72,6 +72,18 @@ func Plant(cfg CorrectnessConfig, rows []CheckRow) ([]PlantedCheck, error) {
 	out = append(out, PlantedCheck{Checker: "stale writes at the store", Source: name,
 		Plant:  "the same writes replayed without tokens (an unfenced store)",
 		Caught: v.StaleAccepted > 0, Detail: fmt.Sprintf("%d stale writes taken", v.StaleAccepted)})
+
+	bs = append([]Belief(nil), src.Beliefs...)
+	for i := range bs {
+		if bs[i].Checked != 0 {
+			bs[i].Held = false // the service forgot a grant it acknowledged
+			break
+		}
+	}
+	v = Judge(bs, src.Log, resourcesOf(src.Beliefs), 0, int64(cfg.Duration))
+	out = append(out, PlantedCheck{Checker: "lost acknowledged grants", Source: name,
+		Plant:  "the first hold read in time answered as no longer held (a service that forgot a grant it acknowledged)",
+		Caught: v.Lost > 0, Detail: fmt.Sprintf("%d lost of %d holds read", v.Lost, v.Checks)})
 
 	log = append([]StoreWrite(nil), src.Log...)
 	for i := range log {

@@ -13,6 +13,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,10 +33,12 @@ func main() {
 	seeds := flag.String("seeds", "1,2", "seeds, comma-separated: each gives the fault's timing and the clients' choices")
 	clients := flag.Int("clients", 3, "client processes per run (1 to 16)")
 	resources := flag.Int("resources", 2, "resources the clients lock (1 to 16)")
-	duration := flag.Duration("duration", 15*time.Second, "length of one run (5s to 2m)")
+	duration := flag.Duration("duration", 10*time.Second, "length of one run (5s to 2m): clients take locks until then, and every fault is over by 3s + 2 TTLs")
 	ttl := flag.Duration("ttl", 3*time.Second, "lease of sessions and locks, whole seconds (2s to 10s)")
 	checkTimeout := flag.Duration("check-timeout", time.Minute, "bound on each bouncer check")
 	md := flag.String("md", "", "write the report (markdown) here")
+	plotPath := flag.String("plot", "", "draw the plot (PNG) here, shown in the report (default: beside -md, NAME.png, NAME its name in lower case)")
+	pages := flag.String("pages", "", "copy the failed checks' replay and Porcupine pages into this directory, linked from the report; its *.html are replaced (default: beside -md, NAME-pages)")
 	command := flag.String("command", "", "the command line to name in the report")
 	commit := flag.String("commit", "", "the commit to name in the report")
 	timeout := flag.Duration("timeout", 14*time.Minute, "give up after this long")
@@ -65,6 +68,8 @@ func main() {
 		log.Fatal("correctness: -duration must be 5s to 2m")
 	case *ttl < 2*time.Second || *ttl > 10*time.Second || *ttl%time.Second != 0:
 		log.Fatal("correctness: -ttl must be whole seconds, 2s to 10s (etcd's leases count in seconds)")
+	case *duration < 4*time.Second+2**ttl:
+		log.Fatalf("correctness: -duration must be at least 4s + 2 TTLs (%v), so that every fault is over a second before the clients stop", 4*time.Second+2**ttl)
 	}
 	var seedList []uint64
 	for _, s := range strings.Split(*seeds, ",") {
@@ -96,19 +101,54 @@ func main() {
 		log.Fatalf("correctness: %v", err)
 	}
 	if *md != "" {
-		f, err := os.Create(*md)
-		if err != nil {
-			log.Fatal(err)
-		}
 		meta := peers.ReportMeta{Command: *command, Commit: *commit, Started: start, Took: time.Since(start), Config: cfg}
-		if err := peers.WriteCorrectnessReport(f, meta, rows, planted); err != nil {
-			log.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			log.Fatal(err)
+		if err := writeReport(*md, *plotPath, *pages, meta, rows, planted); err != nil {
+			log.Fatalf("correctness: %v", err)
 		}
 		fmt.Fprintf(os.Stderr, "correctness: wrote %s\n", *md)
 	}
+}
+
+// writeReport writes the report at md, the plot at plotPath and the failed
+// checks' pages into pages ("": beside md, named after it).
+func writeReport(md, plotPath, pages string, meta peers.ReportMeta, rows []peers.CheckRow, planted []peers.PlantedCheck) error {
+	name := filepath.Join(filepath.Dir(md), strings.ToLower(strings.TrimSuffix(filepath.Base(md), filepath.Ext(md))))
+	if plotPath == "" {
+		plotPath = name + ".png"
+	}
+	if pages == "" {
+		pages = name + "-pages"
+	}
+	cfg := meta.Config
+	drawn, err := peers.WriteCorrectnessPlot(plotPath, rows, cfg.Systems, cfg.Faults)
+	if err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	if drawn {
+		meta.Plot = relativeTo(md, plotPath)
+	}
+	if err := peers.CopyPages(pages, peers.Shown(cfg.Faults, cfg.Systems, rows)); err != nil {
+		return fmt.Errorf("pages: %w", err)
+	}
+	meta.Pages = relativeTo(md, pages)
+	f, err := os.Create(md)
+	if err != nil {
+		return err
+	}
+	if err := peers.WriteCorrectnessReport(f, meta, rows, planted); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// relativeTo is target as the report at md links it.
+func relativeTo(md, target string) string {
+	rel, err := filepath.Rel(filepath.Dir(md), target)
+	if err != nil {
+		return target
+	}
+	return filepath.ToSlash(rel)
 }
 
 func split(s string) []string {

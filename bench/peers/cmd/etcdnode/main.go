@@ -1,7 +1,7 @@
 // Command etcdnode runs one embedded etcd server (go.etcd.io/etcd/server/v3/embed)
 // with its data on disk, in a process of its own so that the peer benchmark
 // can read its memory (RSS) apart from the load generator's. It prints
-// "ready listen=ADDR" on stdout once it serves, "leader id=ID self=BOOL" on
+// "ready listen=ADDR id=MEMBER" on stdout once it serves, "leader id=ID self=BOOL" on
 // every change of leader after that, and stops cleanly on SIGTERM or SIGINT.
 //
 // Alone it is a cluster of one. A member of a cluster of several is given
@@ -29,6 +29,7 @@ func main() {
 	data := flag.String("data", "", "data directory (required)")
 	client := flag.String("client", "127.0.0.1:2379", "client address (loopback)")
 	peer := flag.String("peer", "127.0.0.1:2380", "peer address (loopback; unused by a single member)")
+	advertisePeer := flag.String("advertise-peer", "", "peer address the other members reach this one at, e.g. a proxy's (default: --peer)")
 	name := flag.String("name", "bench", "this member's name")
 	initial := flag.String("initial-cluster", "", "every member's NAME=http://HOST:PORT (peer address), comma-separated (default: this member alone)")
 	token := flag.String("initial-cluster-token", "", "the cluster's token, so that members of another cluster are refused (default: etcd's)")
@@ -44,13 +45,19 @@ func main() {
 	if err != nil {
 		log.Fatalf("etcdnode: --peer: %v", err)
 	}
+	apu := pu
+	if *advertisePeer != "" {
+		if apu, err = url.Parse("http://" + *advertisePeer); err != nil {
+			log.Fatalf("etcdnode: --advertise-peer: %v", err)
+		}
+	}
 	// Defaults everywhere else: the WAL is fsynced before every
 	// acknowledged write, as a user of etcd would run it.
 	cfg := embed.NewConfig()
 	cfg.Name = *name
 	cfg.Dir = *data
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*apu}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	if *initial != "" {
 		cfg.InitialCluster = *initial
@@ -69,7 +76,7 @@ func main() {
 		e.Server.Stop()
 		log.Fatal("etcdnode: not ready after 60s")
 	}
-	fmt.Printf("ready listen=%s\n", e.Clients[0].Addr())
+	fmt.Printf("ready listen=%s id=%s\n", e.Clients[0].Addr(), e.Server.MemberID())
 	// Every change of leader, so that a benchmark can time elections.
 	go func() {
 		for {
