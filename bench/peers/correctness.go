@@ -36,7 +36,7 @@ type CorrectnessConfig struct {
 	Clients, Resources       int
 	Duration, TTL            time.Duration
 	CheckTimeout             time.Duration
-	Log                      func(format string, args ...any)
+	Log                      func(format string, args ...any) `json:"-"`
 }
 
 // Faults the run knows. Every one is given the same schedule, from the
@@ -51,7 +51,7 @@ var groupOnly = map[string]bool{"partition-leader": true}
 func isGroup(sys string) bool { return strings.HasSuffix(sys, "-3") }
 
 // Systems the run knows: a group of three is NAME-3.
-var CheckSystems = []string{"bouncer", "bouncer-3", "etcd", "etcd-3", "redis-default", "redis-always"}
+var CheckSystems = []string{"bouncer", "bouncer-3", "etcd", "etcd-3", "redis-default", "redis-always", "redis-fenced"}
 
 // CheckRow is one run of a system under a fault with a seed.
 type CheckRow struct {
@@ -119,7 +119,7 @@ func (cfg *CorrectnessConfig) server(sys, dir string) (*serverSpec, error) {
 	case "etcd":
 		return &serverSpec{name: sys, bin: cfg.EtcdNode, addr: ports[0], ready: regexp.MustCompile(`^ready listen=(\S+)`),
 			args: []string{"--data", filepath.Join(dir, "data"), "--client", ports[0], "--peer", ports[1]}}, nil
-	case "redis-default", "redis-always":
+	case "redis-default", "redis-always", "redis-fenced":
 		port := ports[0][strings.LastIndexByte(ports[0], ':')+1:]
 		args := []string{"--port", port, "--bind", "127.0.0.1", "--dir", dir, "--daemonize", "no", "--logfile", ""}
 		if sys == "redis-always" {

@@ -154,6 +154,24 @@ func TestJudgeOverlaps(t *testing.T) {
 	}
 }
 
+// A service whose tokens went back (a restart that forgot its counter):
+// the fence refuses the writes of the newest grant, which are not stale.
+func TestJudgeNewestRefused(t *testing.T) {
+	s := NewFencedStore(epoch)
+	s.Write(0, "r0", 3, 10) // the grant before the restart
+	s.Write(1, "r0", 1, 20) // the newest grant, its token back to 1
+	s.Write(1, "r0", 1, 20)
+	s.Write(0, "r0", 3, 10) // the older grant's writer goes on: stale, taken
+	log, err := s.Log()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := Judge(nil, log, []string{"r0"}, 0, 100)
+	if v.NewestRefused != 2 || v.StaleRefused != 0 || v.StaleAccepted != 0 {
+		t.Fatalf("%+v: want 2 writes of the newest grant refused and none stale", v)
+	}
+}
+
 // A hold the service said it no longer had, answered while the client's
 // lease held, is a lost acknowledged grant; a hold not read, or read and
 // still held, is not.
@@ -209,8 +227,8 @@ func TestJudgeStaleWrites(t *testing.T) {
 		if !fenced && (v.StaleAccepted != 1 || v.StaleRefused != 0 || v.FirstStale == nil || v.FirstStale.Client != 0) {
 			t.Fatalf("unfenced: %+v", v)
 		}
-		if v.OutOfOrder != 0 || v.Writes != 5 {
-			t.Fatalf("out of order %d, writes %d", v.OutOfOrder, v.Writes)
+		if v.OutOfOrder != 0 || v.NewestRefused != 0 || v.Writes != 5 {
+			t.Fatalf("out of order %d, newest refused %d, writes %d", v.OutOfOrder, v.NewestRefused, v.Writes)
 		}
 		log[3].Accepted = true // a fence that let it through
 		if v := Judge(nil, log, []string{"r0"}, 0, 100); fenced && v.OutOfOrder != 1 {

@@ -39,6 +39,7 @@ type cell struct {
 	checks, lost                  int
 	overlapTime, overlapMax       time.Duration
 	staleTaken, staleRefused, ooo int
+	newestRefused                 int
 	avail                         float64
 	writes                        int
 }
@@ -63,12 +64,14 @@ func (c *cell) add(r *CheckRow) {
 	c.staleTaken += r.StaleAccepted
 	c.staleRefused += r.StaleRefused
 	c.ooo += r.OutOfOrder
+	c.newestRefused += r.NewestRefused
 	c.avail += r.Availability
 	c.writes += r.Writes
 }
 
 func violated(r *CheckRow) bool {
-	return r.Linearizable != "ok" || len(r.Overlaps) > 0 || r.Lost > 0 || r.StaleAccepted > 0 || r.OutOfOrder > 0
+	return r.Linearizable != "ok" || len(r.Overlaps) > 0 || r.Lost > 0 || r.StaleAccepted > 0 || r.OutOfOrder > 0 ||
+		r.NewestRefused > 0
 }
 
 // Shown is the run of each system under each fault whose violations the
@@ -144,8 +147,8 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 		runtime.GOOS, runtime.GOARCH)
 	b.WriteString("| system | fault | runs | linearizable (`bouncer check`) | client-view overlaps (total, longest) | " +
 		"lost acknowledged grants (of holds read) | stale writes taken | stale writes refused by the fence | " +
-		"taken out of token order | availability | writes |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		"taken out of token order | newest grant's writes refused | availability | writes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range cfg.Faults {
 		for _, s := range cfg.Systems {
 			c := cells[[2]string{s, f}]
@@ -163,8 +166,8 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 			if c.overlaps > 0 {
 				ov = fmt.Sprintf("**%d** (%v, %v)", c.overlaps, c.overlapTime.Round(time.Millisecond), c.overlapMax.Round(time.Millisecond))
 			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s of %d | %s | %d | %s | %.0f%% | %d |\n", s, f, c.runs, lin, ov,
-				bold(c.lost), c.checks, bold(c.staleTaken), c.staleRefused, bold(c.ooo), 100*c.avail/float64(c.runs), c.writes)
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s of %d | %s | %d | %s | %s | %.0f%% | %d |\n", s, f, c.runs, lin, ov,
+				bold(c.lost), c.checks, bold(c.staleTaken), c.staleRefused, bold(c.ooo), bold(c.newestRefused), 100*c.avail/float64(c.runs), c.writes)
 		}
 	}
 	if meta.Plot != "" {
@@ -247,22 +250,32 @@ func excerpt(b *bytes.Buffer, r *CheckRow, pages string) {
 		historyAround(b, r.History, l.Resource, nil, l.Start-int64(time.Second), l.Checked)
 		b.WriteString("```\n")
 	}
-	if r.FirstStale != nil {
-		s := *r.FirstStale
-		fmt.Fprintf(b, "\nThe store took a write from client %d (grant answered at %s) at %s, after a write of a later grant of %s; the store's log on %s up to it:\n\n```\n",
+	if s := r.FirstStale; s != nil {
+		fmt.Fprintf(b, "\nThe store took a write from client %d (grant answered at %s) at %s, after a write of a later grant of %s; the store's log on %s up to it:\n\n",
 			s.Client, ms(s.Grant), ms(s.At), s.Resource, s.Resource)
-		var prior []StoreWrite
-		for _, w := range r.Log {
-			if w.Resource == s.Resource && w.At <= s.At {
-				prior = append(prior, w)
-			}
-		}
-		for _, w := range prior[max(0, len(prior)-6):] {
-			j, _ := json.Marshal(w)
-			fmt.Fprintf(b, "%s\n", j)
-		}
-		b.WriteString("```\n")
+		storeBefore(b, r.Log, s)
 	}
+	if s := r.FirstNewestRefused; s != nil {
+		fmt.Fprintf(b, "\nThe fence refused a write from client %d, whose grant (answered at %s) was the newest of %s, its token %d lower than an older grant's; the store's log on %s up to it:\n\n",
+			s.Client, ms(s.Grant), s.Resource, s.Token, s.Resource)
+		storeBefore(b, r.Log, s)
+	}
+}
+
+// storeBefore prints the store's last writes on s's resource up to s.
+func storeBefore(b *bytes.Buffer, log []StoreWrite, s *StoreWrite) {
+	var prior []StoreWrite
+	for _, w := range log {
+		if w.Resource == s.Resource && w.At <= s.At {
+			prior = append(prior, w)
+		}
+	}
+	b.WriteString("```\n")
+	for _, w := range prior[max(0, len(prior)-6):] {
+		j, _ := json.Marshal(w)
+		fmt.Fprintf(b, "%s\n", j)
+	}
+	b.WriteString("```\n")
 }
 
 // historyAround prints the entries of clients (nil: every client) on resource that overlap

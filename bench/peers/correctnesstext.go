@@ -17,8 +17,8 @@ bench/peers/correctness.sh -seeds 3,4 -md /tmp/c.md   # other seeds; cmd/correct
 
 Everything is a process of its own on 127.0.0.1: the server (` + "`bouncer serve`" + `, Pebble, fsync before
 every acknowledgement; ` + "`cmd/etcdnode`" + `, embedded etcd with its defaults; ` + "`redis-server`" + `
-from Debian with its defaults, **redis-default**, or with ` + "`--appendonly yes --appendfsync always`" + `,
-**redis-always**), or a group of three members for **bouncer-3** and **etcd-3** (raft in both; the
+from Debian with its defaults, **redis-default** and **redis-fenced**, or with
+` + "`--appendonly yes --appendfsync always`" + `, **redis-always**), or a group of three members for **bouncer-3** and **etcd-3** (raft in both; the
 clients are given every member's address), three client processes, and the harness, which holds the
 **fenced store**: a small store, shared by the clients of one run over loopback HTTP, that refuses a
 write whose token is lower than the highest it has taken for that resource.
@@ -32,7 +32,8 @@ not yet written). Every session and lock has a lease of 3 s.
 |---|---|---|---|
 | bouncer, bouncer-3 | the Go client: a session, ` + "`Session.Lock`" + ` in EX | the grant's token | ` + "`Session.LeaseDeadline`" + ` (from the send time of the last answered keepalive, shrunk for drift) |
 | etcd, etcd-3 | ` + "`concurrency.Mutex`" + ` on a lease-backed ` + "`concurrency.Session`" + ` | the lock key's create revision | send time of the last answered renewal (the client renews the lease itself too, to know it) plus the TTL |
-| redis-* | ` + "`SET key value NX PX 3000`" + ` with a random value, release by compare-and-delete (Lua) | none: the store gets 0, so it takes every write | send time of the ` + "`SET`" + ` plus the TTL (the recipe's validity) |
+| redis-default, redis-always | ` + "`SET key value NX PX 3000`" + ` with a random value, release by compare-and-delete (Lua) | none: the store gets 0, so it takes every write | send time of the ` + "`SET`" + ` plus the TTL (the recipe's validity) |
+| redis-fenced | the same, Redisson-style: one script does the ` + "`SET NX PX`" + ` and, if it took the key, ` + "`INCR`" + ` of a counter per resource | the counter's value | the same |
 
 **Faults**, one per run, each on a schedule that comes from the seed and is the same for every system.
 Each strikes 1.5 to 3 s into the run, at the moment a client next holds a lock (it prints a line after
@@ -45,6 +46,10 @@ checking its lease, before preparing its first write):
   everyone for that long would.
 - **kill-server**: the server gets SIGKILL and is started again on its data and its address 200 to 700 ms
   later, as a supervisor would; in a group, the leader.
+- **partition-leader** (groups only): every raft link between members goes through a proxy in the
+  harness; the leader's links to and from the other members are cut for two leases (6 s), while the
+  clients still reach every member. Bouncer's members are given a proxy for each other member; etcd's
+  members advertise a proxy that tells the sender by the header every etcd peer request carries.
 
 ## The verdicts
 
@@ -55,9 +60,12 @@ checking its lease, before preparing its first write):
   and checks them with ` + "`bouncer check`" + `, which on a failure writes its replay page and Porcupine's
   visualization beside the history (linked below for each violation shown). For etcd and
   Redis a grant's value block is Bouncer's empty, valid one (they have none). Redis has no session: each
-  lock is a session of its own, named by its random value, and has no token: the harness numbers the
-  grants of each resource in the order their answers came, for the checker only, so Redis is checked
-  for exclusion, not token order.
+  lock is a session of its own, named by its random value. The plain recipe has no token: the harness
+  numbers its grants of each resource in the order their answers came, for the checker only, so it is
+  checked for exclusion, not token order; redis-fenced's counter is checked as a token. etcd's
+  ` + "`Lock`" + ` that times out is recorded as a grant and a release, both unknown: its key may already own
+  the lock when the wait runs out, and ` + "`Lock`" + ` deletes it before returning, without saying whether the
+  delete took.
 - **client-view overlaps**: a client believes it holds a lock from the grant's answer until it calls the
   release, or until its own count of the lease runs out (the last deadline it read), whichever comes
   first, as the simulator's client-view check counts it. Two clients whose beliefs in one lock overlap
@@ -72,7 +80,10 @@ checking its lease, before preparing its first write):
 - **stale writes**: a write whose grant is older than the grant of a write the store took before (the
   order of grants is the order their answers came, for every system). Taken: the store took it (the
   resource was corrupted). Refused by the fence: the token stopped it: a write an unfenced resource
-  would have taken. **Taken out of token order** checks the fence itself.
+  would have taken. **Taken out of token order** checks the fence itself. **Newest grant's writes
+  refused**: writes of the newest grant of a resource that the fence refused all the same, their token
+  lower than an older grant's: the service's tokens went back, and the holder is locked out of what its
+  lock protects.
 - **availability**: the share of the run, averaged over the two resources, in which some client
   believed it held the resource's lock (each client also thinks up to 20 ms between holds).
 - **planted faults**: each checker is run again, in the same run, on records with a fault planted in

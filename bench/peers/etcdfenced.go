@@ -8,6 +8,7 @@ package peers
 import (
 	"context"
 	"errors"
+	"log"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,17 @@ type etcdFenced struct {
 	sess *etcdSess
 }
 
+// logf notes what the client saw in its log (the client's standard error),
+// times since the run's epoch.
+func (e *etcdFenced) logf(format string, args ...any) {
+	for i, a := range args {
+		if t, ok := a.(time.Time); ok {
+			args[i] = t.Sub(e.rec.Epoch).Round(time.Millisecond)
+		}
+	}
+	log.Printf(format, args...)
+}
+
 // etcdSess is one lease and its concurrency.Session.
 type etcdSess struct {
 	s    *concurrency.Session
@@ -37,6 +49,7 @@ type etcdSess struct {
 
 	mu      sync.Mutex
 	renewed time.Time // send time of the last answered renewal
+	logf    func(format string, args ...any)
 	lostAt  time.Time // when the server said the lease was gone
 }
 
@@ -70,7 +83,7 @@ func (e *etcdFenced) session(ctx context.Context) (*etcdSess, error) {
 	e.n++
 	kctx, stop := context.WithCancel(context.Background())
 	s := &etcdSess{s: cs, id: SessionOf(e.rec.Client, uint64(lease.ID), e.n), ttl: time.Duration(lease.TTL) * time.Second,
-		stop: stop, renewed: call}
+		stop: stop, renewed: call, logf: e.logf}
 	go s.renew(kctx, e.c, lease.ID)
 	e.sess = s
 	return s, nil
@@ -89,8 +102,19 @@ func (s *etcdSess) renew(ctx context.Context, c *clientv3.Client, id clientv3.Le
 		}
 		sent := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, s.ttl/2)
-		_, err := c.KeepAliveOnce(rctx, id)
+		resp, err := c.KeepAliveOnce(rctx, id)
 		cancel()
+		if s.logf != nil {
+			var member uint64
+			var ttl int64
+			if resp != nil {
+				ttl = resp.TTL
+				if resp.ResponseHeader != nil {
+					member = resp.ResponseHeader.MemberId
+				}
+			}
+			s.logf("renew lease %x sent at %v, answered at %v by member %x: ttl %d, err %v", int64(id), sent, time.Now(), member, ttl, err)
+		}
 		s.mu.Lock()
 		switch {
 		case err == nil:
@@ -126,11 +150,13 @@ func (e *etcdFenced) abandon() {
 	s.mu.Lock()
 	lostAt := s.lostAt
 	s.mu.Unlock()
+	e.logf("abandon lease %x: deadline %v, lost %v (server said so at %v)", int64(s.s.Lease()), d, lost, lostAt)
 	if !lost {
 		call := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := e.c.Revoke(ctx, s.s.Lease())
 		cancel()
+		e.logf("revoke lease %x: %v", int64(s.s.Lease()), err)
 		if err == nil {
 			e.rec.Close(s.id, s.used, call, time.Now(), Refused(spec.OK))
 			return
@@ -164,6 +190,7 @@ func (e *etcdFenced) Acquire(ctx context.Context, resource string, wait time.Dur
 		if err == nil {
 			ret := time.Now()
 			token := uint64(resp.Kvs[0].CreateRevision)
+			e.logf("granted %s at %v: token %d, lease %x", resource, ret, token, int64(s.s.Lease()))
 			e.rec.Acquire(s.id, resource, wait, call, ret, Granted(token))
 			return &grant{resource: resource, token: token, at: ret, lock: m}, nil
 		}
@@ -248,5 +275,7 @@ func (e *etcdFenced) Holds(ctx context.Context, g *grant) (bool, error) {
 			return true, nil
 		}
 	}
+	e.logf("hold of %s (token %d, lease %x) not held at revision %d by member %x: %d keys", g.resource, g.token,
+		int64(e.sess.s.Lease()), resp.Header.Revision, resp.Header.MemberId, len(resp.Kvs))
 	return false, nil
 }

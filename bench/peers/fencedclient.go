@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -80,10 +81,10 @@ func DialLockClient(ctx context.Context, system, addr string, rec *Recorder, ttl
 		return dialBouncerFenced(ctx, addr, rec, ttl)
 	case "etcd", "etcd-3":
 		return dialEtcdFenced(ctx, addr, rec, ttl)
-	case "redis-default", "redis-always":
-		return dialRedisFenced(ctx, addr, rec, ttl, seed)
+	case "redis-default", "redis-always", "redis-fenced":
+		return dialRedisFenced(ctx, addr, rec, ttl, seed, system == "redis-fenced")
 	}
-	return nil, fmt.Errorf("correctness: unknown system %q (want bouncer, bouncer-3, etcd, etcd-3, redis-default or redis-always)", system)
+	return nil, fmt.Errorf("correctness: unknown system %q (want one of %s)", system, strings.Join(CheckSystems, ", "))
 }
 
 // RunClient runs one client until cfg.End, then closes it.
@@ -124,6 +125,9 @@ func RunClient(ctx context.Context, cfg ClientConfig, stdout io.Writer) error {
 			d := lc.Deadline(g)
 			if !time.Now().Before(d) {
 				break // the lease may be gone: stop using what the lock protects
+			}
+			if k > 0 && time.Now().After(cfg.End) {
+				break // the run is over: let go
 			}
 			last = d
 			if k == 0 {

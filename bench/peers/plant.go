@@ -85,6 +85,23 @@ func Plant(cfg CorrectnessConfig, rows []CheckRow) ([]PlantedCheck, error) {
 		Plant:  "the first hold read in time answered as no longer held (a service that forgot a grant it acknowledged)",
 		Caught: v.Lost > 0, Detail: fmt.Sprintf("%d lost of %d holds read", v.Lost, v.Checks)})
 
+	// Tokens that go back: every grant after the run's middle gets a
+	// token below the first grant's, as from a counter that restarted.
+	mid := int64(cfg.Duration) / 2
+	reset := NewFencedStore(time.Time{})
+	log = nil
+	for _, w := range src.Log {
+		if w.Grant > mid {
+			w.Token = max(1, w.Token%2)
+		}
+		w.Accepted = reset.Write(w.Client, w.Resource, w.Token, w.Grant)
+		log = append(log, w)
+	}
+	v = Judge(src.Beliefs, log, resourcesOf(src.Beliefs), 0, int64(cfg.Duration))
+	out = append(out, PlantedCheck{Checker: "writes of the newest grant refused", Source: name,
+		Plant:  "the tokens of the grants after the run's middle set to 1 (a token counter that restarted)",
+		Caught: v.NewestRefused > 0, Detail: fmt.Sprintf("%d writes of the newest grant refused", v.NewestRefused)})
+
 	log = append([]StoreWrite(nil), src.Log...)
 	for i := range log {
 		log[i].Accepted = true // a fence that lets everything through

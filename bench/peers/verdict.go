@@ -53,6 +53,12 @@ type Verdict struct {
 	// OutOfOrder: writes taken with a token lower than one taken before on
 	// the resource (the fence failing).
 	OutOfOrder int
+	// NewestRefused: writes of the newest grant of the resource that the
+	// fence refused, its token lower than an older grant's: the service's
+	// tokens went back (a holder locked out of what its lock protects).
+	NewestRefused int
+	// FirstNewestRefused is the first of them, if any.
+	FirstNewestRefused *StoreWrite
 	// FirstStale is the first stale write taken, if any.
 	FirstStale *StoreWrite
 	// Checks: holds whose lock the client asked the service about in
@@ -115,6 +121,11 @@ func Judge(beliefs []Belief, log []StoreWrite, resources []string, from, to int6
 			}
 		case stale:
 			v.StaleRefused++
+		case !w.Accepted:
+			v.NewestRefused++
+			if v.FirstNewestRefused == nil {
+				v.FirstNewestRefused = &log[i]
+			}
 		}
 		if !w.Accepted {
 			continue

@@ -42,6 +42,7 @@ func main() {
 	command := flag.String("command", "", "the command line to name in the report")
 	commit := flag.String("commit", "", "the commit to name in the report")
 	timeout := flag.Duration("timeout", 14*time.Minute, "give up after this long")
+	again := flag.Bool("report-again", false, "run nothing: write the report (-md) again from the last run's records in -work")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -55,6 +56,20 @@ func main() {
 		if err := peers.RunClient(ctx, cc, os.Stdout); err != nil {
 			log.Fatalf("correctness client %d: %v", cc.ID, err)
 		}
+		return
+	}
+	if *again {
+		if *work == "" || *md == "" {
+			log.Fatal("correctness: -report-again needs -work and -md")
+		}
+		rec, err := peers.LoadRecord(*work)
+		if err != nil {
+			log.Fatalf("correctness: %v", err)
+		}
+		if err := writeReport(*md, *plotPath, *pages, rec.Meta, rec.Rows, rec.Planted); err != nil {
+			log.Fatalf("correctness: %v", err)
+		}
+		fmt.Fprintf(os.Stderr, "correctness: wrote %s again from %s\n", *md, *work)
 		return
 	}
 	switch {
@@ -100,8 +115,11 @@ func main() {
 	if err != nil {
 		log.Fatalf("correctness: %v", err)
 	}
+	meta := peers.ReportMeta{Command: *command, Commit: *commit, Started: start, Took: time.Since(start), Config: cfg}
+	if err := peers.SaveRecord(peers.RunRecord{Meta: meta, Rows: rows, Planted: planted}); err != nil {
+		log.Fatalf("correctness: %v", err)
+	}
 	if *md != "" {
-		meta := peers.ReportMeta{Command: *command, Commit: *commit, Started: start, Took: time.Since(start), Config: cfg}
 		if err := writeReport(*md, *plotPath, *pages, meta, rows, planted); err != nil {
 			log.Fatalf("correctness: %v", err)
 		}
