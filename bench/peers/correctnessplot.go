@@ -126,6 +126,13 @@ var cpMetrics = []cpMetric{
 		}
 		return 0
 	}},
+	{"lost acknowledged grants", color.NRGBA{R: 140, G: 86, B: 75, A: 255}, func(r *CheckRow) int { return r.Lost }},
+	{"runs whose tokens went back", color.NRGBA{R: 127, G: 127, B: 127, A: 255}, func(r *CheckRow) int {
+		if r.NewestRefused > 0 {
+			return 1
+		}
+		return 0
+	}},
 	{"writes refused by the fence (no violation)", color.NRGBA{R: 44, G: 160, B: 44, A: 255}, func(r *CheckRow) int { return r.StaleRefused }},
 }
 

@@ -3,6 +3,7 @@ package peers
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +46,42 @@ func TestRecordRoundTrip(t *testing.T) {
 		got.System != "bouncer" || got.Checks != 1 || len(got.History) != 1 || len(got.Beliefs) != 1 || !got.Beliefs[0].Held ||
 		len(got.Log) != 1 || got.Log[0].Token != 1 {
 		t.Fatalf("read back %+v", rec)
+	}
+}
+
+// The report shows the table, the violation's excerpt with its pages, the
+// planted faults, and a second run's table.
+func TestReportShowsViolationsAndSecondRun(t *testing.T) {
+	cfg := CorrectnessConfig{Work: "/w", Systems: []string{"bouncer", "redis-default"}, Faults: []string{"pause-client"},
+		Seeds: []uint64{1}, Clients: 3, Resources: 2, Duration: 10 * time.Second, TTL: 3 * time.Second}
+	stale := StoreWrite{At: 90, Client: 1, Resource: "r0", Grant: 10, Accepted: true}
+	rows := []CheckRow{
+		{System: "bouncer", Fault: "pause-client", Seed: 1, Dir: "/w/bouncer-pause-client-1", Linearizable: "ok"},
+		{System: "redis-default", Fault: "pause-client", Seed: 1, Dir: "/w/redis-default-pause-client-1", Linearizable: "illegal",
+			Check: "history.jsonl: Illegal", Log: []StoreWrite{{At: 50, Client: 0, Resource: "r0", Grant: 20, Accepted: true}, stale},
+			Verdict: Verdict{StaleAccepted: 1, FirstStale: &stale, Writes: 2}},
+	}
+	meta := ReportMeta{Command: "bench/peers/correctness.sh", Commit: "abc", Config: cfg, Pages: "pages"}
+	second := &RunRecord{Meta: ReportMeta{Command: "bench/peers/correctness.sh -seeds 3", Config: cfg}, Rows: rows[:1]}
+	var b strings.Builder
+	if err := WriteCorrectnessReport(&b, meta, rows, []PlantedCheck{{Checker: "stale writes at the store", Caught: true}}, second); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"| redis-default | pause-client | 1 | 0/1 ok, **1 illegal** |",
+		"#### redis-default, pause-client, seed 1",
+		"(pages/redis-default-pause-client-1.porcupine.html)",
+		`"client":1,"resource":"r0","token":0,"grant":10,"accepted":true`,
+		"| stale writes at the store |",
+		"## A second run with other seeds",
+		"`bench/peers/correctness.sh -seeds 3`",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	if strings.Contains(md, "#### bouncer, pause-client") {
+		t.Error("an excerpt for a run without a violation")
 	}
 }

@@ -5,6 +5,7 @@ package peers
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -128,48 +129,15 @@ func CopyPages(dir string, shown []*CheckRow) error {
 }
 
 // WriteCorrectnessReport writes the report in markdown.
-func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, planted []PlantedCheck) error {
+// again, if not nil, is a second run with other seeds, whose table is shown
+// beside the first's.
+func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, planted []PlantedCheck, again *RunRecord) error {
 	var b bytes.Buffer
 	cfg := meta.Config
-	cells := map[[2]string]*cell{}
-	for i := range rows {
-		k := [2]string{rows[i].System, rows[i].Fault}
-		if cells[k] == nil {
-			cells[k] = &cell{}
-		}
-		cells[k].add(&rows[i])
-	}
 	b.WriteString(correctnessPreamble)
 	fmt.Fprintf(&b, "## Results (%s, at %s)\n\n", meta.Started.UTC().Format("2006-01-02 15:04"), meta.Commit)
-	fmt.Fprintf(&b, "`%s`: %d systems x %d faults x %d seeds (%v), %d client processes on %d resources, %v per run, "+
-		"leases of %v; %s on %d cores (%s/%s).\n\n", meta.Command, len(cfg.Systems), len(cfg.Faults), len(cfg.Seeds),
-		cfg.Seeds, cfg.Clients, cfg.Resources, cfg.Duration, cfg.TTL, meta.Took.Round(time.Second), runtime.NumCPU(),
-		runtime.GOOS, runtime.GOARCH)
-	b.WriteString("| system | fault | runs | linearizable (`bouncer check`) | client-view overlaps (total, longest) | " +
-		"lost acknowledged grants (of holds read) | stale writes taken | stale writes refused by the fence | " +
-		"taken out of token order | newest grant's writes refused | availability | writes |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, f := range cfg.Faults {
-		for _, s := range cfg.Systems {
-			c := cells[[2]string{s, f}]
-			if c == nil {
-				continue
-			}
-			lin := fmt.Sprintf("%d/%d ok", c.lin, c.runs)
-			if c.illegal > 0 {
-				lin += fmt.Sprintf(", **%d illegal**", c.illegal)
-			}
-			if c.unknown > 0 {
-				lin += fmt.Sprintf(", %d unknown", c.unknown)
-			}
-			ov := "0"
-			if c.overlaps > 0 {
-				ov = fmt.Sprintf("**%d** (%v, %v)", c.overlaps, c.overlapTime.Round(time.Millisecond), c.overlapMax.Round(time.Millisecond))
-			}
-			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s of %d | %s | %d | %s | %s | %.0f%% | %d |\n", s, f, c.runs, lin, ov,
-				bold(c.lost), c.checks, bold(c.staleTaken), c.staleRefused, bold(c.ooo), bold(c.newestRefused), 100*c.avail/float64(c.runs), c.writes)
-		}
-	}
+	runLine(&b, meta)
+	verdictTable(&b, cfg, rows)
 	if meta.Plot != "" {
 		fmt.Fprintf(&b, "\n![Timelines of one run per system, and the violations of every run](%s)\n\n"+
 			"Above, one run of each system (its lowest seed, under pause-client): each client's holds on each resource "+
@@ -197,9 +165,63 @@ func WriteCorrectnessReport(w io.Writer, meta ReportMeta, rows []CheckRow, plant
 	if len(shown) == 0 {
 		b.WriteString("\nNone.\n")
 	}
+	if again != nil {
+		b.WriteString("\n## A second run with other seeds\n\n")
+		fmt.Fprintf(&b, "To see that the verdicts do not hang on the seeds (%s, at %s):\n\n", again.Meta.Started.UTC().Format("2006-01-02 15:04"), again.Meta.Commit)
+		runLine(&b, again.Meta)
+		verdictTable(&b, again.Meta.Config, again.Rows)
+		b.WriteString("\nIts records are in " + again.Meta.Config.Work + ".\n")
+	}
 	b.WriteString(correctnessNotes)
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// runLine says how a run was made.
+func runLine(b *bytes.Buffer, meta ReportMeta) {
+	cfg := meta.Config
+	fmt.Fprintf(b, "`%s`: %d systems x %d faults x %d seeds (%v), %d client processes on %d resources, %v per run, "+
+		"leases of %v; %s on %d cores (%s/%s).\n\n", meta.Command, len(cfg.Systems), len(cfg.Faults), len(cfg.Seeds),
+		cfg.Seeds, cfg.Clients, cfg.Resources, cfg.Duration, cfg.TTL, meta.Took.Round(time.Second), runtime.NumCPU(),
+		runtime.GOOS, runtime.GOARCH)
+}
+
+// verdictTable is the table of verdicts per fault and system, summed over
+// the seeds.
+func verdictTable(b *bytes.Buffer, cfg CorrectnessConfig, rows []CheckRow) {
+	cells := map[[2]string]*cell{}
+	for i := range rows {
+		k := [2]string{rows[i].System, rows[i].Fault}
+		if cells[k] == nil {
+			cells[k] = &cell{}
+		}
+		cells[k].add(&rows[i])
+	}
+	b.WriteString("| system | fault | runs | linearizable (`bouncer check`) | client-view overlaps (total, longest) | " +
+		"lost acknowledged grants (of holds read) | stale writes taken | stale writes refused by the fence | " +
+		"taken out of token order | newest grant's writes refused | availability | writes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, f := range cfg.Faults {
+		for _, s := range cfg.Systems {
+			c := cells[[2]string{s, f}]
+			if c == nil {
+				continue
+			}
+			lin := fmt.Sprintf("%d/%d ok", c.lin, c.runs)
+			if c.illegal > 0 {
+				lin += fmt.Sprintf(", **%d illegal**", c.illegal)
+			}
+			if c.unknown > 0 {
+				lin += fmt.Sprintf(", %d unknown", c.unknown)
+			}
+			ov := "0"
+			if c.overlaps > 0 {
+				ov = fmt.Sprintf("**%d** (%v, %v)", c.overlaps, c.overlapTime.Round(time.Millisecond), c.overlapMax.Round(time.Millisecond))
+			}
+			fmt.Fprintf(b, "| %s | %s | %d | %s | %s | %s of %d | %s | %d | %s | %s | %.0f%% | %d |\n", s, f, c.runs, lin, ov,
+				bold(c.lost), c.checks, bold(c.staleTaken), c.staleRefused, bold(c.ooo), bold(c.newestRefused), 100*c.avail/float64(c.runs), c.writes)
+		}
+	}
 }
 
 func bold(n int) string {
@@ -229,6 +251,7 @@ func excerpt(b *bytes.Buffer, r *CheckRow, pages string) {
 			fmt.Fprintf(b, "Its pages, as `bouncer check` wrote them: [the replay](%s.html) and [Porcupine's visualization](%s.porcupine.html).\n\n", p, p)
 		}
 	}
+	earlyExpiries(b, r)
 	if len(r.Overlaps) > 0 {
 		o := r.Overlaps[0]
 		fmt.Fprintf(b, "Client %d and client %d both believed they held %s from %s to %s (%v); their beliefs and the history on %s:\n\n```\n",
@@ -260,6 +283,55 @@ func excerpt(b *bytes.Buffer, r *CheckRow, pages string) {
 			s.Client, ms(s.Grant), s.Resource, s.Token, s.Resource)
 		storeBefore(b, r.Log, s)
 	}
+}
+
+// earlyExpiries shows the sessions the service ended before their lease
+// could have run out (an expiry that returned before its call: the client
+// learned of the end before its own count of the lease ran out), with what
+// the client's log says of the lease (etcd's client logs its renewals; the
+// history's session id carries the lease id, see SessionOf).
+func earlyExpiries(b *bytes.Buffer, r *CheckRow) {
+	var early []linearizability.Entry
+	for _, e := range r.History {
+		if e.Expiry() && e.Known && e.Return < e.Call {
+			early = append(early, e)
+		}
+	}
+	if len(early) == 0 {
+		return
+	}
+	b.WriteString("The service ended a session before its lease could have run out: the expiry's call is when the " +
+		"client's count of the lease (from its last answered renewal) would have run out, its return when the client " +
+		"learned the session was gone:\n\n```\n")
+	for _, e := range early {
+		j, _ := json.Marshal(e)
+		fmt.Fprintf(b, "%s\n", j)
+	}
+	b.WriteString("```\n")
+	for _, e := range early[:min(len(early), 2)] {
+		lease := fmt.Sprintf("%x", binary.BigEndian.Uint64(e.Input.Session[4:12]))
+		lines := logLines(filepath.Join(r.Dir, fmt.Sprintf("client-%d.log", e.Client)), lease, 4)
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "\nClient %d's log on lease %s, last lines:\n\n```\n%s\n```\n", e.Client, lease, strings.Join(lines, "\n"))
+	}
+	b.WriteString("\n")
+}
+
+// logLines is the last n lines of the file at path that contain s.
+func logLines(path, s string, n int) []string {
+	f, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(f), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out[max(0, len(out)-n):]
 }
 
 // storeBefore prints the store's last writes on s's resource up to s.

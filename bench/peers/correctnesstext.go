@@ -96,35 +96,63 @@ checking its lease, before preparing its first write):
 const correctnessNotes = `
 ## Reading the table
 
-**A client paused past its lease** shows no client-view overlap in any system, and every history is
-linearizable: each client's belief ends at its own count of the lease, which runs out during the pause,
-and the lock went to another client only after the server too had let it go (Bouncer and etcd when the
-session's lease ran out, Redis when the key's PX did). What the lock service sees is a lease that ran
-out, which is correct. The harm is in the resource: the paused client checked its lease before the
-pause and, on waking, sends the write it had prepared. For Bouncer and etcd the store refuses it, since a
-later holder has written with a higher token (one refusal per run: the write an unfenced resource would
-have taken). The Redis recipe has no token, so the store takes it (one stale write per run, with
-appendfsync always as with the defaults: durability does not help here). This is the classic case for
-fencing; a Redis variant that hands out a token (Redisson-style, not run here) would let the store
-refuse it.
+**A client paused past its lease** (pause-client): no system shows a client-view overlap or a lost grant,
+and every history checks. The paused client's belief ends at its own count of the lease, which runs out
+during the pause, and the service gives the lock to another client only once the lease has run out there
+too. The harm is in the resource: the paused client checked its lease before the pause and, on waking,
+sends the write it had prepared. Bouncer, etcd and redis-fenced hand out tokens, and the store refuses that
+write (one refusal per run: a write an unfenced resource would have taken). The plain Redis recipe has no
+token, so the store takes it (one stale write per run, with ` + "`appendfsync always`" + ` as with the defaults:
+durability does not help here). This is the classic case for fencing, and a token counter beside the key
+is enough to make Redis's recipe refuse it.
 
-**A server killed and restarted** within a hold: Redis with its defaults keeps its keys only in memory
-(its RDB snapshots come after 60 s at the earliest), so the restarted server has forgotten the lock; the
-holder still believes it holds it (its validity runs 3 s from its SET) and learns otherwise only when
-its release finds the key gone. The history is not linearizable either way: the check names a session
-that ended before its lease could have run out (a lost acknowledged grant). When another client asks
-for the resource before the holder is done, its SET NX succeeds and both write: a client-view overlap
-of about the rest of the hold, and stale writes taken; when none does, as in some runs below, the loss
-shows only in the history. With ` + "`--appendfsync always`" + ` the key is on disk before the answer and the
-restarted server still has it. Bouncer (fsync before every answer) and etcd (WAL fsynced, leases renewed
-when it restarts) show none.
+**A server paused for two leases** (pause-server): the clients' counts of their leases run out during
+the pause, so nobody believes it holds a lock when the server wakes up and ends every lease at once.
+A lone server stops everyone while it is stopped (availability falls); a group elects another leader
+and goes on. etcd's group is the exception: in some runs a lease ends about a second after etcd answered
+a renewal of it with its full 3 s, right after the paused leader woke up; the client learns it at its
+next renewal ("requested lease not found", from a member that was never paused), and a lock it held
+then was lost with the lease. The history check names it ("session ... ended by 8.3s, before its lease
+could have run out at 10.5s"), and the excerpt below shows the client's own log of its renewals. Our
+reading of etcd's code is that the leader that wakes up still takes itself for the leader for a moment,
+finds every lease expired (no renewal reached it for six seconds) and proposes their revocation, which
+the new leader commits: etcd checks that it still leads before it revokes, but skips that check while
+its raft ticks are recent, as they are a moment after a paused process continues. Whether it strikes
+depends on how the wake-up falls (in a separate run of this fault alone, 3 seeds of 8). In Bouncer, a
+session's expiry is an entry of the log stamped with the leader's time: a leader that wakes up after it
+was replaced cannot commit one.
+
+**A server killed and restarted** (kill-server): Redis with its defaults keeps its keys in memory only
+(its RDB snapshots come after 60 s at the earliest), so the restarted server has forgotten the lock.
+The holder's read at the end of its hold finds the key gone (a lost acknowledged grant); when another
+client asks before that, its ` + "`SET NX`" + ` succeeds and both write (a client-view overlap of the rest of the
+hold, and stale writes taken); the history fails either way. redis-fenced forgets its token counter too:
+the next grant's token starts again at 1, below those before the restart, so the fence refuses the new
+holder's writes while the old holder, which still believes, goes on writing: the store keeps its order,
+but the lock protects nothing for the new holder until the counter passes its old value (the newest
+grant's writes refused). With ` + "`--appendfsync always`" + ` the key and the counter are on disk before the
+answer. Bouncer (fsync before every answer) and etcd (its WAL fsynced) show none, alone or as a group
+whose leader is killed.
+
+**The leader cut off from its members** (partition-leader): both groups elect another leader on the
+majority's side, and the clients, which reach every member, follow it; no violation in either. The cut-off
+leader cannot commit anything, and reads go through the leader's quorum in both (Bouncer's ReadIndex,
+etcd's linearizable reads).
+
+**Availability** is the share of time some client believed it held each lock; a run's three clients keep
+a lock held about 70% of the time without faults. It falls where the fault stops the service (a lone
+server paused: nobody can lock for 6 s of the 10) and where the clients wait out a lease.
 
 ## Not covered yet
 
-- Faults: pausing the server, and for groups killing or partitioning the leader, with etcd as three
-  members; a Redisson-style fenced Redis variant.
-- Lost acknowledged grants as a column of their own (they show as the linearizability failure above),
-  and a plot.
-- Porcupine's pages: the run checks each history with the checker ` + "`bouncer check`" + ` runs but writes no
-  pages (on a failed Redis history they take minutes); the command beside each failure writes them.
+- Faults: a partition that cuts the clients off from the leader but not the members from each other, or
+  one member from one other; clock jumps; disk faults. Bouncer's simulator runs these (and more) against
+  Bouncer alone.
+- The workload takes exclusive locks only, on two resources, with three clients; no shared modes,
+  conversions or semaphores, and no Redlock (several Redis masters).
+- Runs on real processes are not repeatable to the millisecond: the faults strike on a fixed schedule,
+  but what a fault meets depends on the machine's timing, so a violation that needs a narrow window
+  (etcd's early lease end above) shows in some seeds and not others.
+- Porcupine's pages are written for the failed checks only (` + "`bouncer check --html`" + ` writes them for any
+  history).
 `

@@ -43,6 +43,7 @@ func main() {
 	commit := flag.String("commit", "", "the commit to name in the report")
 	timeout := flag.Duration("timeout", 14*time.Minute, "give up after this long")
 	again := flag.Bool("report-again", false, "run nothing: write the report (-md) again from the last run's records in -work")
+	also := flag.String("also", "", "the work directory (-work) of a second run with other seeds, whose table the report shows too")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -66,7 +67,7 @@ func main() {
 		if err != nil {
 			log.Fatalf("correctness: %v", err)
 		}
-		if err := writeReport(*md, *plotPath, *pages, rec.Meta, rec.Rows, rec.Planted); err != nil {
+		if err := writeReport(*md, *plotPath, *pages, *also, rec.Meta, rec.Rows, rec.Planted); err != nil {
 			log.Fatalf("correctness: %v", err)
 		}
 		fmt.Fprintf(os.Stderr, "correctness: wrote %s again from %s\n", *md, *work)
@@ -120,7 +121,7 @@ func main() {
 		log.Fatalf("correctness: %v", err)
 	}
 	if *md != "" {
-		if err := writeReport(*md, *plotPath, *pages, meta, rows, planted); err != nil {
+		if err := writeReport(*md, *plotPath, *pages, *also, meta, rows, planted); err != nil {
 			log.Fatalf("correctness: %v", err)
 		}
 		fmt.Fprintf(os.Stderr, "correctness: wrote %s\n", *md)
@@ -128,8 +129,17 @@ func main() {
 }
 
 // writeReport writes the report at md, the plot at plotPath and the failed
-// checks' pages into pages ("": beside md, named after it).
-func writeReport(md, plotPath, pages string, meta peers.ReportMeta, rows []peers.CheckRow, planted []peers.PlantedCheck) error {
+// checks' pages into pages ("": beside md, named after it), with the table
+// of the run in also too (if not "").
+func writeReport(md, plotPath, pages, also string, meta peers.ReportMeta, rows []peers.CheckRow, planted []peers.PlantedCheck) error {
+	var second *peers.RunRecord
+	if also != "" {
+		rec, err := peers.LoadRecord(also)
+		if err != nil {
+			return fmt.Errorf("-also: %w", err)
+		}
+		second = &rec
+	}
 	name := filepath.Join(filepath.Dir(md), strings.ToLower(strings.TrimSuffix(filepath.Base(md), filepath.Ext(md))))
 	if plotPath == "" {
 		plotPath = name + ".png"
@@ -153,7 +163,7 @@ func writeReport(md, plotPath, pages string, meta peers.ReportMeta, rows []peers
 	if err != nil {
 		return err
 	}
-	if err := peers.WriteCorrectnessReport(f, meta, rows, planted); err != nil {
+	if err := peers.WriteCorrectnessReport(f, meta, rows, planted, second); err != nil {
 		_ = f.Close()
 		return err
 	}
