@@ -301,8 +301,8 @@ func earlyExpiries(b *bytes.Buffer, r *CheckRow) {
 		return
 	}
 	b.WriteString("The service ended a session before its lease could have run out: the expiry's call is when the " +
-		"client's count of the lease (from its last answered renewal) would have run out, its return when the client " +
-		"learned the session was gone:\n\n```\n")
+		"client's own count of the lease (from its last answered renewal, or for Redis its SET) would have run out, " +
+		"its return when the client learned the session was gone:\n\n```\n")
 	for _, e := range early {
 		j, _ := json.Marshal(e)
 		fmt.Fprintf(b, "%s\n", j)

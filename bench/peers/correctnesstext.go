@@ -9,15 +9,16 @@ lock, and would fencing have saved them? One command runs the same workload and 
 against each system and judges each with the same checkers:
 
 ` + "```sh" + `
-bench/peers/correctness.sh                 # every system, fault and seed below: about 7 minutes here
-bench/peers/correctness.sh -seeds 3,4 -md /tmp/c.md   # other seeds; cmd/correctness -h lists the flags
+bench/peers/correctness.sh             # every system, fault and seed below: about 11 minutes here
+CORRECTNESS_WORK=/tmp/c34 bench/peers/correctness.sh -seeds 3,4 -md /tmp/c34.md   # other seeds
+bench/peers/correctness.sh -report-again -also /tmp/c34/runs    # this page again, with both runs' tables
 ` + "```" + `
 
 ## What runs
 
 Everything is a process of its own on 127.0.0.1: the server (` + "`bouncer serve`" + `, Pebble, fsync before
-every acknowledgement; ` + "`cmd/etcdnode`" + `, embedded etcd with its defaults; ` + "`redis-server`" + `
-from Debian with its defaults, **redis-default** and **redis-fenced**, or with
+every acknowledgement; ` + "`cmd/etcdnode`" + `, embedded etcd 3.7 with its defaults; ` + "`redis-server`" + `
+7.0 from Debian with its defaults, **redis-default** and **redis-fenced**, or with
 ` + "`--appendonly yes --appendfsync always`" + `, **redis-always**), or a group of three members for **bouncer-3** and **etcd-3** (raft in both; the
 clients are given every member's address), three client processes, and the harness, which holds the
 **fenced store**: a small store, shared by the clients of one run over loopback HTTP, that refuses a
