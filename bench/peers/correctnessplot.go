@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"image/color"
 	"math"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -222,15 +221,7 @@ func WriteCorrectnessPlot(path string, rows []CheckRow, systems, faults []string
 	}
 	legend(region(dc, plotW, cpWidth, 0, top), summaryLegend())
 
-	f, err := os.Create(path)
-	if err != nil {
-		return false, err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		_ = f.Close()
-		return false, err
-	}
-	return true, f.Close()
+	return true, writePNG(path, img)
 }
 
 // timelineRun picks the run the timelines show: pause-client, else the

@@ -95,25 +95,37 @@ type etcdWLocked struct{ rw *recipe.RWMutex }
 
 func (h etcdWLocked) Unlock(context.Context) error { return h.rw.Unlock() }
 
-// etcdStatus asks every member of an etcd cluster for its status (the
-// maintenance API) and returns the leader's index in addrs, and whether the
-// cluster is whole: every member answers, names the same leader and has
-// applied within groupLagMax entries of the highest raft index.
-func etcdStatus(ctx context.Context, addrs []string) (int, bool, error) {
+// etcdStatuses asks every member of an etcd cluster for its status (the
+// maintenance API), by index in addrs: nil for a member that did not answer.
+func etcdStatuses(ctx context.Context, addrs []string) ([]*clientv3.StatusResponse, error) {
 	c, err := clientv3.New(clientv3.Config{Endpoints: addrs, DialTimeout: 2 * time.Second,
 		Context: ctx, Logger: zap.NewNop()})
 	if err != nil {
-		return -1, false, fmt.Errorf("etcd status: %w", err)
+		return nil, fmt.Errorf("etcd status: %w", err)
 	}
 	defer c.Close()
+	sts := make([]*clientv3.StatusResponse, len(addrs))
+	for i, a := range addrs {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		sts[i], _ = c.Status(sctx, a)
+		cancel()
+	}
+	return sts, nil
+}
+
+// etcdStatus returns the leader's index in addrs, and whether the cluster
+// is whole: every member answers, names the same leader and has applied
+// within groupLagMax entries of the highest raft index.
+func etcdStatus(ctx context.Context, addrs []string) (int, bool, error) {
+	sts, err := etcdStatuses(ctx, addrs)
+	if err != nil {
+		return -1, false, err
+	}
 	lead, whole := -1, true
 	var leaderID, top uint64
 	applied := make([]uint64, len(addrs))
-	for i, a := range addrs {
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		st, err := c.Status(sctx, a)
-		cancel()
-		if err != nil {
+	for i, st := range sts {
+		if st == nil {
 			whole = false
 			continue
 		}

@@ -10,7 +10,7 @@ package peers
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/internal/linkproxy"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // pairLinks are the TCP proxies of a group of n: links[i][j] carries
@@ -174,22 +172,14 @@ func (h *httpLinks) close() {
 
 // etcdMemberIDs asks each member (by index) for its member id.
 func etcdMemberIDs(ctx context.Context, addrs []string) ([]uint64, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: addrs, DialTimeout: 2 * time.Second,
-		Context: ctx, Logger: zap.NewNop()})
+	sts, err := etcdStatuses(ctx, addrs)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
 	ids := make([]uint64, len(addrs))
-	for i, a := range addrs {
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		st, err := c.Status(sctx, a)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		if st.Header == nil || st.Header.MemberId == 0 {
-			return nil, errors.New("etcd status: no member id")
+	for i, st := range sts {
+		if st == nil || st.Header == nil || st.Header.MemberId == 0 {
+			return nil, fmt.Errorf("etcd status: member %d gave no member id", i+1)
 		}
 		ids[i] = st.Header.MemberId
 	}
