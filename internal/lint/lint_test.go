@@ -89,7 +89,7 @@ var allowedImports = map[string][]string{
 	"linearizability": {"spec"},
 	"sim":             {"engine", "replica", "client", "spec", "linearizability"},
 	"server":          {"engine", "replica", "cluster", "api", "spec", "wire", "sequencer"},
-	"bench":           {"spec", "engine", "api", "wire", "client", "server", "linearizability"},
+	"bench":           {"spec", "engine", "api", "wire", "client", "server", "linearizability", "internal"}, // internal/linkproxy: bench/peers' partitions
 	"cmd":             {"spec", "sequencer", "engine", "replica", "cluster", "peer", "api", "wire", "client", "server", "sim", "linearizability", "bench", "internal"},
 	"internal":        {},
 	"tla":             {},
