@@ -81,12 +81,9 @@ interrupted (status 0), or 69 if the node refuses the watch.`,
 			if f.json {
 				return usageError("--json goes with --observe")
 			}
-			argv := args[1:]
-			if len(argv) > 0 && argv[0] == "--" { // flags end at NAME, so -- reaches us
-				argv = argv[1:]
-			}
-			if len(argv) == 0 {
-				return usageError("elect needs a command to run after NAME (or --observe)")
+			argv, err := commandAfterName("elect", args)
+			if err != nil {
+				return usageError("%v (or --observe)", err)
 			}
 			return runElected(cmd.Context(), f, args[0], argv)
 		},
@@ -109,19 +106,10 @@ func runElected(ctx context.Context, f electFlags, name string, argv []string) e
 	if f.grace < 0 || f.grace > electGraceMax {
 		return usageError("--grace %v: must be within [0, %v]", f.grace, electGraceMax)
 	}
-	if err := checkTTL(f.ttl); err != nil {
-		return err
-	}
-	if err := checkWait(f.wait); err != nil {
-		return err
-	}
-	if err := checkName(name); err != nil {
-		return err
-	}
 	if lim := spec.DefaultLimits(); len(f.value) > lim.ValueBytesMax {
 		return usageError("--value: %d bytes exceeds ValueBytesMax %d", len(f.value), lim.ValueBytesMax)
 	}
-	if err := checkCommand(argv[0]); err != nil {
+	if err := checkStanding(f.ttl, f.wait, name, argv[0]); err != nil {
 		return err
 	}
 	if f.value == "" {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bouncer-dlm/bouncer/client"
+	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/stretchr/testify/require"
 )
 
@@ -85,6 +86,9 @@ func TestE2EBadFlagsAreUsageErrors(t *testing.T) {
 		{[]string{"lock", "--addr", dead, "--wait", "-1s", "x", "--", "true"}, "--wait -1s: must not be negative"},
 		{[]string{"lock", "--addr", dead, "--timeout", "0s", "x", "--", "true"}, "--timeout 0s: must be positive"},
 		{[]string{"lock", "--addr", dead, "", "--", "true"}, "NAME must not be empty"},
+		{[]string{"status", "--addr", dead, ""}, "NAME must not be empty"},
+		{[]string{"watch", "--addr", dead, strings.Repeat("n", spec.DefaultLimits().NameBytesMax+1)}, "exceeds NameBytesMax"},
+		{[]string{"elect", "--addr", dead, "e"}, "elect needs a command to run after NAME (or --observe)"},
 		{[]string{"elect", "--addr", dead, "--ttl", "0s", "e", "--", "true"}, "--ttl 0s: must be positive"},
 		{[]string{"elect", "--addr", dead, "--ttl", "-1s", "e", "--", "true"}, "--ttl -1s: must be positive"},
 		{[]string{"elect", "--addr", dead, "--wait", "-1s", "e", "--", "true"}, "--wait -1s: must not be negative"},

@@ -64,12 +64,9 @@ Exit statuses of its own (CMD did not run):
   (126 and 127 are checked before the lock is taken.)`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			argv := args[1:]
-			if argv[0] == "--" { // flags end at NAME, so -- reaches us
-				argv = argv[1:]
-			}
-			if len(argv) == 0 {
-				return usageError("lock needs a command to run after NAME")
+			argv, err := commandAfterName("lock", args)
+			if err != nil {
+				return err
 			}
 			return runLocked(cmd.Context(), f, args[0], argv)
 		},
@@ -102,16 +99,7 @@ func runLocked(ctx context.Context, f lockFlags, name string, argv []string) err
 	if f.permits != 0 {
 		mode = spec.PR
 	}
-	if err := checkTTL(f.ttl); err != nil {
-		return err
-	}
-	if err := checkWait(f.wait); err != nil {
-		return err
-	}
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if err := checkCommand(argv[0]); err != nil {
+	if err := checkStanding(f.ttl, f.wait, name, argv[0]); err != nil {
 		return err
 	}
 	s, closeSession, err := openSession(ctx, f.clientFlags, f.ttl)

@@ -17,6 +17,36 @@ import (
 // What `lock` and `elect` share: a session opened from the client flags,
 // and a command run while something is held, stopped when it is lost.
 
+// commandAfterName is the command after NAME in args (flags end at NAME,
+// so a -- after it reaches the command's arguments); verb names the
+// command that wants it.
+func commandAfterName(verb string, args []string) ([]string, error) {
+	argv := args[1:]
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	if len(argv) == 0 {
+		return nil, usageError("%s needs a command to run after NAME", verb)
+	}
+	return argv, nil
+}
+
+// checkStanding checks, before anything is sent, what lock and elect
+// share: the session's TTL, the wait, NAME, and the command (found and
+// executable).
+func checkStanding(ttl, wait time.Duration, name, command string) error {
+	if err := checkTTL(ttl); err != nil {
+		return err
+	}
+	if err := checkWait(wait); err != nil {
+		return err
+	}
+	if err := checkName(name); err != nil {
+		return err
+	}
+	return checkCommand(command)
+}
+
 // openSession connects with f and opens a session of ttl (checked by the
 // caller: checkTTL). close closes the
 // session (releasing what it holds) and the connection.

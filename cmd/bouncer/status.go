@@ -77,6 +77,11 @@ func status(ctx context.Context, f statusFlags, args []string, out io.Writer) er
 		}
 		return waits(ctx, f, out)
 	}
+	if len(args) == 1 {
+		if err := checkName(args[0]); err != nil {
+			return err
+		}
+	}
 	var match tagMatch
 	if f.session != "" {
 		var err error

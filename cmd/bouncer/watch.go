@@ -58,6 +58,9 @@ func watch(ctx context.Context, f watchFlags, name string, out io.Writer) error 
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if err := checkName(name); err != nil {
+		return err
+	}
 	c, err := dial(f.clientFlags)
 	if err != nil {
 		return err
