@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/spec"
@@ -33,6 +34,12 @@ const (
 type clientFlags struct {
 	addr, tlsCA, tlsCert, tlsKey, tlsServerName, tokenFile string
 	timeout                                                time.Duration
+	label                                                  string // the session's label ("": the client's default)
+}
+
+// registerLabel adds --label, for the commands that open a session.
+func (f *clientFlags) registerLabel(fs *pflag.FlagSet) {
+	fs.StringVar(&f.label, "label", "", "what this session says it is, shown beside its tag by status and to waiters (default host/pid/program; at most 128 bytes)")
 }
 
 func (f *clientFlags) register(fs *pflag.FlagSet) {
@@ -66,6 +73,10 @@ func (f *clientFlags) connectTTL(ttl time.Duration) (*client.Client, error) {
 		return nil, usageError("%v", err)
 	}
 	cfg.TTL = ttl
+	if len(f.label) > spec.LabelBytesMax || !utf8.ValidString(f.label) {
+		return nil, usageError("--label: %d bytes, at most LabelBytesMax %d of UTF-8", len(f.label), spec.LabelBytesMax)
+	}
+	cfg.Label = f.label
 	c, err := client.Connect(cfg) // checks the list: empty members, repeats, its length
 	if err != nil {
 		return nil, usageError("--addr %q: %v", f.addr, strings.TrimPrefix(err.Error(), "client: "))

@@ -116,6 +116,21 @@ func TestE2ECLILabelsItsSession(t *testing.T) {
 	require.Contains(t, out, "["+want+"]")
 }
 
+// TestE2ELockLabel: lock --label gives the session the label asked for,
+// and status shows it (quoted, as it has spaces).
+func TestE2ELockLabel(t *testing.T) {
+	p := startNode(t, t.TempDir(), "127.0.0.1:0")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "lock", "--addr", p.addr, "--label", "nightly report on db1", "labelled", "--", "sleep", "3")
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Wait() }()
+	require.Eventually(t, func() bool {
+		code, out := run(t, "status", "--addr", p.addr, "labelled")
+		return code == 0 && strings.Contains(out, `["nightly report on db1"]`) // quoted: it has spaces
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
 // TestE2EWatchReconnects: watch --json goes on across a restart of the
 // node (the same address and data), and reports the state it finds
 // after it, each line timestamped.

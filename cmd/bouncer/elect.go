@@ -90,6 +90,7 @@ interrupted (status 0), or 69 if the node refuses the watch.`,
 	}
 	cmd.Flags().SetInterspersed(false)
 	f.register(cmd.Flags())
+	f.registerLabel(cmd.Flags())
 	cmd.Flags().StringVar(&f.value, "value", "", "what this candidate publishes as leader (its address, say) for observers (default HOST:PID)")
 	cmd.Flags().DurationVar(&f.ttl, "ttl", 10*time.Second, "session TTL: how soon another candidate leads if this process dies or pauses (1s to 1h)")
 	cmd.Flags().DurationVar(&f.grace, "grace", 10*time.Second, "how long CMD has to exit after SIGTERM before SIGKILL, once the leadership may be lost")

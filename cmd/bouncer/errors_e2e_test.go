@@ -89,6 +89,7 @@ func TestE2EBadFlagsAreUsageErrors(t *testing.T) {
 		{[]string{"status", "--addr", dead, ""}, "NAME must not be empty"},
 		{[]string{"watch", "--addr", dead, strings.Repeat("n", spec.DefaultLimits().NameBytesMax+1)}, "exceeds NameBytesMax"},
 		{[]string{"elect", "--addr", dead, "e"}, "elect needs a command to run after NAME (or --observe)"},
+		{[]string{"lock", "--addr", dead, "--label", strings.Repeat("l", spec.LabelBytesMax+1), "x", "--", "true"}, "--label: 129 bytes"},
 		{[]string{"elect", "--addr", dead, "--ttl", "0s", "e", "--", "true"}, "--ttl 0s: must be positive"},
 		{[]string{"elect", "--addr", dead, "--ttl", "-1s", "e", "--", "true"}, "--ttl -1s: must be positive"},
 		{[]string{"elect", "--addr", dead, "--wait", "-1s", "e", "--", "true"}, "--wait -1s: must not be negative"},

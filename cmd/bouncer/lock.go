@@ -73,6 +73,7 @@ Exit statuses of its own (CMD did not run):
 	}
 	cmd.Flags().SetInterspersed(false)
 	f.register(cmd.Flags())
+	f.registerLabel(cmd.Flags())
 	cmd.Flags().StringVar(&f.mode, "mode", "EX", "lock mode: NL CR CW PR PW EX, or shared, exclusive")
 	cmd.Flags().DurationVar(&f.ttl, "ttl", 10*time.Second, "session TTL: how soon the lock frees itself if this process dies (1s to 1h)")
 	cmd.Flags().DurationVar(&f.wait, "wait", 0, "give up after waiting this long (default 0: wait as long as the node allows; not negative)")
