@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -18,6 +19,8 @@ import (
 	"github.com/bouncer-dlm/bouncer/client"
 	"github.com/bouncer-dlm/bouncer/internal/linkproxy"
 	"github.com/bouncer-dlm/bouncer/peer"
+	"github.com/bouncer-dlm/bouncer/sequencer"
+	"github.com/bouncer-dlm/bouncer/spec"
 	"github.com/stretchr/testify/require"
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -433,5 +436,58 @@ func TestE2EClusterPeerBadInput(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	for _, p := range g.procs {
 		require.NoError(t, p.stop(t))
+	}
+}
+
+// TestE2EClusterSequencerAcrossFailover: a sequencer issued by the leader
+// of a group of three still checks as held after that leader is killed
+// (the new leader reads the same durable state, and checks token, mode and
+// grant instant; the signature is the old leader's, which a verifier
+// checks against every member's key), and as not held once the lock is
+// released.
+func TestE2EClusterSequencerAcrossFailover(t *testing.T) {
+	g := startGroup(t, 3)
+	lead := g.leader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := client.Connect(client.Config{Addrs: g.clients, TTL: 10 * time.Second})
+	require.NoError(t, err)
+	defer c.Close()
+	var keys []ed25519.PublicKey // every member's, each asked on its own, as a verifier would
+	for _, a := range g.clients {
+		one, err := client.Connect(client.Config{Addr: a})
+		require.NoError(t, err)
+		k, err := one.PublicKeys(ctx)
+		require.NoError(t, err)
+		keys = append(keys, k...)
+		require.NoError(t, one.Close())
+	}
+	require.Len(t, keys, 3, "each member has a key of its own")
+	s, err := c.NewSession(ctx)
+	require.NoError(t, err)
+	l, err := s.Lock(ctx, "job", spec.PW)
+	require.NoError(t, err)
+	text, err := l.Sequencer(ctx)
+	require.NoError(t, err)
+	seq, err := sequencer.Verify(text, keys)
+	require.NoError(t, err)
+	require.Equal(t, l.Token(), seq.Token)
+
+	g.procs[lead].kill()
+	require.NotEqual(t, lead, g.leader(15*time.Second), "the killed member still leads")
+	held, why, err := c.CheckSequencer(ctx, text)
+	require.NoError(t, err)
+	require.True(t, held, "after the failover the node says: %s", why)
+
+	require.NoError(t, l.Unlock(ctx))
+	held, why, err = c.CheckSequencer(ctx, text)
+	require.NoError(t, err)
+	require.False(t, held, "a released lock's sequencer checks as held")
+	require.NotEmpty(t, why)
+	require.NoError(t, s.Close(ctx))
+	for i, p := range g.procs {
+		if i != lead {
+			require.NoError(t, p.stop(t))
+		}
 	}
 }
