@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -166,6 +167,14 @@ func (g *group) size() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.members.Len()
+}
+
+// everyConn returns the conn of every member the client knows, by
+// address.
+func (g *group) everyConn() map[string]*grpc.ClientConn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return maps.Clone(g.conns)
 }
 
 // current returns the stay on the member to talk to.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	pb "github.com/bouncer-dlm/bouncer/api/bouncerv1"
@@ -93,8 +95,8 @@ func read[T any](ctx context.Context, c *Client, call func(context.Context, ...g
 }
 
 // PublicKeys returns the keys the node the client talks to signs
-// sequencers with (the leader, on a group: ask each member with its own
-// Client to trust the whole group's keys). Trusting keys fetched over an
+// sequencers with (on a group, the member it reaches: MemberPublicKeys
+// gives every member's). Trusting keys fetched over an
 // unauthenticated connection trusts that connection: prefer keys taken
 // from the node's host (`bouncer serve --print-public-key`), or use TLS.
 func (c *Client) PublicKeys(ctx context.Context) ([]ed25519.PublicKey, error) {
@@ -104,6 +106,40 @@ func (c *Client) PublicKeys(ctx context.Context) ([]ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	return publicKeysOf(resp)
+}
+
+// MemberPublicKeys asks every member of the group the client knows for
+// its keys and returns them all, each once: on a group every member signs
+// the sequencers it issues while it leads with a key of its own, so a
+// verifier that must still accept them after a failover trusts them all.
+// Every member must answer (before ctx ends). For a lone node it is
+// PublicKeys. The same warning holds: keys fetched over an
+// unauthenticated connection are as trustworthy as that connection.
+func (c *Client) MemberPublicKeys(ctx context.Context) ([]ed25519.PublicKey, error) {
+	conns := c.group.everyConn()
+	addrs := slices.Sorted(maps.Keys(conns))
+	var keys []ed25519.PublicKey
+	for _, a := range addrs {
+		resp, err := pb.NewLocksClient(conns[a]).PublicKey(ctx, &pb.PublicKeyRequest{}, grpc.WaitForReady(true))
+		if err != nil {
+			return nil, fmt.Errorf("client: member %s: %w", a, err)
+		}
+		ks, err := publicKeysOf(resp)
+		if err != nil {
+			return nil, fmt.Errorf("client: member %s: %w", a, err)
+		}
+		for _, k := range ks {
+			if !slices.ContainsFunc(keys, func(x ed25519.PublicKey) bool { return x.Equal(k) }) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys, nil
+}
+
+// publicKeysOf checks and returns the keys of a PublicKey answer.
+func publicKeysOf(resp *pb.PublicKeyResponse) ([]ed25519.PublicKey, error) {
 	if len(resp.Keys) > sequencer.KeysMax {
 		return nil, fmt.Errorf("client: the node answered %d keys, over KeysMax %d", len(resp.Keys), sequencer.KeysMax)
 	}

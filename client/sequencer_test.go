@@ -47,6 +47,9 @@ func TestSequencerNamesTheLock(t *testing.T) {
 	keys, err := c.PublicKeys(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, keys)
+	all, err := c.MemberPublicKeys(ctx) // a lone node: the same one key
+	require.NoError(t, err)
+	require.Equal(t, keys, all)
 	s, err := c.NewSession(ctx)
 	require.NoError(t, err)
 	l, err := s.Lock(ctx, "job", spec.PW)

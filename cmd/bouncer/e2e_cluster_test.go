@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -439,12 +440,12 @@ func TestE2EClusterPeerBadInput(t *testing.T) {
 	}
 }
 
-// TestE2EClusterSequencerAcrossFailover: a sequencer issued by the leader
-// of a group of three still checks as held after that leader is killed
-// (the new leader reads the same durable state, and checks token, mode and
-// grant instant; the signature is the old leader's, which a verifier
-// checks against every member's key), and as not held once the lock is
-// released.
+// TestE2EClusterSequencerAcrossFailover: a client's MemberPublicKeys gives
+// every member's key; a sequencer issued by the leader of a group of three
+// verifies against them and still checks as held after that leader is
+// killed (the new leader reads the same durable state, and checks token,
+// mode and grant instant; the signature is the old leader's), and as not
+// held once the lock is released.
 func TestE2EClusterSequencerAcrossFailover(t *testing.T) {
 	g := startGroup(t, 3)
 	lead := g.leader(10 * time.Second)
@@ -453,16 +454,18 @@ func TestE2EClusterSequencerAcrossFailover(t *testing.T) {
 	c, err := client.Connect(client.Config{Addrs: g.clients, TTL: 10 * time.Second})
 	require.NoError(t, err)
 	defer c.Close()
-	var keys []ed25519.PublicKey // every member's, each asked on its own, as a verifier would
-	for _, a := range g.clients {
+	keys, err := c.MemberPublicKeys(ctx) // every member's: the verifier of a group trusts them all
+	require.NoError(t, err)
+	require.Len(t, keys, 3, "each member has a key of its own")
+	for _, a := range g.clients { // each is the key that member itself shows
 		one, err := client.Connect(client.Config{Addr: a})
 		require.NoError(t, err)
 		k, err := one.PublicKeys(ctx)
 		require.NoError(t, err)
-		keys = append(keys, k...)
+		require.Len(t, k, 1)
+		require.True(t, slices.ContainsFunc(keys, func(x ed25519.PublicKey) bool { return x.Equal(k[0]) }), "member %s's key is missing", a)
 		require.NoError(t, one.Close())
 	}
-	require.Len(t, keys, 3, "each member has a key of its own")
 	s, err := c.NewSession(ctx)
 	require.NoError(t, err)
 	l, err := s.Lock(ctx, "job", spec.PW)
