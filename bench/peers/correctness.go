@@ -143,7 +143,6 @@ func (s *serverSpec) start(ctx context.Context, dir, logName string) (*Server, e
 // data after a kill, or a group of three whose leader takes the faults.
 type service struct {
 	endpoint string // what the clients dial
-	group    bool
 	// victim is the server process a fault strikes, by member index: the
 	// only server, or the group's leader when asked.
 	victim  func(ctx context.Context) (int, *Server, error)
@@ -190,7 +189,7 @@ func (cfg *CorrectnessConfig) service(ctx context.Context, sys, dir string) (*se
 	if err != nil {
 		return nil, err
 	}
-	return &service{endpoint: g.Endpoint(), group: true,
+	return &service{endpoint: g.Endpoint(),
 		victim: func(ctx context.Context) (int, *Server, error) {
 			i, err := g.Leader(ctx)
 			if err != nil {
@@ -285,7 +284,7 @@ func runCorrectnessOne(ctx context.Context, cfg CorrectnessConfig, sys, fault st
 		if victim, vsrv, err = svc.victim(ctx); err != nil {
 			return row, err
 		}
-		if svc.group {
+		if isGroup(sys) {
 			what = fmt.Sprintf("the leader (member %d)", victim+1)
 		}
 		defer func() { _ = vsrv.cmd.Process.Signal(syscall.SIGCONT) }()
